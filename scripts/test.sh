@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Quick start 2: the whole test suite. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WSPROBE_EXTRA_PKGS="tshark tcpdump python3 ${WSPROBE_EXTRA_PKGS:-}" source scripts/setup.sh
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== file analysis builds without libpcap"
+cargo check --no-default-features --quiet
+echo "== cargo test"
+cargo test --all-targets 2>&1 | tee target/test-output.txt

@@ -1,0 +1,177 @@
+//! Ping/pong pairing: pings and pongs in, round-trip times and unanswered/unsolicited counts out.
+//! A pong answers the oldest outstanding ping of the other side with the same payload
+//! (RFC 6455 §5.5.3: the pong echoes the ping's application data).
+
+use std::collections::VecDeque;
+
+use crate::diag::{Diagnostic, DiagnosticId, Side};
+use crate::report::model::PingRecord;
+
+/// Outstanding pings kept per side; a peer that pings without end cannot grow memory.
+const MAX_OUTSTANDING: usize = 64;
+/// Round-trip samples kept for the median.
+const MAX_SAMPLES: usize = 4096;
+
+#[derive(Debug)]
+struct Outstanding {
+    time: f64,
+    payload: Vec<u8>,
+}
+
+/// Pairs one connection's pings and pongs.
+#[derive(Debug, Default)]
+pub struct PingTracker {
+    outstanding: [VecDeque<Outstanding>; 2],
+    rtts: Vec<f64>,
+    rtt_min: Option<f64>,
+    rtt_max: Option<f64>,
+    record: PingRecord,
+}
+
+fn index(side: Side) -> usize {
+    match side {
+        Side::Client => 0,
+        Side::Server => 1,
+    }
+}
+
+impl PingTracker {
+    /// A ping from `side`. Earlier pings of that side still unanswered are reported: RFC 6455
+    /// lets an endpoint answer only the latest ping, but a peer that never answers is the
+    /// usual cause of keep-alive timeouts.
+    pub fn ping(&mut self, side: Side, time: f64, payload: &[u8], out: &mut Vec<Diagnostic>) {
+        match side {
+            Side::Client => self.record.client_pings += 1,
+            Side::Server => self.record.server_pings += 1,
+        }
+        let queue = &mut self.outstanding[index(side)];
+        while let Some(old) = queue.pop_front() {
+            self.record.unanswered += 1;
+            out.push(Diagnostic::new(
+                DiagnosticId::PingUnanswered,
+                Some(side.peer()),
+                Some(old.time),
+                format!(
+                    "{} ping sent at this time got no pong before the next ping {:.3} s later",
+                    side.as_str(),
+                    time - old.time
+                ),
+            ));
+        }
+        if queue.len() < MAX_OUTSTANDING {
+            queue.push_back(Outstanding {
+                time,
+                payload: payload.to_vec(),
+            });
+        }
+    }
+
+    /// A pong from `side`.
+    pub fn pong(&mut self, side: Side, time: f64, payload: &[u8], out: &mut Vec<Diagnostic>) {
+        let queue = &mut self.outstanding[index(side.peer())];
+        let matched = queue.iter().position(|p| p.payload == payload);
+        match matched {
+            Some(i) => {
+                let ping = queue.remove(i).expect("bug: index from position");
+                // Pings before the answered one are superseded, not lost: §5.5.3 allows
+                // answering only the most recent.
+                let rtt = (time - ping.time).max(0.0);
+                self.record.answered += 1;
+                self.rtt_min = Some(self.rtt_min.map_or(rtt, |m| m.min(rtt)));
+                self.rtt_max = Some(self.rtt_max.map_or(rtt, |m| m.max(rtt)));
+                if self.rtts.len() < MAX_SAMPLES {
+                    self.rtts.push(rtt);
+                }
+            }
+            None => {
+                self.record.unsolicited_pongs += 1;
+                out.push(Diagnostic::new(
+                    DiagnosticId::UnsolicitedPong,
+                    Some(side),
+                    Some(time),
+                    format!(
+                        "{} pong that answers no ping (allowed as a heartbeat)",
+                        side.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// The close handshake began or the connection ended: pings still outstanding never got
+    /// their pong.
+    pub fn settle(&mut self, reason: &str, out: &mut Vec<Diagnostic>) {
+        for side in [Side::Client, Side::Server] {
+            let queue = &mut self.outstanding[index(side)];
+            while let Some(old) = queue.pop_front() {
+                self.record.unanswered += 1;
+                out.push(Diagnostic::new(
+                    DiagnosticId::PingUnanswered,
+                    Some(side.peer()),
+                    Some(old.time),
+                    format!(
+                        "{} ping sent at this time got no pong before {reason}",
+                        side.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// The statistics so far.
+    pub fn record(&self) -> PingRecord {
+        let mut record = self.record.clone();
+        let ms = |s: f64| (s * 1e6).round() / 1e3;
+        record.rtt_min_ms = self.rtt_min.map(ms);
+        record.rtt_max_ms = self.rtt_max.map(ms);
+        if !self.rtts.is_empty() {
+            let mut sorted = self.rtts.clone();
+            sorted.sort_by(f64::total_cmp);
+            let mid = sorted.len() / 2;
+            let median = if sorted.len().is_multiple_of(2) {
+                (sorted[mid - 1] + sorted[mid]) / 2.0
+            } else {
+                sorted[mid]
+            };
+            record.rtt_median_ms = Some(ms(median));
+        }
+        record
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_by_payload_and_reports_the_rest() {
+        let mut t = PingTracker::default();
+        let mut d = Vec::new();
+        t.ping(Side::Client, 10.0, b"a", &mut d);
+        t.pong(Side::Server, 10.004, b"a", &mut d);
+        t.ping(Side::Client, 20.0, b"b", &mut d);
+        t.pong(Side::Server, 20.010, b"zz", &mut d);
+        t.ping(Side::Client, 30.0, b"c", &mut d);
+        t.settle("the close", &mut d);
+        let ids: Vec<_> = d.iter().map(|x| x.id).collect();
+        assert_eq!(
+            ids,
+            [
+                DiagnosticId::UnsolicitedPong,
+                DiagnosticId::PingUnanswered,
+                DiagnosticId::PingUnanswered
+            ]
+        );
+        let r = t.record();
+        assert_eq!(
+            (
+                r.client_pings,
+                r.answered,
+                r.unanswered,
+                r.unsolicited_pongs
+            ),
+            (3, 1, 2, 1)
+        );
+        assert_eq!(r.rtt_min_ms, Some(4.0));
+    }
+}

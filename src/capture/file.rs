@@ -1,0 +1,210 @@
+//! Saved captures: a pcap or pcapng byte stream (file or standard input) in, [`Packet`]s out.
+//! Uses pcap-parser's streaming reader, so memory stays constant whatever the file's size.
+
+use std::io::Read;
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
+
+use super::{InputSummary, LinkType, Packet};
+use crate::error::{Error, Result};
+
+/// Reader buffer: larger than any record (tcpdump's default snap length is 256 KiB and
+/// loopback packets with GRO reach 64 KiB+), so `BufferTooSmall` only means a corrupt length.
+const READ_BUFFER: usize = 4 << 20;
+
+/// Bytes read before the format is decided: more than any real section header block.
+const SNIFF_BYTES: usize = 64 * 1024;
+
+/// Timestamp resolution and offset of one pcapng interface.
+#[derive(Clone, Copy)]
+struct Interface {
+    link: LinkType,
+    units_per_second: u64,
+    offset_seconds: i64,
+}
+
+/// Reads every packet of `input` (a pcap or pcapng stream) and hands each to `on_packet`.
+///
+/// `on_progress` is called now and then with the number of bytes consumed so far.
+/// Damage part-way (a truncated or corrupt record) is recorded in the returned summary's
+/// `error`; only an input that is not a capture at all is an `Err`.
+pub fn read_capture<R, P, G>(
+    input: R,
+    path: &str,
+    mut on_packet: P,
+    mut on_progress: G,
+) -> Result<InputSummary>
+where
+    R: Read + Send,
+    P: FnMut(&Packet<'_>),
+    G: FnMut(u64),
+{
+    let mut summary = InputSummary {
+        path: path.to_string(),
+        ..InputSummary::default()
+    };
+    // create_reader reads once to sniff the format and parses the whole first block from that
+    // read: make sure it sees a whole header (a pcapng section header with options can be a few
+    // KiB) even from a pipe that delivers a few bytes at a time.
+    let mut input = input;
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    (&mut input)
+        .take(SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|source| Error::Open {
+            path: path.into(),
+            source,
+        })?;
+    if head.is_empty() {
+        return Err(Error::Empty { path: path.into() });
+    }
+    let magic = head
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let sniffed_pcapng = head.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]);
+    let stream = std::io::Cursor::new(head).chain(input);
+    let mut reader = match create_reader(READ_BUFFER, stream) {
+        Ok(r) => r,
+        Err(PcapError::Incomplete(_) | PcapError::UnexpectedEof) if !sniffed_pcapng => {
+            // Shorter than a pcap header but starting like one is a truncated capture.
+            if is_pcap_magic(&magic) {
+                summary.format = "pcap".into();
+                summary.error = Some("truncated file header".into());
+                return Ok(summary);
+            }
+            return Err(Error::NotACapture {
+                path: path.into(),
+                magic,
+            });
+        }
+        Err(_) => {
+            return Err(Error::NotACapture {
+                path: path.into(),
+                magic,
+            });
+        }
+    };
+    summary.format = if sniffed_pcapng { "pcapng" } else { "pcap" }.into();
+
+    let mut legacy_link = LinkType::ETHERNET;
+    let mut legacy_nanos = false;
+    let mut interfaces: Vec<Interface> = Vec::new();
+    let mut position: u64 = 0;
+    let mut last_progress: u64 = 0;
+    loop {
+        match reader.next() {
+            Ok((consumed, block)) => {
+                match block {
+                    PcapBlockOwned::LegacyHeader(header) => {
+                        legacy_link = LinkType(header.network.0);
+                        legacy_nanos = header.is_nanosecond_precision();
+                    }
+                    PcapBlockOwned::Legacy(record) => {
+                        let fraction = if legacy_nanos { 1e-9 } else { 1e-6 };
+                        let packet = Packet {
+                            ts: record.ts_sec as f64 + record.ts_usec as f64 * fraction,
+                            link: legacy_link,
+                            data: record.data,
+                            orig_len: record.origlen,
+                        };
+                        summary.packets += 1;
+                        summary.bytes += record.data.len() as u64;
+                        summary.saw_link(legacy_link);
+                        on_packet(&packet);
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        interfaces.push(Interface {
+                            link: LinkType(idb.linktype.0),
+                            // An invalid if_tsresol falls back to the default, microseconds.
+                            units_per_second: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                            offset_seconds: idb.ts_offset(),
+                        });
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        summary.packets += 1;
+                        summary.bytes += epb.data.len() as u64;
+                        match interfaces.get(epb.if_id as usize) {
+                            Some(iface) => {
+                                let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                                let ts = (raw / iface.units_per_second) as f64
+                                    + (raw % iface.units_per_second) as f64
+                                        / iface.units_per_second as f64
+                                    + iface.offset_seconds as f64;
+                                let caplen = (epb.caplen as usize).min(epb.data.len());
+                                summary.saw_link(iface.link);
+                                on_packet(&Packet {
+                                    ts,
+                                    link: iface.link,
+                                    data: &epb.data[..caplen],
+                                    orig_len: epb.origlen,
+                                });
+                            }
+                            None => summary.skipped_packets += 1,
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        // Simple packets belong to interface 0 and carry no timestamp.
+                        summary.packets += 1;
+                        summary.bytes += spb.data.len() as u64;
+                        match interfaces.first() {
+                            Some(iface) => {
+                                summary.saw_link(iface.link);
+                                on_packet(&Packet {
+                                    ts: 0.0,
+                                    link: iface.link,
+                                    data: spb.data,
+                                    orig_len: spb.origlen,
+                                });
+                            }
+                            None => summary.skipped_packets += 1,
+                        }
+                    }
+                    PcapBlockOwned::NG(_) => {}
+                }
+                position += consumed as u64;
+                reader.consume(consumed);
+                if position - last_progress >= 1 << 20 {
+                    last_progress = position;
+                    on_progress(position);
+                }
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::Incomplete(_)) => {
+                if let Err(e) = reader.refill() {
+                    summary.error = Some(format!("read error at byte {position}: {e:?}"));
+                    break;
+                }
+            }
+            Err(PcapError::UnexpectedEof) => {
+                summary.error = Some(format!("truncated record at byte {position}"));
+                break;
+            }
+            Err(PcapError::BufferTooSmall) => {
+                summary.error = Some(format!(
+                    "corrupt record at byte {position}: its length is larger than any real packet"
+                ));
+                break;
+            }
+            Err(PcapError::ReadError) => {
+                summary.error = Some(format!("read error at byte {position}"));
+                break;
+            }
+            Err(e) => {
+                summary.error = Some(format!("corrupt block at byte {position} ({e:?})"));
+                break;
+            }
+        }
+    }
+    on_progress(position);
+    Ok(summary)
+}
+
+fn is_pcap_magic(hex: &str) -> bool {
+    ["d4c3b2a1", "a1b2c3d4", "4d3cb2a1", "a1b23c4d"]
+        .iter()
+        .any(|m| hex.starts_with(m))
+}

@@ -1,0 +1,99 @@
+//! Command-line arguments (clap derive). Raw flags here; `run.rs` turns them into options.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Analyze WebSocket traffic in packet captures.
+#[derive(Debug, Parser)]
+#[command(name = "wsprobe", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyze saved captures (.pcap, .pcapng; '-' reads standard input).
+    Analyze(AnalyzeArgs),
+    /// List the diagnostic ids, their severities and meanings.
+    Diagnostics,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Table,
+    /// One JSON report (schema/report.v1.json).
+    Json,
+    /// One JSON event per line.
+    Jsonl,
+}
+
+/// How much payload message records carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PayloadArg {
+    /// No payload.
+    None,
+    /// The first --preview-bytes bytes.
+    Preview,
+    /// All of it (up to --max-message-bytes).
+    Full,
+}
+
+/// Options shared by `analyze` and `live`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Add every message and control frame to the report.
+    #[arg(long)]
+    pub messages: bool,
+    /// How much payload goes into message records.
+    #[arg(long, value_enum, default_value_t = PayloadArg::Preview)]
+    pub payload: PayloadArg,
+    /// Bytes shown with --payload preview.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub preview_bytes: usize,
+    /// Exit 1 when a reported connection has a diagnostic with one of these ids, or of one of
+    /// these severities or worse (error, warning, info). Comma-separated.
+    #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
+    pub fail_on: Vec<String>,
+    /// Report only this connection id.
+    #[arg(long, value_name = "ID")]
+    pub connection: Option<u64>,
+    /// Report only connections with this endpoint (IP or IP:PORT, client or server).
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub address: Option<String>,
+    /// Indent the JSON report.
+    #[arg(long)]
+    pub pretty: bool,
+    /// Largest payload kept per message with --payload full (bytes).
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    pub max_message_bytes: usize,
+    /// Largest inflated size per compressed message (bytes): decompression-bomb guard.
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub max_inflated_bytes: u64,
+    /// Out-of-order TCP bytes held per direction (bytes).
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
+    pub max_buffered_bytes: usize,
+    /// Connections tracked at once.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub max_connections: usize,
+}
+
+/// `wsprobe analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Capture files; '-' reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    /// Report options.
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}

@@ -1,0 +1,657 @@
+//! One TCP connection: segments in, analysis out. Owns each direction's stage objects and moves
+//! a direction from HTTP to WebSocket (or to "opaque") as the handshake unfolds:
+//!
+//! ```text
+//! Sniff ─► Http ─(upgrade request)─► AwaitUpgrade ─(101)─► WebSocket (synced framer)
+//!   │        └────────(101 from the server)───────────────► WebSocket (synced framer)
+//!   └─(not HTTP: mid-stream capture)──────────────────────► WebSocket (hunting framer) ─► Opaque
+//! ```
+
+use std::collections::VecDeque;
+
+use crate::analysis::{Analysis, AnalysisOptions};
+use crate::decode::{Endpoint, Segment};
+use crate::diag::{Diagnostic, DiagnosticId, Side};
+use crate::http::Role as HttpRole;
+use crate::http::{HttpEvent, HttpStream, Negotiated, RequestHead, ResponseHead, plausible_start};
+use crate::message::{Assembler, MessageLimits, Output, PayloadMode};
+use crate::report::Sink;
+use crate::report::model::{Address, ConnectionRecord, TcpRecord};
+use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
+use crate::ws::framer::{FrameEvent, Framer};
+
+/// Bytes a direction may hunt for frame boundaries before it is declared not WebSocket.
+const HUNT_BUDGET: u64 = 256 * 1024;
+/// Client bytes held while the upgrade's answer is awaited.
+const MAX_HELD_BYTES: usize = 256 * 1024;
+
+/// Settings shared by every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionConfig {
+    /// Analysis options.
+    pub analysis: AnalysisOptions,
+    /// Payload kept per message.
+    pub payload: PayloadMode,
+    /// Message caps.
+    pub message_limits: MessageLimits,
+    /// TCP caps.
+    pub reassembly: ReassemblyLimits,
+}
+
+/// Scratch space and output shared across connections.
+pub struct Context<'s> {
+    /// Where findings go.
+    pub sink: &'s mut dyn Sink,
+    /// Settings.
+    pub config: ConnectionConfig,
+    outputs: Vec<Output>,
+}
+
+impl<'s> Context<'s> {
+    /// A context writing to `sink`.
+    pub fn new(sink: &'s mut dyn Sink, config: ConnectionConfig) -> Self {
+        Context {
+            sink,
+            config,
+            outputs: Vec::new(),
+        }
+    }
+}
+
+struct WsDir {
+    framer: Framer,
+    asm: Assembler,
+    ever_locked: bool,
+}
+
+enum Phase {
+    Sniff,
+    Http {
+        stream: HttpStream,
+        heads: u32,
+    },
+    AwaitUpgrade {
+        held: Vec<(f64, Vec<u8>)>,
+        bytes: usize,
+    },
+    WebSocket(Box<WsDir>),
+    Opaque,
+}
+
+/// Which direction is the client's. Index 0 is "a to b", a being the first packet's sender.
+#[derive(Debug, Clone, Copy)]
+struct Roles {
+    client_dir: usize,
+    certain: bool,
+}
+
+struct State {
+    id: u64,
+    phases: [Phase; 2],
+    roles: Roles,
+    analysis: Analysis,
+    pending_requests: VecDeque<bool>,
+    negotiated: Option<Negotiated>,
+    upgraded: bool,
+    midstream_reported: bool,
+    tcp_end: Option<(usize, f64, bool)>,
+    fin_seen: [bool; 2],
+    rst_seen: bool,
+    syn_seen: bool,
+    gaps: u64,
+    gap_bytes: u64,
+    time: f64,
+    first_seen: f64,
+    a: Endpoint,
+    b: Endpoint,
+}
+
+/// One TCP connection under analysis.
+pub struct Connection {
+    reassembly: [Reassembler; 2],
+    state: State,
+    last_seen: f64,
+}
+
+impl Connection {
+    /// A connection whose first captured packet went from `a` to `b`.
+    pub fn new(id: u64, a: Endpoint, b: Endpoint, time: f64, config: &ConnectionConfig) -> Self {
+        // Until a SYN, an HTTP head or masked frames say otherwise, guess that the lower port
+        // is the server's.
+        let roles = Roles {
+            client_dir: if a.port >= b.port { 0 } else { 1 },
+            certain: false,
+        };
+        Connection {
+            reassembly: [
+                Reassembler::new(config.reassembly),
+                Reassembler::new(config.reassembly),
+            ],
+            state: State {
+                id,
+                phases: [Phase::Sniff, Phase::Sniff],
+                roles,
+                analysis: Analysis::new(id, config.analysis),
+                pending_requests: VecDeque::new(),
+                negotiated: None,
+                upgraded: false,
+                midstream_reported: false,
+                tcp_end: None,
+                fin_seen: [false; 2],
+                rst_seen: false,
+                syn_seen: false,
+                gaps: 0,
+                gap_bytes: 0,
+                time,
+                first_seen: time,
+                a,
+                b,
+            },
+            last_seen: time,
+        }
+    }
+
+    /// Connection number.
+    pub fn id(&self) -> u64 {
+        self.state.id
+    }
+
+    /// Time of the last packet.
+    pub fn last_seen(&self) -> f64 {
+        self.last_seen
+    }
+
+    /// Has TCP ended (RST, or FIN both ways)?
+    pub fn ended(&self) -> bool {
+        self.state.rst_seen || self.state.fin_seen == [true, true]
+    }
+
+    /// Is it reported (upgrade attempt or frames seen)?
+    pub fn is_interesting(&self) -> bool {
+        self.state.analysis.is_interesting()
+    }
+
+    /// Did either side send FIN or RST?
+    pub fn closing(&self) -> bool {
+        self.state.tcp_end.is_some()
+    }
+
+    /// One segment; `from_a` tells its direction.
+    pub fn on_segment(
+        &mut self,
+        seg: &Segment<'_>,
+        from_a: bool,
+        time: f64,
+        ctx: &mut Context<'_>,
+    ) {
+        let dir = if from_a { 0 } else { 1 };
+        self.last_seen = self.last_seen.max(time);
+        let state = &mut self.state;
+        state.time = time;
+        if seg.syn && !seg.ack_flag && !state.roles.certain {
+            state.roles.client_dir = dir;
+            state.syn_seen = true;
+        }
+        state.syn_seen |= seg.syn;
+        let flags = SegmentFlags {
+            syn: seg.syn,
+            fin: seg.fin,
+            rst: seg.rst,
+        };
+        let (this, other) = if dir == 0 {
+            let (x, y) = self.reassembly.split_at_mut(1);
+            (&mut x[0], &mut y[0])
+        } else {
+            let (x, y) = self.reassembly.split_at_mut(1);
+            (&mut y[0], &mut x[0])
+        };
+        if !seg.payload.is_empty() || seg.syn || seg.fin {
+            this.on_segment(seg.seq, flags, seg.payload, &mut |event| {
+                state.on_stream(dir, event, ctx)
+            });
+        }
+        if seg.ack_flag && !seg.rst {
+            // The peer's bytes below this ack reached this side: holes there are capture loss.
+            other.on_peer_ack(seg.ack, &mut |event| state.on_stream(1 - dir, event, ctx));
+        }
+        if seg.fin {
+            state.fin_seen[dir] = true;
+            state.tcp_end.get_or_insert((dir, time, false));
+        }
+        if seg.rst {
+            state.rst_seen = true;
+            state.tcp_end.get_or_insert((dir, time, true));
+        }
+    }
+
+    /// End of the connection or of the capture: flush held bytes, end streams, build the
+    /// record. Returns it when the connection is worth reporting.
+    pub fn finish(mut self, ctx: &mut Context<'_>) -> Option<ConnectionRecord> {
+        let state = &mut self.state;
+        for dir in 0..2 {
+            self.reassembly[dir].flush(&mut |event| state.on_stream(dir, event, ctx));
+        }
+        for dir in 0..2 {
+            state.finish_dir(dir, ctx);
+        }
+        if !state.analysis.is_interesting() {
+            return None;
+        }
+        let mut tcp = TcpRecord {
+            syn_seen: state.syn_seen,
+            gaps: state.gaps,
+            gap_bytes: state.gap_bytes,
+            ..TcpRecord::default()
+        };
+        for r in &self.reassembly {
+            let s = r.stats();
+            tcp.retransmissions += s.retransmitted_segments;
+            tcp.out_of_order += s.out_of_order_segments;
+            if s.overlap_conflicts > 0 {
+                let d = Diagnostic::new(
+                    DiagnosticId::TcpOverlapConflict,
+                    None,
+                    None,
+                    format!(
+                        "{} retransmitted TCP bytes differed from the bytes first seen; the first copy was kept",
+                        s.overlap_conflicts
+                    ),
+                );
+                state.analysis.diag(d, ctx.sink);
+            }
+        }
+        let (client, server) = state.addresses();
+        let tcp_end = state.tcp_end.map(|(dir, t, rst)| (state.side(dir), t, rst));
+        let State {
+            analysis,
+            first_seen,
+            ..
+        } = self.state;
+        Some(analysis.finish(
+            client,
+            server,
+            first_seen,
+            self.last_seen,
+            tcp_end,
+            tcp,
+            ctx.sink,
+        ))
+    }
+}
+
+fn address(e: &Endpoint) -> Address {
+    Address {
+        ip: e.ip().to_string(),
+        port: e.port,
+    }
+}
+
+impl State {
+    fn side(&self, dir: usize) -> Side {
+        if dir == self.roles.client_dir {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+
+    fn addresses(&self) -> (Address, Address) {
+        let (client, server) = if self.roles.client_dir == 0 {
+            (&self.a, &self.b)
+        } else {
+            (&self.b, &self.a)
+        };
+        (address(client), address(server))
+    }
+
+    fn make_interesting(&mut self, ctx: &mut Context<'_>) {
+        if self.analysis.is_interesting() {
+            return;
+        }
+        let (client, server) = self.addresses();
+        self.analysis
+            .make_interesting(self.first_seen, &client, &server, ctx.sink);
+    }
+
+    /// Fixes the roles and tells both directions' assemblers and framers.
+    fn set_client_dir(&mut self, client_dir: usize) {
+        if self.roles.certain {
+            return;
+        }
+        self.roles = Roles {
+            client_dir,
+            certain: true,
+        };
+        for dir in 0..2 {
+            let side = self.side(dir);
+            if let Phase::WebSocket(ws) = &mut self.phases[dir] {
+                ws.asm.set_side(side);
+                ws.asm.set_expect_masked(Some(side == Side::Client));
+                ws.framer.set_expect_masked(Some(side == Side::Client));
+            }
+        }
+    }
+
+    fn on_stream(&mut self, dir: usize, event: StreamEvent<'_>, ctx: &mut Context<'_>) {
+        match event {
+            StreamEvent::Data(bytes) => self.on_data(dir, bytes, self.time, ctx),
+            StreamEvent::Gap { offset, len } => self.on_gap(dir, offset, len, ctx),
+        }
+    }
+
+    fn on_gap(&mut self, dir: usize, offset: u64, len: u64, ctx: &mut Context<'_>) {
+        self.gaps += 1;
+        self.gap_bytes = self.gap_bytes.saturating_add(len);
+        let side = self.side(dir);
+        let d = Diagnostic::new(
+            DiagnosticId::TcpGap,
+            Some(side),
+            Some(self.time),
+            format!(
+                "{len} bytes from the {} missing from the capture at stream byte {offset}",
+                side.as_str()
+            ),
+        );
+        self.analysis.diag(d, ctx.sink);
+        match std::mem::replace(&mut self.phases[dir], Phase::Opaque) {
+            Phase::WebSocket(mut ws) => {
+                let time = self.time;
+                let outputs = &mut ctx.outputs;
+                let asm = &mut ws.asm;
+                ws.framer
+                    .gap(len, &mut |ev| asm.on_event(ev, time, outputs));
+                if ws.framer.is_hunting() {
+                    ws.asm.lose_context();
+                }
+                self.phases[dir] = Phase::WebSocket(ws);
+                self.drain_outputs(dir, ctx);
+            }
+            Phase::AwaitUpgrade { held, .. } => {
+                // The answer is still to come; frames after the hole are found by hunting.
+                self.start_websocket(dir, true, ctx);
+                for (t, bytes) in held {
+                    self.on_data(dir, &bytes, t, ctx);
+                }
+                self.on_gap_in_websocket(dir, len, ctx);
+            }
+            Phase::Opaque => {}
+            Phase::Sniff | Phase::Http { .. } => {
+                if self.upgraded || !self.analysis.has_handshake() {
+                    self.start_websocket(dir, false, ctx);
+                }
+            }
+        }
+    }
+
+    fn on_gap_in_websocket(&mut self, dir: usize, len: u64, ctx: &mut Context<'_>) {
+        if let Phase::WebSocket(ws) = &mut self.phases[dir] {
+            let time = self.time;
+            let outputs = &mut ctx.outputs;
+            let asm = &mut ws.asm;
+            ws.framer
+                .gap(len, &mut |ev| asm.on_event(ev, time, outputs));
+        }
+        self.drain_outputs(dir, ctx);
+    }
+
+    fn start_websocket(&mut self, dir: usize, synced: bool, ctx: &mut Context<'_>) {
+        let side = self.side(dir);
+        let mut framer = if synced {
+            Framer::new_synced()
+        } else {
+            Framer::new_hunting()
+        };
+        let mut asm = Assembler::new(
+            side,
+            self.negotiated.clone(),
+            ctx.config.payload,
+            ctx.config.message_limits,
+        );
+        if self.roles.certain {
+            framer.set_expect_masked(Some(side == Side::Client));
+            asm.set_expect_masked(Some(side == Side::Client));
+        }
+        self.phases[dir] = Phase::WebSocket(Box::new(WsDir {
+            framer,
+            asm,
+            ever_locked: synced,
+        }));
+    }
+
+    fn on_data(&mut self, dir: usize, data: &[u8], time: f64, ctx: &mut Context<'_>) {
+        if data.is_empty() {
+            return;
+        }
+        match &mut self.phases[dir] {
+            Phase::Opaque => {}
+            Phase::Sniff => {
+                if plausible_start(data, HttpRole::Requests) {
+                    self.phases[dir] = Phase::Http {
+                        stream: HttpStream::new(HttpRole::Requests),
+                        heads: 0,
+                    };
+                } else if plausible_start(data, HttpRole::Responses) {
+                    self.phases[dir] = Phase::Http {
+                        stream: HttpStream::new(HttpRole::Responses),
+                        heads: 0,
+                    };
+                } else {
+                    self.start_websocket(dir, false, ctx);
+                }
+                self.on_data(dir, data, time, ctx);
+            }
+            Phase::Http { stream, heads } => match stream.push(data) {
+                Ok(None) => {}
+                Ok(Some((event, used))) => {
+                    *heads += 1;
+                    let rest = &data[used..];
+                    match event {
+                        HttpEvent::Request(req) => self.on_request(dir, req, time, ctx),
+                        HttpEvent::Response(resp) => self.on_response(dir, resp, time, ctx),
+                    }
+                    self.on_data(dir, rest, time, ctx);
+                }
+                Err(_) => {
+                    let first = *heads == 0;
+                    if first && !self.analysis.has_handshake() {
+                        // Looked like HTTP but is not: maybe frames of a mid-stream capture.
+                        self.start_websocket(dir, false, ctx);
+                        self.on_data(dir, data, time, ctx);
+                    } else {
+                        self.phases[dir] = Phase::Opaque;
+                    }
+                }
+            },
+            Phase::AwaitUpgrade { held, bytes } => {
+                if *bytes + data.len() <= MAX_HELD_BYTES {
+                    *bytes += data.len();
+                    held.push((time, data.to_vec()));
+                } else {
+                    // No answer while the client goes on sending: take its bytes as frames.
+                    let held = std::mem::take(held);
+                    self.start_websocket(dir, true, ctx);
+                    for (t, bytes) in held {
+                        self.on_data(dir, &bytes, t, ctx);
+                    }
+                    self.on_data(dir, data, time, ctx);
+                }
+            }
+            Phase::WebSocket(ws) => {
+                let outputs = &mut ctx.outputs;
+                let ws: &mut WsDir = ws;
+                let roles = &mut self.roles;
+                let mut decided = None;
+                let asm = &mut ws.asm;
+                ws.framer.push(data, &mut |ev| {
+                    if let FrameEvent::Header(h) = &ev
+                        && !roles.certain
+                        && decided.is_none()
+                    {
+                        {
+                            // No handshake: the side whose frames are masked is the client.
+                            let client_dir = if h.mask.is_some() { dir } else { 1 - dir };
+                            decided = Some(client_dir);
+                            roles.client_dir = client_dir;
+                            let side = if client_dir == dir {
+                                Side::Client
+                            } else {
+                                Side::Server
+                            };
+                            asm.set_side(side);
+                            asm.set_expect_masked(Some(side == Side::Client));
+                        }
+                    }
+                    asm.on_event(ev, time, outputs);
+                });
+                let locked = !ws.framer.is_hunting();
+                ws.ever_locked |= locked;
+                let give_up = !ws.ever_locked && ws.framer.stream_offset() > HUNT_BUDGET;
+                if let Some(client_dir) = decided {
+                    self.roles.certain = false;
+                    self.set_client_dir(client_dir);
+                }
+                if give_up {
+                    self.phases[dir] = Phase::Opaque;
+                }
+                self.drain_outputs(dir, ctx);
+            }
+        }
+    }
+
+    fn on_request(&mut self, dir: usize, req: RequestHead, time: f64, ctx: &mut Context<'_>) {
+        self.set_client_dir(dir);
+        if !req.is_websocket_upgrade() {
+            self.pending_requests.push_back(false);
+            return;
+        }
+        self.make_interesting(ctx);
+        self.analysis.handshake_request(&req, time, ctx.sink);
+        if self.upgraded {
+            // The 101 was processed first (capture order across directions can differ).
+            self.start_websocket(dir, true, ctx);
+        } else {
+            self.pending_requests.push_back(true);
+            self.phases[dir] = Phase::AwaitUpgrade {
+                held: Vec::new(),
+                bytes: 0,
+            };
+        }
+    }
+
+    fn on_response(&mut self, dir: usize, resp: ResponseHead, time: f64, ctx: &mut Context<'_>) {
+        self.set_client_dir(1 - dir);
+        if (100..200).contains(&resp.status) && resp.status != 101 {
+            return; // interim response; the final one follows
+        }
+        let was_upgrade = self.pending_requests.pop_front();
+        if was_upgrade == Some(false) || (was_upgrade.is_none() && resp.status != 101) {
+            return;
+        }
+        self.make_interesting(ctx);
+        let negotiated = self.analysis.handshake_response(&resp, time, ctx.sink);
+        let client_dir = 1 - dir;
+        match negotiated {
+            Some(negotiated) => {
+                self.negotiated = Some(negotiated);
+                self.upgraded = true;
+                self.start_websocket(dir, true, ctx);
+                if let Phase::AwaitUpgrade { held, .. } =
+                    std::mem::replace(&mut self.phases[client_dir], Phase::Opaque)
+                {
+                    self.start_websocket(client_dir, true, ctx);
+                    for (t, bytes) in held {
+                        self.on_data(client_dir, &bytes, t, ctx);
+                    }
+                } else if !matches!(self.phases[client_dir], Phase::WebSocket(_)) {
+                    // The request has not been processed yet; it will switch the direction.
+                    self.phases[client_dir] = Phase::Sniff;
+                }
+            }
+            None => {
+                // Refused: the client may try again on the same connection.
+                if let Phase::AwaitUpgrade { held, .. } =
+                    std::mem::replace(&mut self.phases[client_dir], Phase::Opaque)
+                {
+                    self.phases[client_dir] = Phase::Http {
+                        stream: HttpStream::new(HttpRole::Requests),
+                        heads: 1,
+                    };
+                    for (t, bytes) in held {
+                        self.on_data(client_dir, &bytes, t, ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_outputs(&mut self, dir: usize, ctx: &mut Context<'_>) {
+        if ctx.outputs.is_empty() {
+            return;
+        }
+        let side = self.side(dir);
+        let mut outputs = std::mem::take(&mut ctx.outputs);
+        for output in outputs.drain(..) {
+            match output {
+                Output::Frame(h) => {
+                    if !self.analysis.is_interesting() {
+                        self.make_interesting(ctx);
+                    }
+                    self.analysis.frame(side, &h, self.time);
+                }
+                Output::Message(m) => self.analysis.message(&m, ctx.sink),
+                Output::Diagnostic(d) => {
+                    if d.id == DiagnosticId::FrameResync
+                        && !self.analysis.has_handshake()
+                        && !self.midstream_reported
+                    {
+                        continue;
+                    }
+                    self.analysis.diag(d, ctx.sink)
+                }
+            }
+        }
+        ctx.outputs = outputs;
+        if !self.midstream_reported
+            && !self.analysis.has_handshake()
+            && self.analysis.is_interesting()
+        {
+            self.midstream_reported = true;
+            let d = Diagnostic::new(
+                DiagnosticId::MidstreamStart,
+                None,
+                Some(self.time),
+                "no handshake captured: frames found by resynchronising; the masked side is taken as the client".into(),
+            );
+            self.analysis.diag(d, ctx.sink);
+        }
+    }
+
+    fn finish_dir(&mut self, dir: usize, ctx: &mut Context<'_>) {
+        if let Phase::AwaitUpgrade { held, .. } =
+            std::mem::replace(&mut self.phases[dir], Phase::Opaque)
+        {
+            // The answer was never captured.
+            let d = Diagnostic::new(
+                DiagnosticId::HandshakeUnanswered,
+                Some(Side::Server),
+                None,
+                "no answer to the upgrade request was captured".into(),
+            );
+            self.analysis.diag(d, ctx.sink);
+            if !held.is_empty() {
+                self.start_websocket(dir, true, ctx);
+                for (t, bytes) in held {
+                    self.on_data(dir, &bytes, t, ctx);
+                }
+            }
+        }
+        if let Phase::WebSocket(ws) = &mut self.phases[dir] {
+            let time = self.time;
+            let outputs = &mut ctx.outputs;
+            let asm = &mut ws.asm;
+            ws.framer.finish(&mut |ev| asm.on_event(ev, time, outputs));
+            ws.asm.finish(outputs);
+            self.drain_outputs(dir, ctx);
+        }
+    }
+}

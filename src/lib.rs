@@ -1,0 +1,28 @@
+//! wsprobe: WebSocket traffic analysis from packet captures.
+//!
+//! One pass, data flowing one way:
+//!
+//! ```text
+//! capture (file | live) ─► decode (link, IP, TCP) ─► tcp::reassembly (per direction)
+//!   ─► http (upgrade handshake) ─► ws::framer (frames, unmasking)
+//!   ─► message (fragments, inflate, UTF-8, RFC rules) ─► analysis (close, ping/pong)
+//!   ─► report (table | json | jsonl)
+//! ```
+//!
+//! `connection` owns one connection's stage objects; `pipeline` owns the flow table.
+#![deny(missing_docs)]
+
+pub mod analysis;
+pub mod capture;
+pub mod cli;
+pub mod connection;
+pub mod decode;
+pub mod diag;
+pub mod error;
+pub mod http;
+pub mod message;
+pub mod pipeline;
+pub mod report;
+pub mod run;
+pub mod tcp;
+pub mod ws;

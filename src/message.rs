@@ -1,0 +1,764 @@
+//! Message assembly for one direction: frame events in (already unmasked), data messages and
+//! control frames out, with every RFC 6455 / RFC 7692 rule a frame can break reported on the way.
+//! Payload is streamed: only what the report shows (a preview or, if asked, the whole payload up
+//! to a cap) and control-frame bodies are kept.
+
+use base64::Engine;
+
+use crate::diag::{Diagnostic, DiagnosticId, Side};
+use crate::http::Negotiated;
+use crate::ws::deflate::{InflateError, InflateParams, Inflater};
+use crate::ws::frame::{FrameHeader, HeaderError};
+use crate::ws::framer::FrameEvent;
+use crate::ws::opcode::{OpCode, close_code_allowed_on_wire};
+use crate::ws::utf8::Utf8Validator;
+
+/// How much payload message records carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadMode {
+    /// None.
+    None,
+    /// The first N bytes.
+    Preview(usize),
+    /// All of it, up to the message-size limit.
+    Full,
+}
+
+/// Caps that keep memory bounded on hostile input.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageLimits {
+    /// Largest payload kept per message with `--payload full`.
+    pub max_kept_bytes: usize,
+    /// Largest inflated size per message; inflating stops there (decompression bombs).
+    pub max_inflated_bytes: u64,
+}
+
+impl Default for MessageLimits {
+    fn default() -> Self {
+        MessageLimits {
+            max_kept_bytes: 16 << 20,
+            max_inflated_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Control-frame bodies are kept whole up to this size: 125 is the legal maximum, the slack
+/// lets an oversized Close still show its code and reason.
+const MAX_CONTROL_KEPT: usize = 4096;
+
+/// A finished data message or a control frame.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Time of the frame that completed it.
+    pub time: f64,
+    /// Sender.
+    pub from: Side,
+    /// Opcode of its first frame.
+    pub opcode: OpCode,
+    /// Bytes after inflating; None when it could not be inflated.
+    pub length: Option<u64>,
+    /// Bytes on the wire.
+    pub wire_length: u64,
+    /// Frames.
+    pub fragments: u64,
+    /// RSV1 on the first frame.
+    pub compressed: bool,
+    /// Nothing was lost.
+    pub complete: bool,
+    /// Close frames: code (1005 when absent) and reason bytes.
+    pub close: Option<(u16, Vec<u8>)>,
+    /// Text messages: valid UTF-8 throughout.
+    pub utf8_valid: bool,
+    /// Payload kept for the report (control frames: the whole body).
+    pub payload: Vec<u8>,
+    /// `payload` is shorter than the message.
+    pub payload_truncated: bool,
+    /// Why it could not be inflated.
+    pub inflate_error: Option<String>,
+}
+
+impl Message {
+    /// `text`/`base64` rendering of the kept payload: text when valid UTF-8 for text messages
+    /// and close reasons, base64 otherwise. Returns (text, base64).
+    pub fn render_payload(&self) -> (Option<String>, Option<String>) {
+        let bytes: &[u8] = match &self.close {
+            Some((_, reason)) => reason,
+            None => &self.payload,
+        };
+        let textual = matches!(self.opcode, OpCode::Text | OpCode::Close);
+        if textual && let Some(text) = utf8_prefix(bytes, self.payload_truncated) {
+            return (Some(text), None);
+        }
+        (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        )
+    }
+}
+
+/// The longest valid UTF-8 text of `bytes`; a code point cut by truncation is dropped.
+fn utf8_prefix(bytes: &[u8], truncated: bool) -> Option<String> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Some(s.to_string()),
+        Err(e) if truncated && e.error_len().is_none() => {
+            Some(String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned())
+        }
+        Err(_) => None,
+    }
+}
+
+/// What the assembler produced for one frame event.
+#[derive(Debug)]
+pub enum Output {
+    /// A frame header was seen (for counting by opcode).
+    Frame(FrameHeader),
+    /// A message or control frame finished.
+    Message(Box<Message>),
+    /// A finding.
+    Diagnostic(Diagnostic),
+}
+
+struct Current {
+    header: FrameHeader,
+    /// Control frame body (capped).
+    control: Vec<u8>,
+    /// The payload belongs to the message in progress.
+    data: bool,
+    /// Payload bytes are not shown or inflated (a stray continuation).
+    discard: bool,
+    seen: u64,
+    lost: bool,
+}
+
+struct InProgress {
+    opcode: OpCode,
+    compressed: bool,
+    fragments: u64,
+    wire_length: u64,
+    length: u64,
+    utf8: Utf8Validator,
+    kept: Vec<u8>,
+    truncated: bool,
+    complete: bool,
+    inflate_error: Option<String>,
+    /// Inflating stopped for this message (error or limit).
+    inflate_stopped: bool,
+}
+
+/// One direction's message assembler.
+pub struct Assembler {
+    side: Side,
+    payload: PayloadMode,
+    limits: MessageLimits,
+    negotiated: Option<Negotiated>,
+    inflater: Option<Inflater>,
+    /// Whether this direction's frames must be masked; None until roles are known.
+    expect_masked: Option<bool>,
+    current: Option<Current>,
+    message: Option<InProgress>,
+    close_sent: bool,
+    /// Frame boundaries were found by resynchronising: the first continuation frames may
+    /// belong to a message whose start was not captured.
+    resynced: bool,
+    compressed_context_unknown: bool,
+    reported_context_unknown: bool,
+    reported_data_after_close: bool,
+    frames_seen: u64,
+    time: f64,
+}
+
+impl Assembler {
+    /// An assembler for `side`. `negotiated` is None when the handshake was not captured.
+    pub fn new(
+        side: Side,
+        negotiated: Option<Negotiated>,
+        payload: PayloadMode,
+        limits: MessageLimits,
+    ) -> Self {
+        let inflater = negotiated.as_ref().and_then(|n| n.deflate).map(|d| {
+            let (no_context_takeover, bits) = match side {
+                Side::Client => (d.client_no_context_takeover, d.client_max_window_bits),
+                Side::Server => (d.server_no_context_takeover, d.server_max_window_bits),
+            };
+            Inflater::new(
+                InflateParams {
+                    no_context_takeover,
+                    max_window_bits: bits,
+                },
+                limits.max_inflated_bytes,
+            )
+        });
+        Assembler {
+            side,
+            payload,
+            limits,
+            compressed_context_unknown: negotiated.is_none(),
+            negotiated,
+            inflater,
+            expect_masked: None,
+            current: None,
+            message: None,
+            close_sent: false,
+            resynced: false,
+            reported_context_unknown: false,
+            reported_data_after_close: false,
+            frames_seen: 0,
+            time: 0.0,
+        }
+    }
+
+    /// The direction's role was decided after the assembler was made (mid-stream capture).
+    pub fn set_side(&mut self, side: Side) {
+        self.side = side;
+    }
+
+    /// The side's role is known: its frames must (client) or must not (server) be masked.
+    pub fn set_expect_masked(&mut self, expect: Option<bool>) {
+        self.expect_masked = expect;
+    }
+
+    /// Has this side sent a Close frame?
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Bytes of this direction were lost before frames could be read again: the deflate
+    /// history is gone.
+    pub fn lose_context(&mut self) {
+        if let Some(inflater) = self.inflater.as_mut() {
+            inflater.lose_context();
+        }
+    }
+
+    fn diag(&self, out: &mut Vec<Output>, id: DiagnosticId, message: String) {
+        out.push(Output::Diagnostic(Diagnostic::new(
+            id,
+            Some(self.side),
+            Some(self.time),
+            message,
+        )));
+    }
+
+    /// Consumes one frame event seen at capture time `time`.
+    pub fn on_event(&mut self, event: FrameEvent<'_>, time: f64, out: &mut Vec<Output>) {
+        self.time = time;
+        match event {
+            FrameEvent::Header(h) => self.on_header(h, out),
+            FrameEvent::Payload(chunk) => self.on_payload(chunk, out),
+            FrameEvent::PayloadGap { len } => self.on_payload_gap(len),
+            FrameEvent::End => self.on_end(out),
+            FrameEvent::Invalid { error, at } => {
+                let (id, what) = match error {
+                    HeaderError::LengthTopBitSet => (
+                        DiagnosticId::InvalidFrameLength,
+                        "64-bit payload length with the most significant bit set (RFC 6455 §5.2: MUST be 0)",
+                    ),
+                    HeaderError::ControlFrameTooLong => (
+                        DiagnosticId::ControlFrameTooLong,
+                        "control frame with an extended length (RFC 6455 §5.5: at most 125 bytes)",
+                    ),
+                };
+                self.diag(
+                    out,
+                    id,
+                    format!("{what} at stream byte {at}; looking for the next frame"),
+                );
+                self.abandon_message();
+            }
+            FrameEvent::Resynced { skipped } => {
+                self.resynced = true;
+                if skipped > 0 {
+                    self.diag(
+                        out,
+                        DiagnosticId::FrameResync,
+                        format!("skipped {skipped} bytes that were not frames, then found frame boundaries again"),
+                    );
+                }
+            }
+            FrameEvent::Unsynced { skipped } => {
+                if self.frames_seen > 0 && skipped > 0 {
+                    self.diag(
+                        out,
+                        DiagnosticId::FrameResync,
+                        format!("the last {skipped} bytes could not be aligned to frames after the stream lost sync"),
+                    );
+                }
+            }
+            FrameEvent::Truncated { missing } => {
+                if let Some(cur) = self.current.as_mut() {
+                    cur.lost = true;
+                }
+                self.diag(
+                    out,
+                    DiagnosticId::CaptureEndedMidFrame,
+                    format!("the stream ended inside a frame; {missing} payload bytes never came"),
+                );
+                self.on_end(out);
+                self.finish(out);
+            }
+        }
+    }
+
+    fn abandon_message(&mut self) {
+        self.current = None;
+        if let Some(m) = self.message.as_mut() {
+            m.complete = false;
+        }
+    }
+
+    fn on_header(&mut self, h: FrameHeader, out: &mut Vec<Output>) {
+        self.frames_seen += 1;
+        out.push(Output::Frame(h));
+        let name = h.opcode.as_str();
+        if self.close_sent && !self.reported_data_after_close {
+            self.reported_data_after_close = true;
+            self.diag(
+                out,
+                DiagnosticId::DataAfterClose,
+                format!("{name} frame after this side's Close (RFC 6455 §5.5.1: no more data frames after Close)"),
+            );
+        }
+        match (self.expect_masked, h.mask.is_some()) {
+            (Some(true), false) => self.diag(
+                out,
+                DiagnosticId::UnmaskedClientFrame,
+                format!(
+                    "unmasked client {name} frame (RFC 6455 §5.1: a client MUST mask all frames)"
+                ),
+            ),
+            (Some(false), true) => self.diag(
+                out,
+                DiagnosticId::MaskedServerFrame,
+                format!("masked server {name} frame (RFC 6455 §5.1: a server MUST NOT mask)"),
+            ),
+            _ => {}
+        }
+        if !h.minimal_length {
+            self.diag(
+                out,
+                DiagnosticId::NonMinimalLength,
+                format!("{name} frame length {} encoded in more bytes than needed (RFC 6455 §5.2: the minimal number of bytes MUST be used)", h.payload_len),
+            );
+        }
+        if h.opcode.is_reserved() {
+            self.diag(
+                out,
+                DiagnosticId::ReservedOpcode,
+                format!(
+                    "frame with reserved opcode {:#x} (RFC 6455 §5.2)",
+                    opcode_number(h.opcode)
+                ),
+            );
+        }
+        self.check_rsv(&h, out);
+
+        let mut cur = Current {
+            header: h,
+            control: Vec::new(),
+            data: false,
+            discard: false,
+            seen: 0,
+            lost: false,
+        };
+        if h.opcode.is_control() {
+            if !h.fin {
+                self.diag(
+                    out,
+                    DiagnosticId::ControlFrameFragmented,
+                    format!("{name} frame with FIN=0 (RFC 6455 §5.5: control frames MUST NOT be fragmented)"),
+                );
+            }
+            if h.payload_len > 125 {
+                self.diag(
+                    out,
+                    DiagnosticId::ControlFrameTooLong,
+                    format!(
+                        "{name} frame of {} bytes (RFC 6455 §5.5: at most 125)",
+                        h.payload_len
+                    ),
+                );
+            }
+        } else if h.opcode == OpCode::Continuation {
+            match self.message.as_mut() {
+                Some(m) => {
+                    m.fragments += 1;
+                    cur.data = true;
+                }
+                None => {
+                    cur.discard = true;
+                    if !self.resynced {
+                        self.diag(
+                            out,
+                            DiagnosticId::UnexpectedContinuation,
+                            "continuation frame with no message in progress (RFC 6455 §5.4)".into(),
+                        );
+                    }
+                }
+            }
+        } else if matches!(h.opcode, OpCode::Text | OpCode::Binary) {
+            if self.message.is_some() {
+                self.diag(
+                    out,
+                    DiagnosticId::InterruptedFragmentedMessage,
+                    format!(
+                        "new {name} message before the fragmented message finished (RFC 6455 §5.4)"
+                    ),
+                );
+                self.finish_message(out, false);
+            }
+            let compressed = h.rsv & 0b100 != 0;
+            self.message = Some(InProgress {
+                opcode: h.opcode,
+                compressed,
+                fragments: 1,
+                wire_length: 0,
+                length: 0,
+                utf8: Utf8Validator::new(),
+                kept: Vec::new(),
+                truncated: false,
+                complete: true,
+                inflate_error: None,
+                inflate_stopped: false,
+            });
+            if compressed {
+                self.begin_compressed(out);
+            }
+            cur.data = true;
+        } else {
+            // Reserved data opcodes (3-7): their payload is skipped.
+            cur.discard = true;
+        }
+        self.resynced = self.resynced && cur.discard;
+        self.current = Some(cur);
+    }
+
+    fn check_rsv(&mut self, h: &FrameHeader, out: &mut Vec<Output>) {
+        let name = h.opcode.as_str();
+        let allows_rsv1 = self.negotiated.as_ref().map(Negotiated::allows_rsv1);
+        let allows_rsv23 = self
+            .negotiated
+            .as_ref()
+            .is_some_and(Negotiated::allows_rsv23);
+        if h.rsv & 0b011 != 0 && !allows_rsv23 && self.negotiated.is_some() {
+            self.diag(
+                out,
+                DiagnosticId::ReservedBitsSet,
+                format!("{name} frame with RSV2/RSV3 set and no extension negotiated that defines them (RFC 6455 §5.2)"),
+            );
+        }
+        if h.rsv & 0b100 == 0 {
+            return;
+        }
+        let first_data_frame = matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        match allows_rsv1 {
+            Some(false) => self.diag(
+                out,
+                DiagnosticId::ReservedBitsSet,
+                format!("{name} frame with RSV1 set but no extension negotiated (RFC 6455 §5.2)"),
+            ),
+            Some(true) if !first_data_frame && self.negotiated.as_ref().is_some_and(|n| n.deflate.is_some()) => {
+                self.diag(
+                    out,
+                    DiagnosticId::ReservedBitsSet,
+                    format!("RSV1 set on a {name} frame (RFC 7692 §6.1: only the first frame of a data message may carry it)"),
+                )
+            }
+            _ => {}
+        }
+    }
+
+    fn begin_compressed(&mut self, out: &mut Vec<Output>) {
+        if self.inflater.is_none() && self.compressed_context_unknown {
+            // No handshake: assume permessage-deflate with context takeover. A message that
+            // needs earlier history fails to inflate and says so; one that does not inflates.
+            let mut inflater = Inflater::new(
+                InflateParams {
+                    no_context_takeover: false,
+                    max_window_bits: 15,
+                },
+                self.limits.max_inflated_bytes,
+            );
+            inflater.lose_context();
+            self.inflater = Some(inflater);
+        }
+        match self.inflater.as_mut() {
+            Some(inflater) => inflater.begin_message(),
+            None => {
+                // RSV1 without permessage-deflate (already reported, or an unknown extension).
+                if let Some(m) = self.message.as_mut() {
+                    m.inflate_stopped = true;
+                    m.inflate_error =
+                        Some("RSV1 set but permessage-deflate was not negotiated".into());
+                }
+            }
+        }
+        let _ = out;
+    }
+
+    fn on_payload(&mut self, chunk: &[u8], out: &mut Vec<Output>) {
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        cur.seen += chunk.len() as u64;
+        if cur.header.opcode.is_control() {
+            let room = MAX_CONTROL_KEPT.saturating_sub(cur.control.len());
+            cur.control
+                .extend_from_slice(&chunk[..chunk.len().min(room)]);
+            return;
+        }
+        if cur.discard || !cur.data {
+            return;
+        }
+        let Some(m) = self.message.as_mut() else {
+            return;
+        };
+        m.wire_length += chunk.len() as u64;
+        if !m.compressed {
+            absorb(m, chunk, self.payload, self.limits);
+            return;
+        }
+        if m.inflate_stopped {
+            return;
+        }
+        let Some(inflater) = self.inflater.as_mut() else {
+            return;
+        };
+        let (payload, limits) = (self.payload, self.limits);
+        let result = inflater.push(chunk, &mut |bytes: &[u8]| absorb(m, bytes, payload, limits));
+        if let Err(e) = result {
+            fail_inflate(m, e);
+        }
+        let _ = out;
+    }
+
+    fn on_payload_gap(&mut self, len: u64) {
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        cur.seen = cur.seen.saturating_add(len);
+        cur.lost = true;
+        if cur.data
+            && let Some(m) = self.message.as_mut()
+        {
+            m.complete = false;
+            m.wire_length = m.wire_length.saturating_add(len);
+            if m.compressed && !m.inflate_stopped {
+                m.inflate_stopped = true;
+                m.inflate_error = Some("compressed bytes lost in a TCP gap".into());
+                if let Some(inflater) = self.inflater.as_mut() {
+                    inflater.lose_context();
+                }
+            }
+        }
+    }
+
+    fn on_end(&mut self, out: &mut Vec<Output>) {
+        let Some(cur) = self.current.take() else {
+            return;
+        };
+        let h = cur.header;
+        if h.opcode.is_control() {
+            self.finish_control(cur, out);
+            return;
+        }
+        if cur.lost
+            && let Some(m) = self.message.as_mut()
+        {
+            m.complete = false;
+        }
+        if cur.data && h.fin {
+            self.finish_message(out, true);
+        }
+    }
+
+    fn finish_control(&mut self, cur: Current, out: &mut Vec<Output>) {
+        let h = cur.header;
+        let mut close = None;
+        let mut utf8_valid = true;
+        if h.opcode == OpCode::Close && !cur.lost {
+            let body = &cur.control;
+            let (code, reason) = match body.len() {
+                0 => (1005, Vec::new()),
+                1 => {
+                    self.diag(
+                        out,
+                        DiagnosticId::InvalidCloseCode,
+                        "Close frame with a 1-byte body (RFC 6455 §5.5.1: a body starts with a 2-byte code)".into(),
+                    );
+                    (1005, body.clone())
+                }
+                _ => (u16::from_be_bytes([body[0], body[1]]), body[2..].to_vec()),
+            };
+            if body.len() >= 2 && !close_code_allowed_on_wire(code) {
+                self.diag(
+                    out,
+                    DiagnosticId::InvalidCloseCode,
+                    format!("close code {code} must not be sent in a Close frame (RFC 6455 §7.4)"),
+                );
+            }
+            if std::str::from_utf8(&reason).is_err() {
+                utf8_valid = false;
+                self.diag(
+                    out,
+                    DiagnosticId::InvalidUtf8,
+                    "close reason is not valid UTF-8 (RFC 6455 §5.5.1)".into(),
+                );
+            }
+            close = Some((code, reason));
+        }
+        if h.opcode == OpCode::Close {
+            self.close_sent = true;
+        }
+        let payload_truncated = cur.control.len() as u64 != h.payload_len;
+        let mut payload = cur.control;
+        self.cut_for_report(&mut payload);
+        out.push(Output::Message(Box::new(Message {
+            time: self.time,
+            from: self.side,
+            opcode: h.opcode,
+            length: Some(h.payload_len),
+            wire_length: h.payload_len,
+            fragments: 1,
+            compressed: h.rsv & 0b100 != 0,
+            complete: !cur.lost,
+            close,
+            utf8_valid,
+            payload_truncated: payload_truncated || payload.len() as u64 != h.payload_len,
+            payload,
+            inflate_error: None,
+        })));
+    }
+
+    fn cut_for_report(&self, payload: &mut Vec<u8>) {
+        match self.payload {
+            PayloadMode::None => payload.clear(),
+            PayloadMode::Preview(n) => payload.truncate(n),
+            PayloadMode::Full => {}
+        }
+    }
+
+    fn finish_message(&mut self, out: &mut Vec<Output>, ended_by_fin: bool) {
+        let Some(mut m) = self.message.take() else {
+            return;
+        };
+        if !ended_by_fin {
+            m.complete = false;
+        }
+        if m.compressed
+            && !m.inflate_stopped
+            && m.complete
+            && let Some(inflater) = self.inflater.as_mut()
+        {
+            let (payload, limits) = (self.payload, self.limits);
+            let result =
+                inflater.end_message(&mut |bytes: &[u8]| absorb(&mut m, bytes, payload, limits));
+            if let Err(e) = result {
+                fail_inflate(&mut m, e);
+            }
+        }
+        let inflated = !m.compressed || !m.inflate_stopped;
+        if m.compressed
+            && m.inflate_stopped
+            && let Some(err) = m.inflate_error.clone()
+        {
+            {
+                let unavailable = err.starts_with("context lost");
+                let id = if unavailable {
+                    DiagnosticId::DecompressionUnavailable
+                } else if err.starts_with("output limit") {
+                    DiagnosticId::LimitExceeded
+                } else {
+                    DiagnosticId::DecompressionFailed
+                };
+                if !(unavailable && self.reported_context_unknown) && m.complete {
+                    self.reported_context_unknown |= unavailable;
+                    self.diag(out, id, format!("{} message: {err}", m.opcode.as_str()));
+                }
+            }
+        }
+        let utf8_valid = if m.opcode == OpCode::Text && inflated && m.complete {
+            let valid = m.utf8.finish();
+            if !valid {
+                self.diag(
+                    out,
+                    DiagnosticId::InvalidUtf8,
+                    "text message is not valid UTF-8 (RFC 6455 §8.1)".into(),
+                );
+            }
+            valid
+        } else {
+            true
+        };
+        out.push(Output::Message(Box::new(Message {
+            time: self.time,
+            from: self.side,
+            opcode: m.opcode,
+            length: inflated.then_some(m.length),
+            wire_length: m.wire_length,
+            fragments: m.fragments,
+            compressed: m.compressed,
+            complete: m.complete,
+            close: None,
+            utf8_valid,
+            payload_truncated: m.truncated,
+            payload: m.kept,
+            inflate_error: if inflated { None } else { m.inflate_error },
+        })));
+    }
+
+    /// End of the stream: a message still in progress is reported as incomplete.
+    pub fn finish(&mut self, out: &mut Vec<Output>) {
+        if let Some(mut cur) = self.current.take()
+            && cur.header.opcode.is_control()
+        {
+            cur.lost = true;
+            self.finish_control(cur, out);
+        }
+        if self.message.is_some() {
+            self.finish_message(out, false);
+        }
+    }
+}
+
+/// Counts, validates and keeps (within limits) a piece of a message's final payload.
+fn absorb(m: &mut InProgress, bytes: &[u8], payload: PayloadMode, limits: MessageLimits) {
+    m.length += bytes.len() as u64;
+    if m.opcode == OpCode::Text {
+        m.utf8.push(bytes);
+    }
+    let cap = match payload {
+        PayloadMode::None => 0,
+        PayloadMode::Preview(n) => n,
+        PayloadMode::Full => limits.max_kept_bytes,
+    };
+    let room = cap.saturating_sub(m.kept.len());
+    if bytes.len() > room {
+        m.truncated = true;
+    }
+    m.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+fn fail_inflate(m: &mut InProgress, e: InflateError) {
+    m.inflate_stopped = true;
+    m.inflate_error = Some(match e {
+        InflateError::Corrupt(msg) => format!("inflate failed: {msg}"),
+        InflateError::OutputLimit { limit } => {
+            format!("output limit: inflated size passed {limit} bytes; inflating stopped")
+        }
+        InflateError::ContextLost => {
+            "context lost: earlier compressed data was not captured (mid-stream start or TCP gap) and context takeover is on".into()
+        }
+    });
+}
+
+fn opcode_number(op: OpCode) -> u8 {
+    match op {
+        OpCode::Continuation => 0,
+        OpCode::Text => 1,
+        OpCode::Binary => 2,
+        OpCode::Close => 8,
+        OpCode::Ping => 9,
+        OpCode::Pong => 10,
+        OpCode::Reserved(n) => n,
+    }
+}

@@ -1,0 +1,299 @@
+//! The default terminal report (comfy-table): one row per WebSocket connection, then findings
+//! grouped by id, then totals; with `--messages`, a log per connection like a browser's
+//! WebSocket inspector. Colour only on a terminal, and never with NO_COLOR.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
+
+use super::model::{ConnectionRecord, Summary};
+use super::{Event, Output, Sink};
+use crate::analysis::close::human_seconds;
+use crate::capture::InputSummary;
+use crate::diag::Severity;
+
+/// Connections listed in full; beyond that only totals (use json for everything).
+const MAX_ROWS: usize = 2000;
+
+/// Builds the terminal report.
+pub struct TableReport {
+    out: Output,
+    colour: bool,
+    show_messages: bool,
+    records: Vec<ConnectionRecord>,
+    omitted: u64,
+}
+
+/// Cuts `s` to `max` characters, marking the cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+    }
+}
+
+impl TableReport {
+    /// Writes to `writer`; `colour` when it is a terminal and NO_COLOR is unset.
+    pub fn new(writer: Box<dyn std::io::Write>, colour: bool, show_messages: bool) -> Self {
+        TableReport {
+            out: Output::new(writer),
+            colour,
+            show_messages,
+            records: Vec::new(),
+            omitted: 0,
+        }
+    }
+
+    fn table(&self) -> Table {
+        let mut t = Table::new();
+        t.load_style(presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic);
+        if self.colour {
+            t.enforce_styling();
+        } else {
+            t.force_no_tty();
+        }
+        t
+    }
+
+    fn paint(&self, cell: Cell, colour: Color) -> Cell {
+        if self.colour { cell.fg(colour) } else { cell }
+    }
+
+    fn connections_table(&self) -> Table {
+        let mut t = self.table();
+        t.set_header(vec![
+            "id",
+            "client → server",
+            "path",
+            "protocol / extensions",
+            "duration",
+            "msgs c→s",
+            "msgs s→c",
+            "ended",
+        ]);
+        for r in &self.records {
+            let hs = r.handshake.as_ref();
+            let path = hs.map(|h| h.path.as_str()).unwrap_or("(no handshake)");
+            let mut proto = Vec::new();
+            if let Some(p) = hs.and_then(|h| h.subprotocol.as_deref()) {
+                proto.push(p.to_string());
+            }
+            if let Some(e) = hs.and_then(|h| h.extensions.as_deref()) {
+                proto.push(e.to_string());
+            }
+            let ended = &r.close.summary;
+            let colour = match r.close.outcome {
+                "clean" => Color::Green,
+                "abnormal" => Color::Red,
+                "incomplete" | "not_websocket" => Color::Yellow,
+                _ => Color::Reset,
+            };
+            t.add_row(vec![
+                Cell::new(r.id),
+                Cell::new(format!(
+                    "{}:{} → {}:{}",
+                    r.client.ip, r.client.port, r.server.ip, r.server.port
+                )),
+                Cell::new(cut(path, 40)),
+                Cell::new(cut(&proto.join("; "), 40)),
+                Cell::new(human_seconds((r.last_seen - r.first_seen).max(0.0))),
+                Cell::new(format!(
+                    "{} / {}",
+                    r.message_counts.client,
+                    bytes(r.payload_bytes.client)
+                )),
+                Cell::new(format!(
+                    "{} / {}",
+                    r.message_counts.server,
+                    bytes(r.payload_bytes.server)
+                )),
+                self.paint(Cell::new(cut(ended, 90)), colour),
+            ]);
+        }
+        t
+    }
+
+    fn diagnostics_table(&self) -> Option<Table> {
+        // id -> (severity, count, first occurrence)
+        let mut by_id: BTreeMap<&str, (Severity, u64, String)> = BTreeMap::new();
+        for r in &self.records {
+            for (id, n) in &r.diagnostic_counts {
+                let first = r.diagnostics.iter().find(|d| d.id.as_str() == id);
+                let entry = by_id.entry(id.as_str()).or_insert_with(|| {
+                    let severity = first.map(|d| d.severity).unwrap_or(Severity::Info);
+                    let text = first
+                        .map(|d| format!("#{}: {}", r.id, d.message))
+                        .unwrap_or_default();
+                    (severity, 0, text)
+                });
+                entry.1 += n;
+            }
+        }
+        if by_id.is_empty() {
+            return None;
+        }
+        let mut rows: Vec<_> = by_id.into_iter().collect();
+        rows.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
+        let mut t = self.table();
+        t.set_header(vec!["diagnostic", "severity", "count", "first occurrence"]);
+        for (id, (severity, count, first)) in rows {
+            let colour = match severity {
+                Severity::Error => Color::Red,
+                Severity::Warning => Color::Yellow,
+                Severity::Info => Color::Cyan,
+            };
+            t.add_row(vec![
+                Cell::new(id),
+                self.paint(Cell::new(severity.as_str()), colour),
+                Cell::new(count),
+                Cell::new(cut(&first, 110)),
+            ]);
+        }
+        Some(t)
+    }
+
+    fn messages_log(&self, r: &ConnectionRecord, text: &mut String) {
+        let Some(messages) = &r.messages else {
+            return;
+        };
+        let _ = writeln!(
+            text,
+            "\nconnection #{} {}:{} → {}:{} {}",
+            r.id,
+            r.client.ip,
+            r.client.port,
+            r.server.ip,
+            r.server.port,
+            r.handshake.as_ref().map(|h| h.path.as_str()).unwrap_or("")
+        );
+        let origin = r.first_seen;
+        for m in messages {
+            let arrow = if m.from == crate::diag::Side::Client {
+                "→"
+            } else {
+                "←"
+            };
+            let length = m
+                .length
+                .map(|n| format!("{n} B"))
+                .unwrap_or_else(|| format!("? B ({} on the wire)", m.wire_length));
+            let mut flags = Vec::new();
+            if m.compressed {
+                flags.push("deflate".to_string());
+            }
+            if m.fragments > 1 {
+                flags.push(format!("{} fragments", m.fragments));
+            }
+            if !m.complete {
+                flags.push("INCOMPLETE".into());
+            }
+            let preview = match (&m.close_code, &m.text, &m.base64) {
+                (Some(code), reason, _) => format!("{code} {}", reason.as_deref().unwrap_or("")),
+                (None, Some(t), _) => format!("{:?}", cut(t, 80)),
+                (None, None, Some(b)) => format!("base64:{}", cut(b, 80)),
+                _ => m.inflate_error.clone().unwrap_or_default(),
+            };
+            let _ = writeln!(
+                text,
+                "  {:>10.3}s {arrow} {:<6} {:>9} {:<20} {}",
+                m.time - origin,
+                m.opcode,
+                length,
+                flags.join(","),
+                preview
+            );
+        }
+    }
+}
+
+impl Sink for TableReport {
+    fn event(&mut self, _event: &Event<'_>) {}
+
+    fn connection(&mut self, record: ConnectionRecord) {
+        if self.records.len() < MAX_ROWS {
+            self.records.push(record);
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
+        self.records.sort_by_key(|r| r.id);
+        let mut text = String::new();
+        for input in inputs {
+            let _ = write!(
+                text,
+                "{} ({}, {}): {} packets",
+                input.path,
+                input.format,
+                input.link_types.join("+"),
+                input.packets
+            );
+            if let Some(e) = &input.error {
+                let _ = write!(text, " — DAMAGED: {e}; analysed up to there");
+            }
+            text.push('\n');
+        }
+        if self.records.is_empty() {
+            text.push_str("\nNo WebSocket traffic or upgrade attempts found.\n");
+        } else {
+            let _ = writeln!(text, "\n{}", self.connections_table());
+            if self.omitted > 0 {
+                let _ = writeln!(
+                    text,
+                    "({} more connections not listed: use --format json)",
+                    self.omitted
+                );
+            }
+        }
+        if self.show_messages {
+            for r in &self.records {
+                self.messages_log(r, &mut text);
+            }
+        }
+        if let Some(t) = self.diagnostics_table() {
+            let _ = writeln!(text, "\n{t}");
+        }
+        let outcomes: Vec<String> = summary
+            .outcomes
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        let totals = format!(
+            "\n{} WebSocket connection(s) of {} TCP; {} frames, {} messages; endings: {}\n",
+            summary.websocket_connections,
+            summary.tcp_connections,
+            summary.frames,
+            summary.messages,
+            if outcomes.is_empty() {
+                "none".into()
+            } else {
+                outcomes.join(", ")
+            }
+        );
+        if self.colour {
+            let _ = write!(
+                text,
+                "{}",
+                Cell::new(totals).add_attribute(Attribute::Bold).content()
+            );
+        } else {
+            text.push_str(&totals);
+        }
+        self.out.write_all(text.as_bytes());
+        self.out.result()
+    }
+}

@@ -1,0 +1,625 @@
+//! TCP stream reassembly for one direction of one connection: captured segments (`seq`, flags, payload, in capture order) plus the peer's ACKs in, the byte stream out as [`StreamEvent`]s in stream order (`Data` runs and explicit `Gap`s).
+//!
+//! # Stream offsets
+//!
+//! Raw 32-bit sequence numbers never leave this file. Each is unwrapped with
+//! serial-number arithmetic (RFC 1982) against the sequence number of the next
+//! expected byte, giving a `u64` *stream offset*:
+//!
+//! * with a SYN, offset 0 is the byte at `ISN + 1` (the SYN itself occupies
+//!   the ISN, so data carried on the SYN starts at offset 0);
+//! * with no SYN (the capture started mid-connection), offset 0 is the first
+//!   sequence number of the first segment that occupies sequence space
+//!   (payload, SYN or FIN). Pure ACKs never anchor the stream.
+//!
+//! Bytes a mid-stream capture shows *before* that anchor (a reordered earlier
+//! segment) can never be placed; they are dropped and counted as retransmitted.
+//!
+//! # Policies
+//!
+//! * **In order, nothing held:** the caller's payload is handed on as
+//!   `Data(payload)`, with no copy and no allocation.
+//! * **Out of order:** the new bytes are copied once into a `BTreeMap` keyed by
+//!   stream offset and delivered when the hole before them is closed.
+//! * **Overlaps** (retransmissions, duplicated captures, re-segmentation):
+//!   first wins. Bytes already delivered are trimmed without comparison (they
+//!   are not kept); bytes overlapping held data are compared and every
+//!   differing byte is counted in [`ReassemblyStats::overlap_conflicts`].
+//! * **Holes** are closed, emitting one `Gap` per hole, when (a) the peer
+//!   acknowledged everything up to the held data after the hole
+//!   ([`Reassembler::on_peer_ack`]), (b) a cap in [`ReassemblyLimits`] would be
+//!   exceeded (the earliest hole is skipped; captured bytes are never discarded
+//!   to make room), or (c) [`Reassembler::flush`] is called. So two `Gap`s are
+//!   never adjacent, except that events after a flush may continue the flush's
+//!   trailing `Gap`.
+//! * **Garbage:** a segment starting more than 1 GiB (the largest window TCP
+//!   can advertise) before or after the next expected byte is dropped and
+//!   counted in [`ReassemblyStats::implausible_segments`]: it cannot belong to
+//!   this stream, and believing it would create a bogus gap of gigabytes. If 8
+//!   such segments with data arrive in a row, all within 1 GiB of each other,
+//!   the capture really lost more than a window: the stream is resynchronised
+//!   onto the eighth with one `Gap` (its length is the forward distance modulo
+//!   2^32, the best estimate a 32-bit sequence space allows).
+//! * **Keep-alive probes** (RFC 1122 §4.2.3.6: sequence number one below the
+//!   highest byte seen, zero or one garbage byte) are ignored and counted.
+//! * **RST:** data carried on an RST is diagnostic text, not stream bytes
+//!   (RFC 1122 §4.2.2.12): it is ignored.
+//!
+//! Memory: held bytes and held segments never exceed the limits (a segment
+//! that cannot fit is delivered after a `Gap` straight from the caller's
+//! slice), and the reassembler keeps no other per-byte state.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Default for [`ReassemblyLimits::max_buffered_bytes`]: 4 MiB covers several
+/// windows of a fast link while a retransmission is awaited, yet bounds what one
+/// hostile flow can pin.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 4 << 20;
+
+/// Default for [`ReassemblyLimits::max_buffered_segments`]: bounds the per-entry
+/// overhead (map node + `Vec` header) of a flood of tiny out-of-order segments.
+pub const DEFAULT_MAX_BUFFERED_SEGMENTS: usize = 4096;
+
+/// Farthest a segment may start from the next expected byte and still belong to
+/// this stream. RFC 7323 §2.3: "the maximum scale exponent is limited to 14 for a
+/// maximum permissible receive window size of 1 GiB (2^(14+16))", so a sender is
+/// never further than that ahead of what its peer acknowledged, and never
+/// retransmits further back than that.
+const MAX_PLAUSIBLE_DISTANCE: u32 = 1 << 30;
+
+/// Consecutive implausible segments, consistent with each other, after which we
+/// believe the capture lost more than a window and resynchronise onto them.
+const RESYNC_AFTER_SEGMENTS: u32 = 8;
+
+/// Caps for one direction; defaults must be sane for hostile input.
+#[derive(Debug, Clone, Copy)]
+pub struct ReassemblyLimits {
+    /// Most out-of-order bytes held while waiting for a hole to fill. Reaching it
+    /// skips the earliest hole (a `Gap`) rather than growing.
+    pub max_buffered_bytes: usize,
+    /// Most out-of-order segments held. Reaching it skips the earliest hole.
+    pub max_buffered_segments: usize,
+}
+
+impl Default for ReassemblyLimits {
+    /// 4 MiB and 4096 segments per direction.
+    fn default() -> Self {
+        Self {
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            max_buffered_segments: DEFAULT_MAX_BUFFERED_SEGMENTS,
+        }
+    }
+}
+
+/// TCP flags of one segment that matter to the byte stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SegmentFlags {
+    /// SYN: the sequence number is the ISN; data (if any) starts one after it.
+    pub syn: bool,
+    /// FIN: the stream ends after this segment's payload.
+    pub fin: bool,
+    /// RST: any payload is diagnostic text and is not part of the stream.
+    pub rst: bool,
+}
+
+/// What the reassembler hands on, in stream order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEvent<'a> {
+    /// The next contiguous bytes of the stream. Borrowed from the caller's
+    /// segment when in order (zero copy), else from the reassembler's buffer.
+    /// Never empty.
+    Data(&'a [u8]),
+    /// Bytes `[offset, offset+len)` of the stream (offset relative to the first
+    /// byte after the ISN / first seen byte) will never be delivered: lost from
+    /// the capture. The stream continues after them. `len` is never 0, and a
+    /// `Gap` is always followed by `Data`, except the trailing `Gap` that
+    /// [`Reassembler::flush`] may emit last.
+    Gap {
+        /// Stream offset of the first lost byte.
+        offset: u64,
+        /// Number of lost bytes.
+        len: u64,
+    },
+}
+
+/// Counters for one direction, for diagnostics and memory accounting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReassemblyStats {
+    /// Every segment passed to [`Reassembler::on_segment`], pure ACKs included.
+    pub segments: u64,
+    /// Segments whose first new byte lay beyond the next expected byte, so they
+    /// had to wait for a hole.
+    pub out_of_order_segments: u64,
+    /// Segments with payload that was entirely already delivered or held.
+    pub retransmitted_segments: u64,
+    /// Payload bytes already delivered or held when they arrived again (whole
+    /// or partial retransmissions).
+    pub retransmitted_bytes: u64,
+    /// Overlapping bytes that differ from the held bytes we kept (first wins).
+    /// Overlaps with already delivered bytes cannot be compared and are not
+    /// counted here.
+    pub overlap_conflicts: u64,
+    /// Keep-alive probes ignored: zero or one byte at one below the highest
+    /// sequence number seen. (A duplicated one-byte segment looks the same and
+    /// is counted here too.)
+    pub keepalive_probes: u64,
+    /// `Gap` events emitted.
+    pub gaps: u64,
+    /// Total length of all `Gap` events.
+    pub gap_bytes: u64,
+    /// Captured bytes discarded because a cap was reached. The reassembler
+    /// makes room by skipping the earliest hole instead (counted in `gaps`), so
+    /// this stays 0 with the current policy; kept for reporting stability.
+    pub dropped_over_limit_bytes: u64,
+    /// Segments dropped as garbage: starting more than 1 GiB (the largest TCP
+    /// window) away from the next expected byte.
+    pub implausible_segments: u64,
+    /// Payload bytes of the implausible segments.
+    pub implausible_bytes: u64,
+}
+
+/// Reassembles ONE direction of one connection into an ordered byte stream.
+///
+/// Feed it this direction's segments with [`on_segment`](Self::on_segment) and
+/// the other direction's acknowledgment numbers with
+/// [`on_peer_ack`](Self::on_peer_ack); call [`flush`](Self::flush) at the end
+/// of the connection or of the capture.
+pub struct Reassembler {
+    limits: ReassemblyLimits,
+    /// Raw sequence number of stream offset 0; `None` until the first segment
+    /// that occupies sequence space.
+    base: Option<u32>,
+    /// The ISN, when a SYN anchored the stream.
+    isn: Option<u32>,
+    /// Stream offset of the next byte to deliver (delivered + gaps).
+    next: u64,
+    /// Out-of-order bytes by stream offset. Invariants between calls: entries
+    /// do not overlap, every key is > `next`, and the first key is >
+    /// `acked` (such a hole would have been closed).
+    held: BTreeMap<u64, Vec<u8>>,
+    /// Sum of the lengths in `held`.
+    held_bytes: usize,
+    /// Highest stream offset the peer acknowledged (exclusive), 0 if none. The
+    /// ACK of a FIN is one past it, but no data follows a FIN, so this never
+    /// closes a hole that is not there.
+    acked: u64,
+    /// Stream offset of the FIN (= end of data), first FIN wins.
+    fin: Option<u64>,
+    /// Current run of implausible segments: (first one's sequence number, count).
+    resync: Option<(u32, u32)>,
+    stats: ReassemblyStats,
+}
+
+impl fmt::Debug for Reassembler {
+    /// A summary; held bytes are not printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reassembler")
+            .field("base", &self.base)
+            .field("isn", &self.isn)
+            .field("next", &self.next)
+            .field("held_segments", &self.held.len())
+            .field("held_bytes", &self.held_bytes)
+            .field("acked", &self.acked)
+            .field("fin", &self.fin)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Reassembler {
+    /// A reassembler with [`ReassemblyLimits::default`].
+    fn default() -> Self {
+        Self::new(ReassemblyLimits::default())
+    }
+}
+
+impl Reassembler {
+    /// An empty reassembler for one direction, bounded by `limits`.
+    pub fn new(limits: ReassemblyLimits) -> Self {
+        Self {
+            limits,
+            base: None,
+            isn: None,
+            next: 0,
+            held: BTreeMap::new(),
+            held_bytes: 0,
+            acked: 0,
+            fin: None,
+            resync: None,
+            stats: ReassemblyStats::default(),
+        }
+    }
+
+    /// Feed one captured segment of this direction. `out` receives zero or
+    /// more events in stream order.
+    pub fn on_segment<F: FnMut(StreamEvent<'_>)>(
+        &mut self,
+        seq: u32,
+        flags: SegmentFlags,
+        payload: &[u8],
+        out: &mut F,
+    ) {
+        self.stats.segments += 1;
+        // RFC 1122 §4.2.2.12: "A TCP SHOULD allow a received RST segment to
+        // include data" -- text explaining the reset, not stream bytes.
+        let payload = if flags.rst { &[][..] } else { payload };
+        let occupies = !payload.is_empty() || flags.syn || flags.fin;
+        // RFC 9293 §3.4: the SYN occupies the ISN; its data starts at ISN + 1.
+        let data_seq = if flags.syn { seq.wrapping_add(1) } else { seq };
+        let base = match self.base {
+            Some(base) => base,
+            None if occupies => {
+                self.base = Some(data_seq);
+                if flags.syn {
+                    self.isn = Some(seq);
+                }
+                data_seq
+            }
+            None => return,
+        };
+        let syn_retransmission = flags.syn && self.isn == Some(seq);
+        let mut delta = if syn_retransmission {
+            // Its data starts at offset 0 however far the stream has moved on
+            // (relative arithmetic would wrap after 2 GiB).
+            i64::try_from(self.next).map_or(i64::MIN, |next| -next)
+        } else {
+            self.delta(base, data_seq)
+        };
+
+        if !occupies {
+            // Pure ACK, window update or zero-length keep-alive probe.
+            if !flags.rst && self.is_keepalive(delta) {
+                self.stats.keepalive_probes += 1;
+            }
+            return;
+        }
+
+        if !syn_retransmission && delta.unsigned_abs() > u64::from(MAX_PLAUSIBLE_DISTANCE) {
+            if !self.implausible(base, data_seq, payload, out) {
+                return;
+            }
+            delta = self.delta(base, data_seq);
+        } else {
+            self.resync = None;
+        }
+
+        if flags.syn && self.isn.is_none() && data_seq == base {
+            // The SYN of a stream we first anchored on its first data byte.
+            self.isn = Some(seq);
+        }
+        if flags.fin && self.fin.is_none() {
+            let fin = i128::from(self.next) + i128::from(delta) + payload.len() as i128;
+            self.fin = u64::try_from(fin).ok();
+        }
+        if payload.len() == 1 && !flags.syn && !flags.fin && self.is_keepalive(delta) {
+            // RFC 1122 §4.2.3.6: an implementation "MAY be configurable to send
+            // a keep-alive segment containing one garbage octet" (at SND.NXT-1).
+            self.stats.keepalive_probes += 1;
+            return;
+        }
+
+        // Trim what lies below the next expected byte: already delivered (or
+        // declared lost, or before the stream's anchor).
+        let (start, data) = if delta < 0 {
+            let behind = delta.unsigned_abs();
+            let len = payload.len() as u64;
+            if behind >= len {
+                if len > 0 {
+                    self.stats.retransmitted_segments += 1;
+                    self.stats.retransmitted_bytes += len;
+                }
+                return;
+            }
+            self.stats.retransmitted_bytes += behind;
+            // `behind < len`, so it fits in usize.
+            (self.next, &payload[behind as usize..])
+        } else {
+            (self.next + delta.unsigned_abs(), payload)
+        };
+        if data.is_empty() {
+            return; // SYN or FIN alone
+        }
+
+        // Fast path: in order with nothing held. No copy, no allocation.
+        if start == self.next && self.held.is_empty() {
+            self.emit_direct(data, out);
+            return;
+        }
+        self.insert(start, data, out);
+    }
+
+    /// The OTHER direction acknowledged this direction's bytes up to `ack` (the
+    /// raw TCP ack number). A hole below an acknowledged position was received
+    /// by the peer but not by the capture: it will never fill, so declare it a
+    /// Gap now and deliver what is held after it.
+    ///
+    /// A hole is closed once the ACK covers it entirely; the part of a hole above
+    /// the ACK may still arrive. An ACK that only passes the delivered data (no
+    /// held data after it) is remembered and reported by [`flush`](Self::flush)
+    /// if nothing arrives. ACKs before this direction's first segment, behind the
+    /// delivered data, or more than 1 GiB ahead are ignored.
+    pub fn on_peer_ack<F: FnMut(StreamEvent<'_>)>(&mut self, ack: u32, out: &mut F) {
+        let Some(base) = self.base else { return };
+        let delta = self.delta(base, ack);
+        if delta <= 0 || delta > i64::from(MAX_PLAUSIBLE_DISTANCE) {
+            return;
+        }
+        let acked = self.next + delta.unsigned_abs();
+        if acked > self.acked {
+            self.acked = acked;
+            self.drain(out);
+        }
+    }
+
+    /// End of the connection or of the capture: deliver everything held,
+    /// emitting a Gap for each hole.
+    ///
+    /// Also reports a trailing hole nothing was held after, up to the later of
+    /// the FIN (it proves the bytes before it were sent) and one below the
+    /// highest ACK (the last acknowledged position may be a FIN the capture
+    /// missed, so only bytes certain to be data are reported).
+    /// The reassembler stays usable afterwards.
+    pub fn flush<F: FnMut(StreamEvent<'_>)>(&mut self, out: &mut F) {
+        self.deliver_all_held(out);
+        let end = self.fin.unwrap_or(0).max(self.acked.saturating_sub(1));
+        self.gap_to(end, out);
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ReassemblyStats {
+        self.stats
+    }
+
+    /// Stream offset of the next byte expected (delivered + gaps so far).
+    pub fn next_offset(&self) -> u64 {
+        self.next
+    }
+
+    /// Bytes currently held out of order (for memory accounting).
+    pub fn buffered_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Segments currently held out of order (for memory accounting).
+    pub fn buffered_segments(&self) -> usize {
+        self.held.len()
+    }
+
+    /// True once a FIN's sequence position has been reached in order (all data
+    /// before the FIN delivered).
+    pub fn fin_reached(&self) -> bool {
+        self.fin.is_some_and(|fin| self.next >= fin)
+    }
+
+    /// Stream offset of the FIN, once a FIN was seen (the total stream length).
+    pub fn fin_offset(&self) -> Option<u64> {
+        self.fin
+    }
+
+    /// The initial sequence number, when a SYN was seen. A later SYN with a
+    /// different ISN is a new connection on the same ports (the caller should
+    /// start a new reassembler); this one would treat it as a stray segment.
+    pub fn isn(&self) -> Option<u32> {
+        self.isn
+    }
+
+    /// Signed distance from the next expected byte to `seq`, RFC 1982 style.
+    fn delta(&self, base: u32, seq: u32) -> i64 {
+        // Truncating `next` to 32 bits is the point: sequence space is mod 2^32.
+        let next_seq = base.wrapping_add(self.next as u32);
+        i64::from(seq.wrapping_sub(next_seq) as i32)
+    }
+
+    /// Whether a segment starting `delta` from `next` with at most one byte sits
+    /// one below the highest byte seen (delivered or held).
+    fn is_keepalive(&self, delta: i64) -> bool {
+        let high = self
+            .held
+            .last_key_value()
+            .map_or(self.next, |(&k, v)| k + v.len() as u64);
+        high > 0 && i128::from(self.next) + i128::from(delta) + 1 == i128::from(high)
+    }
+
+    /// Counts an implausible segment, or resynchronises onto it after a run of
+    /// consistent ones. Returns true when the segment should now be processed.
+    fn implausible<F: FnMut(StreamEvent<'_>)>(
+        &mut self,
+        base: u32,
+        data_seq: u32,
+        payload: &[u8],
+        out: &mut F,
+    ) -> bool {
+        self.stats.implausible_segments += 1;
+        self.stats.implausible_bytes += payload.len() as u64;
+        if payload.is_empty() {
+            // Only data can prove where the stream went (and a resync Gap must
+            // be followed by data).
+            return false;
+        }
+        let (first, count) = match self.resync {
+            Some((first, count))
+                if (data_seq.wrapping_sub(first) as i32).unsigned_abs()
+                    <= MAX_PLAUSIBLE_DISTANCE =>
+            {
+                (first, count + 1)
+            }
+            _ => (data_seq, 1),
+        };
+        if count < RESYNC_AFTER_SEGMENTS {
+            self.resync = Some((first, count));
+            return false;
+        }
+        // Resynchronising onto this segment: it is no longer garbage.
+        self.stats.implausible_segments -= 1;
+        self.stats.implausible_bytes -= payload.len() as u64;
+        self.resync = None;
+        let next_seq = base.wrapping_add(self.next as u32);
+        let target = self.next + u64::from(data_seq.wrapping_sub(next_seq));
+        self.deliver_all_held(out);
+        self.gap_to(target, out);
+        true
+    }
+
+    /// Places an out-of-order (or partly held-overlapping) segment that starts
+    /// at or after `next`.
+    fn insert<F: FnMut(StreamEvent<'_>)>(&mut self, start: u64, data: &[u8], out: &mut F) {
+        let end = start + data.len() as u64;
+
+        // Pass 1, read only: compare with held bytes (first wins).
+        let from = match self.held.range(..=start).next_back() {
+            Some((&k, v)) if k + v.len() as u64 > start => k,
+            _ => start,
+        };
+        let mut overlap = 0u64;
+        let mut conflicts = 0u64;
+        for (&k, v) in self.held.range(from..end) {
+            let lo = k.max(start);
+            let hi = (k + v.len() as u64).min(end);
+            if lo < hi {
+                overlap += hi - lo;
+                let kept = &v[(lo - k) as usize..(hi - k) as usize];
+                let new = &data[(lo - start) as usize..(hi - start) as usize];
+                if kept != new {
+                    conflicts += kept.iter().zip(new).filter(|(a, b)| a != b).count() as u64;
+                }
+            }
+        }
+        self.stats.retransmitted_bytes += overlap;
+        self.stats.overlap_conflicts += conflicts;
+        if overlap == data.len() as u64 {
+            self.stats.retransmitted_segments += 1;
+            return;
+        }
+        if start > self.next {
+            self.stats.out_of_order_segments += 1;
+        }
+
+        // Pass 2: place each piece not already held, in stream order. Placing
+        // may deliver (and so remove) held data; the free ranges we walk stay
+        // free, so re-querying the map each step is consistent.
+        let mut cur = start;
+        while cur < end {
+            if cur < self.next {
+                cur = self.next;
+                continue;
+            }
+            if let Some((&k, v)) = self.held.range(..=cur).next_back() {
+                let held_end = k + v.len() as u64;
+                if held_end > cur {
+                    cur = held_end;
+                    continue;
+                }
+            }
+            let piece_end = self
+                .held
+                .range(cur..)
+                .next()
+                .map_or(end, |(&k, _)| k.min(end));
+            let piece = &data[(cur - start) as usize..(piece_end - start) as usize];
+            self.place(cur, piece, out);
+            cur = piece_end;
+        }
+    }
+
+    /// Places new bytes at `pos` (>= `next`) in a range nothing is held in:
+    /// delivers them directly if in order or after a hole that must close,
+    /// else copies them into `held`, first skipping holes to respect the caps.
+    fn place<F: FnMut(StreamEvent<'_>)>(&mut self, pos: u64, bytes: &[u8], out: &mut F) {
+        // Invariant: every held key is > `acked`; so if the ACK
+        // covers `pos`, nothing is held before it and the hole is known lost.
+        if pos <= self.acked {
+            self.gap_to(pos, out);
+        }
+        loop {
+            if pos == self.next {
+                self.emit_direct(bytes, out);
+                self.drain(out);
+                return;
+            }
+            let fits = self.held.len() < self.limits.max_buffered_segments
+                && self.held_bytes.saturating_add(bytes.len()) <= self.limits.max_buffered_bytes;
+            if fits {
+                self.held.insert(pos, bytes.to_vec());
+                self.held_bytes += bytes.len();
+                return;
+            }
+            match self.held.first_key_value() {
+                // Skip the earliest hole and deliver the run after it; the run
+                // ends at or before `pos`, which lies in a free range.
+                Some((&k, _)) if k < pos => self.skip_hole(out),
+                // Nothing held before `pos`: the earliest hole is the one
+                // before these bytes. Skip it and deliver them uncopied.
+                _ => self.gap_to(pos, out),
+            }
+        }
+    }
+
+    /// Delivers bytes that start exactly at `next`, borrowed.
+    fn emit_direct<F: FnMut(StreamEvent<'_>)>(&mut self, bytes: &[u8], out: &mut F) {
+        self.next += bytes.len() as u64;
+        out(StreamEvent::Data(bytes));
+    }
+
+    /// Emits a Gap from `next` up to `to`, if `to` is ahead.
+    fn gap_to<F: FnMut(StreamEvent<'_>)>(&mut self, to: u64, out: &mut F) {
+        if to > self.next {
+            let len = to - self.next;
+            out(StreamEvent::Gap {
+                offset: self.next,
+                len,
+            });
+            self.stats.gaps += 1;
+            self.stats.gap_bytes += len;
+            self.next = to;
+        }
+    }
+
+    /// Pops the first held segment and delivers whatever of it lies at or
+    /// after `next` (its key must be <= `next`).
+    fn deliver_first<F: FnMut(StreamEvent<'_>)>(&mut self, out: &mut F) {
+        if let Some((k, v)) = self.held.pop_first() {
+            self.held_bytes -= v.len();
+            let end = k + v.len() as u64;
+            if end > self.next {
+                let skip = self.next.saturating_sub(k) as usize;
+                self.next = end;
+                out(StreamEvent::Data(&v[skip..]));
+            }
+        }
+    }
+
+    /// Delivers held data that became contiguous, closing holes the peer
+    /// acknowledged entirely.
+    fn drain<F: FnMut(StreamEvent<'_>)>(&mut self, out: &mut F) {
+        while let Some((&k, _)) = self.held.first_key_value() {
+            if k > self.next {
+                if k > self.acked {
+                    return;
+                }
+                self.gap_to(k, out);
+            }
+            self.deliver_first(out);
+        }
+    }
+
+    /// Skips the earliest hole (cap reached) and delivers what follows it.
+    fn skip_hole<F: FnMut(StreamEvent<'_>)>(&mut self, out: &mut F) {
+        if let Some((&k, _)) = self.held.first_key_value() {
+            self.gap_to(k, out);
+            self.drain(out);
+        }
+    }
+
+    /// Delivers everything held, with a Gap before each hole.
+    fn deliver_all_held<F: FnMut(StreamEvent<'_>)>(&mut self, out: &mut F) {
+        while let Some((&k, _)) = self.held.first_key_value() {
+            self.gap_to(k, out);
+            self.deliver_first(out);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "reassembly_test.rs"]
+mod tests;

@@ -1,0 +1,851 @@
+//! One direction's compressed message payloads (RFC 7692 permessage-deflate, already unmasked and in frame
+//! order) -> inflated bytes in bounded chunks, or an `InflateError` that spoils only the message it hits.
+//!
+//! RFC 7692 §7.2.2: "An endpoint uses the following algorithm to decompress a message. 1. Append 4 octets of
+//! 0x00 0x00 0xff 0xff to the tail end of the payload of the message. 2. Decompress the resulting data using
+//! DEFLATE." Memory is fixed: a 32 KiB output buffer (+ a 32 KiB history copy under context takeover) and the
+//! decoder's own 32 KiB window, whatever the message size.
+
+use std::fmt;
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+/// Output chunk size: what `push`/`end_message` hand to the callback at most per call. Bounded so a
+/// decompression bomb never allocates more than this.
+const OUT_CHUNK: usize = 32 * 1024;
+
+/// The DEFLATE window (2^15): the most history a later message can reference.
+const WINDOW: usize = 32 * 1024;
+
+/// RFC 7692 §7.2.2: the tail removed by the sender and appended by the receiver.
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Negotiated permessage-deflate parameters for the direction being inflated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InflateParams {
+    /// `*_no_context_takeover` was agreed for the sender: every message starts with an empty window.
+    pub no_context_takeover: bool,
+    /// The sender's `*_max_window_bits` (8..=15). Recorded only: the decoder always uses a 15-bit window,
+    /// which decodes every smaller one (and flate2 panics on 8).
+    pub max_window_bits: u8,
+}
+
+impl Default for InflateParams {
+    /// Context takeover on, 15-bit window: the RFC 7692 defaults.
+    fn default() -> Self {
+        Self {
+            no_context_takeover: false,
+            max_window_bits: 15,
+        }
+    }
+}
+
+/// Why a message could not be inflated. Only that message is lost; see `Inflater` for what follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InflateError {
+    /// The compressed data is not valid DEFLATE; zlib's message.
+    Corrupt(String),
+    /// The message inflated past the per-message output limit (decompression bomb or oversized message).
+    OutputLimit {
+        /// The limit that was hit, in bytes.
+        limit: u64,
+    },
+    /// Earlier compressed data of this direction was not seen (capture started mid-stream, a TCP gap, or an
+    /// earlier failure) and context takeover is on, so back-references cannot be resolved.
+    ContextLost,
+}
+
+impl fmt::Display for InflateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InflateError::Corrupt(msg) => write!(f, "corrupt deflate data: {msg}"),
+            InflateError::OutputLimit { limit } => {
+                write!(f, "message inflates to more than {limit} bytes")
+            }
+            InflateError::ContextLost => {
+                f.write_str("compression context lost: earlier compressed data was not seen")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InflateError {}
+
+/// Where the current message stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Msg {
+    /// Between messages.
+    Idle,
+    /// Inside a message, decoding.
+    Active,
+    /// The message's DEFLATE stream ended with a BFINAL block (RFC 7692 §7.2.3.4); remaining bytes are the
+    /// sender's padding and are ignored.
+    StreamEnded,
+    /// The message failed; the error is repeated by `end_message`.
+    Failed(InflateError),
+}
+
+/// permessage-deflate decoder for one direction of one connection. Keeps the LZ77 window across messages
+/// (context takeover) unless `no_context_takeover` was negotiated.
+///
+/// Failure model: an error poisons only the current message. Under context takeover the window is then
+/// wrong, so the following messages fail with `ContextLost` (unless `set_resume_after_loss(true)`); under
+/// `no_context_takeover` the next message starts fresh.
+pub struct Inflater {
+    params: InflateParams,
+    limit: u64,
+    decoder: Decompress,
+    out: Box<[u8]>,
+    /// Last `WINDOW` output bytes (ring), kept under context takeover only: after a BFINAL block the decoder
+    /// must be restarted with this as its dictionary (RFC 7692 §7.2.2: the next message "MUST" be
+    /// decompressed "using the LZ77 sliding window used to process the last compressed message").
+    history: Vec<u8>,
+    history_pos: usize,
+    msg: Msg,
+    /// Inflated bytes of the current message.
+    produced: u64,
+    /// The current message has had compressed input (an empty payload gets no tail: see `end_message`).
+    fed: bool,
+    /// The window is unknown (context takeover only).
+    context_lost: bool,
+    /// Opt-in: after a loss, decode later messages with a fresh decoder (see `set_resume_after_loss`).
+    resume_after_loss: bool,
+    /// The decoder was restarted after a loss: "distance too far back" now means `ContextLost`.
+    resumed: bool,
+    /// Restart the decoder (empty window) before the next message.
+    reset_pending: bool,
+    /// Restart the decoder with `history` as its window before the next message (after BFINAL).
+    restore_pending: bool,
+}
+
+impl fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inflater")
+            .field("params", &self.params)
+            .field("limit", &self.limit)
+            .field("msg", &self.msg)
+            .field("produced", &self.produced)
+            .field("context_lost", &self.context_lost)
+            .field("resume_after_loss", &self.resume_after_loss)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inflater {
+    /// A decoder for one direction; each message may inflate to at most `max_output_per_message` bytes.
+    pub fn new(params: InflateParams, max_output_per_message: u64) -> Self {
+        Self {
+            params,
+            limit: max_output_per_message,
+            // Raw DEFLATE (no zlib header), 15-bit window (see `InflateParams::max_window_bits`).
+            decoder: Decompress::new(false),
+            out: vec![0u8; OUT_CHUNK].into_boxed_slice(),
+            history: Vec::new(),
+            history_pos: 0,
+            msg: Msg::Idle,
+            produced: 0,
+            fed: false,
+            context_lost: false,
+            resume_after_loss: false,
+            resumed: false,
+            reset_pending: false,
+            restore_pending: false,
+        }
+    }
+
+    /// The parameters this decoder was built with.
+    pub fn params(&self) -> InflateParams {
+        self.params
+    }
+
+    /// True while messages fail with `ContextLost` (context takeover, history unknown).
+    pub fn is_context_lost(&self) -> bool {
+        self.context_lost
+    }
+
+    /// Opt-in recovery under context takeover: after a loss, decode each later message with an empty window
+    /// instead of failing it outright. This never invents data: a message that references lost history makes
+    /// zlib stop with "invalid distance too far back", which is reported as `ContextLost`; a message that
+    /// decodes is exact, and the window rebuilds from it. Partial output of a failing message may already
+    /// have been passed to the callback, as for any error. Off by default.
+    pub fn set_resume_after_loss(&mut self, on: bool) {
+        self.resume_after_loss = on;
+    }
+
+    /// The decoder's sliding window history is unknown (capture started mid-stream or a TCP gap ate
+    /// compressed bytes). Until a message can be inflated without history (only under
+    /// no_context_takeover), messages fail with ContextLost. A message in progress fails with `ContextLost`.
+    pub fn lose_context(&mut self) {
+        if matches!(self.msg, Msg::Active | Msg::StreamEnded) {
+            self.msg = Msg::Failed(InflateError::ContextLost);
+        }
+        if self.params.no_context_takeover {
+            self.reset_pending = true;
+        } else {
+            self.context_lost = true;
+            self.resumed = false;
+        }
+    }
+
+    /// Starts a message (the first frame with RSV1 set). Under no_context_takeover this resets the decoder.
+    /// Starting a new message while one is still open abandons it; under context takeover that loses the
+    /// context, since the sender's window holds the part never seen.
+    pub fn begin_message(&mut self) {
+        if matches!(self.msg, Msg::Active | Msg::StreamEnded) {
+            self.note_abandoned();
+        }
+        if self.params.no_context_takeover {
+            // RFC 7692 §7.2.2: with "*_no_context_takeover" the receiver "MAY decompress each new message with
+            // an empty LZ77 sliding window".
+            self.reset_decoder(false);
+            self.context_lost = false;
+        } else if self.context_lost {
+            if self.resume_after_loss {
+                self.reset_decoder(false);
+                self.context_lost = false;
+                self.resumed = true;
+            }
+        } else if self.restore_pending {
+            self.reset_decoder(true);
+        } else if self.reset_pending {
+            self.reset_decoder(false);
+        }
+        self.msg = Msg::Active;
+        self.produced = 0;
+        self.fed = false;
+    }
+
+    /// Feeds the next compressed chunk of the current message (as frames and TCP segments arrive); inflated
+    /// bytes go to `out` in chunks of at most 32 KiB. Calling it between messages starts one. After a message
+    /// failed, later chunks of that message are ignored and return `Ok` (the error was already returned).
+    pub fn push<F: FnMut(&[u8])>(
+        &mut self,
+        compressed: &[u8],
+        out: &mut F,
+    ) -> Result<(), InflateError> {
+        if self.msg == Msg::Idle {
+            self.begin_message();
+        }
+        match self.msg {
+            Msg::Failed(_) | Msg::StreamEnded => return Ok(()),
+            Msg::Active | Msg::Idle => {}
+        }
+        if self.context_lost {
+            return Err(self.fail(InflateError::ContextLost));
+        }
+        if compressed.is_empty() {
+            return Ok(());
+        }
+        self.fed = true;
+        self.inflate(compressed, out)
+    }
+
+    /// Ends the message: feeds the `00 00 ff ff` tail (RFC 7692 §7.2.2) and returns the message's total
+    /// inflated size. A message that failed returns its error again. An empty compressed message (no bytes,
+    /// or a single `00`) is 0 bytes.
+    pub fn end_message<F: FnMut(&[u8])>(&mut self, out: &mut F) -> Result<u64, InflateError> {
+        if self.msg == Msg::Idle {
+            self.begin_message();
+        }
+        if self.msg == Msg::Active && self.context_lost {
+            self.fail(InflateError::ContextLost);
+        }
+        let result = match std::mem::replace(&mut self.msg, Msg::Active) {
+            Msg::Failed(e) => Err(e),
+            Msg::StreamEnded => Ok(self.produced),
+            // A message with no payload bytes at all: the tail alone is not a complete DEFLATE block
+            // (`00 00 ff ff` opens a stored block of 0xff00 bytes), so it is not fed; the message is empty.
+            Msg::Active | Msg::Idle if !self.fed => Ok(0),
+            Msg::Active | Msg::Idle => self.inflate(&TAIL, out).map(|()| self.produced),
+        };
+        self.msg = Msg::Idle;
+        if self.params.no_context_takeover {
+            self.reset_pending = true;
+        }
+        result
+    }
+
+    /// Records a failure of the current message and what it does to the following ones.
+    fn fail(&mut self, e: InflateError) -> InflateError {
+        self.msg = Msg::Failed(e.clone());
+        if self.params.no_context_takeover {
+            self.reset_pending = true;
+        } else {
+            // The decoder stopped mid-message: its window no longer matches the sender's.
+            self.context_lost = true;
+            self.resumed = false;
+        }
+        e
+    }
+
+    /// A message was left open: under context takeover the sender's window includes bytes never decoded.
+    fn note_abandoned(&mut self) {
+        if !self.params.no_context_takeover && self.msg == Msg::Active {
+            self.context_lost = true;
+            self.resumed = false;
+        }
+    }
+
+    fn reset_decoder(&mut self, restore_history: bool) {
+        self.decoder.reset(false);
+        self.reset_pending = false;
+        self.restore_pending = false;
+        if restore_history && !self.history.is_empty() {
+            let (newer, older) = self.history.split_at(self.history_pos);
+            let mut window = Vec::with_capacity(self.history.len());
+            window.extend_from_slice(older);
+            window.extend_from_slice(newer);
+            if self.decoder.set_dictionary(&window).is_err() {
+                self.context_lost = true;
+            }
+        } else {
+            self.history.clear();
+            self.history_pos = 0;
+        }
+    }
+
+    /// Runs the decoder over `input`, streaming output to `out`, enforcing the limit.
+    fn inflate<F: FnMut(&[u8])>(&mut self, input: &[u8], out: &mut F) -> Result<(), InflateError> {
+        let mut consumed = 0usize;
+        loop {
+            // At most one byte past the limit is ever decoded: enough to know it was exceeded.
+            let allowance = self.limit - self.produced;
+            let room = usize::try_from(allowance.saturating_add(1))
+                .unwrap_or(usize::MAX)
+                .min(self.out.len());
+            let in_before = self.decoder.total_in();
+            let out_before = self.decoder.total_out();
+            let status = self.decoder.decompress(
+                &input[consumed..],
+                &mut self.out[..room],
+                FlushDecompress::None,
+            );
+            let used = (self.decoder.total_in() - in_before) as usize;
+            let made = (self.decoder.total_out() - out_before) as usize;
+            consumed += used;
+            // Bytes zlib produced before stopping are correct, even when it then reports an error.
+            let within = made.min(usize::try_from(allowance).unwrap_or(usize::MAX));
+            self.emit(within, out);
+            let status = match status {
+                Ok(s) => s,
+                Err(e) => {
+                    let msg = e
+                        .message()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| e.to_string());
+                    let err = if self.resumed && msg.contains("too far back") {
+                        InflateError::ContextLost
+                    } else {
+                        InflateError::Corrupt(msg)
+                    };
+                    return Err(self.fail(err));
+                }
+            };
+            if within < made {
+                return Err(self.fail(InflateError::OutputLimit { limit: self.limit }));
+            }
+            if status == Status::StreamEnd {
+                // RFC 7692 §7.2.3.4: a DEFLATE block with BFINAL set ends the sender's stream; the next
+                // message continues the same window in a new stream.
+                self.msg = Msg::StreamEnded;
+                if self.params.no_context_takeover {
+                    self.reset_pending = true;
+                } else {
+                    self.restore_pending = true;
+                }
+                return Ok(());
+            }
+            if consumed == input.len() && made < room {
+                return Ok(());
+            }
+            if used == 0 && made == 0 {
+                // No progress possible (zlib's Z_BUF_ERROR): the decoder needs input this message does not have.
+                return Ok(());
+            }
+        }
+    }
+
+    /// Passes the first `n` bytes of the output buffer on and records them as history.
+    fn emit<F: FnMut(&[u8])>(&mut self, n: usize, out: &mut F) {
+        if n == 0 {
+            return;
+        }
+        self.produced += n as u64;
+        let data = &self.out[..n];
+        out(data);
+        if !self.params.no_context_takeover {
+            remember(&mut self.history, &mut self.history_pos, data);
+        }
+    }
+}
+
+/// Appends inflated bytes to the `WINDOW`-byte history ring; `pos` is where the next byte goes.
+fn remember(history: &mut Vec<u8>, pos: &mut usize, data: &[u8]) {
+    let mut rest = &data[data.len().saturating_sub(WINDOW)..];
+    while !rest.is_empty() {
+        let n = if history.len() < WINDOW {
+            let n = (WINDOW - history.len()).min(rest.len());
+            history.extend_from_slice(&rest[..n]);
+            n
+        } else {
+            let n = (WINDOW - *pos).min(rest.len());
+            history[*pos..*pos + n].copy_from_slice(&rest[..n]);
+            n
+        };
+        *pos = (*pos + n) % WINDOW;
+        rest = &rest[n..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compress, Compression, FlushCompress};
+    use proptest::prelude::*;
+    use std::time::Instant;
+
+    /// Compresses `data` as the next message of `c`: sync flush, `00 00 ff ff` kept (the caller strips it).
+    fn deflate_sync(c: &mut Compress, data: &[u8]) -> Vec<u8> {
+        let start = c.total_in();
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        loop {
+            let done = (c.total_in() - start) as usize;
+            out.reserve(4096);
+            c.compress_vec(&data[done..], &mut out, FlushCompress::Sync)
+                .unwrap();
+            if (c.total_in() - start) as usize == data.len() && out.len() < out.capacity() {
+                return out;
+            }
+        }
+    }
+
+    /// RFC 7692 §7.2.1 sender: compress, then remove the trailing `00 00 ff ff`.
+    fn deflate_messages(msgs: &[Vec<u8>], window_bits: u8, takeover: bool) -> Vec<Vec<u8>> {
+        let mut c = Compress::new_with_window_bits(Compression::default(), false, window_bits);
+        msgs.iter()
+            .map(|m| {
+                if !takeover {
+                    c.reset();
+                }
+                let mut out = deflate_sync(&mut c, m);
+                assert!(out.ends_with(&TAIL));
+                out.truncate(out.len() - 4);
+                out
+            })
+            .collect()
+    }
+
+    /// Inflates one message given as chunks; checks the returned size against the bytes seen.
+    fn inflate(inf: &mut Inflater, chunks: &[&[u8]]) -> Result<Vec<u8>, InflateError> {
+        let mut v = Vec::new();
+        inf.begin_message();
+        for c in chunks {
+            inf.push(c, &mut |d: &[u8]| v.extend_from_slice(d))?;
+        }
+        let n = inf.end_message(&mut |d: &[u8]| v.extend_from_slice(d))?;
+        assert_eq!(n, v.len() as u64);
+        Ok(v)
+    }
+
+    fn takeover() -> Inflater {
+        Inflater::new(InflateParams::default(), 1 << 20)
+    }
+
+    fn no_takeover() -> Inflater {
+        Inflater::new(
+            InflateParams {
+                no_context_takeover: true,
+                max_window_bits: 15,
+            },
+            1 << 20,
+        )
+    }
+
+    #[test]
+    fn rfc7692_7_2_3_1_single_and_fragmented() {
+        // RFC 7692 §7.2.3.1: "0xf2 0x48 0xcd 0xc9 0xc9 0x07 0x00" is "Hello"; fragmented as
+        // "0xf2 0x48 0xcd" + "0xc9 0xc9 0x07 0x00".
+        let mut inf = takeover();
+        assert_eq!(
+            inflate(&mut inf, &[&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]]).unwrap(),
+            b"Hello"
+        );
+        let mut inf = takeover();
+        assert_eq!(
+            inflate(&mut inf, &[&[0xf2, 0x48, 0xcd], &[0xc9, 0xc9, 0x07, 0x00]]).unwrap(),
+            b"Hello"
+        );
+        // Every split point, byte by byte.
+        let msg = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        for cut in 0..=msg.len() {
+            let mut inf = takeover();
+            assert_eq!(
+                inflate(&mut inf, &[&msg[..cut], &msg[cut..]]).unwrap(),
+                b"Hello",
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfc7692_7_2_3_2_shared_window() {
+        // RFC 7692 §7.2.3.2: the second "Hello" is "0xf2 0x00 0x11 0x00 0x00", a back-reference into the first.
+        let first = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let second = [0xf2, 0x00, 0x11, 0x00, 0x00];
+        let mut inf = takeover();
+        assert_eq!(inflate(&mut inf, &[&first]).unwrap(), b"Hello");
+        assert_eq!(inflate(&mut inf, &[&second]).unwrap(), b"Hello");
+        // Without the first message's window it cannot be decoded.
+        let mut fresh = takeover();
+        match inflate(&mut fresh, &[&second]) {
+            Err(InflateError::Corrupt(msg)) => assert!(msg.contains("too far back"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rfc7692_7_2_3_3_stored_block() {
+        // RFC 7692 §7.2.3.3: "0x00 0x05 0x00 0xfa 0xff 0x48 0x65 0x6c 0x6c 0x6f 0x00".
+        let mut inf = takeover();
+        let msg = [
+            0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+        ];
+        assert_eq!(inflate(&mut inf, &[&msg]).unwrap(), b"Hello");
+    }
+
+    #[test]
+    fn rfc7692_7_2_3_4_bfinal_block() {
+        // RFC 7692 §7.2.3.4: "0xf3 0x48 0xcd 0xc9 0xc9 0x07 0x00 0x00": BFINAL=1 block, then a padding byte.
+        let mut inf = takeover();
+        assert_eq!(
+            inflate(
+                &mut inf,
+                &[&[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]]
+            )
+            .unwrap(),
+            b"Hello"
+        );
+        // The window survives the BFINAL block: a next message referencing "Hello" still decodes.
+        let mut c = Compress::new(Compression::default(), false);
+        c.set_dictionary(b"Hello").unwrap();
+        let mut next = deflate_sync(&mut c, b"Hello, Hello");
+        next.truncate(next.len() - 4);
+        assert_eq!(inflate(&mut inf, &[&next]).unwrap(), b"Hello, Hello");
+        // Under no_context_takeover the next message starts fresh after BFINAL too.
+        let mut inf = no_takeover();
+        assert_eq!(
+            inflate(
+                &mut inf,
+                &[&[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]]
+            )
+            .unwrap(),
+            b"Hello"
+        );
+        assert_eq!(
+            inflate(&mut inf, &[&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]]).unwrap(),
+            b"Hello"
+        );
+    }
+
+    #[test]
+    fn rfc7692_7_2_3_5_two_blocks() {
+        // RFC 7692 §7.2.3.5: "0xf2 0x48 0x05 0x00 0x00 0x00 0xff 0xff 0xca 0xc9 0xc9 0x07 0x00".
+        let mut inf = takeover();
+        let msg = [
+            0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00,
+        ];
+        assert_eq!(inflate(&mut inf, &[&msg]).unwrap(), b"Hello");
+    }
+
+    fn json_messages() -> Vec<Vec<u8>> {
+        (0..3)
+            .map(|i| format!(r#"{{"type":"update","channel":"ticker","seq":{i},"price":"1234.5{i}","qty":"0.01"}}"#))
+            .map(String::into_bytes)
+            .collect()
+    }
+
+    #[test]
+    fn context_takeover_three_messages() {
+        let msgs = json_messages();
+        let wire = deflate_messages(&msgs, 15, true);
+        // Later messages reference earlier ones, so they are much smaller.
+        assert!(
+            wire[2].len() * 2 < wire[0].len(),
+            "{} vs {}",
+            wire[2].len(),
+            wire[0].len()
+        );
+        let mut inf = takeover();
+        for (m, w) in msgs.iter().zip(&wire) {
+            assert_eq!(&inflate(&mut inf, &[w]).unwrap(), m);
+        }
+        // The third message alone cannot be decoded.
+        assert!(matches!(
+            inflate(&mut takeover(), &[&wire[2]]),
+            Err(InflateError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn no_context_takeover_messages_are_independent() {
+        let msgs = json_messages();
+        let wire = deflate_messages(&msgs, 15, false);
+        let mut inf = no_takeover();
+        for (m, w) in msgs.iter().zip(&wire).rev() {
+            assert_eq!(&inflate(&mut inf, &[w]).unwrap(), m);
+        }
+        // A corrupt message spoils only itself.
+        let mut inf = no_takeover();
+        assert!(matches!(
+            inflate(&mut inf, &[&[0xff, 0xff, 0xff]]),
+            Err(InflateError::Corrupt(_))
+        ));
+        assert_eq!(&inflate(&mut inf, &[&wire[1]]).unwrap(), &msgs[1]);
+    }
+
+    #[test]
+    fn error_under_takeover_loses_the_context() {
+        let msgs = json_messages();
+        let wire = deflate_messages(&msgs, 15, true);
+        let mut inf = takeover();
+        assert_eq!(&inflate(&mut inf, &[&wire[0]]).unwrap(), &msgs[0]);
+        assert!(matches!(
+            inflate(&mut inf, &[&[0xff, 0xff, 0xff]]),
+            Err(InflateError::Corrupt(_))
+        ));
+        assert!(inf.is_context_lost());
+        assert_eq!(
+            inflate(&mut inf, &[&wire[1]]),
+            Err(InflateError::ContextLost)
+        );
+        assert_eq!(
+            inflate(&mut inf, &[&wire[2]]),
+            Err(InflateError::ContextLost)
+        );
+    }
+
+    #[test]
+    fn window_bits_round_trips() {
+        // Messages larger than a 9-bit window, with repeats far apart.
+        let msgs: Vec<Vec<u8>> = (0..4u32)
+            .map(|i| {
+                (0..3000u32)
+                    .map(|j| ((j * 7 + i) % 251) as u8 ^ (j / 600) as u8)
+                    .collect()
+            })
+            .collect();
+        for bits in [9u8, 12, 15] {
+            for takeover in [true, false] {
+                let wire = deflate_messages(&msgs, bits, takeover);
+                let mut inf = Inflater::new(
+                    InflateParams {
+                        no_context_takeover: !takeover,
+                        max_window_bits: bits,
+                    },
+                    1 << 20,
+                );
+                for (m, w) in msgs.iter().zip(&wire) {
+                    assert_eq!(
+                        &inflate(&mut inf, &[w]).unwrap(),
+                        m,
+                        "bits {bits} takeover {takeover}"
+                    );
+                }
+            }
+        }
+        // 8 is legal in RFC 7692 but panics in flate2: it must never reach it.
+        let mut inf = Inflater::new(
+            InflateParams {
+                no_context_takeover: false,
+                max_window_bits: 8,
+            },
+            100,
+        );
+        assert_eq!(
+            inflate(&mut inf, &[&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]]).unwrap(),
+            b"Hello"
+        );
+    }
+
+    /// A 1 GiB run of zeros as one message payload (about 1 MB): one compressed MiB, then the steady-state
+    /// MiB repeated.
+    fn gigabyte_bomb() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let zeros = vec![0u8; 1 << 20];
+        let mut c = Compress::new(Compression::best(), false);
+        let first = deflate_sync(&mut c, &zeros);
+        let second = deflate_sync(&mut c, &zeros);
+        let third = deflate_sync(&mut c, &zeros);
+        assert_eq!(second, third, "the compressor reached a steady state");
+        (first, second, zeros)
+    }
+
+    #[test]
+    fn decompression_bomb_stops_at_the_limit() {
+        let (first, steady, _) = gigabyte_bomb();
+        // Sanity: 4 MiB built the same way inflates exactly.
+        let mut small = first.clone();
+        for _ in 0..3 {
+            small.extend_from_slice(&steady);
+        }
+        small.truncate(small.len() - 4);
+        let mut inf = Inflater::new(InflateParams::default(), 8 << 20);
+        let mut total = 0u64;
+        inf.push(&small, &mut |d: &[u8]| total += d.len() as u64)
+            .unwrap();
+        assert_eq!(
+            inf.end_message(&mut |d: &[u8]| total += d.len() as u64),
+            Ok(4 << 20)
+        );
+        assert_eq!(total, 4 << 20);
+
+        // The bomb: 1 GiB of output from about a megabyte of input, fed in 64 KiB pieces.
+        let limit = 16u64 << 20;
+        let mut inf = Inflater::new(InflateParams::default(), limit);
+        let started = Instant::now();
+        let (mut total, mut biggest, mut fed) = (0u64, 0usize, 0usize);
+        let mut err = None;
+        let mut sink = |d: &[u8]| {
+            total += d.len() as u64;
+            biggest = biggest.max(d.len());
+        };
+        'feed: for i in 0..1024 {
+            let piece = if i == 0 { &first } else { &steady };
+            for chunk in piece.chunks(64 * 1024) {
+                fed += chunk.len();
+                if let Err(e) = inf.push(chunk, &mut sink) {
+                    err = Some(e);
+                    break 'feed;
+                }
+            }
+        }
+        assert_eq!(err, Some(InflateError::OutputLimit { limit }));
+        assert_eq!(
+            inf.end_message(&mut sink),
+            Err(InflateError::OutputLimit { limit })
+        );
+        assert_eq!(total, limit);
+        assert!(biggest <= OUT_CHUNK);
+        assert!(fed < 64 * 1024 * 32, "stopped early: fed {fed} bytes");
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "took {:?}",
+            started.elapsed()
+        );
+        // A limit of zero: even one byte is too much, an empty message is fine.
+        let mut inf = Inflater::new(InflateParams::default(), 0);
+        assert_eq!(inflate(&mut inf, &[&[0x00]]), Ok(Vec::new()));
+        assert!(!inf.is_context_lost());
+        assert_eq!(
+            inflate(&mut inf, &[&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]]),
+            Err(InflateError::OutputLimit { limit: 0 })
+        );
+    }
+
+    #[test]
+    fn empty_messages() {
+        for mut inf in [takeover(), no_takeover()] {
+            // No payload at all.
+            inf.begin_message();
+            assert_eq!(inf.end_message(&mut |_: &[u8]| panic!("no output")), Ok(0));
+            // A single 0x00 (what zlib emits for an empty sync-flushed message after the tail is removed).
+            assert_eq!(inflate(&mut inf, &[&[0x00]]), Ok(Vec::new()));
+            // end_message without begin_message or push.
+            assert_eq!(inf.end_message(&mut |_: &[u8]| panic!("no output")), Ok(0));
+            // The decoder still works afterwards.
+            assert_eq!(
+                inflate(&mut inf, &[&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]]).unwrap(),
+                b"Hello"
+            );
+        }
+        // What a real compressor produces for an empty message.
+        let wire = deflate_messages(&[Vec::new(), b"x".to_vec()], 15, true);
+        let mut inf = takeover();
+        assert_eq!(inflate(&mut inf, &[&wire[0]]), Ok(Vec::new()));
+        assert_eq!(inflate(&mut inf, &[&wire[1]]), Ok(b"x".to_vec()));
+    }
+
+    #[test]
+    fn mid_stream_start_is_context_lost() {
+        let first = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let second = [0xf2, 0x00, 0x11, 0x00, 0x00];
+        // Context takeover: every message fails, even one that would decode alone.
+        let mut inf = takeover();
+        inf.lose_context();
+        assert_eq!(
+            inflate(&mut inf, &[&second]),
+            Err(InflateError::ContextLost)
+        );
+        assert_eq!(inflate(&mut inf, &[&first]), Err(InflateError::ContextLost));
+        inf.begin_message();
+        assert_eq!(
+            inf.end_message(&mut |_: &[u8]| {}),
+            Err(InflateError::ContextLost)
+        );
+        // no_context_takeover: a loss inside a message spoils it; the next one is fine.
+        let mut inf = no_takeover();
+        inf.begin_message();
+        inf.push(&first[..3], &mut |_: &[u8]| {}).unwrap();
+        inf.lose_context();
+        assert_eq!(inf.push(&first[3..], &mut |_: &[u8]| {}), Ok(()));
+        assert_eq!(
+            inf.end_message(&mut |_: &[u8]| {}),
+            Err(InflateError::ContextLost)
+        );
+        assert_eq!(inflate(&mut inf, &[&first]).unwrap(), b"Hello");
+        // Abandoning a message under takeover (begin_message while one is open) also loses the context.
+        let mut inf = takeover();
+        inf.begin_message();
+        inf.push(&first[..3], &mut |_: &[u8]| {}).unwrap();
+        assert_eq!(inflate(&mut inf, &[&first]), Err(InflateError::ContextLost));
+    }
+
+    #[test]
+    fn resume_after_loss_never_invents() {
+        let first = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let second = [0xf2, 0x00, 0x11, 0x00, 0x00];
+        let mut inf = takeover();
+        inf.set_resume_after_loss(true);
+        inf.lose_context();
+        // Needs the lost window: ContextLost, not Corrupt.
+        assert_eq!(
+            inflate(&mut inf, &[&second]),
+            Err(InflateError::ContextLost)
+        );
+        // Self-contained: decodes, and rebuilds the window for the next message.
+        assert_eq!(inflate(&mut inf, &[&first]).unwrap(), b"Hello");
+        assert_eq!(inflate(&mut inf, &[&second]).unwrap(), b"Hello");
+    }
+
+    #[test]
+    fn output_comes_in_bounded_chunks() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 13) as u8).collect();
+        let wire = deflate_messages(std::slice::from_ref(&data), 15, true);
+        let mut inf = takeover();
+        let mut got = Vec::new();
+        let mut biggest = 0;
+        inf.push(&wire[0], &mut |d: &[u8]| {
+            biggest = biggest.max(d.len());
+            got.extend_from_slice(d);
+        })
+        .unwrap();
+        inf.end_message(&mut |d: &[u8]| got.extend_from_slice(d))
+            .unwrap();
+        assert_eq!(got, data);
+        assert!(biggest <= OUT_CHUNK);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn prop_round_trip(msgs in proptest::collection::vec(
+                               proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), any::<u8>()], 0..2000), 1..7),
+                           takeover in any::<bool>(), bits in 9u8..=15, cut in any::<proptest::sample::Index>()) {
+            let wire = deflate_messages(&msgs, bits, takeover);
+            let mut inf = Inflater::new(InflateParams { no_context_takeover: !takeover, max_window_bits: bits }, 1 << 20);
+            for (m, w) in msgs.iter().zip(&wire) {
+                let c = cut.index(w.len() + 1);
+                prop_assert_eq!(&inflate(&mut inf, &[&w[..c], &w[c..]]).unwrap(), m);
+            }
+        }
+    }
+}

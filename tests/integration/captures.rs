@@ -1,0 +1,242 @@
+//! Real captures: ours (recorded from real clients and servers, ground truth from the
+//! endpoints) and other projects' public ones.
+
+use crate::util::*;
+
+#[test]
+fn every_public_capture_gives_a_report() {
+    let Some(dir) = public_captures_dir() else {
+        eprintln!("../shared/captures/public not present; skipped");
+        return;
+    };
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path
+            .extension()
+            .is_some_and(|e| e == "pcap" || e == "pcapng" || e == "dump")
+        {
+            continue;
+        }
+        let report = report_of(&path, &["--messages"]);
+        assert!(
+            report["inputs"][0]["error"].is_null(),
+            "{}: {}",
+            path.display(),
+            report["inputs"][0]["error"]
+        );
+        // The table renders too.
+        wsprobe().arg("analyze").arg(&path).assert().success();
+    }
+}
+
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The payload bytes a message record stands for (close: code + reason, as on the wire).
+fn record_bytes(m: &Value) -> Vec<u8> {
+    let mut bytes = match (m["text"].as_str(), m["base64"].as_str()) {
+        (Some(t), _) => t.as_bytes().to_vec(),
+        (None, Some(b)) => base64::engine::general_purpose::STANDARD.decode(b).unwrap(),
+        _ => Vec::new(),
+    };
+    if m["opcode"] == "close" && m["wire_length"].as_u64() != Some(0) {
+        let code = m["close_code"].as_u64().unwrap() as u16;
+        let mut with_code = code.to_be_bytes().to_vec();
+        with_code.append(&mut bytes);
+        bytes = with_code;
+    }
+    bytes
+}
+
+fn same_endpoint(ours: &Value, truth: &Value) -> bool {
+    ours["port"] == truth["port"]
+        && ours["ip"]
+            .as_str()
+            .map(|ip| ip.trim_start_matches("::ffff:"))
+            == truth["addr"].as_str()
+}
+
+/// Every recorded capture against what its endpoints logged: each message and control frame
+/// byte-exact (sha256) and in order per side, frame counts, handshake status, close codes,
+/// outcomes and who ended the connection.
+#[test]
+fn recorded_captures_match_the_endpoints_ground_truth() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(captures_dir()).unwrap() {
+        let truth_path = entry.unwrap().path();
+        let Some(name) = truth_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".truth.json"))
+        else {
+            continue;
+        };
+        let truth: Value =
+            serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+        let capture = ["pcap", "pcapng"]
+            .iter()
+            .map(|ext| captures_dir().join(format!("{name}.{ext}")))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no capture for {name}"));
+        let report = report_of(&capture, &["--messages", "--payload", "full"]);
+        let ours = report["connections"].as_array().unwrap();
+        for tc in truth["connections"].as_array().unwrap() {
+            let label = format!("{name} connection {} ({})", tc["id"], tc["client"]["port"]);
+            let found: Vec<&Value> = ours
+                .iter()
+                .filter(|c| {
+                    same_endpoint(&c["client"], &tc["client"])
+                        && same_endpoint(&c["server"], &tc["server"])
+                })
+                .collect();
+            let kind = tc["end"]["kind"].as_str().unwrap();
+            if kind == "http_only" {
+                assert!(
+                    found.is_empty(),
+                    "{label}: plain HTTP reported as WebSocket"
+                );
+                continue;
+            }
+            assert_eq!(found.len(), 1, "{label}: found {} connections", found.len());
+            let conn = found[0];
+            checked += 1;
+            if let Some(status) = tc["handshake"]["status"].as_u64() {
+                assert_eq!(
+                    conn["handshake"]["status"].as_u64(),
+                    Some(status),
+                    "{label}"
+                );
+                assert_eq!(
+                    conn["handshake"]["path"], tc["handshake"]["path"],
+                    "{label}"
+                );
+            }
+            if kind == "refused" {
+                assert_eq!(conn["close"]["outcome"], "not_websocket", "{label}");
+                continue;
+            }
+            // Messages, per side, in order, byte-exact.
+            let empty = vec![];
+            let our_msgs = conn["messages"].as_array().unwrap_or(&empty);
+            for side in ["client", "server"] {
+                // Data messages and control frames are compared as two sequences: a ping sent
+                // between the fragments of a message completes before it.
+                let is_control =
+                    |m: &&Value| matches!(m["opcode"].as_str(), Some("ping" | "pong" | "close"));
+                let mut want: Vec<&Value> = tc["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["from"] == side)
+                    .collect();
+                let mut got: Vec<&Value> = our_msgs.iter().filter(|m| m["from"] == side).collect();
+                want.sort_by_key(|m| is_control(m));
+                got.sort_by_key(|m| is_control(m));
+                assert_eq!(got.len(), want.len(), "{label}: {side} message count");
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(g["opcode"], w["opcode"], "{label}: {side} message {i}");
+                    assert_eq!(g["complete"], true, "{label}: {side} message {i}");
+                    assert_eq!(
+                        g["length"].as_u64(),
+                        w["length"].as_u64(),
+                        "{label}: {side} message {i} length"
+                    );
+                    if let Some(sha) = w["sha256"].as_str() {
+                        assert_eq!(
+                            sha256_hex(&record_bytes(g)),
+                            sha,
+                            "{label}: {side} message {i} bytes"
+                        );
+                    }
+                    if let Some(seq) = w["frame_seq"].as_array() {
+                        assert_eq!(
+                            g["fragments"].as_u64(),
+                            Some(seq.len() as u64),
+                            "{label}: {side} message {i} fragments"
+                        );
+                    }
+                    if let Some(compressed) = w["compressed"].as_bool() {
+                        assert_eq!(
+                            g["compressed"].as_bool(),
+                            Some(compressed),
+                            "{label}: {side} message {i} compressed"
+                        );
+                    }
+                }
+            }
+            match kind {
+                "clean" => {
+                    assert_eq!(conn["close"]["outcome"], "clean", "{label}");
+                    let sent: Vec<Option<u64>> = ["client_sent", "server_sent"]
+                        .iter()
+                        .map(|k| tc["close"][k]["code"].as_u64().or(Some(1005)))
+                        .collect();
+                    assert!(
+                        sent.contains(&conn["close"]["code"].as_u64()),
+                        "{label}: code {}",
+                        conn["close"]["code"]
+                    );
+                    let errors: Vec<&Value> = conn["diagnostics"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|d| d["severity"] == "error")
+                        .collect();
+                    assert!(
+                        errors.is_empty(),
+                        "{label}: errors on clean traffic: {errors:#?}"
+                    );
+                }
+                "killed" => {
+                    assert_eq!(conn["close"]["outcome"], "abnormal", "{label}");
+                    assert_eq!(conn["close"]["code"], 1006, "{label}");
+                    assert_eq!(
+                        conn["close"]["initiator"], tc["end"]["killed_side"],
+                        "{label}"
+                    );
+                    assert!(
+                        diag_ids(conn).contains(&"abnormal_closure".into()),
+                        "{label}"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(checked >= 60, "only {checked} connections checked");
+}
+
+#[test]
+fn unanswered_pings_are_flagged() {
+    let report = report_of(&captures_dir().join("ping-unanswered.pcap"), &[]);
+    let conn = &report["connections"][0];
+    assert!(
+        diag_ids(conn).contains(&"ping_unanswered".into()),
+        "{:?}",
+        diag_ids(conn)
+    );
+    assert_eq!(conn["ping"]["unanswered"], 2);
+    assert_eq!(conn["close"]["outcome"], "clean");
+}
+
+#[test]
+fn killed_server_fails_the_gate_and_a_clean_capture_does_not() {
+    wsprobe()
+        .args(["analyze", "--fail-on", "abnormal_closure"])
+        .arg(captures_dir().join("killed-server.pcap"))
+        .assert()
+        .code(1);
+    wsprobe()
+        .args(["analyze", "--fail-on", "abnormal_closure,error"])
+        .arg(captures_dir().join("demo.pcap"))
+        .assert()
+        .code(0);
+}
