@@ -36,34 +36,32 @@ fn index(side: Side) -> usize {
 }
 
 impl PingTracker {
-    /// A ping from `side`. Earlier pings of that side still unanswered are reported: RFC 6455
-    /// lets an endpoint answer only the latest ping, but a peer that never answers is the
-    /// usual cause of keep-alive timeouts.
+    /// A ping from `side`. Earlier pings still outstanding stay matchable: a peer may answer
+    /// them in order, late, or (RFC 6455 §5.5.3) only answer the latest.
     pub fn ping(&mut self, side: Side, time: f64, payload: &[u8], out: &mut Vec<Diagnostic>) {
         match side {
             Side::Client => self.record.client_pings += 1,
             Side::Server => self.record.server_pings += 1,
         }
         let queue = &mut self.outstanding[index(side)];
-        while let Some(old) = queue.pop_front() {
+        if queue.len() == MAX_OUTSTANDING
+            && let Some(old) = queue.pop_front()
+        {
             self.record.unanswered += 1;
             out.push(Diagnostic::new(
                 DiagnosticId::PingUnanswered,
                 Some(side.peer()),
                 Some(old.time),
                 format!(
-                    "{} ping sent at this time got no pong before the next ping {:.3} s later",
-                    side.as_str(),
-                    time - old.time
+                    "{} ping sent at this time got no pong while {MAX_OUTSTANDING} later pings were sent",
+                    side.as_str()
                 ),
             ));
         }
-        if queue.len() < MAX_OUTSTANDING {
-            queue.push_back(Outstanding {
-                time,
-                payload: payload.to_vec(),
-            });
-        }
+        queue.push_back(Outstanding {
+            time,
+            payload: payload.to_vec(),
+        });
     }
 
     /// A pong from `side`.
@@ -75,6 +73,7 @@ impl PingTracker {
                 let ping = queue.remove(i).expect("bug: index from position");
                 // Pings before the answered one are superseded, not lost: §5.5.3 allows
                 // answering only the most recent.
+                queue.drain(..i);
                 let rtt = (time - ping.time).max(0.0);
                 self.record.answered += 1;
                 self.rtt_min = Some(self.rtt_min.map_or(rtt, |m| m.min(rtt)));
@@ -173,5 +172,30 @@ mod tests {
             (3, 1, 2, 1)
         );
         assert_eq!(r.rtt_min_ms, Some(4.0));
+    }
+
+    #[test]
+    fn two_pings_in_flight_answered_in_order_are_both_answered() {
+        let mut t = PingTracker::default();
+        let mut d = Vec::new();
+        t.ping(Side::Server, 1.0, b"1", &mut d);
+        t.ping(Side::Server, 1.1, b"2", &mut d);
+        t.pong(Side::Client, 1.2, b"1", &mut d);
+        t.pong(Side::Client, 1.3, b"2", &mut d);
+        t.settle("the end", &mut d);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(t.record().answered, 2);
+    }
+
+    #[test]
+    fn answering_only_the_latest_ping_is_allowed() {
+        let mut t = PingTracker::default();
+        let mut d = Vec::new();
+        t.ping(Side::Client, 1.0, b"1", &mut d);
+        t.ping(Side::Client, 2.0, b"2", &mut d);
+        t.pong(Side::Server, 2.1, b"2", &mut d);
+        t.settle("the end", &mut d);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(t.record().unanswered, 0);
     }
 }
