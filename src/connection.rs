@@ -161,6 +161,15 @@ impl Connection {
         self.last_seen
     }
 
+    /// The connection is idle: release per-direction state that can be rebuilt when it wakes.
+    pub fn hibernate(&mut self) {
+        for phase in &mut self.state.phases {
+            if let Phase::WebSocket(ws) = phase {
+                ws.asm.hibernate();
+            }
+        }
+    }
+
     /// Has TCP ended (RST, or FIN both ways)?
     pub fn ended(&self) -> bool {
         self.state.rst_seen || self.state.fin_seen == [true, true]
@@ -226,7 +235,13 @@ impl Connection {
 
     /// End of the connection or of the capture: flush held bytes, end streams, build the
     /// record. Returns it when the connection is worth reporting.
-    pub fn finish(mut self, ctx: &mut Context<'_>) -> Option<ConnectionRecord> {
+    /// `stopped` says why analysis stops following a connection TCP has not ended (idle
+    /// timeout, table full); None at the end of the capture or of TCP.
+    pub fn finish(
+        mut self,
+        stopped: Option<String>,
+        ctx: &mut Context<'_>,
+    ) -> Option<ConnectionRecord> {
         let state = &mut self.state;
         for dir in 0..2 {
             self.reassembly[dir].flush(&mut |event| state.on_stream(dir, event, ctx));
@@ -274,6 +289,7 @@ impl Connection {
             self.last_seen,
             tcp_end,
             tcp,
+            stopped,
             ctx.sink,
         ))
     }

@@ -9,6 +9,10 @@ use wsprobe::cli::{Cli, Command};
 use wsprobe::diag::DiagnosticId;
 use wsprobe::run::{Outcome, RunOptions, analyze};
 
+/// See Cargo.toml: keeps resident memory close to the live heap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -217,6 +217,13 @@ impl Assembler {
         self.expect_masked = expect;
     }
 
+    /// The direction is idle: release what can be rebuilt (the inflater's zlib state).
+    pub fn hibernate(&mut self) {
+        if let Some(inflater) = self.inflater.as_mut() {
+            inflater.hibernate();
+        }
+    }
+
     /// Has this side sent a Close frame?
     pub fn close_sent(&self) -> bool {
         self.close_sent
@@ -631,7 +638,9 @@ impl Assembler {
 
     fn cut_for_report(&self, payload: &mut Vec<u8>) {
         match self.payload {
-            PayloadMode::None => payload.clear(),
+            // Control bodies are small and ping/pong pairing needs them: records without
+            // payload simply do not render them.
+            PayloadMode::None => {}
             PayloadMode::Preview(n) => payload.truncate(n),
             PayloadMode::Full => {}
         }

@@ -20,7 +20,8 @@ pub struct TableLimits {
     pub max_connections: usize,
     /// Seconds without packets after which a connection that carried no WebSocket is dropped.
     pub idle_timeout: f64,
-    /// The same for WebSocket connections, which idle for long between messages.
+    /// The same for WebSocket connections. Long enough to see a proxy's idle timeout kill a
+    /// connection (typically 60-120 s); bounded so that silent connections do not accumulate.
     pub websocket_idle_timeout: f64,
 }
 
@@ -28,14 +29,17 @@ impl Default for TableLimits {
     fn default() -> Self {
         TableLimits {
             max_connections: 100_000,
-            idle_timeout: 300.0,
-            websocket_idle_timeout: 4.0 * 3600.0,
+            idle_timeout: 120.0,
+            websocket_idle_timeout: 600.0,
         }
     }
 }
 
 /// Packets between idle sweeps.
-const SWEEP_EVERY_PACKETS: u64 = 1 << 16;
+const SWEEP_EVERY_PACKETS: u64 = 1 << 15;
+/// Seconds without packets after which a connection's rebuildable state (zlib's ~45 KiB per
+/// compressed direction) is released; waking it costs about a millisecond.
+const HIBERNATE_AFTER: f64 = 5.0;
 /// Seconds a finished connection's key is remembered, so its stray final packets (ACKs,
 /// retransmissions) do not start a phantom connection.
 const TOMBSTONE_SECONDS: f64 = 120.0;
@@ -120,7 +124,7 @@ impl<'s> Pipeline<'s> {
         ));
         connection.on_segment(&segment, true, time, &mut self.context);
         if connection.ended() {
-            let record = connection.finish(&mut self.context);
+            let record = connection.finish(None, &mut self.context);
             self.report(record);
             self.tombstones.insert(key, time);
         } else {
@@ -136,8 +140,13 @@ impl<'s> Pipeline<'s> {
     }
 
     fn finish(&mut self, key: FlowKey) {
+        self.finish_early(key, None);
+    }
+
+    /// Finishes a connection; `stopped` explains why when TCP has not ended.
+    fn finish_early(&mut self, key: FlowKey, stopped: Option<String>) {
         if let Some(slot) = self.table.remove(&key) {
-            let record = slot.connection.finish(&mut self.context);
+            let record = slot.connection.finish(stopped, &mut self.context);
             self.report(record);
         }
     }
@@ -171,7 +180,7 @@ impl<'s> Pipeline<'s> {
     fn sweep(&mut self) {
         let now = self.now;
         let limits = self.limits;
-        let expired: Vec<FlowKey> = self
+        let expired: Vec<(FlowKey, f64)> = self
             .table
             .iter()
             .filter(|(_, slot)| {
@@ -182,10 +191,16 @@ impl<'s> Pipeline<'s> {
                 };
                 now - slot.connection.last_seen() > timeout
             })
-            .map(|(key, _)| *key)
+            .map(|(key, slot)| (*key, now - slot.connection.last_seen()))
             .collect();
-        for key in expired {
-            self.finish(key);
+        for (key, idle) in expired {
+            let why = format!("no packets for {idle:.0} s, tracking stopped (--idle-timeout)");
+            self.finish_early(key, Some(why));
+        }
+        for slot in self.table.values_mut() {
+            if now - slot.connection.last_seen() > HIBERNATE_AFTER {
+                slot.connection.hibernate();
+            }
         }
         self.tombstones
             .retain(|_, closed| now - *closed < TOMBSTONE_SECONDS);
@@ -200,8 +215,11 @@ impl<'s> Pipeline<'s> {
             .collect();
         by_age.sort_by(|x, y| x.0.total_cmp(&y.0));
         let n = (by_age.len() / 10).max(1);
+        let cap = self.limits.max_connections;
         for (_, key) in by_age.into_iter().take(n) {
-            self.finish(key);
+            let why =
+                format!("tracking stopped: over {cap} connections at once (--max-connections)");
+            self.finish_early(key, Some(why));
         }
     }
 

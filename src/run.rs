@@ -153,7 +153,11 @@ pub struct RunOptions {
 impl RunOptions {
     /// Validates report arguments.
     pub fn from_args(args: &ReportArgs, live: bool) -> std::result::Result<RunOptions, String> {
+        let keep_messages = args.messages && args.format != Format::Jsonl;
+        let message_events = args.format == Format::Jsonl;
         let payload = match args.payload {
+            // Without message records nobody reads payloads: do not copy them.
+            _ if !(keep_messages || message_events) => PayloadMode::None,
             PayloadArg::None => PayloadMode::None,
             PayloadArg::Preview => PayloadMode::Preview(args.preview_bytes),
             PayloadArg::Full => PayloadMode::Full,
@@ -168,8 +172,8 @@ impl RunOptions {
             messages: args.messages,
             connection: ConnectionConfig {
                 analysis: AnalysisOptions {
-                    keep_messages: args.messages && args.format != Format::Jsonl,
-                    message_events: args.format == Format::Jsonl,
+                    keep_messages,
+                    message_events,
                     payload,
                 },
                 payload,
@@ -181,6 +185,7 @@ impl RunOptions {
             },
             table: TableLimits {
                 max_connections: args.max_connections.max(1),
+                websocket_idle_timeout: args.idle_timeout.max(1.0),
                 ..TableLimits::default()
             },
             fail_on,

@@ -41,6 +41,8 @@ pub struct EndContext {
     pub last_message: Option<String>,
     /// Time the WebSocket began (101 or first frame).
     pub started: Option<f64>,
+    /// Set when analysis stopped following a connection that was still open: why.
+    pub stopped: Option<String>,
 }
 
 impl CloseTracker {
@@ -152,9 +154,10 @@ impl CloseTracker {
                 } else {
                     record.outcome = "open";
                     record.summary = format!(
-                        "{} {short}{reason} from {}; capture ended before the reply",
+                        "{} {short}{reason} from {}; {} before the reply",
                         first.code,
-                        first.side.as_str()
+                        first.side.as_str(),
+                        ctx.stopped.as_deref().unwrap_or("the capture ended")
                     );
                 }
             }
@@ -177,7 +180,12 @@ impl CloseTracker {
                         format!("no Close frame: {}{after} (1006)", tcp_words(t)),
                     ));
                 }
-                None => record.summary = "still open when the capture ended".into(),
+                None => {
+                    record.summary = format!(
+                        "still open: {}",
+                        ctx.stopped.as_deref().unwrap_or("the capture ended")
+                    )
+                }
             },
         }
         record

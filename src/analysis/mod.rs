@@ -56,7 +56,7 @@ pub struct Analysis {
     diagnostics: Vec<Diagnostic>,
     counts: BTreeMap<DiagnosticId, u64>,
     last_frame_time: Option<f64>,
-    last_message: Option<String>,
+    last_message: Option<LastMessage>,
     started: Option<f64>,
     scratch: Vec<Diagnostic>,
 }
@@ -290,13 +290,12 @@ impl Analysis {
             OpCode::Text | OpCode::Binary => {
                 *self.message_counts.get_mut(side) += 1;
                 *self.payload_bytes.get_mut(side) += m.length.unwrap_or(m.wire_length);
-                self.last_message = Some(format!(
-                    "{} {} {} B at {}",
-                    side.as_str(),
-                    m.opcode.as_str(),
-                    m.length.unwrap_or(m.wire_length),
-                    clock(m.time)
-                ));
+                self.last_message = Some(LastMessage {
+                    side,
+                    opcode: m.opcode,
+                    length: m.length.unwrap_or(m.wire_length),
+                    time: m.time,
+                });
             }
             _ => {}
         }
@@ -330,6 +329,7 @@ impl Analysis {
         last_seen: f64,
         tcp_end: Option<(Side, f64, bool)>,
         tcp: TcpRecord,
+        stopped: Option<String>,
         sink: &mut dyn Sink,
     ) -> ConnectionRecord {
         if let Some((side, time, rst)) = tcp_end {
@@ -357,8 +357,9 @@ impl Analysis {
         let ctx = EndContext {
             refused: self.refused,
             last_frame_time: self.last_frame_time,
-            last_message: self.last_message.clone(),
+            last_message: self.last_message.map(|l| l.describe()),
             started: self.started,
+            stopped,
         };
         let close = self.close.record(&ctx, &mut self.scratch);
         self.drain_scratch(sink);
@@ -383,6 +384,29 @@ impl Analysis {
                 .map(|(id, n)| (id.as_str().to_string(), *n))
                 .collect(),
         }
+    }
+}
+
+/// The last data message, kept as facts (formatting it per message would cost more than the
+/// rest of the message's analysis).
+#[derive(Debug, Clone, Copy)]
+struct LastMessage {
+    side: Side,
+    opcode: OpCode,
+    length: u64,
+    time: f64,
+}
+
+impl LastMessage {
+    /// `client text 18 B at 12:00:03.120`.
+    fn describe(self) -> String {
+        format!(
+            "{} {} {} B at {}",
+            self.side.as_str(),
+            self.opcode.as_str(),
+            self.length,
+            clock(self.time)
+        )
     }
 }
 

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 
 /// Reader buffer: larger than any record (tcpdump's default snap length is 256 KiB and
 /// loopback packets with GRO reach 64 KiB+), so `BufferTooSmall` only means a corrupt length.
-const READ_BUFFER: usize = 4 << 20;
+const READ_BUFFER: usize = 2 << 20;
 
 /// Bytes read before the format is decided: more than any real section header block.
 const SNIFF_BYTES: usize = 64 * 1024;

@@ -12,7 +12,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 
 /// Output chunk size: what `push`/`end_message` hand to the callback at most per call. Bounded so a
 /// decompression bomb never allocates more than this.
-const OUT_CHUNK: usize = 32 * 1024;
+const OUT_CHUNK: usize = 8 * 1024;
 
 /// The DEFLATE window (2^15): the most history a later message can reference.
 const WINDOW: usize = 32 * 1024;
@@ -94,8 +94,14 @@ enum Msg {
 pub struct Inflater {
     params: InflateParams,
     limit: u64,
-    decoder: Decompress,
-    out: Box<[u8]>,
+    /// Created on first use and dropped by `hibernate`: zlib's state is ~45 KiB, most of a
+    /// connection's memory.
+    decoder: Option<Decompress>,
+    /// Output buffer, allocated on first use and released by `hibernate`.
+    out: Vec<u8>,
+    /// While hibernating: `history`, linearised and deflated (idle connections keep their
+    /// context in a few KiB instead of 32).
+    packed_history: Vec<u8>,
     /// Last `WINDOW` output bytes (ring), kept under context takeover only: after a BFINAL block the decoder
     /// must be restarted with this as its dictionary (RFC 7692 §7.2.2: the next message "MUST" be
     /// decompressed "using the LZ77 sliding window used to process the last compressed message").
@@ -138,8 +144,9 @@ impl Inflater {
             params,
             limit: max_output_per_message,
             // Raw DEFLATE (no zlib header), 15-bit window (see `InflateParams::max_window_bits`).
-            decoder: Decompress::new(false),
-            out: vec![0u8; OUT_CHUNK].into_boxed_slice(),
+            decoder: None,
+            out: Vec::new(),
+            packed_history: Vec::new(),
             history: Vec::new(),
             history_pos: 0,
             msg: Msg::Idle,
@@ -286,8 +293,75 @@ impl Inflater {
         }
     }
 
+    /// The zlib decoder, created (empty window) on first use.
+    fn decoder(&mut self) -> &mut Decompress {
+        // Raw DEFLATE (no zlib header), 15-bit window (see `InflateParams::max_window_bits`).
+        self.decoder.get_or_insert_with(|| Decompress::new(false))
+    }
+
+    /// Between messages, releases what can be rebuilt: the zlib state and the output buffer are
+    /// dropped and the history is kept deflated, to be restored exactly by the next message. For
+    /// idle connections; a no-op in the middle of a message.
+    pub fn hibernate(&mut self) {
+        if self.msg != Msg::Idle || self.decoder.is_none() {
+            return;
+        }
+        self.decoder = None;
+        self.out = Vec::new();
+        if self.params.no_context_takeover || self.context_lost {
+            // Nothing to keep: the next message starts from an empty window anyway.
+            self.history = Vec::new();
+            self.history_pos = 0;
+            self.reset_pending = false;
+            self.restore_pending = false;
+            return;
+        }
+        let (newer, older) = self.history.split_at(self.history_pos);
+        let mut packer = flate2::Compress::new(flate2::Compression::fast(), false);
+        let mut packed = Vec::with_capacity(self.history.len() / 4 + 64);
+        for part in [older, newer] {
+            let mut rest = part;
+            while !rest.is_empty() {
+                packed.reserve(rest.len() / 2 + 64);
+                let before = packer.total_in();
+                let _ = packer.compress_vec(rest, &mut packed, flate2::FlushCompress::None);
+                rest = &rest[(packer.total_in() - before) as usize..];
+            }
+        }
+        loop {
+            packed.reserve(1024);
+            match packer.compress_vec(&[], &mut packed, flate2::FlushCompress::Finish) {
+                Ok(Status::StreamEnd) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        packed.shrink_to_fit();
+        self.packed_history = packed;
+        self.history = Vec::new();
+        self.history_pos = 0;
+        // The fresh decoder made by the next message must get the window back.
+        self.reset_pending = false;
+        self.restore_pending = true;
+    }
+
+    /// Unpacks the history kept by `hibernate`.
+    fn unpack_history(&mut self) {
+        if self.packed_history.is_empty() {
+            return;
+        }
+        let mut unpacker = Decompress::new(false);
+        let mut history = Vec::with_capacity(WINDOW);
+        let _ =
+            unpacker.decompress_vec(&self.packed_history, &mut history, FlushDecompress::Finish);
+        // The ring's write position is its length until it is full (see `remember`).
+        self.history_pos = history.len() % WINDOW;
+        self.history = history;
+        self.packed_history = Vec::new();
+    }
+
     fn reset_decoder(&mut self, restore_history: bool) {
-        self.decoder.reset(false);
+        self.unpack_history();
+        self.decoder().reset(false);
         self.reset_pending = false;
         self.restore_pending = false;
         if restore_history && !self.history.is_empty() {
@@ -295,7 +369,7 @@ impl Inflater {
             let mut window = Vec::with_capacity(self.history.len());
             window.extend_from_slice(older);
             window.extend_from_slice(newer);
-            if self.decoder.set_dictionary(&window).is_err() {
+            if self.decoder().set_dictionary(&window).is_err() {
                 self.context_lost = true;
             }
         } else {
@@ -307,21 +381,25 @@ impl Inflater {
     /// Runs the decoder over `input`, streaming output to `out`, enforcing the limit.
     fn inflate<F: FnMut(&[u8])>(&mut self, input: &[u8], out: &mut F) -> Result<(), InflateError> {
         let mut consumed = 0usize;
+        if self.out.is_empty() {
+            self.out = vec![0u8; OUT_CHUNK];
+        }
         loop {
             // At most one byte past the limit is ever decoded: enough to know it was exceeded.
             let allowance = self.limit - self.produced;
             let room = usize::try_from(allowance.saturating_add(1))
                 .unwrap_or(usize::MAX)
                 .min(self.out.len());
-            let in_before = self.decoder.total_in();
-            let out_before = self.decoder.total_out();
-            let status = self.decoder.decompress(
+            let decoder = self.decoder.get_or_insert_with(|| Decompress::new(false));
+            let in_before = decoder.total_in();
+            let out_before = decoder.total_out();
+            let status = decoder.decompress(
                 &input[consumed..],
                 &mut self.out[..room],
                 FlushDecompress::None,
             );
-            let used = (self.decoder.total_in() - in_before) as usize;
-            let made = (self.decoder.total_out() - out_before) as usize;
+            let used = (decoder.total_in() - in_before) as usize;
+            let made = (decoder.total_out() - out_before) as usize;
             consumed += used;
             // Bytes zlib produced before stopping are correct, even when it then reports an error.
             let within = made.min(usize::try_from(allowance).unwrap_or(usize::MAX));
@@ -459,6 +537,60 @@ mod tests {
             },
             1 << 20,
         )
+    }
+
+    #[test]
+    fn hibernating_between_messages_keeps_the_context_exactly() {
+        // Messages that refer far back (40 KiB of history, more than one window) so a lost or
+        // misordered window would show.
+        let msgs: Vec<Vec<u8>> = (0..12u32)
+            .map(|i| {
+                let mut m = format!("{{\"seq\":{i},\"body\":\"").into_bytes();
+                m.extend((0..(3000 + i * 500)).map(|j| b'a' + ((j * 7 + i) % 26) as u8));
+                m.extend_from_slice(b"\"}");
+                m
+            })
+            .collect();
+        for takeover_on in [true, false] {
+            let wire = deflate_messages(&msgs, 15, takeover_on);
+            let mut inf = if takeover_on {
+                takeover()
+            } else {
+                no_takeover()
+            };
+            for (i, (w, m)) in wire.iter().zip(&msgs).enumerate() {
+                if i % 2 == 1 {
+                    let linear: Vec<u8> = {
+                        let (newer, older) = inf.history.split_at(inf.history_pos);
+                        [older, newer].concat()
+                    };
+                    inf.hibernate();
+                    if takeover_on {
+                        let mut probe = Inflater::new(InflateParams::default(), 1);
+                        probe.packed_history = inf.packed_history.clone();
+                        probe.unpack_history();
+                        assert!(
+                            probe.history == linear,
+                            "history round trip: {} vs {}",
+                            probe.history.len(),
+                            linear.len()
+                        );
+                    }
+                    assert!(inf.decoder.is_none() && inf.out.is_empty());
+                    if takeover_on {
+                        assert!(inf.history.is_empty() && !inf.packed_history.is_empty());
+                        assert!(inf.packed_history.len() < WINDOW / 2, "history packs small");
+                    }
+                }
+                let got = inflate(&mut inf, &[w]).unwrap();
+                assert!(
+                    &got == m,
+                    "message {i}, takeover {takeover_on}: {} vs {} bytes",
+                    got.len(),
+                    m.len()
+                );
+            }
+        }
     }
 
     #[test]
