@@ -166,6 +166,7 @@ impl Connection {
         for phase in &mut self.state.phases {
             if let Phase::WebSocket(ws) = phase {
                 ws.asm.hibernate();
+                ws.framer.release_buffers();
             }
         }
     }

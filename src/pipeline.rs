@@ -18,6 +18,10 @@ use crate::tcp::FlowKey;
 pub struct TableLimits {
     /// Connections tracked at once; past it the longest-idle are finished early.
     pub max_connections: usize,
+    /// Idle WebSocket connections (no packets for a few seconds) followed at once; past it the
+    /// longest-idle are reported as still open and dropped. Bounds memory on long captures full
+    /// of silent connections while keeping long idles visible when they are few.
+    pub max_idle_connections: usize,
     /// Seconds without packets after which a connection that carried no WebSocket is dropped.
     pub idle_timeout: f64,
     /// The same for WebSocket connections. Long enough to see a proxy's idle timeout kill a
@@ -29,6 +33,7 @@ impl Default for TableLimits {
     fn default() -> Self {
         TableLimits {
             max_connections: 100_000,
+            max_idle_connections: 2500,
             idle_timeout: 120.0,
             websocket_idle_timeout: 600.0,
         }
@@ -37,6 +42,8 @@ impl Default for TableLimits {
 
 /// Packets between idle sweeps.
 const SWEEP_EVERY_PACKETS: u64 = 1 << 15;
+/// Capture seconds between idle sweeps, so timeouts apply to small captures too.
+const SWEEP_EVERY_SECONDS: f64 = 10.0;
 /// Seconds without packets after which a connection's rebuildable state (zlib's ~45 KiB per
 /// compressed direction) is released; waking it costs about a millisecond.
 const HIBERNATE_AFTER: f64 = 5.0;
@@ -59,6 +66,7 @@ pub struct Pipeline<'s> {
     next_id: u64,
     packets: u64,
     now: f64,
+    last_sweep: f64,
     summary: Summary,
 }
 
@@ -73,6 +81,7 @@ impl<'s> Pipeline<'s> {
             next_id: 0,
             packets: 0,
             now: 0.0,
+            last_sweep: f64::NEG_INFINITY,
             summary: Summary::default(),
         }
     }
@@ -83,7 +92,10 @@ impl<'s> Pipeline<'s> {
         let time = packet.ts;
         self.now = self.now.max(time);
         self.packets += 1;
-        if self.packets.is_multiple_of(SWEEP_EVERY_PACKETS) {
+        if self.packets.is_multiple_of(SWEEP_EVERY_PACKETS)
+            || self.now - self.last_sweep >= SWEEP_EVERY_SECONDS
+        {
+            self.last_sweep = self.now;
             self.sweep();
         }
         let (key, src_is_lo) = FlowKey::new(&segment.src, &segment.dst);
@@ -197,9 +209,24 @@ impl<'s> Pipeline<'s> {
             let why = format!("no packets for {idle:.0} s, tracking stopped (--idle-timeout)");
             self.finish_early(key, Some(why));
         }
-        for slot in self.table.values_mut() {
-            if now - slot.connection.last_seen() > HIBERNATE_AFTER {
+        let mut idle: Vec<(f64, FlowKey)> = Vec::new();
+        for (key, slot) in self.table.iter_mut() {
+            let quiet = now - slot.connection.last_seen();
+            if quiet > HIBERNATE_AFTER {
                 slot.connection.hibernate();
+                idle.push((quiet, *key));
+            }
+        }
+        let cap = limits.max_idle_connections;
+        if idle.len() > cap {
+            // Longest idle first.
+            idle.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+            let excess = idle.len() - cap;
+            for (quiet, key) in idle.into_iter().take(excess) {
+                let why = format!(
+                    "no packets for {quiet:.0} s, tracking stopped: more than {cap} idle connections (--max-idle-connections)"
+                );
+                self.finish_early(key, Some(why));
             }
         }
         self.tombstones

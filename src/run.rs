@@ -186,6 +186,7 @@ impl RunOptions {
             table: TableLimits {
                 max_connections: args.max_connections.max(1),
                 websocket_idle_timeout: args.idle_timeout.max(1.0),
+                max_idle_connections: args.max_idle_connections,
                 ..TableLimits::default()
             },
             fail_on,

@@ -600,6 +600,11 @@ impl Framer {
         self.expect_masked = expect;
     }
 
+    /// Releases the unmasking scratch buffer, which is only used inside `push`; for idle streams.
+    pub fn release_buffers(&mut self) {
+        self.scratch = Vec::new();
+    }
+
     /// True while frame boundaries are unknown.
     pub fn is_hunting(&self) -> bool {
         self.hunting

@@ -656,3 +656,29 @@ fn closed_output_pipe_is_not_a_crash() {
     assert_ne!(out.status.code(), Some(101));
     let _ = std::io::stderr().flush();
 }
+
+#[test]
+fn idle_timeout_stops_following_a_silent_connection_and_says_so() {
+    let mut c = Conv::new("10.0.0.1:50000", "10.0.0.2:8080");
+    c.tcp_open();
+    c.send(true, &upgrade_request("/live", ""));
+    c.send(false, &upgrade_response(""));
+    c.send(true, &client_frame(true, 1, b"are you there"));
+    c.wait(62.0);
+    c.rst(false);
+    let path = temp_file(&pcap(&c, Link::Ethernet), "pcap");
+    // Default: a 62 s idle is followed, and the RST after it is the diagnosis.
+    assert_eq!(
+        only_connection(&report_of(&path, &[]))["close"]["outcome"],
+        "abnormal"
+    );
+    // With a shorter timeout the connection is reported open, with the reason.
+    let report = report_of(&path, &["--idle-timeout", "30"]);
+    let conn = only_connection(&report);
+    assert_eq!(conn["close"]["outcome"], "open");
+    let summary = conn["close"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("no packets for 62 s") && summary.contains("--idle-timeout"),
+        "{summary}"
+    );
+}
