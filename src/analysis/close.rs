@@ -33,8 +33,8 @@ pub struct CloseTracker {
 /// What the rest of the analysis knows when the record is built.
 #[derive(Debug, Clone, Default)]
 pub struct EndContext {
-    /// The upgrade was refused.
-    pub refused: bool,
+    /// The upgrade was refused: its status line (`403 Forbidden`).
+    pub refused: Option<String>,
     /// Time of the last WebSocket frame.
     pub last_frame_time: Option<f64>,
     /// The last message, as `client text 18 B`.
@@ -95,9 +95,9 @@ impl CloseTracker {
             last_message: ctx.last_message.clone(),
             summary: String::new(),
         };
-        if ctx.refused {
+        if let Some(status) = &ctx.refused {
             record.outcome = "not_websocket";
-            record.summary = "upgrade refused: not a WebSocket".into();
+            record.summary = format!("upgrade refused: {status}");
             return record;
         }
         let tcp_words = |t: TcpEnd| {

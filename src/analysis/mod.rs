@@ -45,7 +45,7 @@ pub struct Analysis {
     interesting: bool,
     handshake: Option<HandshakeRecord>,
     key: Option<String>,
-    refused: bool,
+    refused: Option<String>,
     frames: PerSide<OpcodeCounts>,
     message_counts: PerSide<u64>,
     payload_bytes: PerSide<u64>,
@@ -70,7 +70,7 @@ impl Analysis {
             interesting: false,
             handshake: None,
             key: None,
-            refused: false,
+            refused: None,
             frames: PerSide::default(),
             message_counts: PerSide::default(),
             payload_bytes: PerSide::default(),
@@ -182,7 +182,11 @@ impl Analysis {
         handshake.reason = Some(resp.reason.clone());
         handshake.response_time = Some(time);
         if resp.status != 101 {
-            self.refused = true;
+            self.refused = Some(
+                format!("{} {}", resp.status, resp.reason)
+                    .trim_end()
+                    .to_string(),
+            );
             let path = handshake.path.clone();
             self.diag(
                 Diagnostic::new(
@@ -355,7 +359,7 @@ impl Analysis {
             );
         }
         let ctx = EndContext {
-            refused: self.refused,
+            refused: self.refused.clone(),
             last_frame_time: self.last_frame_time,
             last_message: self.last_message.map(|l| l.describe()),
             started: self.started,
