@@ -4,4 +4,5 @@ mod util;
 
 mod captures;
 mod cli;
+mod live;
 mod synthetic;
