@@ -118,7 +118,10 @@ pub fn live(args: &LiveArgs, options: &RunOptions) -> Result<Outcome> {
         snaplen: args.snaplen,
         promisc: args.promisc,
         buffer_mb: args.buffer_mb,
-        duration: args.duration.map(Duration::from_secs_f64),
+        // Too far to represent: no deadline at all.
+        duration: args
+            .duration
+            .and_then(|d| Duration::try_from_secs_f64(d).ok()),
         count: args.count,
         write: args.write.clone(),
         rotate_mb: args.rotate_mb,

@@ -270,7 +270,7 @@ impl LiveCapture {
         T: FnMut(f64) -> Control,
     {
         let start = Instant::now();
-        let deadline = self.options.duration.map(|d| start + d);
+        let deadline = self.options.duration.and_then(|d| start.checked_add(d));
         let mut next_tick = start + TICK_EVERY;
         let mut packets = 0u64;
         let mut bytes = 0u64;

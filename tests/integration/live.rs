@@ -475,6 +475,9 @@ fn live_stops_promptly_on_sigint_and_writes_a_pcap_that_analyze_reads_the_same()
         base.to_str().unwrap(),
         "--rotate-mb",
         "1",
+        // Room for every packet even on a loaded machine: the comparison needs them all.
+        "--buffer-mb",
+        "128",
     ]);
     let server = serve_one(listener);
     let big: Vec<Vec<u8>> = (0..2u8)
