@@ -16,6 +16,11 @@ pub struct Cli {
 pub enum Command {
     /// Analyze saved captures (.pcap, .pcapng; '-' reads standard input).
     Analyze(AnalyzeArgs),
+    /// Watch WebSocket traffic on a network interface as it happens (libpcap; needs root or
+    /// CAP_NET_RAW). Stops at Ctrl-C, SIGTERM, --duration or --count, then reports.
+    Live(LiveArgs),
+    /// List the capture interfaces (names for `live -i`).
+    Interfaces,
     /// List the diagnostic ids, their severities and meanings.
     Diagnostics,
 }
@@ -103,4 +108,39 @@ pub struct AnalyzeArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// `wsprobe live`.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Interface to capture on (`any` for all; `wsprobe interfaces` lists them).
+    #[arg(short = 'i', long, value_name = "IFACE")]
+    pub interface: String,
+    /// BPF capture filter, as for tcpdump (e.g. 'tcp port 8080').
+    #[arg(short = 'f', long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Bytes captured per packet.
+    #[arg(long, default_value_t = 262_144, value_name = "BYTES")]
+    pub snaplen: u32,
+    /// Put the interface in promiscuous mode.
+    #[arg(long)]
+    pub promisc: bool,
+    /// Kernel capture buffer (MiB): larger absorbs longer bursts without drops.
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    pub buffer_mb: u32,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Stop after this many packets (counted after the filter).
+    #[arg(short = 'c', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Also save the captured packets to this pcap file.
+    #[arg(short = 'w', long, value_name = "FILE.pcap")]
+    pub write: Option<std::path::PathBuf>,
+    /// With --write: start a new file (FILE.1.pcap, FILE.2.pcap, ...) each N MiB.
+    #[arg(long, value_name = "N", requires = "write")]
+    pub rotate_mb: Option<u64>,
+    /// Report options.
+    #[command(flatten)]
+    pub report: ReportArgs,
 }

@@ -20,6 +20,7 @@ pub mod decode;
 pub mod diag;
 pub mod error;
 pub mod http;
+pub mod live;
 pub mod message;
 pub mod pipeline;
 pub mod report;

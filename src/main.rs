@@ -34,6 +34,24 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Interfaces => match wsprobe::live::interfaces() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => exit_for(e),
+        },
+        Command::Live(args) => {
+            let options = match RunOptions::from_args(&args.report, true) {
+                Ok(o) => o,
+                Err(message) => {
+                    eprintln!("wsprobe: {message}");
+                    return ExitCode::from(2);
+                }
+            };
+            match wsprobe::live::live(&args, &options) {
+                Ok(Outcome::Matched) => ExitCode::from(1),
+                Ok(Outcome::Clean) => ExitCode::SUCCESS,
+                Err(e) => exit_for(e),
+            }
+        }
         Command::Analyze(args) => {
             let options = match RunOptions::from_args(&args.report, false) {
                 Ok(o) => o,

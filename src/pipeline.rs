@@ -188,6 +188,19 @@ impl<'s> Pipeline<'s> {
         self.context.sink.connection(record);
     }
 
+    /// A clock tick without a packet (live capture on a quiet interface): moves the pipeline's
+    /// time to `now` (Unix seconds; never backwards) and finishes connections idle past their
+    /// timeout, so they do not wait for the next packet to expire.
+    pub fn sweep_now(&mut self, now: f64) {
+        self.now = self.now.max(now);
+        self.sweep();
+    }
+
+    /// Has the reporter's output failed (e.g. the reading end of a pipe was closed)?
+    pub fn output_failed(&self) -> bool {
+        self.context.sink.output_failed()
+    }
+
     /// Finishes connections idle past their timeout and forgets old tombstones.
     fn sweep(&mut self) {
         let now = self.now;
@@ -266,5 +279,82 @@ impl<'s> Pipeline<'s> {
             self.finish(key);
         }
         self.summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{InputSummary, LinkType};
+    use crate::report::Event;
+
+    #[derive(Default)]
+    struct Records(Vec<ConnectionRecord>);
+
+    impl Sink for Records {
+        fn event(&mut self, _event: &Event<'_>) {}
+        fn connection(&mut self, record: ConnectionRecord) {
+            self.0.push(record);
+        }
+        fn finish(&mut self, _: &[InputSummary], _: &Summary) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A raw IPv4 TCP segment from 10.0.0.1:40000 to 10.0.0.2:80.
+    fn segment(syn: bool, payload: &[u8]) -> Vec<u8> {
+        let mut tcp = etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(
+            40000,
+            80,
+            if syn { 100 } else { 101 },
+            65535,
+        );
+        if syn {
+            tcp = tcp.syn();
+        } else {
+            tcp = tcp.ack(1);
+        }
+        let mut out = Vec::new();
+        tcp.write(&mut out, payload).unwrap();
+        out
+    }
+
+    #[test]
+    fn sweep_now_expires_idle_connections_without_packets() {
+        let mut sink = Records::default();
+        let limits = TableLimits {
+            idle_timeout: 10.0,
+            websocket_idle_timeout: 10.0,
+            ..TableLimits::default()
+        };
+        let cli = <crate::cli::Cli as clap::Parser>::parse_from(["wsprobe", "analyze", "x.pcap"]);
+        let crate::cli::Command::Analyze(args) = cli.command else {
+            unreachable!()
+        };
+        let config = crate::run::RunOptions::from_args(&args.report, true)
+            .unwrap()
+            .connection;
+        let mut pipeline = Pipeline::new(&mut sink, config, limits);
+        let t0 = 1_700_000_000.0;
+        for (i, (syn, payload)) in [(true, &b""[..]), (false, &b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"[..])]
+            .into_iter()
+            .enumerate()
+        {
+            let data = segment(syn, payload);
+            let packet = Packet {
+                ts: t0 + i as f64 * 0.001,
+                link: LinkType::RAW,
+                data: &data,
+                orig_len: data.len() as u32,
+            };
+            pipeline.packet(&packet).unwrap();
+        }
+        assert_eq!(pipeline.live_connections(), 1);
+        pipeline.sweep_now(t0 + 5.0);
+        assert_eq!(pipeline.live_connections(), 1, "not idle long enough yet");
+        pipeline.sweep_now(t0 + 11.0);
+        assert_eq!(pipeline.live_connections(), 0);
+        pipeline.finish_all();
+        assert_eq!(sink.0.len(), 1);
     }
 }

@@ -126,6 +126,10 @@ impl Sink for Gate<'_> {
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
         self.inner.finish(inputs, summary)
     }
+
+    fn output_failed(&self) -> bool {
+        self.inner.output_failed()
+    }
 }
 
 /// Options for one run, validated.
@@ -148,13 +152,16 @@ pub struct RunOptions {
     pub pretty: bool,
     /// Flush every JSON line (live).
     pub flush_each_line: bool,
+    /// Print a line per event in the table format as it happens (live).
+    pub live_events: bool,
 }
 
 impl RunOptions {
     /// Validates report arguments.
     pub fn from_args(args: &ReportArgs, live: bool) -> std::result::Result<RunOptions, String> {
         let keep_messages = args.messages && args.format != Format::Jsonl;
-        let message_events = args.format == Format::Jsonl;
+        // Live table output prints every message as it happens.
+        let message_events = args.format == Format::Jsonl || (live && args.format == Format::Table);
         let payload = match args.payload {
             // Without message records nobody reads payloads: do not copy them.
             _ if !(keep_messages || message_events) => PayloadMode::None,
@@ -194,6 +201,7 @@ impl RunOptions {
             only_address: args.address.clone(),
             pretty: args.pretty,
             flush_each_line: live,
+            live_events: live && args.format == Format::Table,
         })
     }
 
@@ -209,7 +217,12 @@ impl RunOptions {
             Format::Table => {
                 let colour = std::io::stdout().is_terminal()
                     && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-                Box::new(TableReport::new(stdout, colour, self.messages))
+                let table = TableReport::new(stdout, colour, self.messages);
+                if self.live_events {
+                    Box::new(table.with_live_events())
+                } else {
+                    Box::new(table)
+                }
             }
         }
     }

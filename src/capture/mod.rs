@@ -2,6 +2,8 @@
 //! Output: [`Packet`]s in capture order, each borrowed from the reader's buffer.
 
 pub mod file;
+#[cfg(feature = "live")]
+pub mod live;
 
 use serde::Serialize;
 
@@ -77,6 +79,8 @@ pub struct InputSummary {
     pub skipped_packets: u64,
     /// Damage that stopped reading part-way; what came before was analysed.
     pub error: Option<String>,
+    /// Live capture: packets the kernel dropped because its buffer was full (null for files).
+    pub dropped_by_kernel: Option<u64>,
 }
 
 impl InputSummary {

@@ -47,6 +47,10 @@ impl Sink for JsonReport {
         self.out.write_all(text.as_bytes());
     }
 
+    fn output_failed(&self) -> bool {
+        self.out.failed()
+    }
+
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
         let inputs = serde_json::to_string(inputs).expect("bug: inputs serialize");
         let summary = serde_json::to_string(summary).expect("bug: summary serializes");

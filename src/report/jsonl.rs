@@ -74,6 +74,10 @@ impl Sink for JsonlReport {
         self.line(&value);
     }
 
+    fn output_failed(&self) -> bool {
+        self.out.failed()
+    }
+
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
         let value = json!({"event": "summary", "inputs": inputs, "summary": summary});
         self.line(&value);

@@ -69,6 +69,10 @@ pub trait Sink {
     fn connection(&mut self, record: ConnectionRecord);
     /// End of all inputs: write what is left.
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()>;
+    /// Has writing failed (e.g. the reader of a pipe went away)? A live capture stops then.
+    fn output_failed(&self) -> bool {
+        false
+    }
 }
 
 /// Writes and flushes, remembering the first error (a closed pipe ends the run quietly).

@@ -2,16 +2,17 @@
 //! grouped by id, then totals; with `--messages`, a log per connection like a browser's
 //! WebSocket inspector. Colour only on a terminal, and never with NO_COLOR.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
 
-use super::model::{ConnectionRecord, Summary};
+use super::model::{ConnectionRecord, MessageRecord, Summary};
 use super::{Event, Output, Sink};
+use crate::analysis::clock;
 use crate::analysis::close::human_seconds;
 use crate::capture::InputSummary;
-use crate::diag::Severity;
+use crate::diag::{Severity, Side};
 
 /// Connections listed in full; beyond that only totals (use json for everything).
 const MAX_ROWS: usize = 2000;
@@ -23,6 +24,17 @@ pub struct TableReport {
     show_messages: bool,
     records: Vec<ConnectionRecord>,
     omitted: u64,
+    /// Live capture: one line per event as it happens, before the final report.
+    live: Option<LiveLines>,
+}
+
+/// What the live event lines need to remember per open connection.
+#[derive(Default)]
+struct LiveLines {
+    /// id → (`client → server`, who sent the first Close).
+    open: HashMap<u64, (String, Option<Side>)>,
+    /// Time of the latest event, for events that carry none.
+    last_time: f64,
 }
 
 /// Cuts `s` to `max` characters, marking the cut.
@@ -44,6 +56,38 @@ fn bytes(n: u64) -> String {
     }
 }
 
+/// A message as a live line: direction, opcode, length, a short preview.
+fn live_message(m: &MessageRecord) -> String {
+    let arrow = match m.from {
+        Side::Client => "client→server",
+        Side::Server => "server→client",
+    };
+    let length = m
+        .length
+        .map(|n| format!("{n} B"))
+        .unwrap_or_else(|| format!("? B ({} on the wire)", m.wire_length));
+    let mut what = format!("{arrow} {} {length}", m.opcode);
+    if m.compressed {
+        what.push_str(" deflate");
+    }
+    if m.fragments > 1 {
+        let _ = write!(what, " {} fragments", m.fragments);
+    }
+    if !m.complete {
+        what.push_str(" INCOMPLETE");
+    }
+    match (&m.text, &m.base64) {
+        (Some(t), _) if !t.is_empty() => {
+            let _ = write!(what, " {:?}", cut(t, 60));
+        }
+        (None, Some(b)) if !b.is_empty() => {
+            let _ = write!(what, " base64:{}", cut(b, 60));
+        }
+        _ => {}
+    }
+    what
+}
+
 impl TableReport {
     /// Writes to `writer`; `colour` when it is a terminal and NO_COLOR is unset.
     pub fn new(writer: Box<dyn std::io::Write>, colour: bool, show_messages: bool) -> Self {
@@ -53,7 +97,31 @@ impl TableReport {
             show_messages,
             records: Vec::new(),
             omitted: 0,
+            live: None,
         }
+    }
+
+    /// Also prints one line per event as it happens (live capture), flushed at once.
+    pub fn with_live_events(mut self) -> Self {
+        self.live = Some(LiveLines::default());
+        self
+    }
+
+    /// Writes one live line: time, connection, endpoints, what happened.
+    fn live_line(&mut self, id: u64, time: Option<f64>, what: &str) {
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        let time = time.unwrap_or(live.last_time);
+        live.last_time = live.last_time.max(time);
+        let ends = live
+            .open
+            .get(&id)
+            .map(|(ends, _)| ends.as_str())
+            .unwrap_or("");
+        let line = format!("{} #{id} {ends} {what}\n", clock(time));
+        self.out.write_all(line.as_bytes());
+        self.out.flush();
     }
 
     fn table(&self) -> Table {
@@ -220,9 +288,111 @@ impl TableReport {
 }
 
 impl Sink for TableReport {
-    fn event(&mut self, _event: &Event<'_>) {}
+    fn event(&mut self, event: &Event<'_>) {
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        match event {
+            Event::ConnectionSeen {
+                id,
+                time,
+                client,
+                server,
+            } => {
+                let ends = format!(
+                    "{}:{} → {}:{}",
+                    client.ip, client.port, server.ip, server.port
+                );
+                live.open.insert(*id, (ends, None));
+                self.live_line(*id, Some(*time), "connection seen");
+            }
+            Event::Handshake { id, handshake: h } => {
+                let mut what = match h.status {
+                    Some(status) => format!(
+                        "handshake {status} {} GET {}",
+                        h.reason.as_deref().unwrap_or(""),
+                        cut(&h.path, 60)
+                    ),
+                    None => format!("handshake (no answer) GET {}", cut(&h.path, 60)),
+                };
+                if let Some(p) = &h.subprotocol {
+                    let _ = write!(what, " subprotocol {p}");
+                }
+                if let Some(e) = &h.extensions {
+                    let _ = write!(what, " extensions {}", cut(e, 60));
+                }
+                if h.accept_valid == Some(false) {
+                    what.push_str(" (Sec-WebSocket-Accept does not match)");
+                }
+                self.live_line(*id, h.response_time.or(h.request_time), &what);
+            }
+            Event::Message { id, message } => {
+                if message.opcode != "close" {
+                    // Close frames get their own line from Event::Close.
+                    let what = live_message(message);
+                    self.live_line(*id, Some(message.time), &what);
+                }
+            }
+            Event::Close {
+                id,
+                time,
+                from,
+                code,
+                reason,
+            } => {
+                let first = match live.open.get_mut(id) {
+                    Some((_, closer @ None)) => {
+                        *closer = Some(*from);
+                        true
+                    }
+                    Some(_) => false,
+                    None => true,
+                };
+                let reason = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {:?}", cut(reason, 60))
+                };
+                let what = format!(
+                    "close {code}{reason} from {} ({})",
+                    from.as_str(),
+                    if first { "initiator" } else { "reply" }
+                );
+                self.live_line(*id, Some(*time), &what);
+            }
+            Event::Diagnostic { id, diagnostic: d } => {
+                let what = format!(
+                    "{} {}: {}",
+                    d.severity.as_str(),
+                    d.id.as_str(),
+                    cut(&d.message, 160)
+                );
+                self.live_line(*id, d.time, &what);
+            }
+        }
+    }
+
+    fn output_failed(&self) -> bool {
+        self.out.failed()
+    }
 
     fn connection(&mut self, record: ConnectionRecord) {
+        if self.live.is_some() {
+            let what = format!("ended: {}", record.close.summary);
+            if let Some(live) = &mut self.live
+                && !live.open.contains_key(&record.id)
+            {
+                let ends = format!(
+                    "{}:{} → {}:{}",
+                    record.client.ip, record.client.port, record.server.ip, record.server.port
+                );
+                live.open.insert(record.id, (ends, None));
+            }
+            self.live_line(record.id, Some(record.last_seen), &what);
+            if let Some(live) = &mut self.live {
+                live.open.remove(&record.id);
+            }
+        }
         if self.records.len() < MAX_ROWS {
             self.records.push(record);
         } else {
@@ -233,6 +403,9 @@ impl Sink for TableReport {
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
         self.records.sort_by_key(|r| r.id);
         let mut text = String::new();
+        if self.live.is_some() {
+            text.push('\n'); // after the event lines
+        }
         for input in inputs {
             let _ = write!(
                 text,
@@ -242,6 +415,9 @@ impl Sink for TableReport {
                 input.link_types.join("+"),
                 input.packets
             );
+            if let Some(n) = input.dropped_by_kernel {
+                let _ = write!(text, ", {n} dropped by the kernel");
+            }
             if let Some(e) = &input.error {
                 let _ = write!(text, " — DAMAGED: {e}; analysed up to there");
             }

@@ -5,4 +5,5 @@ mod util;
 mod captures;
 mod cli;
 mod golden;
+mod live;
 mod synthetic;
