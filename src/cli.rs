@@ -88,7 +88,7 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_connections: usize,
     /// Idle connections followed at once; past it the longest-idle are reported as still open.
-    #[arg(long, default_value_t = 2500, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_name = "N")]
     pub max_idle_connections: usize,
     /// Seconds (capture time) without packets after which a WebSocket connection is reported as
     /// still open and no longer followed. Raise it to catch proxies with longer idle timeouts.

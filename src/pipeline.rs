@@ -33,7 +33,7 @@ impl Default for TableLimits {
     fn default() -> Self {
         TableLimits {
             max_connections: 100_000,
-            max_idle_connections: 2500,
+            max_idle_connections: 1000,
             idle_timeout: 120.0,
             websocket_idle_timeout: 600.0,
         }
