@@ -596,7 +596,7 @@ impl State {
                     if !self.analysis.is_interesting() {
                         self.make_interesting(ctx);
                     }
-                    self.analysis.frame(side, &h, self.time);
+                    self.analysis.frame(side, &h, self.time, ctx.sink);
                 }
                 Output::Message(m) => self.analysis.message(&m, ctx.sink),
                 Output::Diagnostic(d) => {

@@ -104,6 +104,7 @@ impl Sink for Gate<'_> {
             }
             Event::Handshake { id, .. }
             | Event::Message { id, .. }
+            | Event::Frame { id, .. }
             | Event::Diagnostic { id, .. }
             | Event::Close { id, .. } => *id,
         };
@@ -170,6 +171,8 @@ impl RunOptions {
                 analysis: AnalysisOptions {
                     keep_messages: args.messages && args.format != Format::Jsonl,
                     message_events: args.format == Format::Jsonl,
+                    keep_frames: args.frames && args.format != Format::Jsonl,
+                    frame_events: args.frames && args.format == Format::Jsonl,
                     payload,
                 },
                 payload,

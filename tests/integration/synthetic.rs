@@ -656,3 +656,63 @@ fn closed_output_pipe_is_not_a_crash() {
     assert_ne!(out.status.code(), Some(101));
     let _ = std::io::stderr().flush();
 }
+
+/// `--frames`: one record per frame header, in order, with the extended lengths resolved; in
+/// jsonl one `frame` event per frame; nothing without the flag.
+#[test]
+fn frames_flag_lists_every_frame_header() {
+    let c = clean_conversation("10.0.0.1:40000", "10.0.0.2:80");
+    let bytes = pcap(&c, Link::Ethernet);
+    let report = report_bytes(&bytes, &["--frames"]);
+    let conn = only_connection(&report);
+    let got: Vec<(String, String, bool, u64, bool, u64, u64)> = conn["frames_detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["from"].as_str().unwrap().to_string(),
+                f["opcode"].as_str().unwrap().to_string(),
+                f["fin"].as_bool().unwrap(),
+                f["rsv"].as_u64().unwrap(),
+                f["masked"].as_bool().unwrap(),
+                f["payload_length"].as_u64().unwrap(),
+                f["header_length"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        ("client", "text", true, 0, true, 5, 6),
+        ("server", "text", true, 0, false, "héllo ✓".len() as u64, 2),
+        ("client", "text", false, 0, true, 10, 6),
+        ("client", "ping", true, 0, true, 2, 6),
+        ("client", "continuation", true, 0, true, 8, 6),
+        ("server", "pong", true, 0, false, 2, 2),
+        ("server", "binary", true, 0, false, 70_000, 10),
+        ("client", "close", true, 0, true, 5, 6),
+        ("server", "close", true, 0, false, 2, 2),
+    ]
+    .map(|(a, b, c, d, e, f, g)| (a.to_string(), b.to_string(), c, d, e, f, g));
+    assert_eq!(got, want);
+    assert!(conn["frames_detail"][0]["time"].as_f64().unwrap() > 1.7e9);
+    assert!(
+        only_connection(&report_bytes(&bytes, &[]))
+            .get("frames_detail")
+            .is_none()
+    );
+
+    let out = wsprobe()
+        .args(["analyze", "--format", "jsonl", "--frames"])
+        .arg(temp_file(&bytes, "pcap"))
+        .output()
+        .unwrap();
+    let frames: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "frame")
+        .collect();
+    assert_eq!(frames.len(), want.len());
+    assert_eq!(frames[6]["frame"]["payload_length"], 70_000);
+    assert_eq!(frames[6]["connection"], 0);
+}
