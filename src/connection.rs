@@ -476,45 +476,59 @@ impl State {
                     self.on_data(dir, data, time, ctx);
                 }
             }
-            Phase::WebSocket(ws) => {
-                let outputs = &mut ctx.outputs;
-                let ws: &mut WsDir = ws;
-                let roles = &mut self.roles;
-                let mut decided = None;
-                let asm = &mut ws.asm;
-                ws.framer.push(data, &mut |ev| {
-                    if let FrameEvent::Header(h) = &ev
-                        && !roles.certain
-                        && decided.is_none()
-                    {
-                        {
-                            // No handshake: the side whose frames are masked is the client.
-                            let client_dir = if h.mask.is_some() { dir } else { 1 - dir };
-                            decided = Some(client_dir);
-                            roles.client_dir = client_dir;
-                            let side = if client_dir == dir {
-                                Side::Client
-                            } else {
-                                Side::Server
-                            };
-                            asm.set_side(side);
-                            asm.set_expect_masked(Some(side == Side::Client));
-                        }
-                    }
-                    asm.on_event(ev, time, outputs);
+            Phase::WebSocket(_) => {
+                self.run_framer(dir, time, ctx, |framer, mut out| {
+                    framer.push(data, &mut out)
                 });
-                let locked = !ws.framer.is_hunting();
-                ws.ever_locked |= locked;
-                let give_up = !ws.ever_locked && ws.framer.stream_offset() > HUNT_BUDGET;
-                if let Some(client_dir) = decided {
-                    self.roles.certain = false;
-                    self.set_client_dir(client_dir);
-                }
-                if give_up {
-                    self.phases[dir] = Phase::Opaque;
+                if let Phase::WebSocket(ws) = &mut self.phases[dir] {
+                    ws.ever_locked |= !ws.framer.is_hunting();
+                    if !ws.ever_locked && ws.framer.stream_offset() > HUNT_BUDGET {
+                        self.phases[dir] = Phase::Opaque;
+                    }
                 }
                 self.drain_outputs(dir, ctx);
             }
+        }
+    }
+
+    /// Runs `op` on a WebSocket direction's framer, feeding its events to the assembler. With no
+    /// handshake, the first frame header decides the roles: the side whose frames are masked is
+    /// the client.
+    fn run_framer(
+        &mut self,
+        dir: usize,
+        time: f64,
+        ctx: &mut Context<'_>,
+        op: impl FnOnce(&mut Framer, &mut dyn FnMut(FrameEvent<'_>)),
+    ) {
+        let Phase::WebSocket(ws) = &mut self.phases[dir] else {
+            return;
+        };
+        let outputs = &mut ctx.outputs;
+        let roles = &mut self.roles;
+        let mut decided = None;
+        let asm = &mut ws.asm;
+        op(&mut ws.framer, &mut |ev| {
+            if let FrameEvent::Header(h) = &ev
+                && !roles.certain
+                && decided.is_none()
+            {
+                let client_dir = if h.mask.is_some() { dir } else { 1 - dir };
+                decided = Some(client_dir);
+                roles.client_dir = client_dir;
+                let side = if client_dir == dir {
+                    Side::Client
+                } else {
+                    Side::Server
+                };
+                asm.set_side(side);
+                asm.set_expect_masked(Some(side == Side::Client));
+            }
+            asm.on_event(ev, time, outputs);
+        });
+        if let Some(client_dir) = decided {
+            self.roles.certain = false;
+            self.set_client_dir(client_dir);
         }
     }
 
@@ -555,23 +569,20 @@ impl State {
                 self.negotiated = Some(negotiated);
                 self.upgraded = true;
                 self.start_websocket(dir, true, ctx);
-                if let Phase::AwaitUpgrade { held, .. } =
-                    std::mem::replace(&mut self.phases[client_dir], Phase::Opaque)
-                {
+                if let Some(held) = self.take_held(client_dir) {
                     self.start_websocket(client_dir, true, ctx);
                     for (t, bytes) in held {
                         self.on_data(client_dir, &bytes, t, ctx);
                     }
-                } else if !matches!(self.phases[client_dir], Phase::WebSocket(_)) {
+                } else if matches!(self.phases[client_dir], Phase::Opaque) {
                     // The request has not been processed yet; it will switch the direction.
+                    // (Sniff, Http with part of the request, or WebSocket stay as they are.)
                     self.phases[client_dir] = Phase::Sniff;
                 }
             }
             None => {
                 // Refused: the client may try again on the same connection.
-                if let Phase::AwaitUpgrade { held, .. } =
-                    std::mem::replace(&mut self.phases[client_dir], Phase::Opaque)
-                {
+                if let Some(held) = self.take_held(client_dir) {
                     self.phases[client_dir] = Phase::Http {
                         stream: HttpStream::new(HttpRole::Requests),
                         heads: 1,
@@ -626,10 +637,20 @@ impl State {
         }
     }
 
+    /// Takes a direction out of `AwaitUpgrade` (leaving it `Opaque`) and returns the bytes it
+    /// held; any other phase is left alone.
+    fn take_held(&mut self, dir: usize) -> Option<Vec<(f64, Vec<u8>)>> {
+        let Phase::AwaitUpgrade { held, .. } = &mut self.phases[dir] else {
+            return None;
+        };
+        let held = std::mem::take(held);
+        self.phases[dir] = Phase::Opaque;
+        Some(held)
+    }
+
     fn finish_dir(&mut self, dir: usize, ctx: &mut Context<'_>) {
-        if let Phase::AwaitUpgrade { held, .. } =
-            std::mem::replace(&mut self.phases[dir], Phase::Opaque)
-        {
+        // A WebSocket direction stays in place so its framer and assembler are finished below.
+        if let Some(held) = self.take_held(dir) {
             // The answer was never captured.
             let d = Diagnostic::new(
                 DiagnosticId::HandshakeUnanswered,
@@ -645,12 +666,10 @@ impl State {
                 }
             }
         }
+        let time = self.time;
+        self.run_framer(dir, time, ctx, |framer, mut out| framer.finish(&mut out));
         if let Phase::WebSocket(ws) = &mut self.phases[dir] {
-            let time = self.time;
-            let outputs = &mut ctx.outputs;
-            let asm = &mut ws.asm;
-            ws.framer.finish(&mut |ev| asm.on_event(ev, time, outputs));
-            ws.asm.finish(outputs);
+            ws.asm.finish(&mut ctx.outputs);
             self.drain_outputs(dir, ctx);
         }
     }

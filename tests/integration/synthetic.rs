@@ -716,3 +716,38 @@ fn frames_flag_lists_every_frame_header() {
     assert_eq!(frames[6]["frame"]["payload_length"], 70_000);
     assert_eq!(frames[6]["connection"], 0);
 }
+
+/// Regression: at the end of the capture every WebSocket direction is finished, so a frame cut
+/// by the capture's end, a fragmented message that never got its last fragment, and a lone
+/// frame of a connection picked up mid-stream are all reported (they were silently dropped).
+#[test]
+fn the_capture_end_finishes_open_frames_messages_and_hunts() {
+    let mut c = Conv::new("10.0.0.1:40000", "10.0.0.2:80");
+    c.tcp_open();
+    c.send(true, &upgrade_request("/", ""));
+    c.send(false, &upgrade_response(""));
+    c.send(false, &server_frame(false, 1, b"first fragment, "));
+    let cut = client_frame(true, 2, &[9; 100]);
+    c.send(true, &cut[..50]);
+    let report = report_bytes(&pcap(&c, Link::Ethernet), &["--messages"]);
+    let conn = only_connection(&report);
+    let ids = diag_ids(conn);
+    assert!(
+        ids.contains(&"capture_ended_mid_frame".to_string()),
+        "{ids:?}"
+    );
+    let msgs = conn["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2, "{msgs:#?}");
+    for m in msgs {
+        assert_eq!(m["complete"], false, "{m}");
+    }
+
+    // Mid-stream: one masked text frame and nothing else (no SYN, no handshake).
+    let mut c = Conv::new("127.0.0.1:62866", "127.0.0.1:8008");
+    c.send(true, &client_frame(true, 1, b"hi!!"));
+    let report = report_bytes(&pcap(&c, Link::Null), &["--frames"]);
+    let conn = only_connection(&report);
+    assert_eq!(conn["frames"]["client"]["text"], 1, "{conn:#}");
+    assert_eq!(conn["client"]["port"], 62866);
+    assert_eq!(conn["frames_detail"][0]["payload_length"], 4);
+}
