@@ -751,3 +751,32 @@ fn the_capture_end_finishes_open_frames_messages_and_hunts() {
     assert_eq!(conn["client"]["port"], 62866);
     assert_eq!(conn["frames_detail"][0]["payload_length"], 4);
 }
+
+/// Regression: a Close of 258 bytes written with the 64-bit length form (Zeek's
+/// oversized-close-frame trace) is a frame to count and decode, with its violations flagged; it
+/// used to be taken for misalignment and dropped.
+#[test]
+fn oversized_close_in_the_64_bit_form_is_decoded_and_flagged() {
+    let mut c = Conv::new("10.0.0.1:40081", "10.0.0.2:80");
+    c.tcp_open();
+    c.send(true, &upgrade_request("/", ""));
+    c.send(false, &upgrade_response(""));
+    let reason = "x".repeat(256);
+    let mut close = vec![0x88, 0x7F];
+    close.extend_from_slice(&258u64.to_be_bytes());
+    close.extend_from_slice(&close_payload(1000, &reason));
+    c.send(false, &close);
+    c.fin(false);
+    c.fin(true);
+    let report = report_bytes(&pcap(&c, Link::Ethernet), &["--messages", "--frames"]);
+    let conn = only_connection(&report);
+    assert_eq!(conn["frames"]["server"]["close"], 1);
+    assert_eq!(conn["frames_detail"][0]["payload_length"], 258);
+    assert_eq!(conn["frames_detail"][0]["header_length"], 10);
+    assert_eq!(conn["close"]["code"], 1000);
+    assert_eq!(conn["close"]["reason"], reason.as_str());
+    let ids = diag_ids(conn);
+    for id in ["control_frame_too_long", "non_minimal_length"] {
+        assert!(ids.contains(&id.to_string()), "{ids:?}");
+    }
+}
