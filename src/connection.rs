@@ -97,6 +97,11 @@ struct State {
     tcp_end: Option<(usize, f64, bool)>,
     fin_seen: [bool; 2],
     rst_seen: bool,
+    /// Packets seen per direction.
+    packets: [u64; 2],
+    /// The peer's very first packet was a RST without ACK: RFC 793 §3.4's answer to a segment
+    /// that belongs to no connection. The bytes sent were refused, never delivered.
+    refused: bool,
     syn_seen: bool,
     gaps: u64,
     gap_bytes: u64,
@@ -139,6 +144,8 @@ impl Connection {
                 tcp_end: None,
                 fin_seen: [false; 2],
                 rst_seen: false,
+                packets: [0, 0],
+                refused: false,
                 syn_seen: false,
                 gaps: 0,
                 gap_bytes: 0,
@@ -218,6 +225,10 @@ impl Connection {
             state.fin_seen[dir] = true;
             state.tcp_end.get_or_insert((dir, time, false));
         }
+        if seg.rst && !seg.ack_flag && state.packets[dir] == 0 && state.packets[1 - dir] > 0 {
+            state.refused = true;
+        }
+        state.packets[dir] += 1;
         if seg.rst {
             state.rst_seen = true;
             state.tcp_end.get_or_insert((dir, time, true));
@@ -230,6 +241,16 @@ impl Connection {
         let state = &mut self.state;
         for dir in 0..2 {
             self.reassembly[dir].flush(&mut |event| state.on_stream(dir, event, ctx));
+        }
+        if state.refused && !state.syn_seen {
+            // A stale segment of a connection that was already gone (onewesong's capture: the
+            // client's leftover 7-byte frame, answered by RST). Its bytes reached no endpoint; they
+            // are not hunted for the one-frame-at-the-end lock, which is weak evidence on its own.
+            for phase in &mut state.phases {
+                if matches!(phase, Phase::WebSocket(ws) if !ws.ever_locked) {
+                    *phase = Phase::Opaque;
+                }
+            }
         }
         for dir in 0..2 {
             state.finish_dir(dir, ctx);

@@ -780,3 +780,21 @@ fn oversized_close_in_the_64_bit_form_is_decoded_and_flagged() {
         assert!(ids.contains(&id.to_string()), "{ids:?}");
     }
 }
+
+/// A lone frame in a segment its receiver refused (RST without ACK, RFC 793 §3.4: no such
+/// connection) is not taken for a WebSocket connection: the bytes reached no endpoint, and one
+/// frame with no handshake is weak evidence (onewesong's capture starts with such a segment).
+#[test]
+fn a_lone_frame_refused_with_rst_is_not_a_connection() {
+    let mut c = Conv::new("127.0.0.1:64739", "127.0.0.1:8765");
+    c.send(true, &client_frame(true, 1, b"\n"));
+    c.rst(false);
+    c.packets.last_mut().unwrap().ack = false;
+    let report = report_bytes(&pcap(&c, Link::Null), &[]);
+    assert_eq!(
+        report["connections"].as_array().unwrap().len(),
+        0,
+        "{report:#}"
+    );
+    assert_eq!(report["summary"]["tcp_connections"], 1);
+}
