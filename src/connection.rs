@@ -99,7 +99,7 @@ struct State {
     rst_seen: bool,
     /// Packets seen per direction.
     packets: [u64; 2],
-    /// The peer's very first packet was a RST without ACK: RFC 793 §3.4's answer to a segment
+    /// The peer's very first packet was a RST without ACK: RFC 9293 §3.5.2's answer to a segment
     /// that belongs to no connection. The bytes sent were refused, never delivered.
     refused: bool,
     syn_seen: bool,
