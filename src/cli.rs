@@ -56,6 +56,10 @@ pub struct ReportArgs {
     /// Add every message and control frame to the report.
     #[arg(long)]
     pub messages: bool,
+    /// Add every frame's header (FIN, RSV, opcode, MASK, lengths) to the report: `frames_detail`
+    /// per connection in json, `frame` events in jsonl, a frame log in the table.
+    #[arg(long)]
+    pub frames: bool,
     /// How much payload goes into message records.
     #[arg(long, value_enum, default_value_t = PayloadArg::Preview)]
     pub payload: PayloadArg,

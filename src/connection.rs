@@ -97,6 +97,11 @@ struct State {
     tcp_end: Option<(usize, f64, bool)>,
     fin_seen: [bool; 2],
     rst_seen: bool,
+    /// Packets seen per direction.
+    packets: [u64; 2],
+    /// The peer's very first packet was a RST without ACK: RFC 9293 §3.5.2's answer to a segment
+    /// that belongs to no connection. The bytes sent were refused, never delivered.
+    refused: bool,
     syn_seen: bool,
     gaps: u64,
     gap_bytes: u64,
@@ -139,6 +144,8 @@ impl Connection {
                 tcp_end: None,
                 fin_seen: [false; 2],
                 rst_seen: false,
+                packets: [0, 0],
+                refused: false,
                 syn_seen: false,
                 gaps: 0,
                 gap_bytes: 0,
@@ -228,6 +235,10 @@ impl Connection {
             state.fin_seen[dir] = true;
             state.tcp_end.get_or_insert((dir, time, false));
         }
+        if seg.rst && !seg.ack_flag && state.packets[dir] == 0 && state.packets[1 - dir] > 0 {
+            state.refused = true;
+        }
+        state.packets[dir] += 1;
         if seg.rst {
             state.rst_seen = true;
             state.tcp_end.get_or_insert((dir, time, true));
@@ -246,6 +257,16 @@ impl Connection {
         let state = &mut self.state;
         for dir in 0..2 {
             self.reassembly[dir].flush(&mut |event| state.on_stream(dir, event, ctx));
+        }
+        if state.refused && !state.syn_seen {
+            // A stale segment of a connection that was already gone (onewesong's capture: the
+            // client's leftover 7-byte frame, answered by RST). Its bytes reached no endpoint; they
+            // are not hunted for the one-frame-at-the-end lock, which is weak evidence on its own.
+            for phase in &mut state.phases {
+                if matches!(phase, Phase::WebSocket(ws) if !ws.ever_locked) {
+                    *phase = Phase::Opaque;
+                }
+            }
         }
         for dir in 0..2 {
             state.finish_dir(dir, ctx);
@@ -493,45 +514,59 @@ impl State {
                     self.on_data(dir, data, time, ctx);
                 }
             }
-            Phase::WebSocket(ws) => {
-                let outputs = &mut ctx.outputs;
-                let ws: &mut WsDir = ws;
-                let roles = &mut self.roles;
-                let mut decided = None;
-                let asm = &mut ws.asm;
-                ws.framer.push(data, &mut |ev| {
-                    if let FrameEvent::Header(h) = &ev
-                        && !roles.certain
-                        && decided.is_none()
-                    {
-                        {
-                            // No handshake: the side whose frames are masked is the client.
-                            let client_dir = if h.mask.is_some() { dir } else { 1 - dir };
-                            decided = Some(client_dir);
-                            roles.client_dir = client_dir;
-                            let side = if client_dir == dir {
-                                Side::Client
-                            } else {
-                                Side::Server
-                            };
-                            asm.set_side(side);
-                            asm.set_expect_masked(Some(side == Side::Client));
-                        }
-                    }
-                    asm.on_event(ev, time, outputs);
+            Phase::WebSocket(_) => {
+                self.run_framer(dir, time, ctx, |framer, mut out| {
+                    framer.push(data, &mut out)
                 });
-                let locked = !ws.framer.is_hunting();
-                ws.ever_locked |= locked;
-                let give_up = !ws.ever_locked && ws.framer.stream_offset() > HUNT_BUDGET;
-                if let Some(client_dir) = decided {
-                    self.roles.certain = false;
-                    self.set_client_dir(client_dir);
-                }
-                if give_up {
-                    self.phases[dir] = Phase::Opaque;
+                if let Phase::WebSocket(ws) = &mut self.phases[dir] {
+                    ws.ever_locked |= !ws.framer.is_hunting();
+                    if !ws.ever_locked && ws.framer.stream_offset() > HUNT_BUDGET {
+                        self.phases[dir] = Phase::Opaque;
+                    }
                 }
                 self.drain_outputs(dir, ctx);
             }
+        }
+    }
+
+    /// Runs `op` on a WebSocket direction's framer, feeding its events to the assembler. With no
+    /// handshake, the first frame header decides the roles: the side whose frames are masked is
+    /// the client.
+    fn run_framer(
+        &mut self,
+        dir: usize,
+        time: f64,
+        ctx: &mut Context<'_>,
+        op: impl FnOnce(&mut Framer, &mut dyn FnMut(FrameEvent<'_>)),
+    ) {
+        let Phase::WebSocket(ws) = &mut self.phases[dir] else {
+            return;
+        };
+        let outputs = &mut ctx.outputs;
+        let roles = &mut self.roles;
+        let mut decided = None;
+        let asm = &mut ws.asm;
+        op(&mut ws.framer, &mut |ev| {
+            if let FrameEvent::Header(h) = &ev
+                && !roles.certain
+                && decided.is_none()
+            {
+                let client_dir = if h.mask.is_some() { dir } else { 1 - dir };
+                decided = Some(client_dir);
+                roles.client_dir = client_dir;
+                let side = if client_dir == dir {
+                    Side::Client
+                } else {
+                    Side::Server
+                };
+                asm.set_side(side);
+                asm.set_expect_masked(Some(side == Side::Client));
+            }
+            asm.on_event(ev, time, outputs);
+        });
+        if let Some(client_dir) = decided {
+            self.roles.certain = false;
+            self.set_client_dir(client_dir);
         }
     }
 
@@ -572,23 +607,20 @@ impl State {
                 self.negotiated = Some(negotiated);
                 self.upgraded = true;
                 self.start_websocket(dir, true, ctx);
-                if let Phase::AwaitUpgrade { held, .. } =
-                    std::mem::replace(&mut self.phases[client_dir], Phase::Opaque)
-                {
+                if let Some(held) = self.take_held(client_dir) {
                     self.start_websocket(client_dir, true, ctx);
                     for (t, bytes) in held {
                         self.on_data(client_dir, &bytes, t, ctx);
                     }
-                } else if !matches!(self.phases[client_dir], Phase::WebSocket(_)) {
+                } else if matches!(self.phases[client_dir], Phase::Opaque) {
                     // The request has not been processed yet; it will switch the direction.
+                    // (Sniff, Http with part of the request, or WebSocket stay as they are.)
                     self.phases[client_dir] = Phase::Sniff;
                 }
             }
             None => {
                 // Refused: the client may try again on the same connection.
-                if let Phase::AwaitUpgrade { held, .. } =
-                    std::mem::replace(&mut self.phases[client_dir], Phase::Opaque)
-                {
+                if let Some(held) = self.take_held(client_dir) {
                     self.phases[client_dir] = Phase::Http {
                         stream: HttpStream::new(HttpRole::Requests),
                         heads: 1,
@@ -613,7 +645,7 @@ impl State {
                     if !self.analysis.is_interesting() {
                         self.make_interesting(ctx);
                     }
-                    self.analysis.frame(side, &h, self.time);
+                    self.analysis.frame(side, &h, self.time, ctx.sink);
                 }
                 Output::Message(m) => self.analysis.message(&m, ctx.sink),
                 Output::Diagnostic(d) => {
@@ -643,10 +675,20 @@ impl State {
         }
     }
 
+    /// Takes a direction out of `AwaitUpgrade` (leaving it `Opaque`) and returns the bytes it
+    /// held; any other phase is left alone.
+    fn take_held(&mut self, dir: usize) -> Option<Vec<(f64, Vec<u8>)>> {
+        let Phase::AwaitUpgrade { held, .. } = &mut self.phases[dir] else {
+            return None;
+        };
+        let held = std::mem::take(held);
+        self.phases[dir] = Phase::Opaque;
+        Some(held)
+    }
+
     fn finish_dir(&mut self, dir: usize, ctx: &mut Context<'_>) {
-        if let Phase::AwaitUpgrade { held, .. } =
-            std::mem::replace(&mut self.phases[dir], Phase::Opaque)
-        {
+        // A WebSocket direction stays in place so its framer and assembler are finished below.
+        if let Some(held) = self.take_held(dir) {
             // The answer was never captured.
             let d = Diagnostic::new(
                 DiagnosticId::HandshakeUnanswered,
@@ -662,12 +704,10 @@ impl State {
                 }
             }
         }
+        let time = self.time;
+        self.run_framer(dir, time, ctx, |framer, mut out| framer.finish(&mut out));
         if let Phase::WebSocket(ws) = &mut self.phases[dir] {
-            let time = self.time;
-            let outputs = &mut ctx.outputs;
-            let asm = &mut ws.asm;
-            ws.framer.finish(&mut |ev| asm.on_event(ev, time, outputs));
-            ws.asm.finish(outputs);
+            ws.asm.finish(&mut ctx.outputs);
             self.drain_outputs(dir, ctx);
         }
     }

@@ -1,10 +1,12 @@
 //! Link, IP and TCP decoding: a captured [`Packet`] in, a TCP [`Segment`] (or the reason it was
 //! skipped) out. Link headers are read by hand (a few fixed layouts, and etherparse has no SLL2);
-//! IPv4/IPv6 with extension headers and TCP are read with etherparse's zero-copy slices.
+//! IPv4/IPv6 with extension headers and TCP are read with etherparse's zero-copy slices. TCP
+//! inside a GTP-U tunnel (mobile networks' user plane, UDP port 2152) is decoded too: the inner
+//! IP packet's addresses are the connection's.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::{LaxIpSlice, TcpSlice, ip_number};
+use etherparse::{LaxIpSlice, TcpSlice, UdpSlice, ip_number};
 
 use crate::capture::{LinkType, Packet};
 
@@ -150,9 +152,16 @@ fn be16(data: &[u8], offset: usize) -> Option<u16> {
     Some(u16::from_be_bytes([b[0], b[1]]))
 }
 
-/// IP (with extension headers) and TCP. Lax slicing keeps what a snap length left of the payload,
-/// and trims Ethernet padding to the IP length.
+/// GTP-U's registered UDP port (3GPP TS 29.281 §4.4.2.3).
+const GTP_U_PORT: u16 = 2152;
+
+/// IP (with extension headers) and TCP, or TCP/IP inside one level of GTP-U. Lax slicing keeps
+/// what a snap length left of the payload, and trims Ethernet padding to the IP length.
 fn ip_tcp(data: &[u8]) -> Result<Segment<'_>, Skip> {
+    ip_tcp_in(data, true)
+}
+
+fn ip_tcp_in(data: &[u8], outer: bool) -> Result<Segment<'_>, Skip> {
     let (ip, _ext_err) = LaxIpSlice::from_slice(data).map_err(|_| Skip::Malformed)?;
     let (src, dst, payload) = match &ip {
         LaxIpSlice::Ipv4(v4) => {
@@ -166,6 +175,13 @@ fn ip_tcp(data: &[u8]) -> Result<Segment<'_>, Skip> {
     };
     if payload.fragmented {
         return Err(Skip::Fragment);
+    }
+    if payload.ip_number == ip_number::UDP && outer {
+        let udp = UdpSlice::from_slice(payload.payload).map_err(|_| Skip::NotTcp)?;
+        if udp.source_port() == GTP_U_PORT || udp.destination_port() == GTP_U_PORT {
+            let inner = gtp_u_payload(udp.payload()).ok_or(Skip::NotTcp)?;
+            return ip_tcp_in(inner, false);
+        }
     }
     if payload.ip_number != ip_number::TCP {
         return Err(Skip::NotTcp);
@@ -190,6 +206,92 @@ fn ip_tcp(data: &[u8]) -> Result<Segment<'_>, Skip> {
     })
 }
 
+/// The user packet of a GTPv1-U G-PDU (3GPP TS 29.281 §5.1): flags (version 1, PT 1, E/S/PN),
+/// message type 255, length of what follows the first 8 bytes, TEID; when E, S or PN is set, a
+/// sequence number, N-PDU number and next-extension type follow, then extension headers (each
+/// 4n bytes long, its last byte the next type) until type 0. None for anything else (signalling,
+/// GTPv2, a truncated header).
+fn gtp_u_payload(b: &[u8]) -> Option<&[u8]> {
+    let flags = *b.first()?;
+    if flags >> 5 != 1 || flags & 0x10 == 0 || *b.get(1)? != 0xFF {
+        return None;
+    }
+    let end = (8 + usize::from(be16(b, 2)?)).min(b.len());
+    let mut offset = 8;
+    if flags & 0x07 != 0 {
+        let mut next = *b.get(11)?;
+        offset = 12;
+        while next != 0 {
+            let len = usize::from(*b.get(offset)?) * 4;
+            if len == 0 {
+                return None;
+            }
+            next = *b.get(offset + len - 1)?;
+            offset += len;
+        }
+    }
+    b.get(offset..end)
+}
+
 fn mapped(octets: [u8; 4]) -> [u8; 16] {
     Ipv4Addr::from(octets).to_ipv6_mapped().octets()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn inner_tcp() -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4([10, 134, 25, 76], [10, 132, 15, 176], 64)
+            .tcp(61202, 443, 7, 1000)
+            .ack(9)
+            .write(&mut out, b"GET /ws HTTP/1.1\r\n")
+            .unwrap();
+        out
+    }
+
+    fn in_gtp(gtp_header: &[u8], inner: &[u8]) -> Vec<u8> {
+        let mut udp_payload = gtp_header.to_vec();
+        let len = (gtp_header.len() - 8 + inner.len()) as u16;
+        udp_payload[2..4].copy_from_slice(&len.to_be_bytes());
+        udp_payload.extend_from_slice(inner);
+        let mut out = Vec::new();
+        PacketBuilder::ipv4([10, 140, 231, 26], [159, 65, 12, 169], 64)
+            .udp(2152, 2152)
+            .write(&mut out, &udp_payload)
+            .unwrap();
+        out
+    }
+
+    /// TCP inside GTP-U (nDPI's false_positives.pcapng carries a WebSocket upgrade that way),
+    /// with the plain 8-byte header and with the optional fields plus one extension header.
+    #[test]
+    fn tcp_inside_gtp_u_is_decoded_with_the_inner_addresses() {
+        let inner = inner_tcp();
+        for header in [
+            vec![0x30, 0xFF, 0, 0, 0, 0, 0, 1],
+            vec![
+                0x34, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x85, 1, 0x10, 0x05, 0x00,
+            ],
+        ] {
+            let packet = in_gtp(&header, &inner);
+            let seg = ip_tcp(&packet).unwrap();
+            assert_eq!(seg.src.to_string(), "10.134.25.76:61202");
+            assert_eq!(seg.dst.to_string(), "10.132.15.176:443");
+            assert_eq!(seg.payload, b"GET /ws HTTP/1.1\r\n");
+        }
+        // GTP signalling (echo request, type 1) and other UDP are not TCP.
+        assert_eq!(
+            ip_tcp(&in_gtp(&[0x32, 0x01, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0], &[])).unwrap_err(),
+            Skip::NotTcp
+        );
+        // One level only: GTP-U inside GTP-U is not unwrapped again.
+        let twice = in_gtp(
+            &[0x30, 0xFF, 0, 0, 0, 0, 0, 1],
+            &in_gtp(&[0x30, 0xFF, 0, 0, 0, 0, 0, 1], &inner),
+        );
+        assert_eq!(ip_tcp(&twice).unwrap_err(), Skip::NotTcp);
+    }
 }

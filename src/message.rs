@@ -262,7 +262,7 @@ impl Assembler {
                     ),
                     HeaderError::ControlFrameTooLong => (
                         DiagnosticId::ControlFrameTooLong,
-                        "control frame with an extended length (RFC 6455 §5.5: at most 125 bytes)",
+                        "control frame claiming more than 65535 bytes (RFC 6455 §5.5: at most 125 bytes)",
                     ),
                 };
                 self.diag(

@@ -104,6 +104,7 @@ impl Sink for Gate<'_> {
             }
             Event::Handshake { id, .. }
             | Event::Message { id, .. }
+            | Event::Frame { id, .. }
             | Event::Diagnostic { id, .. }
             | Event::Close { id, .. } => *id,
         };
@@ -181,6 +182,9 @@ impl RunOptions {
                 analysis: AnalysisOptions {
                     keep_messages,
                     message_events,
+                    keep_frames: args.frames && args.format != Format::Jsonl,
+                    frame_events: args.frames
+                        && (args.format == Format::Jsonl || (live && args.format == Format::Table)),
                     payload,
                 },
                 payload,

@@ -10,7 +10,8 @@ use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::{Negotiated, RequestHead, ResponseHead, derive_accept_key};
 use crate::message::{Message, PayloadMode};
 use crate::report::model::{
-    Address, ConnectionRecord, HandshakeRecord, MessageRecord, OpcodeCounts, PerSide, TcpRecord,
+    Address, ConnectionRecord, FrameRecord, HandshakeRecord, MessageRecord, OpcodeCounts, PerSide,
+    TcpRecord,
 };
 use crate::report::{Event, Sink};
 use crate::ws::frame::FrameHeader;
@@ -26,6 +27,9 @@ pub const MAX_DIAGNOSTICS_PER_ID: u64 = 20;
 /// Messages kept per connection for `--messages` in the json and table reports.
 pub const MAX_MESSAGES_KEPT: usize = 100_000;
 
+/// Frame headers kept per connection for `--frames` in the json and table reports.
+pub const MAX_FRAMES_KEPT: usize = 100_000;
+
 /// What the analysis needs from the command line.
 #[derive(Debug, Clone, Copy)]
 pub struct AnalysisOptions {
@@ -35,6 +39,10 @@ pub struct AnalysisOptions {
     pub message_events: bool,
     /// How much payload message records carry.
     pub payload: PayloadMode,
+    /// Keep every frame header in the connection record (`--frames`, json/table).
+    pub keep_frames: bool,
+    /// Push a frame event for every frame header (`--frames`, jsonl).
+    pub frame_events: bool,
 }
 
 /// One connection's running analysis.
@@ -51,6 +59,8 @@ pub struct Analysis {
     payload_bytes: PerSide<u64>,
     messages: Vec<MessageRecord>,
     messages_dropped: u64,
+    frames_detail: Vec<FrameRecord>,
+    frames_dropped: u64,
     close: CloseTracker,
     ping: PingTracker,
     diagnostics: Vec<Diagnostic>,
@@ -76,6 +86,8 @@ impl Analysis {
             payload_bytes: PerSide::default(),
             messages: Vec::new(),
             messages_dropped: 0,
+            frames_detail: Vec::new(),
+            frames_dropped: 0,
             close: CloseTracker::default(),
             ping: PingTracker::default(),
             diagnostics: Vec::new(),
@@ -252,8 +264,8 @@ impl Analysis {
         self.handshake.is_some()
     }
 
-    /// A frame header from `side`.
-    pub fn frame(&mut self, side: Side, h: &FrameHeader, time: f64) {
+    /// A frame header from `side`, seen in a packet captured at `time`.
+    pub fn frame(&mut self, side: Side, h: &FrameHeader, time: f64, sink: &mut dyn Sink) {
         let counts = self.frames.get_mut(side);
         match h.opcode {
             OpCode::Text => counts.text += 1,
@@ -266,6 +278,32 @@ impl Analysis {
         }
         self.last_frame_time = Some(time);
         self.started.get_or_insert(time);
+        if !(self.options.keep_frames || self.options.frame_events) {
+            return;
+        }
+        let record = FrameRecord {
+            time,
+            from: side,
+            fin: h.fin,
+            rsv: h.rsv,
+            opcode: h.opcode.as_str(),
+            masked: h.is_masked(),
+            payload_length: h.payload_len,
+            header_length: h.header_len,
+        };
+        if self.options.frame_events && self.interesting {
+            sink.event(&Event::Frame {
+                id: self.id,
+                frame: &record,
+            });
+        }
+        if self.options.keep_frames {
+            if self.frames_detail.len() < MAX_FRAMES_KEPT {
+                self.frames_detail.push(record);
+            } else {
+                self.frames_dropped += 1;
+            }
+        }
     }
 
     /// A finished message or control frame.
@@ -358,6 +396,18 @@ impl Analysis {
                 sink,
             );
         }
+        if self.frames_dropped > 0 {
+            let dropped = self.frames_dropped;
+            self.diag(
+                Diagnostic::new(
+                    DiagnosticId::LimitExceeded,
+                    None,
+                    None,
+                    format!("{dropped} frames not listed in frames_detail: more than {MAX_FRAMES_KEPT} in one connection (use --format jsonl to stream them all)"),
+                ),
+                sink,
+            );
+        }
         let ctx = EndContext {
             refused: self.refused.clone(),
             last_frame_time: self.last_frame_time,
@@ -378,6 +428,7 @@ impl Analysis {
             message_counts: self.message_counts,
             payload_bytes: self.payload_bytes,
             messages: self.options.keep_messages.then_some(self.messages),
+            frames_detail: self.options.keep_frames.then_some(self.frames_detail),
             close,
             ping: self.ping.record(),
             tcp,

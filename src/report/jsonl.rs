@@ -53,6 +53,9 @@ impl Sink for JsonlReport {
             Event::Message { id, message } => {
                 json!({"event": "message", "connection": id, "time": message.time, "message": message})
             }
+            Event::Frame { id, frame } => {
+                json!({"event": "frame", "connection": id, "time": frame.time, "frame": frame})
+            }
             Event::Diagnostic { id, diagnostic } => {
                 json!({"event": "diagnostic", "connection": id, "time": diagnostic.time, "diagnostic": diagnostic})
             }

@@ -8,7 +8,7 @@ pub mod table;
 
 use crate::capture::InputSummary;
 use crate::diag::{Diagnostic, Side};
-use model::{Address, ConnectionRecord, HandshakeRecord, MessageRecord, Summary};
+use model::{Address, ConnectionRecord, FrameRecord, HandshakeRecord, MessageRecord, Summary};
 
 /// Something that happened, pushed as soon as it is known (for live use).
 #[derive(Debug)]
@@ -37,6 +37,13 @@ pub enum Event<'a> {
         id: u64,
         /// The message.
         message: &'a MessageRecord,
+    },
+    /// A frame header (with `--frames`).
+    Frame {
+        /// Connection id.
+        id: u64,
+        /// The frame.
+        frame: &'a FrameRecord,
     },
     /// A finding.
     Diagnostic {

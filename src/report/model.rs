@@ -203,6 +203,27 @@ pub struct MessageRecord {
     pub inflate_error: Option<String>,
 }
 
+/// One frame header, with `--frames`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameRecord {
+    /// Capture time of the packet that completed the header.
+    pub time: f64,
+    /// Sender.
+    pub from: Side,
+    /// FIN bit.
+    pub fin: bool,
+    /// RSV1..RSV3 as a 3-bit number: 4 = RSV1, 2 = RSV2, 1 = RSV3.
+    pub rsv: u8,
+    /// `text`, `binary`, `continuation`, `close`, `ping`, `pong` or `reserved-N`.
+    pub opcode: &'static str,
+    /// MASK bit.
+    pub masked: bool,
+    /// Payload length from the header (the 16- or 64-bit extended length when used).
+    pub payload_length: u64,
+    /// Header bytes, 2..=14: fixed part, extended length and masking key.
+    pub header_length: u8,
+}
+
 /// How the connection ended.
 #[derive(Debug, Clone, Serialize)]
 pub struct CloseRecord {
@@ -294,6 +315,10 @@ pub struct ConnectionRecord {
     /// Every message and control frame, with `--messages`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<MessageRecord>>,
+    /// Every frame header in capture order, with `--frames` (at most
+    /// [`crate::analysis::MAX_FRAMES_KEPT`]; `frames` counts them all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_detail: Option<Vec<FrameRecord>>,
     /// How it ended.
     pub close: CloseRecord,
     /// Ping/pong pairing.

@@ -1,6 +1,6 @@
 //! The default terminal report (comfy-table): one row per WebSocket connection, then findings
 //! grouped by id, then totals; with `--messages`, a log per connection like a browser's
-//! WebSocket inspector. Colour only on a terminal, and never with NO_COLOR.
+//! WebSocket inspector; with `--frames`, a log of frame headers per connection. Colour only on a terminal, and never with NO_COLOR.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -233,6 +233,37 @@ impl TableReport {
         Some(t)
     }
 
+    fn frames_log(&self, r: &ConnectionRecord, text: &mut String) {
+        let Some(frames) = &r.frames_detail else {
+            return;
+        };
+        let _ = writeln!(
+            text,
+            "\nframes of connection #{} {}:{} → {}:{}",
+            r.id, r.client.ip, r.client.port, r.server.ip, r.server.port
+        );
+        for f in frames {
+            let arrow = if f.from == crate::diag::Side::Client {
+                "→"
+            } else {
+                "←"
+            };
+            let _ = writeln!(
+                text,
+                "  {:>10.3}s {arrow} {:<12} fin={} rsv={}{}{} {:<8} {:>9} B payload, {} B header",
+                f.time - r.first_seen,
+                f.opcode,
+                u8::from(f.fin),
+                f.rsv >> 2 & 1,
+                f.rsv >> 1 & 1,
+                f.rsv & 1,
+                if f.masked { "masked" } else { "unmasked" },
+                f.payload_length,
+                f.header_length
+            );
+        }
+    }
+
     fn messages_log(&self, r: &ConnectionRecord, text: &mut String) {
         let Some(messages) = &r.messages else {
             return;
@@ -332,6 +363,22 @@ impl Sink for TableReport {
                     let what = live_message(message);
                     self.live_line(*id, Some(message.time), &what);
                 }
+            }
+            Event::Frame { id, frame } => {
+                let what = format!(
+                    "frame {} {}{}{} rsv={} {} B",
+                    if frame.from == crate::diag::Side::Client {
+                        "→"
+                    } else {
+                        "←"
+                    },
+                    frame.opcode,
+                    if frame.fin { "" } else { " fin=0" },
+                    if frame.masked { " masked" } else { "" },
+                    frame.rsv,
+                    frame.payload_length
+                );
+                self.live_line(*id, Some(frame.time), &what);
             }
             Event::Close {
                 id,
@@ -434,6 +481,9 @@ impl Sink for TableReport {
                     self.omitted
                 );
             }
+        }
+        for r in &self.records {
+            self.frames_log(r, &mut text);
         }
         if self.show_messages {
             for r in &self.records {

@@ -60,7 +60,7 @@ impl FrameHeader {
 pub enum HeaderError {
     /// RFC 6455 §5.2: in the 64-bit length "the most significant bit MUST be 0".
     LengthTopBitSet,
-    /// A control frame (opcode `0x8..=0xF`) using the 64-bit length form. Never returned by
+    /// A control frame (opcode `0x8..=0xF`) whose length does not fit 16 bits. Never returned by
     /// `parse_frame_header`; the framer raises it because RFC 6455 §5.5 caps control payloads at 125 bytes
     /// and streaming a multi-gigabyte "control payload" would swallow the rest of the connection.
     ControlFrameTooLong,
@@ -73,7 +73,7 @@ impl fmt::Display for HeaderError {
                 f.write_str("64-bit payload length has its most significant bit set")
             }
             HeaderError::ControlFrameTooLong => {
-                f.write_str("control frame uses the 64-bit payload length form")
+                f.write_str("control frame claims more than 65535 payload bytes")
             }
         }
     }

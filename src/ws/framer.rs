@@ -16,12 +16,14 @@
 //! Every offset is a candidate, oldest first. It locks when the headers from there form a chain of plausible
 //! frames: known opcode; RSV 0, or RSV1 on the first frame of a data message; control frames with FIN set
 //! and at most 125 bytes; minimal lengths; one mask bit for the whole chain (and the expected one, if set);
-//! continuation frames only inside a fragmented message; text that is valid UTF-8 and close frames with a
-//! code in 1000..=4999 (first 64 payload bytes checked); each length landing exactly on the next header.
+//! continuation frames only inside a fragmented message, and never empty unless final (`00 00` is what zero
+//! runs look like); text that is valid UTF-8 (zero bytes earn no evidence) and close frames with a code in
+//! 1000..=4999 (first 64 payload bytes checked); each length landing exactly on the next header.
 //! The chain must be long enough:
 //! - at the hunting origin (stream start under `new_hunting`, or the first byte after a gap): >= 3 frames;
 //!   or >= 2 frames ending exactly at the end of a push; or in `finish()`/`gap()`, >= 1 frame ending exactly
-//!   at the end of the data;
+//!   at the end of the data (a chain ending inside a fragmented message does not count as ending there:
+//!   length-prefixed protocols end their records at the end of a push too);
 //! - anywhere else, the same frame counts and also `LOCK_BITS` of evidence (see `Walk`). If the chain's
 //!   first frame is weak evidence on its own and the rest of the chain qualifies without it, it is skipped:
 //!   it may be garbage whose length happens to land on a real frame.
@@ -55,6 +57,10 @@ const MAX_PENDING: usize = 64;
 
 /// Most frames followed from one candidate (evidence passes `LOCK_BITS` well before).
 const MAX_CHAIN: usize = 12;
+
+/// Longest control-frame payload the synced parser follows (RFC 6455 §5.5 allows 125): what a 16-bit length
+/// can say. Beyond it the header is taken as a sign of misalignment.
+const MAX_FOLLOWED_CONTROL_LEN: u64 = 0xFFFF;
 
 /// Payload bytes inspected per chained frame (UTF-8 of text, close code): bounds the work per offset.
 const CHECK_BYTES: usize = 64;
@@ -284,6 +290,8 @@ struct Walk {
     first_bits: f32,
     second_start: Option<usize>,
     end_bits: f32,
+    /// The chain's last frame leaves a fragmented data message open.
+    ends_open: bool,
     outcome: Outcome,
 }
 
@@ -336,7 +344,9 @@ static CHAIN_START: [bool; 256] = {
 fn header_bits(b0: u8, chain: &Chain) -> f32 {
     // log2(256 / 11) with no message open (text/binary x FIN x RSV1, close, ping, pong);
     // log2(256 / 5) inside a fragmented message (continuation x FIN, close, ping, pong).
-    let base = if chain.prev_b0 == Some(b0) {
+    // A repeated first byte is strong evidence (real streams repeat `0x81`), except a zero byte: runs of
+    // zeros are the commonest thing in other protocols' binary fields.
+    let base = if chain.prev_b0 == Some(b0) && b0 != 0 {
         8.0
     } else if chain.open {
         5.68
@@ -346,13 +356,16 @@ fn header_bits(b0: u8, chain: &Chain) -> f32 {
     base + if chain.mask_bit.is_some() { 1.0 } else { 0.0 }
 }
 
-/// UTF-8 check of (part of) a text payload: `Some(bits)` when valid so far, `None` when invalid.
+/// UTF-8 check of (part of) a text payload: `Some(bits)` when valid so far, `None` when invalid. Zero bytes
+/// are valid UTF-8 but earn nothing: binary records full of zeros pass as "text" otherwise.
 fn text_bits(bytes: &[u8], whole_message: bool) -> Option<f32> {
-    match simdutf8::compat::from_utf8(bytes) {
-        Ok(_) => Some(bytes.len() as f32 / 2.0),
-        Err(e) if e.error_len().is_none() && !whole_message => Some(e.valid_up_to() as f32 / 2.0),
-        Err(_) => None,
-    }
+    let valid = match simdutf8::compat::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(e) if e.error_len().is_none() && !whole_message => e.valid_up_to(),
+        Err(_) => return None,
+    };
+    let zeros = bytes[..valid].iter().filter(|&&b| b == 0).count();
+    Some((valid - zeros) as f32 / 2.0)
 }
 
 /// Checks the inspected start of a payload; `None` means implausible.
@@ -404,6 +417,7 @@ fn walk(view: &[u8], start: usize, expect_masked: Option<bool>, finishing: bool)
         first_bits: 0.0,
         second_start: None,
         end_bits: 0.0,
+        ends_open: false,
         outcome: Outcome::Broken,
     };
     let mut chain = Chain {
@@ -440,9 +454,13 @@ fn walk(view: &[u8], start: usize, expect_masked: Option<bool>, finishing: bool)
         // RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the length".
         // RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
         // RFC 6455 §5.1: every frame of one direction is masked (client) or not (server).
+        // An empty non-final continuation carries nothing and no sender needs one, but it is what runs of
+        // zero bytes look like (`00 00`): zero-filled fields of other protocols (TLS, SMB, TDS, Diameter)
+        // otherwise chain up as "frames" whose repeated first byte counts as strong evidence.
         if !h.minimal_length
             || (h.opcode.is_control() && h.payload_len > 125)
             || chain.mask_bit.is_some_and(|m| m != h.is_masked())
+            || (h.opcode == OpCode::Continuation && !h.fin && h.payload_len == 0)
         {
             return w;
         }
@@ -472,6 +490,7 @@ fn walk(view: &[u8], start: usize, expect_masked: Option<bool>, finishing: bool)
             OpCode::Text | OpCode::Binary | OpCode::Continuation => chain.open = !h.fin,
             _ => {}
         }
+        w.ends_open = chain.open;
         if w.frames >= 3 && w.bits >= LOCK_BITS {
             w.outcome = Outcome::Qualified;
             return w;
@@ -504,6 +523,15 @@ fn judge(
     match w.outcome {
         Outcome::Qualified => VerdictRel::Lock,
         _ if w.frames >= 3 && w.bits >= need => VerdictRel::Lock,
+        // A chain that stops inside a fragmented message proves nothing by ending where the data does:
+        // length-prefixed protocols (Modbus/TCP: `02 02 00 00 | 00 06 ...`) end their records there too.
+        Outcome::EndsAtEnd if w.ends_open => {
+            if finishing {
+                VerdictRel::Reject
+            } else {
+                VerdictRel::Pending(view_len + 2)
+            }
+        }
         Outcome::EndsAtEnd => {
             let bits = w.bits + w.end_bits;
             let two_at_push_end = (push_end || finishing) && w.frames >= 2 && bits >= need;
@@ -878,11 +906,12 @@ impl Framer {
     /// Emits a parsed header and enters its payload; false (after emitting `Invalid`) for a header the
     /// framer refuses to follow.
     fn start_frame<F: FnMut(FrameEvent<'_>)>(&mut self, h: FrameHeader, out: &mut F) -> bool {
-        let mask_len = if h.is_masked() { 4 } else { 0 };
-        // RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less". A 16-bit length
-        // may be a buggy peer that really sends the bytes; the 64-bit form on a control frame means we are
-        // misaligned, and following it could swallow the rest of the connection as "payload".
-        if h.opcode.is_control() && usize::from(h.header_len) - mask_len == 10 {
+        // RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less". A length a
+        // 16-bit field can hold may be a buggy peer that really sends the bytes (Zeek's oversized-close
+        // trace: a Close of 258 bytes in the 64-bit form, which tshark and Zeek both decode); it is delivered
+        // and the caller reports the violation. A longer one means we are misaligned, and following it could
+        // swallow the rest of the connection as "payload".
+        if h.opcode.is_control() && h.payload_len > MAX_FOLLOWED_CONTROL_LEN {
             out(FrameEvent::Invalid {
                 error: HeaderError::ControlFrameTooLong,
                 at: self.hdr_start,
@@ -1335,13 +1364,26 @@ mod tests {
     }
 
     #[test]
-    fn control_frame_with_64_bit_length_is_invalid() {
+    fn control_frame_longer_than_a_16_bit_length_is_invalid() {
         let s = [
-            0x89, 0x7F, 0, 0, 0, 0, 0, 0, 0, 5, b'H', b'e', b'l', b'l', b'o',
+            0x89, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0, b'H', b'e', b'l', b'l', b'o',
         ];
         let evs = synced(&s);
         assert_eq!(evs[0], Ev::Invalid(HeaderError::ControlFrameTooLong, 0));
         assert_eq!(evs.last(), Some(&Ev::Unsynced(s.len() as u64)));
+        // The 64-bit form with a length a 16-bit field could hold is delivered, like Zeek's oversized
+        // Close of 258 bytes (the caller reports the non-minimal length and the size).
+        let s = [
+            &[0x88, 0x7F, 0, 0, 0, 0, 0, 0, 1, 2, 0x03, 0xE8][..],
+            &[b'x'; 256],
+        ]
+        .concat();
+        let evs = synced(&s);
+        assert!(
+            matches!(evs[0], Ev::Header(h) if h.payload_len == 258 && !h.minimal_length),
+            "{evs:?}"
+        );
+        assert_eq!(evs.last(), Some(&Ev::End));
         // A 16-bit length on a control frame is delivered (the caller reports the violation).
         let s = [&[0x88, 0x7E, 0x00, 0x80][..], &[0x20; 128]].concat();
         assert!(matches!(synced(&s)[0], Ev::Header(h) if h.payload_len == 128));
@@ -1619,6 +1661,60 @@ mod tests {
         let mut f = Framer::new_hunting();
         f.set_expect_masked(Some(false));
         assert_eq!(headers_of(&run(f, &[Ok(&frames)])).len(), 6);
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Regression: records of other protocols that used to lock (the non-WebSocket sessions of
+    /// Arkime's `arkime_synthetic.pcap`): zero runs read as empty continuation frames, length-prefixed
+    /// records ending where the data ends, and NUL-filled fields passing as UTF-8 text.
+    #[test]
+    fn other_protocols_records_do_not_lock() {
+        let zeros = |n| "00".repeat(n);
+        let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+            // Modbus/TCP request and answer: `02 02` + `00 06` + 6 bytes "ends at the end".
+            ("modbus", vec![hex("020200000006010400100002")]),
+            ("modbus answer", vec![hex("020100000003018302")]),
+            // TDS pre-login-like: `01 00` then zeros.
+            (
+                "zeros",
+                vec![hex(&format!("02000200000001000000{}", zeros(200)))],
+            ),
+            // TLS ClientHello with a zero random.
+            (
+                "tls",
+                vec![hex(&format!(
+                    "16030100450100004103030{}02c02f010000160000000e000c000009746573742e636f6d",
+                    zeros(31) + "0"
+                ))],
+            ),
+            // EtherNet/IP ListIdentity answer: NUL-padded ASCII after `01 14`.
+            (
+                "enip",
+                vec![hex(&format!(
+                    "04001a0078563412{}01000001140001002000436f6d6d756e69636174696f6e73000063003300785634120000{}01000c002d0001000002af120a28010a{}01000c00590001020000bebafeca0b313735362d454e32542f4203",
+                    zeros(16),
+                    zeros(14),
+                    zeros(8)
+                ))],
+            ),
+            // DNS over TCP.
+            ("dns", vec![hex("0011222201000001000000000000020001")]),
+        ];
+        for (name, segments) in cases {
+            for mask in [None, Some(false), Some(true)] {
+                let mut f = Framer::new_hunting();
+                f.set_expect_masked(mask);
+                let pieces: Vec<Result<&[u8], u64>> = segments.iter().map(|s| Ok(&s[..])).collect();
+                let evs = normalize(run(f, &pieces));
+                assert!(headers_of(&evs).is_empty(), "{name} {mask:?}: {evs:?}");
+            }
+        }
     }
 
     #[test]

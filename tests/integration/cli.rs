@@ -107,6 +107,7 @@ fn json_output_matches_the_published_schema() {
         for args in [
             &["--messages"][..],
             &["--messages", "--payload", "full"],
+            &["--frames"],
             &[],
         ] {
             let report = report_of(&file, args);

@@ -682,3 +682,145 @@ fn idle_timeout_stops_following_a_silent_connection_and_says_so() {
         "{summary}"
     );
 }
+
+/// `--frames`: one record per frame header, in order, with the extended lengths resolved; in
+/// jsonl one `frame` event per frame; nothing without the flag.
+#[test]
+fn frames_flag_lists_every_frame_header() {
+    let c = clean_conversation("10.0.0.1:40000", "10.0.0.2:80");
+    let bytes = pcap(&c, Link::Ethernet);
+    let report = report_bytes(&bytes, &["--frames"]);
+    let conn = only_connection(&report);
+    let got: Vec<(String, String, bool, u64, bool, u64, u64)> = conn["frames_detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["from"].as_str().unwrap().to_string(),
+                f["opcode"].as_str().unwrap().to_string(),
+                f["fin"].as_bool().unwrap(),
+                f["rsv"].as_u64().unwrap(),
+                f["masked"].as_bool().unwrap(),
+                f["payload_length"].as_u64().unwrap(),
+                f["header_length"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        ("client", "text", true, 0, true, 5, 6),
+        ("server", "text", true, 0, false, "héllo ✓".len() as u64, 2),
+        ("client", "text", false, 0, true, 10, 6),
+        ("client", "ping", true, 0, true, 2, 6),
+        ("client", "continuation", true, 0, true, 8, 6),
+        ("server", "pong", true, 0, false, 2, 2),
+        ("server", "binary", true, 0, false, 70_000, 10),
+        ("client", "close", true, 0, true, 5, 6),
+        ("server", "close", true, 0, false, 2, 2),
+    ]
+    .map(|(a, b, c, d, e, f, g)| (a.to_string(), b.to_string(), c, d, e, f, g));
+    assert_eq!(got, want);
+    assert!(conn["frames_detail"][0]["time"].as_f64().unwrap() > 1.7e9);
+    assert!(
+        only_connection(&report_bytes(&bytes, &[]))
+            .get("frames_detail")
+            .is_none()
+    );
+
+    let out = wsprobe()
+        .args(["analyze", "--format", "jsonl", "--frames"])
+        .arg(temp_file(&bytes, "pcap"))
+        .output()
+        .unwrap();
+    let frames: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "frame")
+        .collect();
+    assert_eq!(frames.len(), want.len());
+    assert_eq!(frames[6]["frame"]["payload_length"], 70_000);
+    assert_eq!(frames[6]["connection"], 0);
+}
+
+/// Regression: at the end of the capture every WebSocket direction is finished, so a frame cut
+/// by the capture's end, a fragmented message that never got its last fragment, and a lone
+/// frame of a connection picked up mid-stream are all reported (they were silently dropped).
+#[test]
+fn the_capture_end_finishes_open_frames_messages_and_hunts() {
+    let mut c = Conv::new("10.0.0.1:40000", "10.0.0.2:80");
+    c.tcp_open();
+    c.send(true, &upgrade_request("/", ""));
+    c.send(false, &upgrade_response(""));
+    c.send(false, &server_frame(false, 1, b"first fragment, "));
+    let cut = client_frame(true, 2, &[9; 100]);
+    c.send(true, &cut[..50]);
+    let report = report_bytes(&pcap(&c, Link::Ethernet), &["--messages"]);
+    let conn = only_connection(&report);
+    let ids = diag_ids(conn);
+    assert!(
+        ids.contains(&"capture_ended_mid_frame".to_string()),
+        "{ids:?}"
+    );
+    let msgs = conn["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2, "{msgs:#?}");
+    for m in msgs {
+        assert_eq!(m["complete"], false, "{m}");
+    }
+
+    // Mid-stream: one masked text frame and nothing else (no SYN, no handshake).
+    let mut c = Conv::new("127.0.0.1:62866", "127.0.0.1:8008");
+    c.send(true, &client_frame(true, 1, b"hi!!"));
+    let report = report_bytes(&pcap(&c, Link::Null), &["--frames"]);
+    let conn = only_connection(&report);
+    assert_eq!(conn["frames"]["client"]["text"], 1, "{conn:#}");
+    assert_eq!(conn["client"]["port"], 62866);
+    assert_eq!(conn["frames_detail"][0]["payload_length"], 4);
+}
+
+/// Regression: a Close of 258 bytes written with the 64-bit length form (Zeek's
+/// oversized-close-frame trace) is a frame to count and decode, with its violations flagged; it
+/// used to be taken for misalignment and dropped.
+#[test]
+fn oversized_close_in_the_64_bit_form_is_decoded_and_flagged() {
+    let mut c = Conv::new("10.0.0.1:40081", "10.0.0.2:80");
+    c.tcp_open();
+    c.send(true, &upgrade_request("/", ""));
+    c.send(false, &upgrade_response(""));
+    let reason = "x".repeat(256);
+    let mut close = vec![0x88, 0x7F];
+    close.extend_from_slice(&258u64.to_be_bytes());
+    close.extend_from_slice(&close_payload(1000, &reason));
+    c.send(false, &close);
+    c.fin(false);
+    c.fin(true);
+    let report = report_bytes(&pcap(&c, Link::Ethernet), &["--messages", "--frames"]);
+    let conn = only_connection(&report);
+    assert_eq!(conn["frames"]["server"]["close"], 1);
+    assert_eq!(conn["frames_detail"][0]["payload_length"], 258);
+    assert_eq!(conn["frames_detail"][0]["header_length"], 10);
+    assert_eq!(conn["close"]["code"], 1000);
+    assert_eq!(conn["close"]["reason"], reason.as_str());
+    let ids = diag_ids(conn);
+    for id in ["control_frame_too_long", "non_minimal_length"] {
+        assert!(ids.contains(&id.to_string()), "{ids:?}");
+    }
+}
+
+/// A lone frame in a segment its receiver refused (RST without ACK, RFC 793 §3.4: no such
+/// connection) is not taken for a WebSocket connection: the bytes reached no endpoint, and one
+/// frame with no handshake is weak evidence (onewesong's capture starts with such a segment).
+#[test]
+fn a_lone_frame_refused_with_rst_is_not_a_connection() {
+    let mut c = Conv::new("127.0.0.1:64739", "127.0.0.1:8765");
+    c.send(true, &client_frame(true, 1, b"\n"));
+    c.rst(false);
+    c.packets.last_mut().unwrap().ack = false;
+    let report = report_bytes(&pcap(&c, Link::Null), &[]);
+    assert_eq!(
+        report["connections"].as_array().unwrap().len(),
+        0,
+        "{report:#}"
+    );
+    assert_eq!(report["summary"]["tcp_connections"], 1);
+}

@@ -382,10 +382,14 @@ pub fn messages(conn: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Public captures from other projects, when the shared folder is present.
+/// Public captures from other projects, when the shared folder is present: `../shared` beside
+/// the checkout, or (for a git worktree one level deeper) `../../shared`.
 pub fn public_captures_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/public");
-    dir.is_dir().then_some(dir)
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    ["../shared/captures/public", "../../shared/captures/public"]
+        .iter()
+        .map(|rel| root.join(rel))
+        .find(|dir| dir.is_dir())
 }
 
 pub fn captures_dir() -> PathBuf {
