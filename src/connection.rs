@@ -13,7 +13,10 @@ use crate::analysis::{Analysis, AnalysisOptions};
 use crate::decode::{Endpoint, Segment};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::Role as HttpRole;
-use crate::http::{HttpEvent, HttpStream, Negotiated, RequestHead, ResponseHead, plausible_start};
+use crate::http::{
+    HttpEvent, HttpStream, MAX_HEAD_BYTES, MAX_HEADERS, Negotiated, NotHttp, RequestHead,
+    ResponseHead, plausible_start,
+};
 use crate::message::{Assembler, MessageLimits, Output, PayloadMode};
 use crate::report::Sink;
 use crate::report::model::{Address, ConnectionRecord, TcpRecord};
@@ -451,7 +454,28 @@ impl State {
                     }
                     self.on_data(dir, rest, time, ctx);
                 }
-                Err(_) => {
+                Err(e @ (NotHttp::HeadTooLarge | NotHttp::TooManyHeaders)) => {
+                    // Not garbage: HTTP past a limit. Say so rather than drop it.
+                    self.phases[dir] = Phase::Opaque;
+                    self.make_interesting(ctx);
+                    let side = self.side(dir);
+                    let what = if e == NotHttp::HeadTooLarge {
+                        format!("passed {MAX_HEAD_BYTES} bytes without ending")
+                    } else {
+                        format!("has more than {MAX_HEADERS} header lines")
+                    };
+                    let d = Diagnostic::new(
+                        DiagnosticId::LimitExceeded,
+                        Some(side),
+                        Some(time),
+                        format!(
+                            "HTTP head from the {} {what}; the rest of this direction is not read",
+                            side.as_str()
+                        ),
+                    );
+                    self.analysis.diag(d, ctx.sink);
+                }
+                Err(NotHttp::Garbage) => {
                     let first = *heads == 0;
                     if first && !self.analysis.has_handshake() {
                         // Looked like HTTP but is not: maybe frames of a mid-stream capture.
@@ -555,23 +579,19 @@ impl State {
                 self.negotiated = Some(negotiated);
                 self.upgraded = true;
                 self.start_websocket(dir, true, ctx);
-                if let Phase::AwaitUpgrade { held, .. } =
-                    std::mem::replace(&mut self.phases[client_dir], Phase::Opaque)
-                {
+                if let Some(held) = self.take_held(client_dir) {
                     self.start_websocket(client_dir, true, ctx);
                     for (t, bytes) in held {
                         self.on_data(client_dir, &bytes, t, ctx);
                     }
-                } else if !matches!(self.phases[client_dir], Phase::WebSocket(_)) {
+                } else if matches!(self.phases[client_dir], Phase::Opaque) {
                     // The request has not been processed yet; it will switch the direction.
                     self.phases[client_dir] = Phase::Sniff;
                 }
             }
             None => {
                 // Refused: the client may try again on the same connection.
-                if let Phase::AwaitUpgrade { held, .. } =
-                    std::mem::replace(&mut self.phases[client_dir], Phase::Opaque)
-                {
+                if let Some(held) = self.take_held(client_dir) {
                     self.phases[client_dir] = Phase::Http {
                         stream: HttpStream::new(HttpRole::Requests),
                         heads: 1,
@@ -626,10 +646,21 @@ impl State {
         }
     }
 
+    /// Leaves `AwaitUpgrade` (for `Opaque`, until the caller decides) and returns the bytes
+    /// held; any other phase is left as it is.
+    fn take_held(&mut self, dir: usize) -> Option<Vec<(f64, Vec<u8>)>> {
+        match &mut self.phases[dir] {
+            Phase::AwaitUpgrade { held, .. } => {
+                let held = std::mem::take(held);
+                self.phases[dir] = Phase::Opaque;
+                Some(held)
+            }
+            _ => None,
+        }
+    }
+
     fn finish_dir(&mut self, dir: usize, ctx: &mut Context<'_>) {
-        if let Phase::AwaitUpgrade { held, .. } =
-            std::mem::replace(&mut self.phases[dir], Phase::Opaque)
-        {
+        if let Some(held) = self.take_held(dir) {
             // The answer was never captured.
             let d = Diagnostic::new(
                 DiagnosticId::HandshakeUnanswered,
@@ -652,6 +683,174 @@ impl State {
             ws.framer.finish(&mut |ev| asm.on_event(ev, time, outputs));
             ws.asm.finish(outputs);
             self.drain_outputs(dir, ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::InputSummary;
+    use crate::report::Event;
+    use crate::report::model::Summary;
+    use crate::ws::frame::encode_frame;
+
+    struct Null;
+
+    impl Sink for Null {
+        fn event(&mut self, _: &Event<'_>) {}
+        fn connection(&mut self, _: ConnectionRecord) {}
+        fn finish(&mut self, _: &[InputSummary], _: &Summary) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn endpoint(last: u8, port: u16) -> Endpoint {
+        let mut addr = [0u8; 16];
+        addr[10..12].copy_from_slice(&[0xFF, 0xFF]);
+        addr[12..].copy_from_slice(&[10, 0, 0, last]);
+        Endpoint { addr, port }
+    }
+
+    fn config() -> ConnectionConfig {
+        ConnectionConfig {
+            analysis: AnalysisOptions {
+                keep_messages: true,
+                message_events: false,
+                payload: PayloadMode::Full,
+            },
+            payload: PayloadMode::Full,
+            message_limits: MessageLimits::default(),
+            reassembly: ReassemblyLimits::default(),
+        }
+    }
+
+    /// One connection, client 10.0.0.1:50000 and server 10.0.0.2:80, fed in-order segments.
+    struct Drive {
+        conn: Connection,
+        next: [u32; 2],
+        time: f64,
+    }
+
+    impl Drive {
+        fn new() -> Drive {
+            let conn = Connection::new(0, endpoint(1, 50_000), endpoint(2, 80), 1.0, &config());
+            Drive {
+                conn,
+                next: [1000, 5000],
+                time: 1.0,
+            }
+        }
+
+        fn send(&mut self, ctx: &mut Context<'_>, from_server: bool, payload: &[u8]) {
+            let dir = usize::from(from_server);
+            let (src, dst) = if from_server {
+                (endpoint(2, 80), endpoint(1, 50_000))
+            } else {
+                (endpoint(1, 50_000), endpoint(2, 80))
+            };
+            for chunk in payload.chunks(1448) {
+                self.time += 0.001;
+                let seg = Segment {
+                    src,
+                    dst,
+                    seq: self.next[dir],
+                    ack: self.next[1 - dir],
+                    ack_flag: true,
+                    syn: false,
+                    fin: false,
+                    rst: false,
+                    payload: chunk,
+                };
+                self.conn.on_segment(&seg, !from_server, self.time, ctx);
+                self.next[dir] = self.next[dir].wrapping_add(chunk.len() as u32);
+            }
+        }
+
+        fn upgrade(&mut self, ctx: &mut Context<'_>) {
+            self.send(ctx, false, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+            self.send(ctx, true, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+        }
+    }
+
+    fn texts(record: &ConnectionRecord, from: Side) -> Vec<String> {
+        record
+            .messages
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|m| m.from == from && m.opcode == "text")
+            .map(|m| m.text.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn finish_ends_the_frame_and_message_the_capture_stopped_inside() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        d.upgrade(&mut ctx);
+        // A frame announcing 2^63 - 1 bytes, of which 10 were captured; a fragmented message.
+        let mut big = vec![0x82, 0x7F, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        big.extend_from_slice(&[7; 10]);
+        d.send(&mut ctx, true, &big);
+        let key = Some([1, 2, 3, 4]);
+        d.send(
+            &mut ctx,
+            false,
+            &encode_frame(false, 0, 1, key, b"first half"),
+        );
+        let record = d.conn.finish(&mut ctx).unwrap();
+        assert_eq!(record.diagnostic_counts["capture_ended_mid_frame"], 1);
+        let messages = record.messages.as_ref().unwrap();
+        let server = messages.iter().find(|m| m.from == Side::Server).unwrap();
+        assert_eq!((server.opcode, server.wire_length), ("binary", 10));
+        assert!(!server.complete);
+        let client = messages.iter().find(|m| m.from == Side::Client).unwrap();
+        assert_eq!(client.text.as_deref(), Some("first half"));
+        assert!(!client.complete);
+    }
+
+    #[test]
+    fn late_upgrade_answer_keeps_the_client_frames_already_being_decoded() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        d.send(&mut ctx, false, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        // More than MAX_HELD_BYTES before the answer: the client's bytes are decoded as frames.
+        let key = Some([1, 2, 3, 4]);
+        let mut early = Vec::new();
+        while early.len() <= MAX_HELD_BYTES {
+            early.extend(encode_frame(true, 0, 1, key, &[b'e'; 1000]));
+        }
+        d.send(&mut ctx, false, &early);
+        d.send(&mut ctx, true, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+        d.send(
+            &mut ctx,
+            false,
+            &encode_frame(true, 0, 1, key, b"after the 101"),
+        );
+        let record = d.conn.finish(&mut ctx).unwrap();
+        let client = texts(&record, Side::Client);
+        assert_eq!(client.len(), early.len() / 1006 + 1);
+        assert_eq!(client.last().unwrap(), "after the 101");
+    }
+
+    #[test]
+    fn http_heads_past_the_limits_are_reported() {
+        for filler in [&b"aaaaaaaaaaaaaaaa"[..], b"aaaaaaaaaaaaa\r\nX: "] {
+            let mut sink = Null;
+            let mut ctx = Context::new(&mut sink, config());
+            let mut d = Drive::new();
+            let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+            while head.len() < 2 * MAX_HEAD_BYTES {
+                head.extend_from_slice(filler);
+            }
+            d.send(&mut ctx, false, &head);
+            let record = d.conn.finish(&mut ctx).expect("reported");
+            assert_eq!(record.diagnostic_counts["limit_exceeded"], 1);
+            assert_eq!(record.diagnostics[0].from, Some(Side::Client));
+            assert!(record.diagnostics[0].message.starts_with("HTTP head"));
         }
     }
 }
