@@ -209,9 +209,25 @@ impl Connection {
             (&mut y[0], &mut x[0])
         };
         if !seg.payload.is_empty() || seg.syn || seg.fin {
+            let before = this.stats();
             this.on_segment(seg.seq, flags, seg.payload, &mut |event| {
                 state.on_stream(dir, event, ctx)
             });
+            let after = this.stats();
+            if after.limit_gaps > before.limit_gaps {
+                let lost = after.limit_gap_bytes - before.limit_gap_bytes;
+                let limits = ctx.config.reassembly;
+                let d = Diagnostic::new(
+                    DiagnosticId::LimitExceeded,
+                    Some(state.side(dir)),
+                    Some(time),
+                    format!(
+                        "out-of-order TCP data passed the reassembly limit ({} bytes or {} segments held, --max-buffered-bytes): {lost} missing bytes were given up as a gap before they could arrive",
+                        limits.max_buffered_bytes, limits.max_buffered_segments
+                    ),
+                );
+                state.analysis.diag(d, ctx.sink);
+            }
         }
         if seg.ack_flag && !seg.rst {
             // The peer's bytes below this ack reached this side: holes there are capture loss.
@@ -225,6 +241,20 @@ impl Connection {
             state.rst_seen = true;
             state.tcp_end.get_or_insert((dir, time, true));
         }
+    }
+
+    /// The flow table is full and this connection is finished early to make room: says so in
+    /// its record (later packets of it start a new connection).
+    pub fn evicted(&mut self, max_connections: usize, ctx: &mut Context<'_>) {
+        let d = Diagnostic::new(
+            DiagnosticId::LimitExceeded,
+            None,
+            Some(self.last_seen),
+            format!(
+                "finished early: more than {max_connections} connections open at once (--max-connections); this one had been idle longest, and what it sent later is analysed as a new connection"
+            ),
+        );
+        self.state.analysis.diag(d, ctx.sink);
     }
 
     /// End of the connection or of the capture: flush held bytes, end streams, build the

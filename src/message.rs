@@ -670,11 +670,28 @@ impl Assembler {
                 } else {
                     DiagnosticId::DecompressionFailed
                 };
-                if !(unavailable && self.reported_context_unknown) && m.complete {
+                // A limit is reported even on an incomplete message: it was really hit.
+                let report = if unavailable {
+                    !self.reported_context_unknown && m.complete
+                } else {
+                    m.complete || id == DiagnosticId::LimitExceeded
+                };
+                if report {
                     self.reported_context_unknown |= unavailable;
                     self.diag(out, id, format!("{} message: {err}", m.opcode.as_str()));
                 }
             }
+        }
+        if m.truncated && self.payload == PayloadMode::Full {
+            self.diag(
+                out,
+                DiagnosticId::LimitExceeded,
+                format!(
+                    "{} message longer than {1} bytes: only the first {1} kept for the report (--max-message-bytes)",
+                    m.opcode.as_str(),
+                    self.limits.max_kept_bytes
+                ),
+            );
         }
         let utf8_valid = if m.opcode == OpCode::Text && inflated && m.complete {
             let valid = m.utf8.finish();

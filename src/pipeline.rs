@@ -201,6 +201,10 @@ impl<'s> Pipeline<'s> {
         by_age.sort_by(|x, y| x.0.total_cmp(&y.0));
         let n = (by_age.len() / 10).max(1);
         for (_, key) in by_age.into_iter().take(n) {
+            if let Some(slot) = self.table.get_mut(&key) {
+                slot.connection
+                    .evicted(self.limits.max_connections, &mut self.context);
+            }
             self.finish(key);
         }
     }
