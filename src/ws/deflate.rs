@@ -428,6 +428,12 @@ mod tests {
                     c.reset();
                 }
                 let mut out = deflate_sync(&mut c, m);
+                if out.is_empty() {
+                    // An empty message right after a sync flush: zlib has nothing to emit, and
+                    // an empty payload is what goes on the wire.
+                    assert!(m.is_empty());
+                    return out;
+                }
                 assert!(out.ends_with(&TAIL));
                 out.truncate(out.len() - 4);
                 out
