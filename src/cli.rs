@@ -82,6 +82,10 @@ pub struct ReportArgs {
     /// Connections tracked at once.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_connections: usize,
+    /// Bytes of listed messages (--messages, json and table) held in memory at once; past it
+    /// messages are counted but not listed.
+    #[arg(long, default_value_t = crate::connection::DEFAULT_MAX_LISTED_BYTES, value_name = "BYTES")]
+    pub max_listed_bytes: u64,
 }
 
 /// `wsprobe analyze`.

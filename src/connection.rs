@@ -17,7 +17,7 @@ use crate::http::{
     HttpEvent, HttpStream, MAX_HEAD_BYTES, MAX_HEADERS, Negotiated, NotHttp, RequestHead,
     ResponseHead, plausible_start,
 };
-use crate::message::{Assembler, MessageLimits, Output, PayloadMode};
+use crate::message::{Assembler, Message, MessageLimits, Output, PayloadMode};
 use crate::report::Sink;
 use crate::report::model::{Address, ConnectionRecord, TcpRecord};
 use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
@@ -39,7 +39,19 @@ pub struct ConnectionConfig {
     pub message_limits: MessageLimits,
     /// TCP caps.
     pub reassembly: ReassemblyLimits,
+    /// Bytes of listed messages (records kept for `--messages` in the json and table reports)
+    /// held at once across connections; past it messages are counted but not listed.
+    pub max_listed_bytes: u64,
+    /// The reporter writes and frees a connection's record when the connection finishes (json);
+    /// otherwise (table) it keeps every record until the end, and listed bytes stay charged.
+    pub listed_freed_on_finish: bool,
 }
+
+/// Default for [`ConnectionConfig::max_listed_bytes`].
+pub const DEFAULT_MAX_LISTED_BYTES: u64 = 256 << 20;
+
+/// What a listed message record costs besides its payload text (measured: about 170 bytes).
+const LISTED_RECORD_BYTES: u64 = 192;
 
 /// Scratch space and output shared across connections.
 pub struct Context<'s> {
@@ -48,6 +60,8 @@ pub struct Context<'s> {
     /// Settings.
     pub config: ConnectionConfig,
     outputs: Vec<Output>,
+    /// Bytes of listed messages held now (see [`ConnectionConfig::max_listed_bytes`]).
+    listed_bytes: u64,
 }
 
 impl<'s> Context<'s> {
@@ -57,6 +71,7 @@ impl<'s> Context<'s> {
             sink,
             config,
             outputs: Vec::new(),
+            listed_bytes: 0,
         }
     }
 }
@@ -103,6 +118,9 @@ struct State {
     syn_seen: bool,
     gaps: u64,
     gap_bytes: u64,
+    /// Listed-message bytes this connection holds, and messages it could not list.
+    listed_bytes: u64,
+    unlisted: u64,
     time: f64,
     first_seen: f64,
     a: Endpoint,
@@ -145,6 +163,8 @@ impl Connection {
                 syn_seen: false,
                 gaps: 0,
                 gap_bytes: 0,
+                listed_bytes: 0,
+                unlisted: 0,
                 time,
                 first_seen: time,
                 a,
@@ -268,6 +288,8 @@ impl Connection {
             state.finish_dir(dir, ctx);
         }
         if !state.analysis.is_interesting() {
+            // No record: nothing listed is kept.
+            ctx.listed_bytes -= state.listed_bytes;
             return None;
         }
         let mut tcp = TcpRecord {
@@ -292,6 +314,22 @@ impl Connection {
                 );
                 state.analysis.diag(d, ctx.sink);
             }
+        }
+        if state.unlisted > 0 {
+            let d = Diagnostic::new(
+                DiagnosticId::LimitExceeded,
+                None,
+                None,
+                format!(
+                    "{} messages not listed: the listed messages held in memory passed {} bytes (--max-listed-bytes); they are counted in the totals (--format jsonl streams every message)",
+                    state.unlisted, ctx.config.max_listed_bytes
+                ),
+            );
+            state.analysis.diag(d, ctx.sink);
+        }
+        if ctx.config.listed_freed_on_finish {
+            ctx.listed_bytes -= state.listed_bytes;
+            state.listed_bytes = 0;
         }
         let (client, server) = state.addresses();
         let tcp_end = state.tcp_end.map(|(dir, t, rst)| (state.side(dir), t, rst));
@@ -648,7 +686,10 @@ impl State {
                     }
                     self.analysis.frame(side, &h, self.time);
                 }
-                Output::Message(m) => self.analysis.message(&m, ctx.sink),
+                Output::Message(m) => {
+                    let listed = self.charge_listing(&m, ctx);
+                    self.analysis.message(&m, listed, ctx.sink)
+                }
                 Output::Diagnostic(d) => {
                     if d.id == DiagnosticId::FrameResync
                         && !self.analysis.has_handshake()
@@ -674,6 +715,22 @@ impl State {
             );
             self.analysis.diag(d, ctx.sink);
         }
+    }
+
+    /// Charges a message's record to the listing budget; false when it does not fit.
+    fn charge_listing(&mut self, m: &Message, ctx: &mut Context<'_>) -> bool {
+        if !ctx.config.analysis.keep_messages {
+            return true;
+        }
+        // The payload is rendered as text or base64 (4/3 of it).
+        let cost = LISTED_RECORD_BYTES + (m.payload.len() as u64).div_ceil(3) * 4;
+        if ctx.listed_bytes + cost > ctx.config.max_listed_bytes {
+            self.unlisted += 1;
+            return false;
+        }
+        ctx.listed_bytes += cost;
+        self.listed_bytes += cost;
+        true
     }
 
     /// Leaves `AwaitUpgrade` (for `Opaque`, until the caller decides) and returns the bytes
@@ -752,6 +809,8 @@ mod tests {
             payload: PayloadMode::Full,
             message_limits: MessageLimits::default(),
             reassembly: ReassemblyLimits::default(),
+            max_listed_bytes: DEFAULT_MAX_LISTED_BYTES,
+            listed_freed_on_finish: true,
         }
     }
 

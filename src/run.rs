@@ -178,6 +178,9 @@ impl RunOptions {
                     max_buffered_bytes: args.max_buffered_bytes,
                     ..ReassemblyLimits::default()
                 },
+                max_listed_bytes: args.max_listed_bytes,
+                // The table report keeps every record until the end.
+                listed_freed_on_finish: args.format != Format::Table,
             },
             table: TableLimits {
                 max_connections: args.max_connections.max(1),
