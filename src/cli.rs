@@ -82,6 +82,10 @@ pub struct ReportArgs {
     /// Connections tracked at once.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_connections: usize,
+    /// Directions of compressed connections inflated at once (each holds up to ~85 KiB of
+    /// decoder state); past it their messages are counted, not inflated.
+    #[arg(long, default_value_t = crate::message::DEFAULT_MAX_INFLATERS, value_name = "N")]
+    pub max_inflaters: usize,
     /// Bytes of listed messages (--messages, json and table) held in memory at once; past it
     /// messages are counted but not listed.
     #[arg(long, default_value_t = crate::connection::DEFAULT_MAX_LISTED_BYTES, value_name = "BYTES")]

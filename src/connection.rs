@@ -21,6 +21,7 @@ use crate::message::{Assembler, Message, MessageLimits, Output, PayloadMode};
 use crate::report::Sink;
 use crate::report::model::{Address, ConnectionRecord, TcpRecord};
 use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
+use crate::ws::deflate::DecoderBudget;
 use crate::ws::framer::{FrameEvent, Framer};
 
 /// Bytes a direction may hunt for frame boundaries before it is declared not WebSocket.
@@ -62,6 +63,8 @@ pub struct Context<'s> {
     outputs: Vec<Output>,
     /// Bytes of listed messages held now (see [`ConnectionConfig::max_listed_bytes`]).
     listed_bytes: u64,
+    /// permessage-deflate decoders alive (see [`MessageLimits::max_inflaters`]).
+    decoders: DecoderBudget,
 }
 
 impl<'s> Context<'s> {
@@ -72,6 +75,7 @@ impl<'s> Context<'s> {
             config,
             outputs: Vec::new(),
             listed_bytes: 0,
+            decoders: DecoderBudget::new(config.message_limits.max_inflaters),
         }
     }
 }
@@ -477,6 +481,7 @@ impl State {
             self.negotiated.clone(),
             ctx.config.payload,
             ctx.config.message_limits,
+            ctx.decoders.clone(),
         );
         if self.roles.certain {
             framer.set_expect_masked(Some(side == Side::Client));

@@ -162,6 +162,7 @@ impl RunOptions {
         let message_limits = MessageLimits {
             max_kept_bytes: args.max_message_bytes,
             max_inflated_bytes: args.max_inflated_bytes,
+            max_inflaters: args.max_inflaters,
         };
         Ok(RunOptions {
             format: args.format,

@@ -3,10 +3,14 @@
 //!
 //! RFC 7692 §7.2.2: "An endpoint uses the following algorithm to decompress a message. 1. Append 4 octets of
 //! 0x00 0x00 0xff 0xff to the tail end of the payload of the message. 2. Decompress the resulting data using
-//! DEFLATE." Memory is fixed: a 32 KiB output buffer (+ a 32 KiB history copy under context takeover) and the
-//! decoder's own 32 KiB window, whatever the message size.
+//! DEFLATE." Memory is fixed: a 32 KiB output buffer while a message is inflated (+ a 32 KiB history copy
+//! under context takeover) and the decoder's own state and window (about 19 KiB), whatever the message
+//! size. Nothing is allocated before the first compressed byte, and under no_context_takeover nothing is
+//! kept between messages; a [`DecoderBudget`] shared by all connections caps how many decoders live at once.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -53,6 +57,12 @@ pub enum InflateError {
     /// Earlier compressed data of this direction was not seen (capture started mid-stream, a TCP gap, or an
     /// earlier failure) and context takeover is on, so back-references cannot be resolved.
     ContextLost,
+    /// The [`DecoderBudget`] was spent: this many other directions hold a decoder. Under context takeover
+    /// the direction never gets one (its window would be incomplete); otherwise the next message tries again.
+    DecoderLimit {
+        /// The budget's size.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for InflateError {
@@ -64,6 +74,12 @@ impl fmt::Display for InflateError {
             }
             InflateError::ContextLost => {
                 f.write_str("compression context lost: earlier compressed data was not seen")
+            }
+            InflateError::DecoderLimit { limit } => {
+                write!(
+                    f,
+                    "more than {limit} directions were being inflated at once"
+                )
             }
         }
     }
@@ -85,6 +101,52 @@ enum Msg {
     Failed(InflateError),
 }
 
+/// How many [`Inflater`]s may hold a decoder at once, shared by every connection of a run (a clone shares
+/// the count). A decoder with its window, history and output buffer takes up to about 85 KiB, so this is
+/// what bounds the memory of many compressed connections.
+#[derive(Clone, Debug)]
+pub struct DecoderBudget {
+    live: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl DecoderBudget {
+    /// At most `max` decoders at once.
+    pub fn new(max: usize) -> Self {
+        Self {
+            live: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// No limit.
+    pub fn unlimited() -> Self {
+        Self::new(usize::MAX)
+    }
+
+    /// The limit.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Decoders alive now.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    fn acquire(&self) -> bool {
+        self.live
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// permessage-deflate decoder for one direction of one connection. Keeps the LZ77 window across messages
 /// (context takeover) unless `no_context_takeover` was negotiated.
 ///
@@ -94,7 +156,13 @@ enum Msg {
 pub struct Inflater {
     params: InflateParams,
     limit: u64,
-    decoder: Decompress,
+    /// Made at the first compressed byte (counted in `budget`); dropped after each message under
+    /// no_context_takeover.
+    decoder: Option<Decompress>,
+    budget: DecoderBudget,
+    /// Context takeover and the budget refused a decoder: every message fails with `DecoderLimit`.
+    refused: bool,
+    /// Output buffer, allocated while a message is inflated (empty between messages).
     out: Box<[u8]>,
     /// Last `WINDOW` output bytes (ring), kept under context takeover only: after a BFINAL block the decoder
     /// must be restarted with this as its dictionary (RFC 7692 §7.2.2: the next message "MUST" be
@@ -134,12 +202,22 @@ impl fmt::Debug for Inflater {
 impl Inflater {
     /// A decoder for one direction; each message may inflate to at most `max_output_per_message` bytes.
     pub fn new(params: InflateParams, max_output_per_message: u64) -> Self {
+        Self::with_budget(params, max_output_per_message, DecoderBudget::unlimited())
+    }
+
+    /// As `new`, drawing its decoder from `budget`.
+    pub fn with_budget(
+        params: InflateParams,
+        max_output_per_message: u64,
+        budget: DecoderBudget,
+    ) -> Self {
         Self {
             params,
             limit: max_output_per_message,
-            // Raw DEFLATE (no zlib header), 15-bit window (see `InflateParams::max_window_bits`).
-            decoder: Decompress::new(false),
-            out: vec![0u8; OUT_CHUNK].into_boxed_slice(),
+            decoder: None,
+            budget,
+            refused: false,
+            out: Box::default(),
             history: Vec::new(),
             history_pos: 0,
             msg: Msg::Idle,
@@ -230,6 +308,10 @@ impl Inflater {
             Msg::Failed(_) | Msg::StreamEnded => return Ok(()),
             Msg::Active | Msg::Idle => {}
         }
+        if self.refused {
+            let limit = self.budget.max();
+            return Err(self.fail(InflateError::DecoderLimit { limit }));
+        }
         if self.context_lost {
             return Err(self.fail(InflateError::ContextLost));
         }
@@ -247,7 +329,10 @@ impl Inflater {
         if self.msg == Msg::Idle {
             self.begin_message();
         }
-        if self.msg == Msg::Active && self.context_lost {
+        if self.msg == Msg::Active && self.refused {
+            let limit = self.budget.max();
+            self.fail(InflateError::DecoderLimit { limit });
+        } else if self.msg == Msg::Active && self.context_lost {
             self.fail(InflateError::ContextLost);
         }
         let result = match std::mem::replace(&mut self.msg, Msg::Active) {
@@ -259,10 +344,36 @@ impl Inflater {
             Msg::Active | Msg::Idle => self.inflate(&TAIL, out).map(|()| self.produced),
         };
         self.msg = Msg::Idle;
+        // Memory between messages: no output buffer, and no decoder unless the window carries over.
+        self.out = Box::default();
         if self.params.no_context_takeover {
             self.reset_pending = true;
+            self.drop_decoder();
         }
         result
+    }
+
+    /// Frees the decoder and gives its place in the budget back.
+    fn drop_decoder(&mut self) {
+        if self.decoder.take().is_some() {
+            self.budget.release();
+        }
+    }
+
+    /// The decoder, made on first use if the budget allows.
+    fn decoder(&mut self) -> Result<&mut Decompress, InflateError> {
+        if self.decoder.is_none() {
+            if !self.budget.acquire() {
+                // Under context takeover a later message needs this one's window: never decode again.
+                self.refused = !self.params.no_context_takeover;
+                return Err(InflateError::DecoderLimit {
+                    limit: self.budget.max(),
+                });
+            }
+            // Raw DEFLATE (no zlib header), 15-bit window (see `InflateParams::max_window_bits`).
+            self.decoder = Some(Decompress::new(false));
+        }
+        Ok(self.decoder.as_mut().expect("bug: decoder just made"))
     }
 
     /// Records a failure of the current message and what it does to the following ones.
@@ -287,7 +398,9 @@ impl Inflater {
     }
 
     fn reset_decoder(&mut self, restore_history: bool) {
-        self.decoder.reset(false);
+        if let Some(decoder) = self.decoder.as_mut() {
+            decoder.reset(false);
+        }
         self.reset_pending = false;
         self.restore_pending = false;
         if restore_history && !self.history.is_empty() {
@@ -295,7 +408,12 @@ impl Inflater {
             let mut window = Vec::with_capacity(self.history.len());
             window.extend_from_slice(older);
             window.extend_from_slice(newer);
-            if self.decoder.set_dictionary(&window).is_err() {
+            // History exists only after output, so the decoder does too.
+            let restored = self
+                .decoder
+                .as_mut()
+                .is_some_and(|d| d.set_dictionary(&window).is_ok());
+            if !restored {
                 self.context_lost = true;
             }
         } else {
@@ -306,22 +424,29 @@ impl Inflater {
 
     /// Runs the decoder over `input`, streaming output to `out`, enforcing the limit.
     fn inflate<F: FnMut(&[u8])>(&mut self, input: &[u8], out: &mut F) -> Result<(), InflateError> {
+        if let Err(e) = self.decoder() {
+            return Err(self.fail(e));
+        }
+        if self.out.is_empty() {
+            self.out = vec![0u8; OUT_CHUNK].into_boxed_slice();
+        }
         let mut consumed = 0usize;
         loop {
+            let decoder = self.decoder.as_mut().expect("bug: decoder made above");
             // At most one byte past the limit is ever decoded: enough to know it was exceeded.
             let allowance = self.limit - self.produced;
             let room = usize::try_from(allowance.saturating_add(1))
                 .unwrap_or(usize::MAX)
                 .min(self.out.len());
-            let in_before = self.decoder.total_in();
-            let out_before = self.decoder.total_out();
-            let status = self.decoder.decompress(
+            let in_before = decoder.total_in();
+            let out_before = decoder.total_out();
+            let status = decoder.decompress(
                 &input[consumed..],
                 &mut self.out[..room],
                 FlushDecompress::None,
             );
-            let used = (self.decoder.total_in() - in_before) as usize;
-            let made = (self.decoder.total_out() - out_before) as usize;
+            let used = (decoder.total_in() - in_before) as usize;
+            let made = (decoder.total_out() - out_before) as usize;
             consumed += used;
             // Bytes zlib produced before stopping are correct, even when it then reports an error.
             let within = made.min(usize::try_from(allowance).unwrap_or(usize::MAX));
@@ -376,6 +501,12 @@ impl Inflater {
         if !self.params.no_context_takeover {
             remember(&mut self.history, &mut self.history_pos, data);
         }
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        self.drop_decoder();
     }
 }
 
@@ -745,6 +876,55 @@ mod tests {
             inflate(&mut inf, &[&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]]),
             Err(InflateError::OutputLimit { limit: 0 })
         );
+    }
+
+    #[test]
+    fn nothing_is_allocated_before_the_first_compressed_byte() {
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let budget = DecoderBudget::new(10);
+        let mut inf = Inflater::with_budget(InflateParams::default(), 1 << 20, budget.clone());
+        inf.begin_message();
+        assert_eq!(inf.end_message(&mut |_: &[u8]| {}), Ok(0));
+        assert_eq!((budget.live(), inf.out.len()), (0, 0));
+        assert_eq!(inflate(&mut inf, &[&hello]).unwrap(), b"Hello");
+        // Context takeover keeps the decoder (its window), not the output buffer.
+        assert_eq!((budget.live(), inf.out.len()), (1, 0));
+        drop(inf);
+        assert_eq!(budget.live(), 0);
+        // Without context takeover nothing is kept between messages.
+        let params = InflateParams {
+            no_context_takeover: true,
+            max_window_bits: 15,
+        };
+        let mut inf = Inflater::with_budget(params, 1 << 20, budget.clone());
+        assert_eq!(inflate(&mut inf, &[&hello]).unwrap(), b"Hello");
+        assert_eq!((budget.live(), inf.out.len()), (0, 0));
+        assert_eq!(inflate(&mut inf, &[&hello]).unwrap(), b"Hello");
+    }
+
+    #[test]
+    fn decoder_budget_is_shared_and_given_back() {
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let limit = Err(InflateError::DecoderLimit { limit: 1 });
+        let budget = DecoderBudget::new(1);
+        let no_takeover = InflateParams {
+            no_context_takeover: true,
+            max_window_bits: 15,
+        };
+        let mut a = Inflater::with_budget(InflateParams::default(), 1 << 20, budget.clone());
+        let mut b = Inflater::with_budget(no_takeover, 1 << 20, budget.clone());
+        let mut c = Inflater::with_budget(InflateParams::default(), 1 << 20, budget.clone());
+        assert_eq!(inflate(&mut a, &[&hello]).unwrap(), b"Hello");
+        // The budget is spent while `a` keeps its window.
+        assert_eq!(inflate(&mut b, &[&hello]), limit);
+        assert_eq!(inflate(&mut c, &[&hello]), limit);
+        assert_eq!(inflate(&mut a, &[&hello]).unwrap(), b"Hello");
+        drop(a);
+        // Without context takeover the next message gets a decoder; with it, never again: the
+        // window would lack the message that was not inflated.
+        assert_eq!(inflate(&mut b, &[&hello]).unwrap(), b"Hello");
+        assert_eq!(inflate(&mut c, &[&hello]), limit);
+        assert_eq!(budget.live(), 0);
     }
 
     #[test]
