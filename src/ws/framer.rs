@@ -42,6 +42,9 @@ use crate::ws::opcode::OpCode;
 /// Masked payload is unmasked in pieces of at most this many bytes: bounds the one scratch buffer.
 const SCRATCH_CHUNK: usize = 64 * 1024;
 
+/// Scratch capacity kept between frames; a larger one (after a large masked payload) is freed.
+const KEPT_SCRATCH: usize = 4096;
+
 /// Most bytes the hunting buffer may allocate: hunting must not grow with garbage.
 pub const HUNT_CAP: usize = 256 * 1024;
 
@@ -793,6 +796,10 @@ impl Framer {
                     let remaining = remaining - n as u64;
                     if remaining == 0 {
                         self.state = State::Header;
+                        if self.scratch.capacity() > KEPT_SCRATCH {
+                            // Do not pin 64 KiB per idle direction after one large masked frame.
+                            self.scratch = Vec::new();
+                        }
                         out(FrameEvent::End);
                     } else {
                         self.state = State::Payload {
@@ -1294,6 +1301,21 @@ mod tests {
         });
         assert!(biggest <= SCRATCH_CHUNK);
         assert_eq!(borrowed, 70_000);
+    }
+
+    #[test]
+    fn unmasking_scratch_is_freed_after_a_large_frame() {
+        let key = Some([1, 2, 3, 4]);
+        let mut f = Framer::new_synced();
+        let big = encode_frame(true, 0, 2, key, &vec![9u8; 200_000]);
+        for piece in big.chunks(70_000) {
+            f.push(piece, &mut |_| {});
+        }
+        assert_eq!(f.scratch.capacity(), 0);
+        // Small frames keep theirs (no allocation per frame).
+        f.push(&encode_frame(true, 0, 1, key, b"small"), &mut |_| {});
+        let kept = f.scratch.capacity();
+        assert!(kept > 0 && kept <= KEPT_SCRATCH);
     }
 
     #[test]
