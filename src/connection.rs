@@ -931,6 +931,48 @@ mod tests {
     }
 
     #[test]
+    fn listed_messages_are_capped_across_connections_and_given_back() {
+        let mut sink = Null;
+        let mut cfg = config();
+        cfg.max_listed_bytes = 3 * LISTED_RECORD_BYTES + 100;
+        let mut ctx = Context::new(&mut sink, cfg);
+        let key = Some([1, 2, 3, 4]);
+        let mut first = Drive::new();
+        first.upgrade(&mut ctx);
+        let mut second = Drive::new();
+        second.upgrade(&mut ctx);
+        for i in 0..5 {
+            let text = format!("m{i}");
+            first.send(
+                &mut ctx,
+                false,
+                &encode_frame(true, 0, 1, key, text.as_bytes()),
+            );
+            second.send(
+                &mut ctx,
+                false,
+                &encode_frame(true, 0, 1, key, text.as_bytes()),
+            );
+        }
+        let record = first.conn.finish(&mut ctx).unwrap();
+        // Three fit in the budget, shared by both connections: two for the first.
+        assert_eq!(texts(&record, Side::Client), ["m0", "m1"]);
+        assert_eq!(record.message_counts.client, 5);
+        assert_eq!(record.diagnostic_counts["limit_exceeded"], 1);
+        assert!(
+            record.diagnostics[0]
+                .message
+                .starts_with("3 messages not listed")
+        );
+        // The first connection's share was given back when it finished.
+        assert_eq!(ctx.listed_bytes, LISTED_RECORD_BYTES + 4);
+        second.send(&mut ctx, false, &encode_frame(true, 0, 1, key, b"late"));
+        let record = second.conn.finish(&mut ctx).unwrap();
+        assert_eq!(texts(&record, Side::Client), ["m0", "late"]);
+        assert_eq!(ctx.listed_bytes, 0);
+    }
+
+    #[test]
     fn http_heads_past_the_limits_are_reported() {
         for filler in [&b"aaaaaaaaaaaaaaaa"[..], b"aaaaaaaaaaaaa\r\nX: "] {
             let mut sink = Null;
