@@ -501,18 +501,21 @@ impl State {
         match &mut self.phases[dir] {
             Phase::Opaque => {}
             Phase::Sniff => {
-                if plausible_start(data, HttpRole::Requests) {
-                    self.phases[dir] = Phase::Http {
-                        stream: HttpStream::new(HttpRole::Requests),
-                        heads: 0,
-                    };
-                } else if plausible_start(data, HttpRole::Responses) {
-                    self.phases[dir] = Phase::Http {
-                        stream: HttpStream::new(HttpRole::Responses),
-                        heads: 0,
-                    };
+                // A response cut after "HT" (or up to "HTTP") also looks like a request method:
+                // try the role this direction is believed to have first.
+                let order = if self.side(dir) == Side::Server {
+                    [HttpRole::Responses, HttpRole::Requests]
                 } else {
-                    self.start_websocket(dir, false, ctx);
+                    [HttpRole::Requests, HttpRole::Responses]
+                };
+                match order.into_iter().find(|&role| plausible_start(data, role)) {
+                    Some(role) => {
+                        self.phases[dir] = Phase::Http {
+                            stream: HttpStream::new(role),
+                            heads: 0,
+                        }
+                    }
+                    None => self.start_websocket(dir, false, ctx),
                 }
                 self.on_data(dir, data, time, ctx);
             }
@@ -970,6 +973,28 @@ mod tests {
         let record = second.conn.finish(&mut ctx).unwrap();
         assert_eq!(texts(&record, Side::Client), ["m0", "late"]);
         assert_eq!(ctx.listed_bytes, 0);
+    }
+
+    #[test]
+    fn a_response_whose_first_segment_is_a_prefix_of_http_is_read_as_a_response() {
+        for cut in 1..=5 {
+            let mut sink = Null;
+            let mut ctx = Context::new(&mut sink, config());
+            let mut d = Drive::new();
+            d.send(&mut ctx, false, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+            let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+            // "H", "HT", ... alone in the first segment: also a plausible request method.
+            d.send(&mut ctx, true, &response[..cut]);
+            d.send(&mut ctx, true, &response[cut..]);
+            d.send(&mut ctx, true, &encode_frame(true, 0, 1, None, b"hi"));
+            let record = d.conn.finish(&mut ctx).unwrap();
+            assert_eq!(
+                record.handshake.as_ref().unwrap().status,
+                Some(101),
+                "cut {cut}"
+            );
+            assert_eq!(texts(&record, Side::Server), ["hi"], "cut {cut}");
+        }
     }
 
     #[test]
