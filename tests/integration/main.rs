@@ -4,4 +4,7 @@ mod util;
 
 mod captures;
 mod cli;
+mod hostile;
+mod mutants;
+mod properties;
 mod synthetic;
