@@ -94,6 +94,8 @@ pub fn run_measured(path: &Path, args: &[&str], timeout: Duration) -> Run {
 
 /// The measuring parent of `run_measured`; does nothing in a normal test run.
 #[test]
+// The child is reaped by `wait4`, which also gives its rusage.
+#[allow(clippy::zombie_processes)]
 fn rss_probe() {
     let Ok(spec) = std::env::var(PROBE_ENV) else {
         return;
