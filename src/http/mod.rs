@@ -361,6 +361,24 @@ mod tests {
     }
 
     #[test]
+    fn huge_declared_body_lengths_are_skipped_not_buffered() {
+        // Content-Length near 2^64, and a chunk size past 2^64 (not a number: the rest is body).
+        for head in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff0\r\n",
+        ] {
+            let mut http = HttpStream::new(Role::Requests);
+            let (_, used) = http.push(head).unwrap().unwrap();
+            assert!(http.push(&head[used..]).unwrap().is_none());
+            for _ in 0..64 {
+                assert!(http.push(&[b'x'; 65536]).unwrap().is_none());
+            }
+            assert!(http.head.capacity() == 0 && http.line.capacity() <= 1024);
+        }
+    }
+
+    #[test]
     fn endless_head_is_capped() {
         let mut http = HttpStream::new(Role::Requests);
         assert!(http.push(b"GET / HTTP/1.1\r\n").unwrap().is_none());
