@@ -3,10 +3,10 @@
 //!
 //! RFC 7692 §7.2.2: "An endpoint uses the following algorithm to decompress a message. 1. Append 4 octets of
 //! 0x00 0x00 0xff 0xff to the tail end of the payload of the message. 2. Decompress the resulting data using
-//! DEFLATE." Memory is fixed: a 32 KiB output buffer while a message is inflated (+ a 32 KiB history copy
-//! under context takeover) and the decoder's own state and window (about 19 KiB), whatever the message
-//! size. Nothing is allocated before the first compressed byte, and under no_context_takeover nothing is
-//! kept between messages; a [`DecoderBudget`] shared by all connections caps how many decoders live at once.
+//! DEFLATE." Memory is fixed: a 32 KiB output buffer (+ a 32 KiB history copy under context takeover) and the
+//! decoder's own state and window (about 19 KiB), whatever the message size. Nothing is allocated before the
+//! first compressed byte, and a [`DecoderBudget`] shared by all connections caps how many decoders live at
+//! once.
 
 use std::fmt;
 use std::sync::Arc;
@@ -156,13 +156,12 @@ impl DecoderBudget {
 pub struct Inflater {
     params: InflateParams,
     limit: u64,
-    /// Made at the first compressed byte (counted in `budget`); dropped after each message under
-    /// no_context_takeover.
+    /// Made at the first compressed byte (counted in `budget`), with `out`.
     decoder: Option<Decompress>,
     budget: DecoderBudget,
     /// Context takeover and the budget refused a decoder: every message fails with `DecoderLimit`.
     refused: bool,
-    /// Output buffer, allocated while a message is inflated (empty between messages).
+    /// Output buffer, allocated with the decoder.
     out: Box<[u8]>,
     /// Last `WINDOW` output bytes (ring), kept under context takeover only: after a BFINAL block the decoder
     /// must be restarted with this as its dictionary (RFC 7692 §7.2.2: the next message "MUST" be
@@ -344,11 +343,8 @@ impl Inflater {
             Msg::Active | Msg::Idle => self.inflate(&TAIL, out).map(|()| self.produced),
         };
         self.msg = Msg::Idle;
-        // Memory between messages: no output buffer, and no decoder unless the window carries over.
-        self.out = Box::default();
         if self.params.no_context_takeover {
             self.reset_pending = true;
-            self.drop_decoder();
         }
         result
     }
@@ -356,6 +352,7 @@ impl Inflater {
     /// Frees the decoder and gives its place in the budget back.
     fn drop_decoder(&mut self) {
         if self.decoder.take().is_some() {
+            self.out = Box::default();
             self.budget.release();
         }
     }
@@ -372,6 +369,7 @@ impl Inflater {
             }
             // Raw DEFLATE (no zlib header), 15-bit window (see `InflateParams::max_window_bits`).
             self.decoder = Some(Decompress::new(false));
+            self.out = vec![0u8; OUT_CHUNK].into_boxed_slice();
         }
         Ok(self.decoder.as_mut().expect("bug: decoder just made"))
     }
@@ -426,9 +424,6 @@ impl Inflater {
     fn inflate<F: FnMut(&[u8])>(&mut self, input: &[u8], out: &mut F) -> Result<(), InflateError> {
         if let Err(e) = self.decoder() {
             return Err(self.fail(e));
-        }
-        if self.out.is_empty() {
-            self.out = vec![0u8; OUT_CHUNK].into_boxed_slice();
         }
         let mut consumed = 0usize;
         loop {
@@ -887,19 +882,9 @@ mod tests {
         assert_eq!(inf.end_message(&mut |_: &[u8]| {}), Ok(0));
         assert_eq!((budget.live(), inf.out.len()), (0, 0));
         assert_eq!(inflate(&mut inf, &[&hello]).unwrap(), b"Hello");
-        // Context takeover keeps the decoder (its window), not the output buffer.
-        assert_eq!((budget.live(), inf.out.len()), (1, 0));
+        assert_eq!((budget.live(), inf.out.len()), (1, OUT_CHUNK));
         drop(inf);
         assert_eq!(budget.live(), 0);
-        // Without context takeover nothing is kept between messages.
-        let params = InflateParams {
-            no_context_takeover: true,
-            max_window_bits: 15,
-        };
-        let mut inf = Inflater::with_budget(params, 1 << 20, budget.clone());
-        assert_eq!(inflate(&mut inf, &[&hello]).unwrap(), b"Hello");
-        assert_eq!((budget.live(), inf.out.len()), (0, 0));
-        assert_eq!(inflate(&mut inf, &[&hello]).unwrap(), b"Hello");
     }
 
     #[test]
@@ -911,11 +896,11 @@ mod tests {
             no_context_takeover: true,
             max_window_bits: 15,
         };
-        let mut a = Inflater::with_budget(InflateParams::default(), 1 << 20, budget.clone());
+        let mut a = Inflater::with_budget(no_takeover, 1 << 20, budget.clone());
         let mut b = Inflater::with_budget(no_takeover, 1 << 20, budget.clone());
         let mut c = Inflater::with_budget(InflateParams::default(), 1 << 20, budget.clone());
         assert_eq!(inflate(&mut a, &[&hello]).unwrap(), b"Hello");
-        // The budget is spent while `a` keeps its window.
+        // The budget is spent while `a` lives.
         assert_eq!(inflate(&mut b, &[&hello]), limit);
         assert_eq!(inflate(&mut c, &[&hello]), limit);
         assert_eq!(inflate(&mut a, &[&hello]).unwrap(), b"Hello");
@@ -923,6 +908,8 @@ mod tests {
         // Without context takeover the next message gets a decoder; with it, never again: the
         // window would lack the message that was not inflated.
         assert_eq!(inflate(&mut b, &[&hello]).unwrap(), b"Hello");
+        assert_eq!(budget.live(), 1);
+        drop(b);
         assert_eq!(inflate(&mut c, &[&hello]), limit);
         assert_eq!(budget.live(), 0);
     }
