@@ -13,3 +13,9 @@ echo "== file analysis builds without libpcap"
 cargo check --no-default-features --quiet
 echo "== cargo test"
 cargo test --all-targets 2>&1 | tee target/test-output.txt
+echo "== fuzz (short run of every target)"
+if cargo +nightly --version >/dev/null 2>&1; then
+  bash scripts/fuzz.sh "${WSPROBE_FUZZ_SECONDS:-12}"
+else
+  echo "fuzz: skipped: no nightly toolchain"
+fi

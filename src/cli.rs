@@ -98,6 +98,14 @@ pub struct ReportArgs {
     /// still open and no longer followed. Raise it to catch proxies with longer idle timeouts.
     #[arg(long, default_value_t = 600.0, value_name = "SECS")]
     pub idle_timeout: f64,
+    /// Directions of compressed connections inflated at once (each holds up to ~85 KiB of
+    /// decoder state); past it their messages are counted, not inflated.
+    #[arg(long, default_value_t = crate::message::DEFAULT_MAX_INFLATERS, value_name = "N")]
+    pub max_inflaters: usize,
+    /// Bytes of listed messages (--messages, json and table) held in memory at once; past it
+    /// messages are counted but not listed.
+    #[arg(long, default_value_t = crate::connection::DEFAULT_MAX_LISTED_BYTES, value_name = "BYTES")]
+    pub max_listed_bytes: u64,
 }
 
 /// `wsprobe analyze`.

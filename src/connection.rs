@@ -13,11 +13,15 @@ use crate::analysis::{Analysis, AnalysisOptions};
 use crate::decode::{Endpoint, Segment};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::Role as HttpRole;
-use crate::http::{HttpEvent, HttpStream, Negotiated, RequestHead, ResponseHead, plausible_start};
-use crate::message::{Assembler, MessageLimits, Output, PayloadMode};
+use crate::http::{
+    HttpEvent, HttpStream, MAX_HEAD_BYTES, MAX_HEADERS, Negotiated, NotHttp, RequestHead,
+    ResponseHead, plausible_start,
+};
+use crate::message::{Assembler, Message, MessageLimits, Output, PayloadMode};
 use crate::report::Sink;
 use crate::report::model::{Address, ConnectionRecord, TcpRecord};
 use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
+use crate::ws::deflate::DecoderBudget;
 use crate::ws::framer::{FrameEvent, Framer};
 
 /// Bytes a direction may hunt for frame boundaries before it is declared not WebSocket.
@@ -36,7 +40,19 @@ pub struct ConnectionConfig {
     pub message_limits: MessageLimits,
     /// TCP caps.
     pub reassembly: ReassemblyLimits,
+    /// Bytes of listed messages (records kept for `--messages` in the json and table reports)
+    /// held at once across connections; past it messages are counted but not listed.
+    pub max_listed_bytes: u64,
+    /// The reporter writes and frees a connection's record when the connection finishes (json);
+    /// otherwise (table) it keeps every record until the end, and listed bytes stay charged.
+    pub listed_freed_on_finish: bool,
 }
+
+/// Default for [`ConnectionConfig::max_listed_bytes`].
+pub const DEFAULT_MAX_LISTED_BYTES: u64 = 256 << 20;
+
+/// What a listed message record costs besides its payload text (measured: about 170 bytes).
+const LISTED_RECORD_BYTES: u64 = 192;
 
 /// Scratch space and output shared across connections.
 pub struct Context<'s> {
@@ -45,6 +61,10 @@ pub struct Context<'s> {
     /// Settings.
     pub config: ConnectionConfig,
     outputs: Vec<Output>,
+    /// Bytes of listed messages held now (see [`ConnectionConfig::max_listed_bytes`]).
+    listed_bytes: u64,
+    /// permessage-deflate decoders alive (see [`MessageLimits::max_inflaters`]).
+    decoders: DecoderBudget,
 }
 
 impl<'s> Context<'s> {
@@ -54,6 +74,8 @@ impl<'s> Context<'s> {
             sink,
             config,
             outputs: Vec::new(),
+            listed_bytes: 0,
+            decoders: DecoderBudget::new(config.message_limits.max_inflaters),
         }
     }
 }
@@ -105,6 +127,9 @@ struct State {
     syn_seen: bool,
     gaps: u64,
     gap_bytes: u64,
+    /// Listed-message bytes this connection holds, and messages it could not list.
+    listed_bytes: u64,
+    unlisted: u64,
     time: f64,
     first_seen: f64,
     a: Endpoint,
@@ -149,6 +174,8 @@ impl Connection {
                 syn_seen: false,
                 gaps: 0,
                 gap_bytes: 0,
+                listed_bytes: 0,
+                unlisted: 0,
                 time,
                 first_seen: time,
                 a,
@@ -223,9 +250,25 @@ impl Connection {
             (&mut y[0], &mut x[0])
         };
         if !seg.payload.is_empty() || seg.syn || seg.fin {
+            let before = this.stats();
             this.on_segment(seg.seq, flags, seg.payload, &mut |event| {
                 state.on_stream(dir, event, ctx)
             });
+            let after = this.stats();
+            if after.limit_gaps > before.limit_gaps {
+                let lost = after.limit_gap_bytes - before.limit_gap_bytes;
+                let limits = ctx.config.reassembly;
+                let d = Diagnostic::new(
+                    DiagnosticId::LimitExceeded,
+                    Some(state.side(dir)),
+                    Some(time),
+                    format!(
+                        "out-of-order TCP data passed the reassembly limit ({} bytes or {} segments held, --max-buffered-bytes): {lost} missing bytes were given up as a gap before they could arrive",
+                        limits.max_buffered_bytes, limits.max_buffered_segments
+                    ),
+                );
+                state.analysis.diag(d, ctx.sink);
+            }
         }
         if seg.ack_flag && !seg.rst {
             // The peer's bytes below this ack reached this side: holes there are capture loss.
@@ -243,6 +286,20 @@ impl Connection {
             state.rst_seen = true;
             state.tcp_end.get_or_insert((dir, time, true));
         }
+    }
+
+    /// The flow table is full and this connection is finished early to make room: says so in
+    /// its record (later packets of it start a new connection).
+    pub fn evicted(&mut self, max_connections: usize, ctx: &mut Context<'_>) {
+        let d = Diagnostic::new(
+            DiagnosticId::LimitExceeded,
+            None,
+            Some(self.last_seen),
+            format!(
+                "finished early: more than {max_connections} connections open at once (--max-connections); this one had been idle longest, and what it sent later is analysed as a new connection"
+            ),
+        );
+        self.state.analysis.diag(d, ctx.sink);
     }
 
     /// End of the connection or of the capture: flush held bytes, end streams, build the
@@ -272,6 +329,8 @@ impl Connection {
             state.finish_dir(dir, ctx);
         }
         if !state.analysis.is_interesting() {
+            // No record: nothing listed is kept.
+            ctx.listed_bytes -= state.listed_bytes;
             return None;
         }
         let mut tcp = TcpRecord {
@@ -296,6 +355,22 @@ impl Connection {
                 );
                 state.analysis.diag(d, ctx.sink);
             }
+        }
+        if state.unlisted > 0 {
+            let d = Diagnostic::new(
+                DiagnosticId::LimitExceeded,
+                None,
+                None,
+                format!(
+                    "{} messages not listed: the listed messages held in memory passed {} bytes (--max-listed-bytes); they are counted in the totals (--format jsonl streams every message)",
+                    state.unlisted, ctx.config.max_listed_bytes
+                ),
+            );
+            state.analysis.diag(d, ctx.sink);
+        }
+        if ctx.config.listed_freed_on_finish {
+            ctx.listed_bytes -= state.listed_bytes;
+            state.listed_bytes = 0;
         }
         let (client, server) = state.addresses();
         let tcp_end = state.tcp_end.map(|(dir, t, rst)| (state.side(dir), t, rst));
@@ -444,6 +519,7 @@ impl State {
             self.negotiated.clone(),
             ctx.config.payload,
             ctx.config.message_limits,
+            ctx.decoders.clone(),
         );
         if self.roles.certain {
             framer.set_expect_masked(Some(side == Side::Client));
@@ -463,18 +539,21 @@ impl State {
         match &mut self.phases[dir] {
             Phase::Opaque => {}
             Phase::Sniff => {
-                if plausible_start(data, HttpRole::Requests) {
-                    self.phases[dir] = Phase::Http {
-                        stream: HttpStream::new(HttpRole::Requests),
-                        heads: 0,
-                    };
-                } else if plausible_start(data, HttpRole::Responses) {
-                    self.phases[dir] = Phase::Http {
-                        stream: HttpStream::new(HttpRole::Responses),
-                        heads: 0,
-                    };
+                // A response cut after "HT" (or up to "HTTP") also looks like a request method:
+                // try the role this direction is believed to have first.
+                let order = if self.side(dir) == Side::Server {
+                    [HttpRole::Responses, HttpRole::Requests]
                 } else {
-                    self.start_websocket(dir, false, ctx);
+                    [HttpRole::Requests, HttpRole::Responses]
+                };
+                match order.into_iter().find(|&role| plausible_start(data, role)) {
+                    Some(role) => {
+                        self.phases[dir] = Phase::Http {
+                            stream: HttpStream::new(role),
+                            heads: 0,
+                        }
+                    }
+                    None => self.start_websocket(dir, false, ctx),
                 }
                 self.on_data(dir, data, time, ctx);
             }
@@ -489,7 +568,28 @@ impl State {
                     }
                     self.on_data(dir, rest, time, ctx);
                 }
-                Err(_) => {
+                Err(e @ (NotHttp::HeadTooLarge | NotHttp::TooManyHeaders)) => {
+                    // Not garbage: HTTP past a limit. Say so rather than drop it.
+                    self.phases[dir] = Phase::Opaque;
+                    self.make_interesting(ctx);
+                    let side = self.side(dir);
+                    let what = if e == NotHttp::HeadTooLarge {
+                        format!("passed {MAX_HEAD_BYTES} bytes without ending")
+                    } else {
+                        format!("has more than {MAX_HEADERS} header lines")
+                    };
+                    let d = Diagnostic::new(
+                        DiagnosticId::LimitExceeded,
+                        Some(side),
+                        Some(time),
+                        format!(
+                            "HTTP head from the {} {what}; the rest of this direction is not read",
+                            side.as_str()
+                        ),
+                    );
+                    self.analysis.diag(d, ctx.sink);
+                }
+                Err(NotHttp::Garbage) => {
                     let first = *heads == 0;
                     if first && !self.analysis.has_handshake() {
                         // Looked like HTTP but is not: maybe frames of a mid-stream capture.
@@ -647,7 +747,10 @@ impl State {
                     }
                     self.analysis.frame(side, &h, self.time, ctx.sink);
                 }
-                Output::Message(m) => self.analysis.message(&m, ctx.sink),
+                Output::Message(m) => {
+                    let listed = self.charge_listing(&m, ctx);
+                    self.analysis.message(&m, listed, ctx.sink)
+                }
                 Output::Diagnostic(d) => {
                     if d.id == DiagnosticId::FrameResync
                         && !self.analysis.has_handshake()
@@ -675,19 +778,36 @@ impl State {
         }
     }
 
-    /// Takes a direction out of `AwaitUpgrade` (leaving it `Opaque`) and returns the bytes it
-    /// held; any other phase is left alone.
+    /// Charges a message's record to the listing budget; false when it does not fit.
+    fn charge_listing(&mut self, m: &Message, ctx: &mut Context<'_>) -> bool {
+        if !ctx.config.analysis.keep_messages {
+            return true;
+        }
+        // The payload is rendered as text or base64 (4/3 of it).
+        let cost = LISTED_RECORD_BYTES + (m.payload.len() as u64).div_ceil(3) * 4;
+        if ctx.listed_bytes + cost > ctx.config.max_listed_bytes {
+            self.unlisted += 1;
+            return false;
+        }
+        ctx.listed_bytes += cost;
+        self.listed_bytes += cost;
+        true
+    }
+
+    /// Leaves `AwaitUpgrade` (for `Opaque`, until the caller decides) and returns the bytes
+    /// held; any other phase is left as it is.
     fn take_held(&mut self, dir: usize) -> Option<Vec<(f64, Vec<u8>)>> {
-        let Phase::AwaitUpgrade { held, .. } = &mut self.phases[dir] else {
-            return None;
-        };
-        let held = std::mem::take(held);
-        self.phases[dir] = Phase::Opaque;
-        Some(held)
+        match &mut self.phases[dir] {
+            Phase::AwaitUpgrade { held, .. } => {
+                let held = std::mem::take(held);
+                self.phases[dir] = Phase::Opaque;
+                Some(held)
+            }
+            _ => None,
+        }
     }
 
     fn finish_dir(&mut self, dir: usize, ctx: &mut Context<'_>) {
-        // A WebSocket direction stays in place so its framer and assembler are finished below.
         if let Some(held) = self.take_held(dir) {
             // The answer was never captured.
             let d = Diagnostic::new(
@@ -709,6 +829,242 @@ impl State {
         if let Phase::WebSocket(ws) = &mut self.phases[dir] {
             ws.asm.finish(&mut ctx.outputs);
             self.drain_outputs(dir, ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::InputSummary;
+    use crate::report::Event;
+    use crate::report::model::Summary;
+    use crate::ws::frame::encode_frame;
+
+    struct Null;
+
+    impl Sink for Null {
+        fn event(&mut self, _: &Event<'_>) {}
+        fn connection(&mut self, _: ConnectionRecord) {}
+        fn finish(&mut self, _: &[InputSummary], _: &Summary) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn endpoint(last: u8, port: u16) -> Endpoint {
+        let mut addr = [0u8; 16];
+        addr[10..12].copy_from_slice(&[0xFF, 0xFF]);
+        addr[12..].copy_from_slice(&[10, 0, 0, last]);
+        Endpoint { addr, port }
+    }
+
+    fn config() -> ConnectionConfig {
+        ConnectionConfig {
+            analysis: AnalysisOptions {
+                keep_messages: true,
+                message_events: false,
+                keep_frames: false,
+                frame_events: false,
+                payload: PayloadMode::Full,
+            },
+            payload: PayloadMode::Full,
+            message_limits: MessageLimits::default(),
+            reassembly: ReassemblyLimits::default(),
+            max_listed_bytes: DEFAULT_MAX_LISTED_BYTES,
+            listed_freed_on_finish: true,
+        }
+    }
+
+    /// One connection, client 10.0.0.1:50000 and server 10.0.0.2:80, fed in-order segments.
+    struct Drive {
+        conn: Connection,
+        next: [u32; 2],
+        time: f64,
+    }
+
+    impl Drive {
+        fn new() -> Drive {
+            let conn = Connection::new(0, endpoint(1, 50_000), endpoint(2, 80), 1.0, &config());
+            Drive {
+                conn,
+                next: [1000, 5000],
+                time: 1.0,
+            }
+        }
+
+        fn send(&mut self, ctx: &mut Context<'_>, from_server: bool, payload: &[u8]) {
+            let dir = usize::from(from_server);
+            let (src, dst) = if from_server {
+                (endpoint(2, 80), endpoint(1, 50_000))
+            } else {
+                (endpoint(1, 50_000), endpoint(2, 80))
+            };
+            for chunk in payload.chunks(1448) {
+                self.time += 0.001;
+                let seg = Segment {
+                    src,
+                    dst,
+                    seq: self.next[dir],
+                    ack: self.next[1 - dir],
+                    ack_flag: true,
+                    syn: false,
+                    fin: false,
+                    rst: false,
+                    payload: chunk,
+                };
+                self.conn.on_segment(&seg, !from_server, self.time, ctx);
+                self.next[dir] = self.next[dir].wrapping_add(chunk.len() as u32);
+            }
+        }
+
+        fn upgrade(&mut self, ctx: &mut Context<'_>) {
+            self.send(ctx, false, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+            self.send(ctx, true, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+        }
+    }
+
+    fn texts(record: &ConnectionRecord, from: Side) -> Vec<String> {
+        record
+            .messages
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|m| m.from == from && m.opcode == "text")
+            .map(|m| m.text.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn finish_ends_the_frame_and_message_the_capture_stopped_inside() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        d.upgrade(&mut ctx);
+        // A frame announcing 2^63 - 1 bytes, of which 10 were captured; a fragmented message.
+        let mut big = vec![0x82, 0x7F, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        big.extend_from_slice(&[7; 10]);
+        d.send(&mut ctx, true, &big);
+        let key = Some([1, 2, 3, 4]);
+        d.send(
+            &mut ctx,
+            false,
+            &encode_frame(false, 0, 1, key, b"first half"),
+        );
+        let record = d.conn.finish(None, &mut ctx).unwrap();
+        assert_eq!(record.diagnostic_counts["capture_ended_mid_frame"], 1);
+        let messages = record.messages.as_ref().unwrap();
+        let server = messages.iter().find(|m| m.from == Side::Server).unwrap();
+        assert_eq!((server.opcode, server.wire_length), ("binary", 10));
+        assert!(!server.complete);
+        let client = messages.iter().find(|m| m.from == Side::Client).unwrap();
+        assert_eq!(client.text.as_deref(), Some("first half"));
+        assert!(!client.complete);
+    }
+
+    #[test]
+    fn late_upgrade_answer_keeps_the_client_frames_already_being_decoded() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        d.send(&mut ctx, false, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        // More than MAX_HELD_BYTES before the answer: the client's bytes are decoded as frames.
+        let key = Some([1, 2, 3, 4]);
+        let mut early = Vec::new();
+        while early.len() <= MAX_HELD_BYTES {
+            early.extend(encode_frame(true, 0, 1, key, &[b'e'; 1000]));
+        }
+        d.send(&mut ctx, false, &early);
+        d.send(&mut ctx, true, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+        d.send(
+            &mut ctx,
+            false,
+            &encode_frame(true, 0, 1, key, b"after the 101"),
+        );
+        let record = d.conn.finish(None, &mut ctx).unwrap();
+        let client = texts(&record, Side::Client);
+        assert_eq!(client.len(), early.len() / 1006 + 1);
+        assert_eq!(client.last().unwrap(), "after the 101");
+    }
+
+    #[test]
+    fn listed_messages_are_capped_across_connections_and_given_back() {
+        let mut sink = Null;
+        let mut cfg = config();
+        cfg.max_listed_bytes = 3 * LISTED_RECORD_BYTES + 100;
+        let mut ctx = Context::new(&mut sink, cfg);
+        let key = Some([1, 2, 3, 4]);
+        let mut first = Drive::new();
+        first.upgrade(&mut ctx);
+        let mut second = Drive::new();
+        second.upgrade(&mut ctx);
+        for i in 0..5 {
+            let text = format!("m{i}");
+            first.send(
+                &mut ctx,
+                false,
+                &encode_frame(true, 0, 1, key, text.as_bytes()),
+            );
+            second.send(
+                &mut ctx,
+                false,
+                &encode_frame(true, 0, 1, key, text.as_bytes()),
+            );
+        }
+        let record = first.conn.finish(None, &mut ctx).unwrap();
+        // Three fit in the budget, shared by both connections: two for the first.
+        assert_eq!(texts(&record, Side::Client), ["m0", "m1"]);
+        assert_eq!(record.message_counts.client, 5);
+        assert_eq!(record.diagnostic_counts["limit_exceeded"], 1);
+        assert!(
+            record.diagnostics[0]
+                .message
+                .starts_with("3 messages not listed")
+        );
+        // The first connection's share was given back when it finished.
+        assert_eq!(ctx.listed_bytes, LISTED_RECORD_BYTES + 4);
+        second.send(&mut ctx, false, &encode_frame(true, 0, 1, key, b"late"));
+        let record = second.conn.finish(None, &mut ctx).unwrap();
+        assert_eq!(texts(&record, Side::Client), ["m0", "late"]);
+        assert_eq!(ctx.listed_bytes, 0);
+    }
+
+    #[test]
+    fn a_response_whose_first_segment_is_a_prefix_of_http_is_read_as_a_response() {
+        for cut in 1..=5 {
+            let mut sink = Null;
+            let mut ctx = Context::new(&mut sink, config());
+            let mut d = Drive::new();
+            d.send(&mut ctx, false, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+            let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+            // "H", "HT", ... alone in the first segment: also a plausible request method.
+            d.send(&mut ctx, true, &response[..cut]);
+            d.send(&mut ctx, true, &response[cut..]);
+            d.send(&mut ctx, true, &encode_frame(true, 0, 1, None, b"hi"));
+            let record = d.conn.finish(None, &mut ctx).unwrap();
+            assert_eq!(
+                record.handshake.as_ref().unwrap().status,
+                Some(101),
+                "cut {cut}"
+            );
+            assert_eq!(texts(&record, Side::Server), ["hi"], "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn http_heads_past_the_limits_are_reported() {
+        for filler in [&b"aaaaaaaaaaaaaaaa"[..], b"aaaaaaaaaaaaa\r\nX: "] {
+            let mut sink = Null;
+            let mut ctx = Context::new(&mut sink, config());
+            let mut d = Drive::new();
+            let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+            while head.len() < 2 * MAX_HEAD_BYTES {
+                head.extend_from_slice(filler);
+            }
+            d.send(&mut ctx, false, &head);
+            let record = d.conn.finish(None, &mut ctx).expect("reported");
+            assert_eq!(record.diagnostic_counts["limit_exceeded"], 1);
+            assert_eq!(record.diagnostics[0].from, Some(Side::Client));
+            assert!(record.diagnostics[0].message.starts_with("HTTP head"));
         }
     }
 }

@@ -7,7 +7,7 @@ use base64::Engine;
 
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::Negotiated;
-use crate::ws::deflate::{InflateError, InflateParams, Inflater};
+use crate::ws::deflate::{DecoderBudget, InflateError, InflateParams, Inflater};
 use crate::ws::frame::{FrameHeader, HeaderError};
 use crate::ws::framer::FrameEvent;
 use crate::ws::opcode::{OpCode, close_code_allowed_on_wire};
@@ -31,6 +31,9 @@ pub struct MessageLimits {
     pub max_kept_bytes: usize,
     /// Largest inflated size per message; inflating stops there (decompression bombs).
     pub max_inflated_bytes: u64,
+    /// Directions holding a permessage-deflate decoder at once, across all connections (each
+    /// holds up to ~85 KiB; see [`DecoderBudget`]).
+    pub max_inflaters: usize,
 }
 
 impl Default for MessageLimits {
@@ -38,9 +41,13 @@ impl Default for MessageLimits {
         MessageLimits {
             max_kept_bytes: 16 << 20,
             max_inflated_bytes: 64 << 20,
+            max_inflaters: DEFAULT_MAX_INFLATERS,
         }
     }
 }
+
+/// Default for [`MessageLimits::max_inflaters`]: at most about 350 MiB of decoders.
+pub const DEFAULT_MAX_INFLATERS: usize = 4096;
 
 /// Control-frame bodies are kept whole up to this size: 125 is the legal maximum, the slack
 /// lets an oversized Close still show its code and reason.
@@ -152,6 +159,7 @@ pub struct Assembler {
     limits: MessageLimits,
     negotiated: Option<Negotiated>,
     inflater: Option<Inflater>,
+    budget: DecoderBudget,
     /// Whether this direction's frames must be masked; None until roles are known.
     expect_masked: Option<bool>,
     current: Option<Current>,
@@ -169,23 +177,26 @@ pub struct Assembler {
 
 impl Assembler {
     /// An assembler for `side`. `negotiated` is None when the handshake was not captured.
+    /// Decoders for permessage-deflate come from `budget` (shared by all connections).
     pub fn new(
         side: Side,
         negotiated: Option<Negotiated>,
         payload: PayloadMode,
         limits: MessageLimits,
+        budget: DecoderBudget,
     ) -> Self {
         let inflater = negotiated.as_ref().and_then(|n| n.deflate).map(|d| {
             let (no_context_takeover, bits) = match side {
                 Side::Client => (d.client_no_context_takeover, d.client_max_window_bits),
                 Side::Server => (d.server_no_context_takeover, d.server_max_window_bits),
             };
-            Inflater::new(
+            Inflater::with_budget(
                 InflateParams {
                     no_context_takeover,
                     max_window_bits: bits,
                 },
                 limits.max_inflated_bytes,
+                budget.clone(),
             )
         });
         Assembler {
@@ -195,6 +206,7 @@ impl Assembler {
             compressed_context_unknown: negotiated.is_none(),
             negotiated,
             inflater,
+            budget,
             expect_masked: None,
             current: None,
             message: None,
@@ -478,12 +490,13 @@ impl Assembler {
         if self.inflater.is_none() && self.compressed_context_unknown {
             // No handshake: assume permessage-deflate with context takeover. A message that
             // needs earlier history fails to inflate and says so; one that does not inflates.
-            let mut inflater = Inflater::new(
+            let mut inflater = Inflater::with_budget(
                 InflateParams {
                     no_context_takeover: false,
                     max_window_bits: 15,
                 },
                 self.limits.max_inflated_bytes,
+                self.budget.clone(),
             );
             inflater.lose_context();
             self.inflater = Some(inflater);
@@ -674,16 +687,33 @@ impl Assembler {
                 let unavailable = err.starts_with("context lost");
                 let id = if unavailable {
                     DiagnosticId::DecompressionUnavailable
-                } else if err.starts_with("output limit") {
+                } else if err.starts_with("output limit") || err.starts_with("decoder limit") {
                     DiagnosticId::LimitExceeded
                 } else {
                     DiagnosticId::DecompressionFailed
                 };
-                if !(unavailable && self.reported_context_unknown) && m.complete {
+                // A limit is reported even on an incomplete message: it was really hit.
+                let report = if unavailable {
+                    !self.reported_context_unknown && m.complete
+                } else {
+                    m.complete || id == DiagnosticId::LimitExceeded
+                };
+                if report {
                     self.reported_context_unknown |= unavailable;
                     self.diag(out, id, format!("{} message: {err}", m.opcode.as_str()));
                 }
             }
+        }
+        if m.truncated && self.payload == PayloadMode::Full {
+            self.diag(
+                out,
+                DiagnosticId::LimitExceeded,
+                format!(
+                    "{} message longer than {1} bytes: only the first {1} kept for the report (--max-message-bytes)",
+                    m.opcode.as_str(),
+                    self.limits.max_kept_bytes
+                ),
+            );
         }
         let utf8_valid = if m.opcode == OpCode::Text && inflated && m.complete {
             let valid = m.utf8.finish();
@@ -757,6 +787,9 @@ fn fail_inflate(m: &mut InProgress, e: InflateError) {
         InflateError::ContextLost => {
             "context lost: earlier compressed data was not captured (mid-stream start or TCP gap) and context takeover is on".into()
         }
+        InflateError::DecoderLimit { limit } => format!(
+            "decoder limit: more than {limit} directions were being inflated at once (--max-inflaters); not inflated"
+        ),
     });
 }
 

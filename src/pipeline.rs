@@ -227,7 +227,11 @@ impl<'s> Pipeline<'s> {
             let quiet = now - slot.connection.last_seen();
             if quiet > HIBERNATE_AFTER {
                 slot.connection.hibernate();
-                idle.push((quiet, *key));
+                // Only WebSocket connections count: the others have their own, shorter
+                // timeout and --max-connections.
+                if slot.connection.is_interesting() {
+                    idle.push((quiet, *key));
+                }
             }
         }
         let cap = limits.max_idle_connections;
@@ -259,6 +263,10 @@ impl<'s> Pipeline<'s> {
         for (_, key) in by_age.into_iter().take(n) {
             let why =
                 format!("tracking stopped: over {cap} connections at once (--max-connections)");
+            if let Some(slot) = self.table.get_mut(&key) {
+                slot.connection
+                    .evicted(self.limits.max_connections, &mut self.context);
+            }
             self.finish_early(key, Some(why));
         }
     }

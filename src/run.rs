@@ -174,6 +174,7 @@ impl RunOptions {
         let message_limits = MessageLimits {
             max_kept_bytes: args.max_message_bytes,
             max_inflated_bytes: args.max_inflated_bytes,
+            max_inflaters: args.max_inflaters,
         };
         Ok(RunOptions {
             format: args.format,
@@ -193,6 +194,9 @@ impl RunOptions {
                     max_buffered_bytes: args.max_buffered_bytes,
                     ..ReassemblyLimits::default()
                 },
+                max_listed_bytes: args.max_listed_bytes,
+                // The table report keeps every record until the end.
+                listed_freed_on_finish: args.format != Format::Table,
             },
             table: TableLimits {
                 max_connections: args.max_connections.max(1),

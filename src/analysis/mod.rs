@@ -306,8 +306,9 @@ impl Analysis {
         }
     }
 
-    /// A finished message or control frame.
-    pub fn message(&mut self, m: &Message, sink: &mut dyn Sink) {
+    /// A finished message or control frame; `listed`: keep it in the record's message list
+    /// (the caller's memory budget may say no; it is still counted and analysed).
+    pub fn message(&mut self, m: &Message, listed: bool, sink: &mut dyn Sink) {
         let side = m.from;
         match m.opcode {
             OpCode::Ping => self.ping.ping(side, m.time, &m.payload, &mut self.scratch),
@@ -352,7 +353,7 @@ impl Analysis {
                 message: &record,
             });
         }
-        if self.options.keep_messages {
+        if self.options.keep_messages && listed {
             if self.messages.len() < MAX_MESSAGES_KEPT {
                 self.messages.push(record);
             } else {

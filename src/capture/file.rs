@@ -9,9 +9,14 @@ use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
 use super::{InputSummary, LinkType, Packet};
 use crate::error::{Error, Result};
 
-/// Reader buffer: larger than any record (tcpdump's default snap length is 256 KiB and
-/// loopback packets with GRO reach 64 KiB+), so `BufferTooSmall` only means a corrupt length.
-const READ_BUFFER: usize = 2 << 20;
+/// Largest reader buffer: larger than any record (tcpdump's default snap length is 256 KiB and
+/// loopback packets with GRO reach 64 KiB+), so `BufferTooSmall` at this size only means a
+/// corrupt length.
+const READ_BUFFER: usize = 4 << 20;
+
+/// First reader buffer; it doubles (up to `READ_BUFFER`) when a record does not fit, so a small
+/// capture, a pipe or a damaged file does not cost 4 MiB up front.
+const FIRST_READ_BUFFER: usize = 64 * 1024;
 
 /// Bytes read before the format is decided: more than any real section header block.
 const SNIFF_BYTES: usize = 64 * 1024;
@@ -66,7 +71,8 @@ where
         .collect::<String>();
     let sniffed_pcapng = head.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]);
     let stream = std::io::Cursor::new(head).chain(input);
-    let mut reader = match create_reader(READ_BUFFER, stream) {
+    let mut capacity = FIRST_READ_BUFFER;
+    let mut reader = match create_reader(capacity, stream) {
         Ok(r) => r,
         Err(PcapError::Incomplete(_) | PcapError::UnexpectedEof) if !sniffed_pcapng => {
             // Shorter than a pcap header but starting like one is a truncated capture.
@@ -183,6 +189,10 @@ where
                 summary.error = Some(format!("truncated record at byte {position}"));
                 break;
             }
+            Err(PcapError::BufferTooSmall) if capacity < READ_BUFFER => {
+                capacity = (capacity * 2).min(READ_BUFFER);
+                reader.grow(capacity);
+            }
             Err(PcapError::BufferTooSmall) => {
                 summary.error = Some(format!(
                     "corrupt record at byte {position}: its length is larger than any real packet"
@@ -207,4 +217,59 @@ fn is_pcap_magic(hex: &str) -> bool {
     ["d4c3b2a1", "a1b2c3d4", "4d3cb2a1", "a1b23c4d"]
         .iter()
         .any(|m| hex.starts_with(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian microsecond pcap (Ethernet) with one record per entry of `records`:
+    /// (captured length as written, bytes that follow).
+    fn pcap(records: &[(u32, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&4u16.to_le_bytes());
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&(8u32 << 20).to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        for (caplen, data) in records {
+            out.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(&caplen.to_le_bytes());
+            out.extend_from_slice(&caplen.to_le_bytes());
+            out.extend_from_slice(data);
+        }
+        out
+    }
+
+    fn read(bytes: &[u8]) -> (Vec<usize>, InputSummary) {
+        let mut sizes = Vec::new();
+        let summary = read_capture(
+            std::io::Cursor::new(bytes),
+            "t",
+            |p| sizes.push(p.data.len()),
+            |_| {},
+        )
+        .unwrap();
+        (sizes, summary)
+    }
+
+    #[test]
+    fn records_larger_than_the_first_buffer_grow_it() {
+        let sizes = [100usize, 200_000, 3 << 20, 50];
+        let records: Vec<(u32, Vec<u8>)> =
+            sizes.iter().map(|&n| (n as u32, vec![0xAB; n])).collect();
+        let (seen, summary) = read(&pcap(&records));
+        assert_eq!(seen, sizes);
+        assert_eq!(summary.error, None);
+    }
+
+    #[test]
+    fn a_record_length_past_the_largest_buffer_is_corruption() {
+        let records = [(60, vec![0; 60]), (u32::MAX, vec![0; 100])];
+        let (seen, summary) = read(&pcap(&records));
+        assert_eq!(seen, [60]);
+        let error = summary.error.unwrap();
+        assert!(error.starts_with("corrupt record at byte 100"), "{error}");
+    }
 }

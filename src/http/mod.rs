@@ -11,7 +11,7 @@ pub use handshake::{Deflate, Negotiated, RequestHead, ResponseHead, derive_accep
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Headers read per message head before giving up.
-const MAX_HEADERS: usize = 128;
+pub const MAX_HEADERS: usize = 128;
 
 /// A complete message head.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub enum NotHttp {
     Garbage,
     /// A head larger than [`MAX_HEAD_BYTES`].
     HeadTooLarge,
+    /// A head with more than [`MAX_HEADERS`] header lines.
+    TooManyHeaders,
 }
 
 /// What the direction carries: requests or responses.
@@ -137,7 +139,7 @@ impl HttpStream {
                         Some((HttpEvent::Request(head), n))
                     }
                     Ok(httparse::Status::Partial) => None,
-                    Err(_) => return Err(NotHttp::Garbage),
+                    Err(e) => return Err(not_http(e)),
                 }
             }
             Role::Responses => {
@@ -149,7 +151,7 @@ impl HttpStream {
                         Some((HttpEvent::Response(head), n))
                     }
                     Ok(httparse::Status::Partial) => None,
-                    Err(_) => return Err(NotHttp::Garbage),
+                    Err(e) => return Err(not_http(e)),
                 }
             }
         };
@@ -222,6 +224,13 @@ impl HttpStream {
         // A chunk-size line is short; cap it so garbage cannot grow memory.
         let room = 1024usize.saturating_sub(self.line.len());
         self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+}
+
+fn not_http(e: httparse::Error) -> NotHttp {
+    match e {
+        httparse::Error::TooManyHeaders => NotHttp::TooManyHeaders,
+        _ => NotHttp::Garbage,
     }
 }
 
@@ -349,6 +358,24 @@ mod tests {
         );
         let mut http = HttpStream::new(Role::Responses);
         assert_eq!(http.push(b"SSH-2.0-OpenSSH").unwrap_err(), NotHttp::Garbage);
+    }
+
+    #[test]
+    fn huge_declared_body_lengths_are_skipped_not_buffered() {
+        // Content-Length near 2^64, and a chunk size past 2^64 (not a number: the rest is body).
+        for head in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff0\r\n",
+        ] {
+            let mut http = HttpStream::new(Role::Requests);
+            let (_, used) = http.push(head).unwrap().unwrap();
+            assert!(http.push(&head[used..]).unwrap().is_none());
+            for _ in 0..64 {
+                assert!(http.push(&[b'x'; 65536]).unwrap().is_none());
+            }
+            assert!(http.head.capacity() == 0 && http.line.capacity() <= 1024);
+        }
     }
 
     #[test]

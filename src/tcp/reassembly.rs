@@ -152,6 +152,11 @@ pub struct ReassemblyStats {
     /// makes room by skipping the earliest hole instead (counted in `gaps`), so
     /// this stays 0 with the current policy; kept for reporting stability.
     pub dropped_over_limit_bytes: u64,
+    /// Of `gaps`, those emitted because a cap in [`ReassemblyLimits`] was
+    /// reached: holes given up before the peer's ACK or the end proved them lost.
+    pub limit_gaps: u64,
+    /// Total length of the `limit_gaps`.
+    pub limit_gap_bytes: u64,
     /// Segments dropped as garbage: starting more than 1 GiB (the largest TCP
     /// window) away from the next expected byte.
     pub implausible_segments: u64,
@@ -544,6 +549,7 @@ impl Reassembler {
                 self.held_bytes += bytes.len();
                 return;
             }
+            let (gaps, gap_bytes) = (self.stats.gaps, self.stats.gap_bytes);
             match self.held.first_key_value() {
                 // Skip the earliest hole and deliver the run after it; the run
                 // ends at or before `pos`, which lies in a free range.
@@ -552,6 +558,8 @@ impl Reassembler {
                 // before these bytes. Skip it and deliver them uncopied.
                 _ => self.gap_to(pos, out),
             }
+            self.stats.limit_gaps += self.stats.gaps - gaps;
+            self.stats.limit_gap_bytes += self.stats.gap_bytes - gap_bytes;
         }
     }
 

@@ -560,6 +560,13 @@ fn hole_declared_by_byte_limit() {
         (s.gaps, s.gap_bytes, s.dropped_over_limit_bytes),
         (2, 15, 0)
     );
+    // Both holes were given up because of the cap, and are counted as such.
+    assert_eq!((s.limit_gaps, s.limit_gap_bytes), (2, 15));
+    // A hole the peer's ACK declares is capture loss, not the limit.
+    h.seg(70, &input[70..75]);
+    h.ack(60);
+    let s = h.stats();
+    assert_eq!((s.gaps, s.limit_gaps), (3, 2));
 }
 
 #[test]

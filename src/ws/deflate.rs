@@ -3,10 +3,14 @@
 //!
 //! RFC 7692 §7.2.2: "An endpoint uses the following algorithm to decompress a message. 1. Append 4 octets of
 //! 0x00 0x00 0xff 0xff to the tail end of the payload of the message. 2. Decompress the resulting data using
-//! DEFLATE." Memory is fixed: a 32 KiB output buffer (+ a 32 KiB history copy under context takeover) and the
-//! decoder's own 32 KiB window, whatever the message size.
+//! DEFLATE." Memory is fixed: an 8 KiB output buffer (+ a 32 KiB history copy under context takeover) and the
+//! decoder's own state and window (about 19 KiB), whatever the message size. Nothing is allocated before the
+//! first compressed byte, and a [`DecoderBudget`] shared by all connections caps how many decoders live at
+//! once.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -53,6 +57,12 @@ pub enum InflateError {
     /// Earlier compressed data of this direction was not seen (capture started mid-stream, a TCP gap, or an
     /// earlier failure) and context takeover is on, so back-references cannot be resolved.
     ContextLost,
+    /// The [`DecoderBudget`] was spent: this many other directions hold a decoder. Under context takeover
+    /// the direction never gets one (its window would be incomplete); otherwise the next message tries again.
+    DecoderLimit {
+        /// The budget's size.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for InflateError {
@@ -64,6 +74,12 @@ impl fmt::Display for InflateError {
             }
             InflateError::ContextLost => {
                 f.write_str("compression context lost: earlier compressed data was not seen")
+            }
+            InflateError::DecoderLimit { limit } => {
+                write!(
+                    f,
+                    "more than {limit} directions were being inflated at once"
+                )
             }
         }
     }
@@ -85,6 +101,52 @@ enum Msg {
     Failed(InflateError),
 }
 
+/// How many [`Inflater`]s may hold a decoder at once, shared by every connection of a run (a clone shares
+/// the count). A decoder with its window, history and output buffer takes up to about 85 KiB, so this is
+/// what bounds the memory of many compressed connections.
+#[derive(Clone, Debug)]
+pub struct DecoderBudget {
+    live: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl DecoderBudget {
+    /// At most `max` decoders at once.
+    pub fn new(max: usize) -> Self {
+        Self {
+            live: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// No limit.
+    pub fn unlimited() -> Self {
+        Self::new(usize::MAX)
+    }
+
+    /// The limit.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Decoders alive now.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    fn acquire(&self) -> bool {
+        self.live
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// permessage-deflate decoder for one direction of one connection. Keeps the LZ77 window across messages
 /// (context takeover) unless `no_context_takeover` was negotiated.
 ///
@@ -94,13 +156,15 @@ enum Msg {
 pub struct Inflater {
     params: InflateParams,
     limit: u64,
-    /// Created on first use and dropped by `hibernate`: zlib's state is ~45 KiB, most of a
-    /// connection's memory.
+    /// Made at the first compressed byte (counted in `budget`), with `out`.
     decoder: Option<Decompress>,
-    /// Output buffer, allocated on first use and released by `hibernate`.
-    out: Vec<u8>,
+    budget: DecoderBudget,
+    /// Context takeover and the budget refused a decoder: every message fails with `DecoderLimit`.
+    refused: bool,
+    /// Output buffer, allocated with the decoder.
+    out: Box<[u8]>,
     /// While hibernating: `history`, linearised and deflated (idle connections keep their
-    /// context in a few KiB instead of 32).
+    /// context in a few KiB instead of 32, and give their decoder back to the budget).
     packed_history: Vec<u8>,
     /// Last `WINDOW` output bytes (ring), kept under context takeover only: after a BFINAL block the decoder
     /// must be restarted with this as its dictionary (RFC 7692 §7.2.2: the next message "MUST" be
@@ -140,12 +204,22 @@ impl fmt::Debug for Inflater {
 impl Inflater {
     /// A decoder for one direction; each message may inflate to at most `max_output_per_message` bytes.
     pub fn new(params: InflateParams, max_output_per_message: u64) -> Self {
+        Self::with_budget(params, max_output_per_message, DecoderBudget::unlimited())
+    }
+
+    /// As `new`, drawing its decoder from `budget`.
+    pub fn with_budget(
+        params: InflateParams,
+        max_output_per_message: u64,
+        budget: DecoderBudget,
+    ) -> Self {
         Self {
             params,
             limit: max_output_per_message,
-            // Raw DEFLATE (no zlib header), 15-bit window (see `InflateParams::max_window_bits`).
             decoder: None,
-            out: Vec::new(),
+            budget,
+            refused: false,
+            out: Box::default(),
             packed_history: Vec::new(),
             history: Vec::new(),
             history_pos: 0,
@@ -223,7 +297,7 @@ impl Inflater {
     }
 
     /// Feeds the next compressed chunk of the current message (as frames and TCP segments arrive); inflated
-    /// bytes go to `out` in chunks of at most 32 KiB. Calling it between messages starts one. After a message
+    /// bytes go to `out` in chunks of at most 8 KiB. Calling it between messages starts one. After a message
     /// failed, later chunks of that message are ignored and return `Ok` (the error was already returned).
     pub fn push<F: FnMut(&[u8])>(
         &mut self,
@@ -236,6 +310,10 @@ impl Inflater {
         match self.msg {
             Msg::Failed(_) | Msg::StreamEnded => return Ok(()),
             Msg::Active | Msg::Idle => {}
+        }
+        if self.refused {
+            let limit = self.budget.max();
+            return Err(self.fail(InflateError::DecoderLimit { limit }));
         }
         if self.context_lost {
             return Err(self.fail(InflateError::ContextLost));
@@ -254,7 +332,10 @@ impl Inflater {
         if self.msg == Msg::Idle {
             self.begin_message();
         }
-        if self.msg == Msg::Active && self.context_lost {
+        if self.msg == Msg::Active && self.refused {
+            let limit = self.budget.max();
+            self.fail(InflateError::DecoderLimit { limit });
+        } else if self.msg == Msg::Active && self.context_lost {
             self.fail(InflateError::ContextLost);
         }
         let result = match std::mem::replace(&mut self.msg, Msg::Active) {
@@ -272,42 +353,14 @@ impl Inflater {
         result
     }
 
-    /// Records a failure of the current message and what it does to the following ones.
-    fn fail(&mut self, e: InflateError) -> InflateError {
-        self.msg = Msg::Failed(e.clone());
-        if self.params.no_context_takeover {
-            self.reset_pending = true;
-        } else {
-            // The decoder stopped mid-message: its window no longer matches the sender's.
-            self.context_lost = true;
-            self.resumed = false;
-        }
-        e
-    }
-
-    /// A message was left open: under context takeover the sender's window includes bytes never decoded.
-    fn note_abandoned(&mut self) {
-        if !self.params.no_context_takeover && self.msg == Msg::Active {
-            self.context_lost = true;
-            self.resumed = false;
-        }
-    }
-
-    /// The zlib decoder, created (empty window) on first use.
-    fn decoder(&mut self) -> &mut Decompress {
-        // Raw DEFLATE (no zlib header), 15-bit window (see `InflateParams::max_window_bits`).
-        self.decoder.get_or_insert_with(|| Decompress::new(false))
-    }
-
-    /// Between messages, releases what can be rebuilt: the zlib state and the output buffer are
-    /// dropped and the history is kept deflated, to be restored exactly by the next message. For
-    /// idle connections; a no-op in the middle of a message.
+    /// Between messages, releases what can be rebuilt: the decoder (and its place in the budget)
+    /// and the output buffer are dropped and the history is kept deflated, to be restored
+    /// exactly by the next message. For idle connections; a no-op inside a message.
     pub fn hibernate(&mut self) {
         if self.msg != Msg::Idle || self.decoder.is_none() {
             return;
         }
-        self.decoder = None;
-        self.out = Vec::new();
+        self.drop_decoder();
         if self.params.no_context_takeover || self.context_lost {
             // Nothing to keep: the next message starts from an empty window anyway.
             self.history = Vec::new();
@@ -339,7 +392,7 @@ impl Inflater {
         self.packed_history = packed;
         self.history = Vec::new();
         self.history_pos = 0;
-        // The fresh decoder made by the next message must get the window back.
+        // The decoder made by the next message must get the window back.
         self.reset_pending = false;
         self.restore_pending = true;
     }
@@ -359,9 +412,57 @@ impl Inflater {
         self.packed_history = Vec::new();
     }
 
+    /// Frees the decoder and gives its place in the budget back.
+    fn drop_decoder(&mut self) {
+        if self.decoder.take().is_some() {
+            self.out = Box::default();
+            self.budget.release();
+        }
+    }
+
+    /// The decoder, made on first use if the budget allows.
+    fn decoder(&mut self) -> Result<&mut Decompress, InflateError> {
+        if self.decoder.is_none() {
+            if !self.budget.acquire() {
+                // Under context takeover a later message needs this one's window: never decode again.
+                self.refused = !self.params.no_context_takeover;
+                return Err(InflateError::DecoderLimit {
+                    limit: self.budget.max(),
+                });
+            }
+            // Raw DEFLATE (no zlib header), 15-bit window (see `InflateParams::max_window_bits`).
+            self.decoder = Some(Decompress::new(false));
+            self.out = vec![0u8; OUT_CHUNK].into_boxed_slice();
+        }
+        Ok(self.decoder.as_mut().expect("bug: decoder just made"))
+    }
+
+    /// Records a failure of the current message and what it does to the following ones.
+    fn fail(&mut self, e: InflateError) -> InflateError {
+        self.msg = Msg::Failed(e.clone());
+        if self.params.no_context_takeover {
+            self.reset_pending = true;
+        } else {
+            // The decoder stopped mid-message: its window no longer matches the sender's.
+            self.context_lost = true;
+            self.resumed = false;
+        }
+        e
+    }
+
+    /// A message was left open: under context takeover the sender's window includes bytes never decoded.
+    fn note_abandoned(&mut self) {
+        if !self.params.no_context_takeover && self.msg == Msg::Active {
+            self.context_lost = true;
+            self.resumed = false;
+        }
+    }
+
     fn reset_decoder(&mut self, restore_history: bool) {
         self.unpack_history();
-        self.decoder().reset(false);
+        if let Some(decoder) = self.decoder.as_mut() {
+            decoder.reset(false);
+        }
         self.reset_pending = false;
         self.restore_pending = false;
         if restore_history && !self.history.is_empty() {
@@ -369,7 +470,12 @@ impl Inflater {
             let mut window = Vec::with_capacity(self.history.len());
             window.extend_from_slice(older);
             window.extend_from_slice(newer);
-            if self.decoder().set_dictionary(&window).is_err() {
+            // A hibernated direction has history but no decoder: make one (from the budget).
+            let restored = match self.decoder() {
+                Ok(d) => d.set_dictionary(&window).is_ok(),
+                Err(_) => false,
+            };
+            if !restored {
                 self.context_lost = true;
             }
         } else {
@@ -380,17 +486,17 @@ impl Inflater {
 
     /// Runs the decoder over `input`, streaming output to `out`, enforcing the limit.
     fn inflate<F: FnMut(&[u8])>(&mut self, input: &[u8], out: &mut F) -> Result<(), InflateError> {
-        let mut consumed = 0usize;
-        if self.out.is_empty() {
-            self.out = vec![0u8; OUT_CHUNK];
+        if let Err(e) = self.decoder() {
+            return Err(self.fail(e));
         }
+        let mut consumed = 0usize;
         loop {
+            let decoder = self.decoder.as_mut().expect("bug: decoder made above");
             // At most one byte past the limit is ever decoded: enough to know it was exceeded.
             let allowance = self.limit - self.produced;
             let room = usize::try_from(allowance.saturating_add(1))
                 .unwrap_or(usize::MAX)
                 .min(self.out.len());
-            let decoder = self.decoder.get_or_insert_with(|| Decompress::new(false));
             let in_before = decoder.total_in();
             let out_before = decoder.total_out();
             let status = decoder.decompress(
@@ -457,6 +563,12 @@ impl Inflater {
     }
 }
 
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        self.drop_decoder();
+    }
+}
+
 /// Appends inflated bytes to the `WINDOW`-byte history ring; `pos` is where the next byte goes.
 fn remember(history: &mut Vec<u8>, pos: &mut usize, data: &[u8]) {
     let mut rest = &data[data.len().saturating_sub(WINDOW)..];
@@ -506,6 +618,12 @@ mod tests {
                     c.reset();
                 }
                 let mut out = deflate_sync(&mut c, m);
+                if out.is_empty() {
+                    // An empty message right after a sync flush: zlib has nothing to emit, and
+                    // an empty payload is what goes on the wire.
+                    assert!(m.is_empty());
+                    return out;
+                }
                 assert!(out.ends_with(&TAIL));
                 out.truncate(out.len() - 4);
                 out
@@ -537,60 +655,6 @@ mod tests {
             },
             1 << 20,
         )
-    }
-
-    #[test]
-    fn hibernating_between_messages_keeps_the_context_exactly() {
-        // Messages that refer far back (40 KiB of history, more than one window) so a lost or
-        // misordered window would show.
-        let msgs: Vec<Vec<u8>> = (0..12u32)
-            .map(|i| {
-                let mut m = format!("{{\"seq\":{i},\"body\":\"").into_bytes();
-                m.extend((0..(3000 + i * 500)).map(|j| b'a' + ((j * 7 + i) % 26) as u8));
-                m.extend_from_slice(b"\"}");
-                m
-            })
-            .collect();
-        for takeover_on in [true, false] {
-            let wire = deflate_messages(&msgs, 15, takeover_on);
-            let mut inf = if takeover_on {
-                takeover()
-            } else {
-                no_takeover()
-            };
-            for (i, (w, m)) in wire.iter().zip(&msgs).enumerate() {
-                if i % 2 == 1 {
-                    let linear: Vec<u8> = {
-                        let (newer, older) = inf.history.split_at(inf.history_pos);
-                        [older, newer].concat()
-                    };
-                    inf.hibernate();
-                    if takeover_on {
-                        let mut probe = Inflater::new(InflateParams::default(), 1);
-                        probe.packed_history = inf.packed_history.clone();
-                        probe.unpack_history();
-                        assert!(
-                            probe.history == linear,
-                            "history round trip: {} vs {}",
-                            probe.history.len(),
-                            linear.len()
-                        );
-                    }
-                    assert!(inf.decoder.is_none() && inf.out.is_empty());
-                    if takeover_on {
-                        assert!(inf.history.is_empty() && !inf.packed_history.is_empty());
-                        assert!(inf.packed_history.len() < WINDOW / 2, "history packs small");
-                    }
-                }
-                let got = inflate(&mut inf, &[w]).unwrap();
-                assert!(
-                    &got == m,
-                    "message {i}, takeover {takeover_on}: {} vs {} bytes",
-                    got.len(),
-                    m.len()
-                );
-            }
-        }
     }
 
     #[test]
@@ -874,6 +938,47 @@ mod tests {
     }
 
     #[test]
+    fn nothing_is_allocated_before_the_first_compressed_byte() {
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let budget = DecoderBudget::new(10);
+        let mut inf = Inflater::with_budget(InflateParams::default(), 1 << 20, budget.clone());
+        inf.begin_message();
+        assert_eq!(inf.end_message(&mut |_: &[u8]| {}), Ok(0));
+        assert_eq!((budget.live(), inf.out.len()), (0, 0));
+        assert_eq!(inflate(&mut inf, &[&hello]).unwrap(), b"Hello");
+        assert_eq!((budget.live(), inf.out.len()), (1, OUT_CHUNK));
+        drop(inf);
+        assert_eq!(budget.live(), 0);
+    }
+
+    #[test]
+    fn decoder_budget_is_shared_and_given_back() {
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let limit = Err(InflateError::DecoderLimit { limit: 1 });
+        let budget = DecoderBudget::new(1);
+        let no_takeover = InflateParams {
+            no_context_takeover: true,
+            max_window_bits: 15,
+        };
+        let mut a = Inflater::with_budget(no_takeover, 1 << 20, budget.clone());
+        let mut b = Inflater::with_budget(no_takeover, 1 << 20, budget.clone());
+        let mut c = Inflater::with_budget(InflateParams::default(), 1 << 20, budget.clone());
+        assert_eq!(inflate(&mut a, &[&hello]).unwrap(), b"Hello");
+        // The budget is spent while `a` lives.
+        assert_eq!(inflate(&mut b, &[&hello]), limit);
+        assert_eq!(inflate(&mut c, &[&hello]), limit);
+        assert_eq!(inflate(&mut a, &[&hello]).unwrap(), b"Hello");
+        drop(a);
+        // Without context takeover the next message gets a decoder; with it, never again: the
+        // window would lack the message that was not inflated.
+        assert_eq!(inflate(&mut b, &[&hello]).unwrap(), b"Hello");
+        assert_eq!(budget.live(), 1);
+        drop(b);
+        assert_eq!(inflate(&mut c, &[&hello]), limit);
+        assert_eq!(budget.live(), 0);
+    }
+
+    #[test]
     fn empty_messages() {
         for mut inf in [takeover(), no_takeover()] {
             // No payload at all.
@@ -977,6 +1082,60 @@ mod tests {
             for (m, w) in msgs.iter().zip(&wire) {
                 let c = cut.index(w.len() + 1);
                 prop_assert_eq!(&inflate(&mut inf, &[&w[..c], &w[c..]]).unwrap(), m);
+            }
+        }
+    }
+
+    #[test]
+    fn hibernating_between_messages_keeps_the_context_exactly() {
+        // Messages that refer far back (40 KiB of history, more than one window) so a lost or
+        // misordered window would show.
+        let msgs: Vec<Vec<u8>> = (0..12u32)
+            .map(|i| {
+                let mut m = format!("{{\"seq\":{i},\"body\":\"").into_bytes();
+                m.extend((0..(3000 + i * 500)).map(|j| b'a' + ((j * 7 + i) % 26) as u8));
+                m.extend_from_slice(b"\"}");
+                m
+            })
+            .collect();
+        for takeover_on in [true, false] {
+            let wire = deflate_messages(&msgs, 15, takeover_on);
+            let mut inf = if takeover_on {
+                takeover()
+            } else {
+                no_takeover()
+            };
+            for (i, (w, m)) in wire.iter().zip(&msgs).enumerate() {
+                if i % 2 == 1 {
+                    let linear: Vec<u8> = {
+                        let (newer, older) = inf.history.split_at(inf.history_pos);
+                        [older, newer].concat()
+                    };
+                    inf.hibernate();
+                    if takeover_on {
+                        let mut probe = Inflater::new(InflateParams::default(), 1);
+                        probe.packed_history = inf.packed_history.clone();
+                        probe.unpack_history();
+                        assert!(
+                            probe.history == linear,
+                            "history round trip: {} vs {}",
+                            probe.history.len(),
+                            linear.len()
+                        );
+                    }
+                    assert!(inf.decoder.is_none() && inf.out.is_empty());
+                    if takeover_on {
+                        assert!(inf.history.is_empty() && !inf.packed_history.is_empty());
+                        assert!(inf.packed_history.len() < WINDOW / 2, "history packs small");
+                    }
+                }
+                let got = inflate(&mut inf, &[w]).unwrap();
+                assert!(
+                    &got == m,
+                    "message {i}, takeover {takeover_on}: {} vs {} bytes",
+                    got.len(),
+                    m.len()
+                );
             }
         }
     }

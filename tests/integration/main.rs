@@ -5,5 +5,8 @@ mod util;
 mod captures;
 mod cli;
 mod golden;
+mod hostile;
 mod live;
+mod mutants;
+mod properties;
 mod synthetic;
