@@ -643,29 +643,28 @@ impl State {
             return;
         };
         let outputs = &mut ctx.outputs;
-        let roles = &mut self.roles;
+        let roles_known = self.roles.certain;
         let mut decided = None;
         let asm = &mut ws.asm;
         op(&mut ws.framer, &mut |ev| {
             if let FrameEvent::Header(h) = &ev
-                && !roles.certain
+                && !roles_known
                 && decided.is_none()
             {
-                let client_dir = if h.mask.is_some() { dir } else { 1 - dir };
-                decided = Some(client_dir);
-                roles.client_dir = client_dir;
-                let side = if client_dir == dir {
+                // This direction's assembler must know its side before it judges this header;
+                // the other direction learns it below.
+                let side = if h.mask.is_some() {
                     Side::Client
                 } else {
                     Side::Server
                 };
+                decided = Some(if side == Side::Client { dir } else { 1 - dir });
                 asm.set_side(side);
                 asm.set_expect_masked(Some(side == Side::Client));
             }
             asm.on_event(ev, time, outputs);
         });
         if let Some(client_dir) = decided {
-            self.roles.certain = false;
             self.set_client_dir(client_dir);
         }
     }

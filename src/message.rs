@@ -263,7 +263,7 @@ impl Assembler {
         self.time = time;
         match event {
             FrameEvent::Header(h) => self.on_header(h, out),
-            FrameEvent::Payload(chunk) => self.on_payload(chunk, out),
+            FrameEvent::Payload(chunk) => self.on_payload(chunk),
             FrameEvent::PayloadGap { len } => self.on_payload_gap(len),
             FrameEvent::End => self.on_end(out),
             FrameEvent::Invalid { error, at } => {
@@ -440,7 +440,7 @@ impl Assembler {
                 inflate_stopped: false,
             });
             if compressed {
-                self.begin_compressed(out);
+                self.begin_compressed();
             }
             cur.data = true;
         } else {
@@ -486,7 +486,7 @@ impl Assembler {
         }
     }
 
-    fn begin_compressed(&mut self, out: &mut Vec<Output>) {
+    fn begin_compressed(&mut self) {
         if self.inflater.is_none() && self.compressed_context_unknown {
             // No handshake: assume permessage-deflate with context takeover. A message that
             // needs earlier history fails to inflate and says so; one that does not inflates.
@@ -512,10 +512,9 @@ impl Assembler {
                 }
             }
         }
-        let _ = out;
     }
 
-    fn on_payload(&mut self, chunk: &[u8], out: &mut Vec<Output>) {
+    fn on_payload(&mut self, chunk: &[u8]) {
         let Some(cur) = self.current.as_mut() else {
             return;
         };
@@ -548,7 +547,6 @@ impl Assembler {
         if let Err(e) = result {
             fail_inflate(m, e);
         }
-        let _ = out;
     }
 
     fn on_payload_gap(&mut self, len: u64) {
