@@ -204,7 +204,15 @@ where
                 break;
             }
             Err(e) => {
-                summary.error = Some(format!("corrupt block at byte {position} ({e:?})"));
+                // Name the failure without the offending bytes (a nom error carries the input).
+                let what = match e {
+                    PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
+                        format!("{kind:?}")
+                    }
+                    PcapError::HeaderNotRecognized => "unrecognised block header".into(),
+                    other => format!("{other:?}"),
+                };
+                summary.error = Some(format!("corrupt block at byte {position} ({what})"));
                 break;
             }
         }
