@@ -25,7 +25,11 @@ fi
 
 targets="${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}"
 echo "== fuzz: building"
-cargo +nightly fuzz build 2>&1 | grep -Ev '^\s*(Compiling|Finished|Blocking)' || true
+if ! cargo +nightly fuzz build >fuzz/build.log 2>&1; then
+  grep -E '^(error|warning: unused)' -A6 fuzz/build.log | head -40
+  echo "fuzz: the fuzz crate does not build against the library (see fuzz/build.log)"
+  exit 1
+fi
 
 # Longest input per target: a little more than the largest seed.
 max_len() {

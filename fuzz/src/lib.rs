@@ -171,6 +171,8 @@ pub fn config_from(flags: u8) -> ConnectionConfig {
         analysis: AnalysisOptions {
             keep_messages: flags & 4 == 0,
             message_events: flags & 4 != 0,
+            keep_frames: flags & 16 != 0,
+            frame_events: flags & 16 != 0,
             payload,
         },
         payload,
@@ -373,7 +375,7 @@ pub fn run_connection(data: &[u8]) {
                 }
             }
         }
-        conn.finish(&mut ctx)
+        conn.finish(None, &mut ctx)
     };
     if let Some(record) = record {
         serde_json::to_string(&record).expect("a record serializes");
