@@ -225,8 +225,8 @@ fn a_lost_segment_is_a_gap_and_the_rest_still_decodes() {
     assert_eq!(conn["tcp"]["gap_bytes"], 1448);
 }
 
-#[test]
-fn rst_without_close_is_abnormal_1006_and_fails_the_gate() {
+/// A client message, 62 s of silence, then the server's RST: the proxy-idle-timeout story.
+fn idle_then_rst() -> Conv {
     let mut c = Conv::new("10.0.0.1:50000", "10.0.0.2:8080");
     c.tcp_open();
     c.send(true, &upgrade_request("/live", ""));
@@ -234,7 +234,12 @@ fn rst_without_close_is_abnormal_1006_and_fails_the_gate() {
     c.send(true, &client_frame(true, 1, b"are you there"));
     c.wait(62.0);
     c.rst(false);
-    let path = temp_file(&pcap(&c, Link::Ethernet), "pcap");
+    c
+}
+
+#[test]
+fn rst_without_close_is_abnormal_1006_and_fails_the_gate() {
+    let path = temp_file(&pcap(&idle_then_rst(), Link::Ethernet), "pcap");
     let report = report_of(&path, &[]);
     let conn = only_connection(&report);
     assert_eq!(conn["close"]["code"], 1006);
@@ -659,14 +664,7 @@ fn closed_output_pipe_is_not_a_crash() {
 
 #[test]
 fn idle_timeout_stops_following_a_silent_connection_and_says_so() {
-    let mut c = Conv::new("10.0.0.1:50000", "10.0.0.2:8080");
-    c.tcp_open();
-    c.send(true, &upgrade_request("/live", ""));
-    c.send(false, &upgrade_response(""));
-    c.send(true, &client_frame(true, 1, b"are you there"));
-    c.wait(62.0);
-    c.rst(false);
-    let path = temp_file(&pcap(&c, Link::Ethernet), "pcap");
+    let path = temp_file(&pcap(&idle_then_rst(), Link::Ethernet), "pcap");
     // Default: a 62 s idle is followed, and the RST after it is the diagnosis.
     assert_eq!(
         only_connection(&report_of(&path, &[]))["close"]["outcome"],
