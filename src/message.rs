@@ -87,18 +87,22 @@ pub struct Message {
 impl Message {
     /// `text`/`base64` rendering of the kept payload: text when valid UTF-8 for text messages
     /// and close reasons, base64 otherwise. Returns (text, base64).
-    pub fn render_payload(&self) -> (Option<String>, Option<String>) {
-        let bytes: &[u8] = match &self.close {
+    /// `limit` cuts what is shown (the preview); the third value says whether it did.
+    pub fn render_payload(&self, limit: Option<usize>) -> (Option<String>, Option<String>, bool) {
+        let whole: &[u8] = match &self.close {
             Some((_, reason)) => reason,
             None => &self.payload,
         };
+        let bytes = &whole[..whole.len().min(limit.unwrap_or(usize::MAX))];
+        let cut = bytes.len() < whole.len();
         let textual = matches!(self.opcode, OpCode::Text | OpCode::Close);
-        if textual && let Some(text) = utf8_prefix(bytes, self.payload_truncated) {
-            return (Some(text), None);
+        if textual && let Some(text) = utf8_prefix(bytes, self.payload_truncated || cut) {
+            return (Some(text), None, cut);
         }
         (
             None,
             Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            cut,
         )
     }
 }
@@ -627,9 +631,10 @@ impl Assembler {
         if h.opcode == OpCode::Close {
             self.close_sent = true;
         }
+        // Control bodies are kept whole (they are small, and ping/pong pairing compares them);
+        // records cut them to the preview when rendered.
         let payload_truncated = cur.control.len() as u64 != h.payload_len;
-        let mut payload = cur.control;
-        self.cut_for_report(&mut payload);
+        let payload = cur.control;
         out.push(Output::Message(Box::new(Message {
             time: self.time,
             from: self.side,
@@ -641,20 +646,10 @@ impl Assembler {
             complete: !cur.lost,
             close,
             utf8_valid,
-            payload_truncated: payload_truncated || payload.len() as u64 != h.payload_len,
+            payload_truncated,
             payload,
             inflate_error: None,
         })));
-    }
-
-    fn cut_for_report(&self, payload: &mut Vec<u8>) {
-        match self.payload {
-            // Control bodies are small and ping/pong pairing needs them: records without
-            // payload simply do not render them.
-            PayloadMode::None => {}
-            PayloadMode::Preview(n) => payload.truncate(n),
-            PayloadMode::Full => {}
-        }
     }
 
     fn finish_message(&mut self, out: &mut Vec<Output>, ended_by_fin: bool) {

@@ -480,10 +480,10 @@ pub fn clock(t: f64) -> String {
 }
 
 fn message_record(m: &Message, payload: PayloadMode) -> MessageRecord {
-    let (text, base64) = if payload == PayloadMode::None {
-        (None, None)
-    } else {
-        m.render_payload()
+    let (text, base64, cut) = match payload {
+        PayloadMode::None => (None, None, false),
+        PayloadMode::Preview(n) => m.render_payload(Some(n)),
+        PayloadMode::Full => m.render_payload(None),
     };
     MessageRecord {
         time: m.time,
@@ -497,7 +497,7 @@ fn message_record(m: &Message, payload: PayloadMode) -> MessageRecord {
         close_code: m.close.as_ref().map(|(code, _)| *code),
         text,
         base64,
-        truncated: m.payload_truncated.then_some(true),
+        truncated: (m.payload_truncated || cut).then_some(true),
         inflate_error: m.inflate_error.clone(),
     }
 }

@@ -822,3 +822,43 @@ fn a_lone_frame_refused_with_rst_is_not_a_connection() {
     );
     assert_eq!(report["summary"]["tcp_connections"], 1);
 }
+
+/// Pings are paired on their whole payload, not on the preview shown in records.
+#[test]
+fn pings_that_differ_after_the_preview_pair_correctly() {
+    let mut c = Conv::new("10.0.0.1:50000", "10.0.0.2:8080");
+    c.tcp_open();
+    c.send(true, &upgrade_request("/", ""));
+    c.send(false, &upgrade_response(""));
+    let prefix = "p".repeat(64);
+    c.send(
+        true,
+        &client_frame(true, 9, format!("{prefix}A").as_bytes()),
+    );
+    c.send(
+        true,
+        &client_frame(true, 9, format!("{prefix}B").as_bytes()),
+    );
+    c.send(
+        false,
+        &server_frame(true, 10, format!("{prefix}B").as_bytes()),
+    );
+    c.send(true, &client_frame(true, 8, &close_payload(1000, "")));
+    c.send(false, &server_frame(true, 8, &close_payload(1000, "")));
+    let report = report_bytes(&pcap(&c, Link::Ethernet), &["--messages"]);
+    let conn = only_connection(&report);
+    assert_eq!(conn["ping"]["answered"], 1);
+    assert_eq!(
+        conn["ping"]["rtt_min_ms"], 1.0,
+        "the pong answers the second ping"
+    );
+    // Pairing on the 64-byte preview would match the pong to the first ping (2 ms) and leave
+    // the second unanswered; answering only the latest ping supersedes the first (§5.5.3).
+    assert!(
+        !diag_ids(conn).contains(&"ping_unanswered".to_string()),
+        "{:?}",
+        diag_ids(conn)
+    );
+    // The record still shows only the preview.
+    assert_eq!(conn["messages"][0]["truncated"], true);
+}
