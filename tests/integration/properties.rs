@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use wsprobe::ws::frame::encode_frame;
 
+use crate::util::Rng;
 use crate::util::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,22 +74,6 @@ fn msg() -> impl Strategy<Value = Msg> {
                 ping_inside,
             }
         })
-}
-
-/// xorshift64* for the choices proptest does not need to shrink.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// RFC 7692 §7.2.1: compress with a sync flush, remove the trailing 00 00 ff ff.
