@@ -18,8 +18,8 @@ use crate::http::{
     ResponseHead, plausible_start,
 };
 use crate::message::{Assembler, Message, MessageLimits, Output, PayloadMode};
-use crate::report::Sink;
-use crate::report::model::{Address, ConnectionRecord, TcpRecord};
+use crate::record::Sink;
+use crate::record::{Address, ConnectionRecord, TcpRecord};
 use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
 use crate::ws::deflate::DecoderBudget;
 use crate::ws::framer::{FrameEvent, Framer};
@@ -836,8 +836,8 @@ impl State {
 mod tests {
     use super::*;
     use crate::capture::InputSummary;
-    use crate::report::Event;
-    use crate::report::model::Summary;
+    use crate::record::Event;
+    use crate::record::Summary;
     use crate::ws::frame::encode_frame;
 
     struct Null;

@@ -9,8 +9,8 @@ use foldhash::fast::RandomState;
 use crate::capture::Packet;
 use crate::connection::{Connection, ConnectionConfig, Context};
 use crate::decode::{Skip, decode};
-use crate::report::Sink;
-use crate::report::model::{ConnectionRecord, Summary};
+use crate::record::Sink;
+use crate::record::{ConnectionRecord, Summary};
 use crate::tcp::FlowKey;
 
 /// Limits on the flow table.
@@ -294,7 +294,7 @@ impl<'s> Pipeline<'s> {
 mod tests {
     use super::*;
     use crate::capture::{InputSummary, LinkType};
-    use crate::report::Event;
+    use crate::record::Event;
 
     #[derive(Default)]
     struct Records(Vec<ConnectionRecord>);

@@ -12,11 +12,11 @@ use crate::diag::{DiagnosticId, Severity};
 use crate::error::{Error, Result};
 use crate::message::{MessageLimits, PayloadMode};
 use crate::pipeline::{Pipeline, TableLimits};
+use crate::record::{ConnectionRecord, Summary};
+use crate::record::{Event, Sink};
 use crate::report::json::JsonReport;
 use crate::report::jsonl::JsonlReport;
-use crate::report::model::{ConnectionRecord, Summary};
 use crate::report::table::TableReport;
-use crate::report::{Event, Sink};
 use crate::tcp::reassembly::ReassemblyLimits;
 
 /// How a run ended, as an exit status.

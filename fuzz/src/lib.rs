@@ -18,7 +18,7 @@ use wsprobe::connection::{Connection, ConnectionConfig, Context, DEFAULT_MAX_LIS
 use wsprobe::decode::{Endpoint, Segment};
 use wsprobe::message::{MessageLimits, PayloadMode};
 use wsprobe::pipeline::{Pipeline, TableLimits};
-use wsprobe::report::Sink;
+use wsprobe::record::Sink;
 use wsprobe::report::json::JsonReport;
 use wsprobe::report::jsonl::JsonlReport;
 use wsprobe::report::table::TableReport;

@@ -2,7 +2,7 @@
 //! 1006 inference (TCP ended with no Close frame) that endpoints only ever report vaguely.
 
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::report::model::CloseRecord;
+use crate::record::CloseRecord;
 use crate::ws::opcode::close_code_meaning;
 
 /// A Close frame as seen.

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::{Negotiated, RequestHead, ResponseHead, derive_accept_key};
 use crate::message::{Message, PayloadMode};
-use crate::report::model::{
+use crate::record::{
     Address, ConnectionRecord, FrameRecord, HandshakeRecord, MessageRecord, OpcodeCounts, PerSide,
     TcpRecord,
 };
-use crate::report::{Event, Sink};
+use crate::record::{Event, Sink};
 use crate::ws::frame::FrameHeader;
 use crate::ws::opcode::OpCode;
 

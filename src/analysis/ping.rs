@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::report::model::PingRecord;
+use crate::record::PingRecord;
 
 /// Outstanding pings kept per side; a peer that pings without end cannot grow memory.
 const MAX_OUTSTANDING: usize = 64;

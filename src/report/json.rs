@@ -1,9 +1,10 @@
 //! `--format json`: one document. Connections are written as they finish, so memory does not
 //! grow with the capture; inputs and summary follow them (JSON objects are unordered).
 
-use super::model::{ConnectionRecord, SCHEMA_VERSION, Summary, Tool};
-use super::{Event, Output, Sink};
+use super::Output;
 use crate::capture::InputSummary;
+use crate::record::{ConnectionRecord, SCHEMA_VERSION, Summary, Tool};
+use crate::record::{Event, Sink};
 
 /// Lets serde_json write into the report's output. Write errors are remembered by [`Output`]
 /// (and end the run quietly for a closed pipe), so they never fail the serialization.

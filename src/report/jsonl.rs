@@ -4,9 +4,10 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::model::{ConnectionRecord, Summary};
-use super::{Event, Output, Sink};
+use super::Output;
 use crate::capture::InputSummary;
+use crate::record::{ConnectionRecord, Summary};
+use crate::record::{Event, Sink};
 
 /// Streams events.
 pub struct JsonlReport {

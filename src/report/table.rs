@@ -7,12 +7,13 @@ use std::fmt::Write as _;
 
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
 
-use super::model::{ConnectionRecord, MessageRecord, Summary};
-use super::{Event, Output, Sink};
+use super::Output;
 use crate::analysis::clock;
 use crate::analysis::close::human_seconds;
 use crate::capture::InputSummary;
 use crate::diag::{Severity, Side};
+use crate::record::{ConnectionRecord, MessageRecord, Summary};
+use crate::record::{Event, Sink};
 
 /// Connections listed in full; beyond that only totals (use json for everything).
 const MAX_ROWS: usize = 2000;

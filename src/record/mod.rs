@@ -1,0 +1,9 @@
+//! The types every stage and reporter shares: the connection record that the analysis fills and
+//! the reporters read (`model`), and the [`Sink`] interface between them. Below all stages, so
+//! that no stage imports a reporter.
+
+pub mod model;
+pub mod sink;
+
+pub use model::*;
+pub use sink::{Event, Sink};
