@@ -278,6 +278,20 @@ impl Http2Layer {
         self.stopped
     }
 
+    /// Bytes held in the layer's buffers and HPACK tables (for the memory bound's tests).
+    pub fn buffered_bytes(&self) -> usize {
+        self.dirs
+            .iter()
+            .map(|d| {
+                d.payload.capacity()
+                    + d.block_buf.capacity()
+                    + d.hunt.capacity()
+                    + d.decoder.table().size()
+            })
+            .sum::<usize>()
+            + self.streams.len() * std::mem::size_of::<Stream>()
+    }
+
     fn diag(
         &mut self,
         id: DiagnosticId,
