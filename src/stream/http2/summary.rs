@@ -68,20 +68,27 @@ impl Http2Summary {
                 let Some(r) = self.streams.get_mut(stream_id) else {
                     return;
                 };
+                // END_STREAM is a half-close: a RST_STREAM or GOAWAY before both halves are
+                // closed is what ended the stream. A transport end only fills in when the stream
+                // said nothing.
+                let both_closed_before = r.end_stream.client && r.end_stream.server;
                 if *how == StreamEnd::EndStream {
                     *r.end_stream.get_mut(*from) = true;
                 }
-                // The first end the stream itself states decides; a transport end only fills
-                // in when nothing did.
-                if r.end.is_none() {
-                    if let Some(label) = how.contract_label() {
+                let label = how.contract_label();
+                let overrides = match how {
+                    StreamEnd::Reset(_) | StreamEnd::GoAway { .. } => !both_closed_before,
+                    _ => r.end.is_none(),
+                };
+                if let Some(label) = label {
+                    if overrides {
                         r.end = Some(label);
                         r.end_from = Some(*from);
                         r.end_time = Some(time);
-                    } else if r.end_time.is_none() {
-                        r.end_from = Some(*from);
-                        r.end_time = Some(time);
                     }
+                } else if r.end_time.is_none() {
+                    r.end_from = Some(*from);
+                    r.end_time = Some(time);
                 }
             }
             Http2Event::GoAway {
