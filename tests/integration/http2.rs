@@ -21,8 +21,11 @@ const CAPTURE: &str = "captures/h2c-websocket.pcap";
 const TRUTH: &str = "captures/h2c-websocket.truth.json";
 const SERVER_PORT: u16 = 21080;
 
+/// One reassembled piece: sender, time, bytes or the sender's end.
+type Piece = (Side, f64, Option<Vec<u8>>, Option<End>);
+
 /// Reassembled pieces of the one TCP connection, in capture order.
-fn tcp_pieces(path: &str) -> Vec<(Side, f64, Option<Vec<u8>>, Option<End>)> {
+fn tcp_pieces(path: &str) -> Vec<Piece> {
     let file = std::fs::File::open(path).unwrap();
     let mut dirs = [
         Reassembler::new(ReassemblyLimits::default()),
@@ -66,7 +69,7 @@ struct Seen {
     summary: Http2Summary,
 }
 
-fn run_layer(pieces: &[(Side, f64, Option<Vec<u8>>, Option<End>)]) -> Seen {
+fn run_layer(pieces: &[Piece]) -> Seen {
     let mut layer = Http2Layer::new();
     let mut seen = Seen::default();
     for (side, time, bytes, end) in pieces {
