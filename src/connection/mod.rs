@@ -1,33 +1,29 @@
-//! One TCP connection: segments in, analysis out. Owns each direction's stage objects and moves
-//! a direction from HTTP to WebSocket (or to "opaque") as the handshake unfolds:
+//! One TCP connection: segments in, analysis out. Rebuilds each direction's byte stream, then
+//! passes it up the connection's stack of stream layers, chosen by content on any port:
 //!
 //! ```text
-//! Sniff ─► Http ─(upgrade request)─► AwaitUpgrade ─(101)─► WebSocket (synced framer)
-//!   │        └────────(101 from the server)───────────────► WebSocket (synced framer)
-//!   └─(not HTTP: mid-stream capture)──────────────────────► WebSocket (hunting framer) ─► Opaque
+//! TCP reassembly ─► sniff ─┬─(HTTP head)──► http::layer (upgrade) ─┬─► WebSocket session
+//!   (per direction)        │                                       └─► plain HTTP (analysis)
+//!                          └─(anything else: mid-stream capture)─────► WebSocket session (hunting)
 //! ```
+//!
+//! This file owns the TCP facts, the roles (who is the client) and the routing between layers;
+//! what each layer does lives in its own module.
 
-use std::collections::VecDeque;
+mod websocket;
 
 use crate::analysis::{Analysis, AnalysisOptions};
 use crate::decode::{Endpoint, Segment};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::http::Role as HttpRole;
-use crate::http::{
-    HttpEvent, HttpStream, MAX_HEAD_BYTES, MAX_HEADERS, Negotiated, NotHttp, RequestHead,
-    ResponseHead, plausible_start,
-};
-use crate::message::{Assembler, Message, MessageLimits, Output, PayloadMode};
-use crate::record::Sink;
-use crate::record::{Address, ConnectionRecord, TcpRecord};
+use crate::http::layer::{Http1Event, Http1Layer};
+use crate::http::{Role as HttpRole, plausible_start};
+use crate::message::{MessageLimits, Output, PayloadMode};
+use crate::record::{ConnectionRecord, Sink, TcpRecord};
+use crate::stream::{Chunk, End, Layer, Out};
 use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
 use crate::ws::deflate::DecoderBudget;
-use crate::ws::framer::{FrameEvent, Framer};
 
-/// Bytes a direction may hunt for frame boundaries before it is declared not WebSocket.
-const HUNT_BUDGET: u64 = 256 * 1024;
-/// Client bytes held while the upgrade's answer is awaited.
-const MAX_HELD_BYTES: usize = 256 * 1024;
+use websocket::Session;
 
 /// Settings shared by every connection.
 #[derive(Debug, Clone, Copy)]
@@ -80,42 +76,60 @@ impl<'s> Context<'s> {
     }
 }
 
-struct WsDir {
-    framer: Framer,
-    asm: Assembler,
-    ever_locked: bool,
-}
-
-enum Phase {
-    Sniff,
-    Http {
-        stream: HttpStream,
-        heads: u32,
-    },
-    AwaitUpgrade {
-        held: Vec<(f64, Vec<u8>)>,
-        bytes: usize,
-    },
-    WebSocket(Box<WsDir>),
-    Opaque,
-}
-
-/// Which direction is the client's. Index 0 is "a to b", a being the first packet's sender.
+/// Which direction is the client's. Direction 0 is "a to b", a being the first packet's sender.
 #[derive(Debug, Clone, Copy)]
-struct Roles {
+pub(crate) struct Roles {
     client_dir: usize,
+    /// Decided by content (SYN, an HTTP head, masked frames) rather than guessed from ports.
     certain: bool,
+}
+
+impl Roles {
+    fn side(&self, dir: usize) -> Side {
+        if dir == self.client_dir {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+
+    fn dir(&self, side: Side) -> usize {
+        match side {
+            Side::Client => self.client_dir,
+            Side::Server => 1 - self.client_dir,
+        }
+    }
+
+    /// Fixes the roles unless they already are; true when this call decided them.
+    fn decide(&mut self, client_dir: usize) -> bool {
+        if self.certain {
+            return false;
+        }
+        *self = Roles {
+            client_dir,
+            certain: true,
+        };
+        true
+    }
+}
+
+/// Where a direction's bytes go once TCP has put them in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Not decided: the direction's first bytes decide.
+    Sniff,
+    /// HTTP/1.1 (and, after the upgrade, WebSocket through it).
+    Http1,
+    /// WebSocket frames with no HTTP before them (a mid-stream capture).
+    Frames,
 }
 
 struct State {
     id: u64,
-    phases: [Phase; 2],
     roles: Roles,
-    analysis: Analysis,
-    pending_requests: VecDeque<bool>,
-    negotiated: Option<Negotiated>,
-    upgraded: bool,
-    midstream_reported: bool,
+    routes: [Route; 2],
+    http1: Option<Http1Layer>,
+    session: Session,
     tcp_end: Option<(usize, f64, bool)>,
     fin_seen: [bool; 2],
     rst_seen: bool,
@@ -127,13 +141,8 @@ struct State {
     syn_seen: bool,
     gaps: u64,
     gap_bytes: u64,
-    /// Listed-message bytes this connection holds, and messages it could not list.
-    listed_bytes: u64,
-    unlisted: u64,
     time: f64,
     first_seen: f64,
-    a: Endpoint,
-    b: Endpoint,
 }
 
 /// One TCP connection under analysis.
@@ -159,13 +168,10 @@ impl Connection {
             ],
             state: State {
                 id,
-                phases: [Phase::Sniff, Phase::Sniff],
                 roles,
-                analysis: Analysis::new(id, config.analysis),
-                pending_requests: VecDeque::new(),
-                negotiated: None,
-                upgraded: false,
-                midstream_reported: false,
+                routes: [Route::Sniff, Route::Sniff],
+                http1: None,
+                session: Session::new(Analysis::new(id, config.analysis), [a, b], time),
                 tcp_end: None,
                 fin_seen: [false; 2],
                 rst_seen: false,
@@ -174,12 +180,8 @@ impl Connection {
                 syn_seen: false,
                 gaps: 0,
                 gap_bytes: 0,
-                listed_bytes: 0,
-                unlisted: 0,
                 time,
                 first_seen: time,
-                a,
-                b,
             },
             last_seen: time,
         }
@@ -197,12 +199,7 @@ impl Connection {
 
     /// The connection is idle: release per-direction state that can be rebuilt when it wakes.
     pub fn hibernate(&mut self) {
-        for phase in &mut self.state.phases {
-            if let Phase::WebSocket(ws) = phase {
-                ws.asm.hibernate();
-                ws.framer.release_buffers();
-            }
-        }
+        self.state.session.hibernate();
     }
 
     /// Has TCP ended (RST, or FIN both ways)?
@@ -212,7 +209,7 @@ impl Connection {
 
     /// Is it reported (upgrade attempt or frames seen)?
     pub fn is_interesting(&self) -> bool {
-        self.state.analysis.is_interesting()
+        self.state.session.analysis.is_interesting()
     }
 
     /// Did either side send FIN or RST?
@@ -260,14 +257,14 @@ impl Connection {
                 let limits = ctx.config.reassembly;
                 let d = Diagnostic::new(
                     DiagnosticId::LimitExceeded,
-                    Some(state.side(dir)),
+                    Some(state.roles.side(dir)),
                     Some(time),
                     format!(
                         "out-of-order TCP data passed the reassembly limit ({} bytes or {} segments held, --max-buffered-bytes): {lost} missing bytes were given up as a gap before they could arrive",
                         limits.max_buffered_bytes, limits.max_buffered_segments
                     ),
                 );
-                state.analysis.diag(d, ctx.sink);
+                state.session.analysis.diag(d, ctx.sink);
             }
         }
         if seg.ack_flag && !seg.rst {
@@ -299,7 +296,7 @@ impl Connection {
                 "finished early: more than {max_connections} connections open at once (--max-connections); this one had been idle longest, and what it sent later is analysed as a new connection"
             ),
         );
-        self.state.analysis.diag(d, ctx.sink);
+        self.state.session.analysis.diag(d, ctx.sink);
     }
 
     /// End of the connection or of the capture: flush held bytes, end streams, build the
@@ -319,18 +316,25 @@ impl Connection {
             // A stale segment of a connection that was already gone (onewesong's capture: the
             // client's leftover 7-byte frame, answered by RST). Its bytes reached no endpoint; they
             // are not hunted for the one-frame-at-the-end lock, which is weak evidence on its own.
-            for phase in &mut state.phases {
-                if matches!(phase, Phase::WebSocket(ws) if !ws.ever_locked) {
-                    *phase = Phase::Opaque;
-                }
-            }
+            state.session.drop_unlocked();
         }
+        let how = match state.tcp_end {
+            Some((_, _, true)) => End::Rst,
+            _ if stopped.is_some() => End::CaptureEnd,
+            _ => End::Fin,
+        };
         for dir in 0..2 {
-            state.finish_dir(dir, ctx);
+            let how = if how == End::Fin && !state.fin_seen[dir] {
+                End::CaptureEnd
+            } else {
+                how
+            };
+            state.end_dir(dir, how, ctx);
         }
-        if !state.analysis.is_interesting() {
+        let session = &mut state.session;
+        if !session.analysis.is_interesting() {
             // No record: nothing listed is kept.
-            ctx.listed_bytes -= state.listed_bytes;
+            ctx.listed_bytes -= session.listed_bytes;
             return None;
         }
         let mut tcp = TcpRecord {
@@ -353,33 +357,34 @@ impl Connection {
                         s.overlap_conflicts
                     ),
                 );
-                state.analysis.diag(d, ctx.sink);
+                session.analysis.diag(d, ctx.sink);
             }
         }
-        if state.unlisted > 0 {
+        if session.unlisted > 0 {
             let d = Diagnostic::new(
                 DiagnosticId::LimitExceeded,
                 None,
                 None,
                 format!(
                     "{} messages not listed: the listed messages held in memory passed {} bytes (--max-listed-bytes); they are counted in the totals (--format jsonl streams every message)",
-                    state.unlisted, ctx.config.max_listed_bytes
+                    session.unlisted, ctx.config.max_listed_bytes
                 ),
             );
-            state.analysis.diag(d, ctx.sink);
+            session.analysis.diag(d, ctx.sink);
         }
         if ctx.config.listed_freed_on_finish {
-            ctx.listed_bytes -= state.listed_bytes;
-            state.listed_bytes = 0;
+            ctx.listed_bytes -= session.listed_bytes;
+            session.listed_bytes = 0;
         }
-        let (client, server) = state.addresses();
-        let tcp_end = state.tcp_end.map(|(dir, t, rst)| (state.side(dir), t, rst));
+        let (client, server) = session.addresses(&state.roles);
+        let roles = state.roles;
+        let tcp_end = state.tcp_end.map(|(dir, t, rst)| (roles.side(dir), t, rst));
         let State {
-            analysis,
+            session,
             first_seen,
             ..
         } = self.state;
-        Some(analysis.finish(
+        Some(session.analysis.finish(
             client,
             server,
             first_seen,
@@ -392,443 +397,173 @@ impl Connection {
     }
 }
 
-fn address(e: &Endpoint) -> Address {
-    Address {
-        ip: e.ip().to_string(),
-        port: e.port,
+impl State {
+    fn on_stream(&mut self, dir: usize, event: StreamEvent<'_>, ctx: &mut Context<'_>) {
+        match event {
+            StreamEvent::Data(bytes) => self.route(dir, Chunk::Data(bytes), ctx),
+            StreamEvent::Gap { offset, len } => {
+                self.gaps += 1;
+                self.gap_bytes = self.gap_bytes.saturating_add(len);
+                let side = self.roles.side(dir);
+                let d = Diagnostic::new(
+                    DiagnosticId::TcpGap,
+                    Some(side),
+                    Some(self.time),
+                    format!(
+                        "{len} bytes from the {} missing from the capture at stream byte {offset}",
+                        side.as_str()
+                    ),
+                );
+                self.session.analysis.diag(d, ctx.sink);
+                self.route(dir, Chunk::Gap(len), ctx);
+            }
+        }
+    }
+
+    /// Passes a piece of direction `dir`'s byte stream to the layer that reads it.
+    fn route(&mut self, dir: usize, chunk: Chunk<'_>, ctx: &mut Context<'_>) {
+        if self.routes[dir] == Route::Sniff {
+            self.sniff(dir, chunk, ctx);
+        }
+        let time = self.time;
+        match self.routes[dir] {
+            Route::Sniff => {}
+            Route::Frames => self.session.push(dir, time, chunk, &mut self.roles, ctx),
+            Route::Http1 => {
+                let from = self.roles.side(dir);
+                let State {
+                    http1,
+                    session,
+                    roles,
+                    ..
+                } = self;
+                let http1 = http1.get_or_insert_with(Http1Layer::new);
+                http1.push(from, time, chunk, &mut |out| {
+                    on_http1(session, roles, time, out, ctx)
+                });
+            }
+        }
+    }
+
+    /// Decides from the first piece of a direction what it carries: an HTTP head (which also
+    /// tells the roles), or else WebSocket frames of a capture that started mid-stream.
+    fn sniff(&mut self, dir: usize, chunk: Chunk<'_>, ctx: &mut Context<'_>) {
+        let data = match chunk {
+            Chunk::Data([]) => return,
+            Chunk::Data(data) => data,
+            Chunk::Gap(_) => {
+                // A hole before anything was seen: what follows is mid-stream.
+                self.start_frames(dir, ctx);
+                return;
+            }
+        };
+        // A response cut after "HT" (or up to "HTTP") also looks like a request method: try the
+        // role this direction is believed to have first.
+        let order = if self.roles.side(dir) == Side::Server {
+            [HttpRole::Responses, HttpRole::Requests]
+        } else {
+            [HttpRole::Requests, HttpRole::Responses]
+        };
+        let roles_were_certain = self.roles.certain;
+        match order.into_iter().find(|&role| plausible_start(data, role)) {
+            Some(role) => {
+                let client_dir = if role == HttpRole::Requests {
+                    dir
+                } else {
+                    1 - dir
+                };
+                if self.roles.decide(client_dir) {
+                    self.session.roles_decided(&self.roles);
+                }
+                if roles_were_certain && self.roles.dir(Side::Client) != client_dir {
+                    // The roles are known (SYN) and this direction's bytes are not what its
+                    // side sends in HTTP: not HTTP we can read; hunt for frames.
+                    self.start_frames(dir, ctx);
+                } else {
+                    self.routes[dir] = Route::Http1;
+                }
+            }
+            None => self.start_frames(dir, ctx),
+        }
+    }
+
+    fn start_frames(&mut self, dir: usize, ctx: &mut Context<'_>) {
+        self.routes[dir] = Route::Frames;
+        self.session.start(dir, false, &self.roles, ctx);
+    }
+
+    fn end_dir(&mut self, dir: usize, how: End, ctx: &mut Context<'_>) {
+        let time = self.time;
+        if self.routes[dir] == Route::Http1
+            && let Some(http1) = &mut self.http1
+        {
+            let from = self.roles.side(dir);
+            let State { session, roles, .. } = self;
+            http1.end(from, time, how, &mut |out| {
+                on_http1(session, roles, time, out, ctx)
+            });
+        }
+        self.session.finish_dir(dir, time, &mut self.roles, ctx);
     }
 }
 
-impl State {
-    fn side(&self, dir: usize) -> Side {
-        if dir == self.roles.client_dir {
-            Side::Client
-        } else {
-            Side::Server
+/// What the HTTP/1.1 layer pushes out, delivered to the session.
+fn on_http1(
+    session: &mut Session,
+    roles: &mut Roles,
+    time: f64,
+    out: Out<'_, Http1Event>,
+    ctx: &mut Context<'_>,
+) {
+    match out {
+        Out::Data { from, chunk, .. } => {
+            let dir = roles.dir(from);
+            session.push(dir, time, chunk, roles, ctx);
         }
-    }
-
-    fn addresses(&self) -> (Address, Address) {
-        let (client, server) = if self.roles.client_dir == 0 {
-            (&self.a, &self.b)
-        } else {
-            (&self.b, &self.a)
-        };
-        (address(client), address(server))
-    }
-
-    fn make_interesting(&mut self, ctx: &mut Context<'_>) {
-        if self.analysis.is_interesting() {
-            return;
-        }
-        let (client, server) = self.addresses();
-        self.analysis
-            .make_interesting(self.first_seen, &client, &server, ctx.sink);
-    }
-
-    /// Fixes the roles and tells both directions' assemblers and framers.
-    fn set_client_dir(&mut self, client_dir: usize) {
-        if self.roles.certain {
-            return;
-        }
-        self.roles = Roles {
-            client_dir,
-            certain: true,
-        };
-        for dir in 0..2 {
-            let side = self.side(dir);
-            if let Phase::WebSocket(ws) = &mut self.phases[dir] {
-                ws.asm.set_side(side);
-                ws.asm.set_expect_masked(Some(side == Side::Client));
-                ws.framer.set_expect_masked(Some(side == Side::Client));
-            }
-        }
-    }
-
-    fn on_stream(&mut self, dir: usize, event: StreamEvent<'_>, ctx: &mut Context<'_>) {
-        match event {
-            StreamEvent::Data(bytes) => self.on_data(dir, bytes, self.time, ctx),
-            StreamEvent::Gap { offset, len } => self.on_gap(dir, offset, len, ctx),
-        }
-    }
-
-    fn on_gap(&mut self, dir: usize, offset: u64, len: u64, ctx: &mut Context<'_>) {
-        self.gaps += 1;
-        self.gap_bytes = self.gap_bytes.saturating_add(len);
-        let side = self.side(dir);
-        let d = Diagnostic::new(
-            DiagnosticId::TcpGap,
-            Some(side),
-            Some(self.time),
-            format!(
-                "{len} bytes from the {} missing from the capture at stream byte {offset}",
-                side.as_str()
-            ),
-        );
-        self.analysis.diag(d, ctx.sink);
-        match std::mem::replace(&mut self.phases[dir], Phase::Opaque) {
-            Phase::WebSocket(mut ws) => {
-                let time = self.time;
-                let outputs = &mut ctx.outputs;
-                let asm = &mut ws.asm;
-                ws.framer
-                    .gap(len, &mut |ev| asm.on_event(ev, time, outputs));
-                if ws.framer.is_hunting() {
-                    ws.asm.lose_context();
-                }
-                self.phases[dir] = Phase::WebSocket(ws);
-                self.drain_outputs(dir, ctx);
-            }
-            Phase::AwaitUpgrade { held, .. } => {
-                // The answer is still to come; frames after the hole are found by hunting.
-                self.start_websocket(dir, true, ctx);
-                for (t, bytes) in held {
-                    self.on_data(dir, &bytes, t, ctx);
-                }
-                self.on_gap_in_websocket(dir, len, ctx);
-            }
-            Phase::Opaque => {}
-            Phase::Sniff | Phase::Http { .. } => {
-                if self.upgraded || !self.analysis.has_handshake() {
-                    self.start_websocket(dir, false, ctx);
+        Out::Event(event) => match event {
+            Http1Event::Request { head, upgrade } => {
+                if upgrade {
+                    session.make_interesting(roles, ctx);
+                    session.analysis.handshake_request(&head, time, ctx.sink);
                 }
             }
-        }
-    }
-
-    fn on_gap_in_websocket(&mut self, dir: usize, len: u64, ctx: &mut Context<'_>) {
-        if let Phase::WebSocket(ws) = &mut self.phases[dir] {
-            let time = self.time;
-            let outputs = &mut ctx.outputs;
-            let asm = &mut ws.asm;
-            ws.framer
-                .gap(len, &mut |ev| asm.on_event(ev, time, outputs));
-        }
-        self.drain_outputs(dir, ctx);
-    }
-
-    fn start_websocket(&mut self, dir: usize, synced: bool, ctx: &mut Context<'_>) {
-        let side = self.side(dir);
-        let mut framer = if synced {
-            Framer::new_synced()
-        } else {
-            Framer::new_hunting()
-        };
-        let mut asm = Assembler::new(
-            side,
-            self.negotiated.clone(),
-            ctx.config.payload,
-            ctx.config.message_limits,
-            ctx.decoders.clone(),
-        );
-        if self.roles.certain {
-            framer.set_expect_masked(Some(side == Side::Client));
-            asm.set_expect_masked(Some(side == Side::Client));
-        }
-        self.phases[dir] = Phase::WebSocket(Box::new(WsDir {
-            framer,
-            asm,
-            ever_locked: synced,
-        }));
-    }
-
-    fn on_data(&mut self, dir: usize, data: &[u8], time: f64, ctx: &mut Context<'_>) {
-        if data.is_empty() {
-            return;
-        }
-        match &mut self.phases[dir] {
-            Phase::Opaque => {}
-            Phase::Sniff => {
-                // A response cut after "HT" (or up to "HTTP") also looks like a request method:
-                // try the role this direction is believed to have first.
-                let order = if self.side(dir) == Side::Server {
-                    [HttpRole::Responses, HttpRole::Requests]
-                } else {
-                    [HttpRole::Requests, HttpRole::Responses]
-                };
-                match order.into_iter().find(|&role| plausible_start(data, role)) {
-                    Some(role) => {
-                        self.phases[dir] = Phase::Http {
-                            stream: HttpStream::new(role),
-                            heads: 0,
-                        }
-                    }
-                    None => self.start_websocket(dir, false, ctx),
-                }
-                self.on_data(dir, data, time, ctx);
-            }
-            Phase::Http { stream, heads } => match stream.push(data) {
-                Ok(None) => {}
-                Ok(Some((event, used))) => {
-                    *heads += 1;
-                    let rest = &data[used..];
-                    match event {
-                        HttpEvent::Request(req) => self.on_request(dir, req, time, ctx),
-                        HttpEvent::Response(resp) => self.on_response(dir, resp, time, ctx),
-                    }
-                    self.on_data(dir, rest, time, ctx);
-                }
-                Err(e @ (NotHttp::HeadTooLarge | NotHttp::TooManyHeaders)) => {
-                    // Not garbage: HTTP past a limit. Say so rather than drop it.
-                    self.phases[dir] = Phase::Opaque;
-                    self.make_interesting(ctx);
-                    let side = self.side(dir);
-                    let what = if e == NotHttp::HeadTooLarge {
-                        format!("passed {MAX_HEAD_BYTES} bytes without ending")
-                    } else {
-                        format!("has more than {MAX_HEADERS} header lines")
-                    };
-                    let d = Diagnostic::new(
-                        DiagnosticId::LimitExceeded,
-                        Some(side),
-                        Some(time),
-                        format!(
-                            "HTTP head from the {} {what}; the rest of this direction is not read",
-                            side.as_str()
-                        ),
-                    );
-                    self.analysis.diag(d, ctx.sink);
-                }
-                Err(NotHttp::Garbage) => {
-                    let first = *heads == 0;
-                    if first && !self.analysis.has_handshake() {
-                        // Looked like HTTP but is not: maybe frames of a mid-stream capture.
-                        self.start_websocket(dir, false, ctx);
-                        self.on_data(dir, data, time, ctx);
-                    } else {
-                        self.phases[dir] = Phase::Opaque;
-                    }
-                }
-            },
-            Phase::AwaitUpgrade { held, bytes } => {
-                if *bytes + data.len() <= MAX_HELD_BYTES {
-                    *bytes += data.len();
-                    held.push((time, data.to_vec()));
-                } else {
-                    // No answer while the client goes on sending: take its bytes as frames.
-                    let held = std::mem::take(held);
-                    self.start_websocket(dir, true, ctx);
-                    for (t, bytes) in held {
-                        self.on_data(dir, &bytes, t, ctx);
-                    }
-                    self.on_data(dir, data, time, ctx);
-                }
-            }
-            Phase::WebSocket(_) => {
-                self.run_framer(dir, time, ctx, |framer, mut out| {
-                    framer.push(data, &mut out)
-                });
-                if let Phase::WebSocket(ws) = &mut self.phases[dir] {
-                    ws.ever_locked |= !ws.framer.is_hunting();
-                    if !ws.ever_locked && ws.framer.stream_offset() > HUNT_BUDGET {
-                        self.phases[dir] = Phase::Opaque;
-                    }
-                }
-                self.drain_outputs(dir, ctx);
-            }
-        }
-    }
-
-    /// Runs `op` on a WebSocket direction's framer, feeding its events to the assembler. With no
-    /// handshake, the first frame header decides the roles: the side whose frames are masked is
-    /// the client.
-    fn run_framer(
-        &mut self,
-        dir: usize,
-        time: f64,
-        ctx: &mut Context<'_>,
-        op: impl FnOnce(&mut Framer, &mut dyn FnMut(FrameEvent<'_>)),
-    ) {
-        let Phase::WebSocket(ws) = &mut self.phases[dir] else {
-            return;
-        };
-        let outputs = &mut ctx.outputs;
-        let roles_known = self.roles.certain;
-        let mut decided = None;
-        let asm = &mut ws.asm;
-        op(&mut ws.framer, &mut |ev| {
-            if let FrameEvent::Header(h) = &ev
-                && !roles_known
-                && decided.is_none()
-            {
-                // This direction's assembler must know its side before it judges this header;
-                // the other direction learns it below.
-                let side = if h.mask.is_some() {
-                    Side::Client
-                } else {
-                    Side::Server
-                };
-                decided = Some(if side == Side::Client { dir } else { 1 - dir });
-                asm.set_side(side);
-                asm.set_expect_masked(Some(side == Side::Client));
-            }
-            asm.on_event(ev, time, outputs);
-        });
-        if let Some(client_dir) = decided {
-            self.set_client_dir(client_dir);
-        }
-    }
-
-    fn on_request(&mut self, dir: usize, req: RequestHead, time: f64, ctx: &mut Context<'_>) {
-        self.set_client_dir(dir);
-        if !req.is_websocket_upgrade() {
-            self.pending_requests.push_back(false);
-            return;
-        }
-        self.make_interesting(ctx);
-        self.analysis.handshake_request(&req, time, ctx.sink);
-        if self.upgraded {
-            // The 101 was processed first (capture order across directions can differ).
-            self.start_websocket(dir, true, ctx);
-        } else {
-            self.pending_requests.push_back(true);
-            self.phases[dir] = Phase::AwaitUpgrade {
-                held: Vec::new(),
-                bytes: 0,
-            };
-        }
-    }
-
-    fn on_response(&mut self, dir: usize, resp: ResponseHead, time: f64, ctx: &mut Context<'_>) {
-        self.set_client_dir(1 - dir);
-        if (100..200).contains(&resp.status) && resp.status != 101 {
-            return; // interim response; the final one follows
-        }
-        let was_upgrade = self.pending_requests.pop_front();
-        if was_upgrade == Some(false) || (was_upgrade.is_none() && resp.status != 101) {
-            return;
-        }
-        self.make_interesting(ctx);
-        let negotiated = self.analysis.handshake_response(&resp, time, ctx.sink);
-        let client_dir = 1 - dir;
-        match negotiated {
-            Some(negotiated) => {
-                self.negotiated = Some(negotiated);
-                self.upgraded = true;
-                self.start_websocket(dir, true, ctx);
-                if let Some(held) = self.take_held(client_dir) {
-                    self.start_websocket(client_dir, true, ctx);
-                    for (t, bytes) in held {
-                        self.on_data(client_dir, &bytes, t, ctx);
-                    }
-                } else if matches!(self.phases[client_dir], Phase::Opaque) {
-                    // The request has not been processed yet; it will switch the direction.
-                    // (Sniff, Http with part of the request, or WebSocket stay as they are.)
-                    self.phases[client_dir] = Phase::Sniff;
-                }
-            }
-            None => {
-                // Refused: the client may try again on the same connection.
-                if let Some(held) = self.take_held(client_dir) {
-                    self.phases[client_dir] = Phase::Http {
-                        stream: HttpStream::new(HttpRole::Requests),
-                        heads: 1,
-                    };
-                    for (t, bytes) in held {
-                        self.on_data(client_dir, &bytes, t, ctx);
+            Http1Event::Response { head, to_upgrade } => {
+                if to_upgrade == Some(true) || (to_upgrade.is_none() && head.status == 101) {
+                    session.make_interesting(roles, ctx);
+                    let negotiated = session.analysis.handshake_response(&head, time, ctx.sink);
+                    if negotiated.is_some() {
+                        session.set_negotiated(negotiated);
                     }
                 }
             }
-        }
-    }
-
-    fn drain_outputs(&mut self, dir: usize, ctx: &mut Context<'_>) {
-        if ctx.outputs.is_empty() {
-            return;
-        }
-        let side = self.side(dir);
-        let mut outputs = std::mem::take(&mut ctx.outputs);
-        for output in outputs.drain(..) {
-            match output {
-                Output::Frame(h) => {
-                    if !self.analysis.is_interesting() {
-                        self.make_interesting(ctx);
-                    }
-                    self.analysis.frame(side, &h, self.time, ctx.sink);
-                }
-                Output::Message(m) => {
-                    let listed = self.charge_listing(&m, ctx);
-                    self.analysis.message(&m, listed, ctx.sink)
-                }
-                Output::Diagnostic(d) => {
-                    if d.id == DiagnosticId::FrameResync
-                        && !self.analysis.has_handshake()
-                        && !self.midstream_reported
-                    {
-                        continue;
-                    }
-                    self.analysis.diag(d, ctx.sink)
-                }
+            Http1Event::Upgraded(_) => {}
+            Http1Event::Frames { from, synced } => {
+                session.start(roles.dir(from), synced, roles, ctx);
             }
-        }
-        ctx.outputs = outputs;
-        if !self.midstream_reported
-            && !self.analysis.has_handshake()
-            && self.analysis.is_interesting()
-        {
-            self.midstream_reported = true;
-            let d = Diagnostic::new(
-                DiagnosticId::MidstreamStart,
-                None,
-                Some(self.time),
-                "no handshake captured: frames found by resynchronising; the masked side is taken as the client".into(),
-            );
-            self.analysis.diag(d, ctx.sink);
-        }
-    }
-
-    /// Charges a message's record to the listing budget; false when it does not fit.
-    fn charge_listing(&mut self, m: &Message, ctx: &mut Context<'_>) -> bool {
-        if !ctx.config.analysis.keep_messages {
-            return true;
-        }
-        // The payload is rendered as text or base64 (4/3 of it).
-        let cost = LISTED_RECORD_BYTES + (m.payload.len() as u64).div_ceil(3) * 4;
-        if ctx.listed_bytes + cost > ctx.config.max_listed_bytes {
-            self.unlisted += 1;
-            return false;
-        }
-        ctx.listed_bytes += cost;
-        self.listed_bytes += cost;
-        true
-    }
-
-    /// Leaves `AwaitUpgrade` (for `Opaque`, until the caller decides) and returns the bytes
-    /// held; any other phase is left as it is.
-    fn take_held(&mut self, dir: usize) -> Option<Vec<(f64, Vec<u8>)>> {
-        match &mut self.phases[dir] {
-            Phase::AwaitUpgrade { held, .. } => {
-                let held = std::mem::take(held);
-                self.phases[dir] = Phase::Opaque;
-                Some(held)
+            Http1Event::HeadLimit { from, what } => {
+                // Not garbage: HTTP past a limit. Say so rather than drop it.
+                session.make_interesting(roles, ctx);
+                let d = Diagnostic::new(
+                    DiagnosticId::LimitExceeded,
+                    Some(from),
+                    Some(time),
+                    format!(
+                        "HTTP head from the {} {what}; the rest of this direction is not read",
+                        from.as_str()
+                    ),
+                );
+                session.analysis.diag(d, ctx.sink);
             }
-            _ => None,
-        }
-    }
-
-    fn finish_dir(&mut self, dir: usize, ctx: &mut Context<'_>) {
-        if let Some(held) = self.take_held(dir) {
-            // The answer was never captured.
-            let d = Diagnostic::new(
-                DiagnosticId::HandshakeUnanswered,
-                Some(Side::Server),
-                None,
-                "no answer to the upgrade request was captured".into(),
-            );
-            self.analysis.diag(d, ctx.sink);
-            if !held.is_empty() {
-                self.start_websocket(dir, true, ctx);
-                for (t, bytes) in held {
-                    self.on_data(dir, &bytes, t, ctx);
-                }
+            Http1Event::Unanswered => {
+                let d = Diagnostic::new(
+                    DiagnosticId::HandshakeUnanswered,
+                    Some(Side::Server),
+                    None,
+                    "no answer to the upgrade request was captured".into(),
+                );
+                session.analysis.diag(d, ctx.sink);
             }
-        }
-        let time = self.time;
-        self.run_framer(dir, time, ctx, |framer, mut out| framer.finish(&mut out));
-        if let Phase::WebSocket(ws) = &mut self.phases[dir] {
-            ws.asm.finish(&mut ctx.outputs);
-            self.drain_outputs(dir, ctx);
-        }
+        },
     }
 }
 
@@ -836,6 +571,8 @@ impl State {
 mod tests {
     use super::*;
     use crate::capture::InputSummary;
+    use crate::http::MAX_HEAD_BYTES;
+    use crate::http::layer::MAX_HELD_BYTES;
     use crate::record::Event;
     use crate::record::Summary;
     use crate::ws::frame::encode_frame;
