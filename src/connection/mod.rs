@@ -61,7 +61,24 @@ pub struct Context<'s> {
     listed_bytes: u64,
     /// permessage-deflate decoders alive (see [`MessageLimits::max_inflaters`]).
     decoders: DecoderBudget,
+    targets: Targets,
 }
+
+/// Endpoints (`host/path`) seen upgraded to WebSocket, and refused plain requests to
+/// endpoints not (yet) known as such: a request that another connection's upgrade shows to be
+/// for a WebSocket endpoint is reported even when it came earlier in the capture.
+#[derive(Default)]
+struct Targets {
+    upgraded: std::collections::HashSet<String>,
+    /// Records built for refused plain exchanges, with their target; reported at the end if
+    /// the target was upgraded by then.
+    waiting: Vec<(String, ConnectionRecord)>,
+}
+
+/// Endpoints remembered as upgraded: far more than a capture's distinct WebSocket URLs.
+const MAX_UPGRADED_TARGETS: usize = 65_536;
+/// Refused plain exchanges held until the end of the capture (each a small record).
+const MAX_WAITING_EXCHANGES: usize = 4096;
 
 impl<'s> Context<'s> {
     /// A context writing to `sink`.
@@ -72,7 +89,43 @@ impl<'s> Context<'s> {
             outputs: Vec::new(),
             listed_bytes: 0,
             decoders: DecoderBudget::new(config.message_limits.max_inflaters),
+            targets: Targets::default(),
         }
+    }
+
+    /// End of all input: the records of refused plain requests to endpoints that another
+    /// connection upgraded later in the capture.
+    pub fn take_late_records(&mut self) -> Vec<ConnectionRecord> {
+        let targets = std::mem::take(&mut self.targets);
+        targets
+            .waiting
+            .into_iter()
+            .filter(|(target, _)| targets.upgraded.contains(target))
+            .map(|(_, record)| record)
+            .collect()
+    }
+
+    fn note_upgraded(&mut self, target: Option<String>) {
+        if let Some(target) = target
+            && self.targets.upgraded.len() < MAX_UPGRADED_TARGETS
+        {
+            self.targets.upgraded.insert(target);
+        }
+    }
+}
+
+/// Keeps nothing: records built for later are not announced as events.
+struct Quiet;
+
+impl Sink for Quiet {
+    fn event(&mut self, _: &crate::record::Event<'_>) {}
+    fn connection(&mut self, _: ConnectionRecord) {}
+    fn finish(
+        &mut self,
+        _: &[crate::capture::InputSummary],
+        _: &crate::record::Summary,
+    ) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -332,7 +385,34 @@ impl Connection {
             state.end_dir(dir, how, ctx);
         }
         let session = &mut state.session;
-        if !session.analysis.is_interesting() {
+        let mut waiting = None;
+        if !session.analysis.is_interesting()
+            && let Some(exchange) = session.candidate.take()
+        {
+            let target = exchange.request.target().unwrap_or_default();
+            if ctx.targets.upgraded.contains(&target) {
+                session.make_interesting(&state.roles, ctx);
+                let sign = format!("another connection upgraded {target}");
+                session.analysis.plain_exchange(
+                    &exchange.request,
+                    &exchange.response,
+                    exchange.times,
+                    &[sign],
+                    ctx.sink,
+                );
+            } else if ctx.targets.waiting.len() < MAX_WAITING_EXCHANGES {
+                let sign = format!("another connection upgraded {target} later in the capture");
+                session.analysis.plain_exchange(
+                    &exchange.request,
+                    &exchange.response,
+                    exchange.times,
+                    &[sign],
+                    &mut Quiet,
+                );
+                waiting = Some(target);
+            }
+        }
+        if !session.analysis.is_interesting() && waiting.is_none() {
             // No record: nothing listed is kept.
             ctx.listed_bytes -= session.listed_bytes;
             return None;
@@ -384,15 +464,16 @@ impl Connection {
             first_seen,
             ..
         } = self.state;
+        let last_seen = self.last_seen;
+        if let Some(target) = waiting {
+            let record = session.analysis.finish(
+                client, server, first_seen, last_seen, tcp_end, tcp, stopped, &mut Quiet,
+            );
+            ctx.targets.waiting.push((target, record));
+            return None;
+        }
         Some(session.analysis.finish(
-            client,
-            server,
-            first_seen,
-            self.last_seen,
-            tcp_end,
-            tcp,
-            stopped,
-            ctx.sink,
+            client, server, first_seen, last_seen, tcp_end, tcp, stopped, ctx.sink,
         ))
     }
 }
@@ -507,6 +588,51 @@ impl State {
     }
 }
 
+/// Plain requests remembered while their answers are awaited (pipelining is rarely deeper).
+const MAX_PLAIN_PENDING: usize = 16;
+
+/// A request that did not ask for an upgrade has its answer: ordinary web traffic stays out of
+/// the report; an exchange that shows it concerns a WebSocket endpoint is reported as a refused
+/// upgrade; one refused by a host/path that another connection may upgrade is kept in case.
+fn plain_exchange(
+    session: &mut Session,
+    roles: &Roles,
+    request: crate::http::RequestHead,
+    response: crate::http::ResponseHead,
+    times: (f64, f64),
+    ctx: &mut Context<'_>,
+) {
+    if session.analysis.has_handshake() {
+        return; // one WebSocket story per connection: the first
+    }
+    let mut signs = crate::http::handshake::websocket_signs(&request, &response);
+    let target = request.target();
+    // Only refusals (4xx, 5xx) count by endpoint: Engine.IO's long-polling GETs share the
+    // WebSocket's path and are answered 200.
+    let refused_get = request.method == "GET" && response.status >= 400 && target.is_some();
+    if signs.is_empty() && refused_get {
+        let target = target.unwrap_or_default();
+        if ctx.targets.upgraded.contains(&target) {
+            signs.push(format!("another connection upgraded {target}"));
+        } else if session.candidate.is_none() {
+            session.candidate = Some(websocket::PlainExchange {
+                request,
+                response,
+                times,
+            });
+            return;
+        }
+    }
+    if signs.is_empty() {
+        return;
+    }
+    session.candidate = None;
+    session.make_interesting(roles, ctx);
+    session
+        .analysis
+        .plain_exchange(&request, &response, times, &signs, ctx.sink);
+}
+
 /// What the HTTP/1.1 layer pushes out, delivered to the session.
 fn on_http1(
     session: &mut Session,
@@ -525,6 +651,11 @@ fn on_http1(
                 if upgrade {
                     session.make_interesting(roles, ctx);
                     session.analysis.handshake_request(&head, time, ctx.sink);
+                } else {
+                    let kept = session.plain_requests.len() < MAX_PLAIN_PENDING;
+                    session
+                        .plain_requests
+                        .push_back(kept.then_some((head, time)));
                 }
             }
             Http1Event::Response { head, to_upgrade } => {
@@ -533,7 +664,12 @@ fn on_http1(
                     let negotiated = session.analysis.handshake_response(&head, time, ctx.sink);
                     if negotiated.is_some() {
                         session.set_negotiated(negotiated);
+                        ctx.note_upgraded(session.analysis.upgraded_target());
                     }
+                } else if to_upgrade == Some(false)
+                    && let Some(Some((request, asked))) = session.plain_requests.pop_front()
+                {
+                    plain_exchange(session, roles, request, head, (asked, time), ctx);
                 }
             }
             Http1Event::Upgraded(_) => {}
@@ -802,5 +938,130 @@ mod tests {
             assert_eq!(record.diagnostics[0].from, Some(Side::Client));
             assert!(record.diagnostics[0].message.starts_with("HTTP head"));
         }
+    }
+
+    fn exchange(d: &mut Drive, ctx: &mut Context<'_>, request: &str, response: &str) {
+        d.send(ctx, false, request.as_bytes());
+        d.send(ctx, true, response.as_bytes());
+    }
+
+    const REFUSED_426: &str =
+        "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn a_request_stripped_of_its_upgrade_headers_is_a_refused_upgrade_that_says_which() {
+        // What a WebSocket server behind nginx without `proxy_set_header Upgrade` receives.
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        exchange(
+            &mut d,
+            &mut ctx,
+            "GET /ws HTTP/1.1\r\nHost: app\r\nConnection: close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            REFUSED_426,
+        );
+        let record = d.conn.finish(None, &mut ctx).expect("reported");
+        assert_eq!(record.close.outcome, "not_websocket");
+        assert_eq!(record.handshake.as_ref().unwrap().status, Some(426));
+        let rejected = record
+            .diagnostics
+            .iter()
+            .find(|d| d.id == DiagnosticId::HandshakeRejected)
+            .unwrap();
+        assert!(
+            rejected
+                .message
+                .contains("without `Upgrade: websocket` and `Connection: Upgrade`"),
+            "{}",
+            rejected.message
+        );
+    }
+
+    #[test]
+    fn a_plain_request_answered_426_is_reported_and_a_page_is_not() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        exchange(
+            &mut d,
+            &mut ctx,
+            "GET /live HTTP/1.1\r\nHost: app\r\n\r\n",
+            REFUSED_426,
+        );
+        let record = d.conn.finish(None, &mut ctx).expect("reported");
+        assert_eq!(record.close.outcome, "not_websocket");
+        assert_eq!(record.diagnostic_counts["handshake_rejected"], 1);
+        assert!(
+            record.diagnostics[0]
+                .message
+                .contains("no `Upgrade: websocket`")
+        );
+
+        let mut page = Drive::new();
+        exchange(
+            &mut page,
+            &mut ctx,
+            "GET / HTTP/1.1\r\nHost: app\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+        );
+        exchange(
+            &mut page,
+            &mut ctx,
+            "GET /missing HTTP/1.1\r\nHost: app\r\n\r\n",
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(page.conn.finish(None, &mut ctx).is_none());
+        assert!(ctx.take_late_records().is_empty());
+    }
+
+    #[test]
+    fn a_refused_request_to_an_endpoint_another_connection_upgraded_is_reported() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let refused_get = "GET /?x=1 HTTP/1.1\r\nHost: X\r\n\r\n";
+        let bad_request = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+        // Before the upgrade: kept, reported at the end once the upgrade is known.
+        let mut early = Drive::new();
+        exchange(&mut early, &mut ctx, refused_get, bad_request);
+        assert!(early.conn.finish(None, &mut ctx).is_none());
+        let mut ws = Drive::new();
+        ws.upgrade(&mut ctx);
+        assert!(ws.conn.finish(None, &mut ctx).is_some());
+        // After it: reported at once.
+        let mut late = Drive::new();
+        exchange(&mut late, &mut ctx, refused_get, bad_request);
+        let record = late.conn.finish(None, &mut ctx).expect("reported");
+        assert!(
+            record.diagnostics[0]
+                .message
+                .contains("another connection upgraded x/")
+        );
+        let waiting = ctx.take_late_records();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].close.outcome, "not_websocket");
+        assert!(
+            waiting[0].diagnostics[0]
+                .message
+                .contains("later in the capture")
+        );
+    }
+
+    #[test]
+    fn a_refusal_then_a_successful_retry_on_one_connection_is_a_websocket() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        exchange(
+            &mut d,
+            &mut ctx,
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+        );
+        d.upgrade(&mut ctx);
+        d.send(&mut ctx, true, &encode_frame(true, 0, 1, None, b"hi"));
+        let record = d.conn.finish(None, &mut ctx).unwrap();
+        assert_eq!(record.handshake.as_ref().unwrap().status, Some(101));
+        assert_eq!(texts(&record, Side::Server), ["hi"]);
+        assert_ne!(record.close.outcome, "not_websocket");
     }
 }

@@ -5,7 +5,7 @@
 use crate::analysis::Analysis;
 use crate::decode::Endpoint;
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::http::Negotiated;
+use crate::http::{Negotiated, RequestHead, ResponseHead};
 use crate::message::{Assembler, Message};
 use crate::stream::Chunk;
 use crate::ws::framer::{FrameEvent, Framer};
@@ -24,6 +24,13 @@ fn address(e: &Endpoint) -> Address {
 /// Bytes a direction may hunt for frame boundaries before it is declared not WebSocket.
 pub(super) const HUNT_BUDGET: u64 = 256 * 1024;
 
+/// A request that did not ask for an upgrade, with its answer and their times.
+pub(super) struct PlainExchange {
+    pub(super) request: RequestHead,
+    pub(super) response: ResponseHead,
+    pub(super) times: (f64, f64),
+}
+
 struct WsDir {
     framer: Framer,
     asm: Assembler,
@@ -41,6 +48,11 @@ pub(super) struct Session {
     dirs: [Option<Box<WsDir>>; 2],
     negotiated: Option<Negotiated>,
     midstream_reported: bool,
+    /// Requests that did not ask for an upgrade, awaiting their answers (None past the cap).
+    pub(super) plain_requests: std::collections::VecDeque<Option<(RequestHead, f64)>>,
+    /// A plain exchange refused by a host/path that may turn out, later in the capture, to be
+    /// a WebSocket endpoint.
+    pub(super) candidate: Option<PlainExchange>,
     /// Listed-message bytes this session holds, and messages it could not list.
     pub(super) listed_bytes: u64,
     pub(super) unlisted: u64,
@@ -55,6 +67,8 @@ impl Session {
             dirs: [None, None],
             negotiated: None,
             midstream_reported: false,
+            plain_requests: std::collections::VecDeque::new(),
+            candidate: None,
             listed_bytes: 0,
             unlisted: 0,
         }
