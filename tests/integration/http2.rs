@@ -254,3 +254,103 @@ fn h2c_capture_split_anywhere_gives_the_same_streams() {
     }
     assert_eq!(run_layer(&small).data, reference);
 }
+
+/// The payload a message record shows (`--payload full`), as bytes.
+fn record_payload(m: &Value) -> Vec<u8> {
+    use base64::Engine;
+    match (m["text"].as_str(), m["base64"].as_str()) {
+        (Some(t), _) => t.as_bytes().to_vec(),
+        (None, Some(b)) => base64::engine::general_purpose::STANDARD.decode(b).unwrap(),
+        _ => Vec::new(),
+    }
+}
+
+/// End to end: `wsprobe analyze` lists one WebSocket connection per extended-CONNECT stream,
+/// with its own handshake, messages and ending; the GET is only counted.
+#[test]
+fn h2c_capture_end_to_end() {
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(TRUTH).unwrap()).unwrap();
+    let report = crate::util::report_of(
+        std::path::Path::new(CAPTURE),
+        &["--messages", "--payload", "full"],
+    );
+    let conns = report["connections"].as_array().unwrap();
+    let streams: Vec<&Value> = truth["connections"][0]["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "websocket")
+        .collect();
+    assert_eq!(conns.len(), streams.len(), "{conns:#?}");
+    assert_eq!(report["summary"]["tcp_connections"], 1);
+    for s in streams {
+        let sid = &s["stream_id"];
+        let c = conns
+            .iter()
+            .find(|c| &c["http2"]["stream_id"] == sid)
+            .unwrap_or_else(|| panic!("no entry for stream {sid}"));
+        assert_eq!(c["handshake"]["path"], s["path"]);
+        assert_eq!(c["handshake"]["status"], 200);
+        assert_eq!(c["handshake"]["accepted"], true);
+        assert_eq!(c["handshake"]["subprotocol"], s["subprotocol"]);
+        assert_eq!(c["handshake"]["host"], "127.0.0.1:21080");
+        assert_eq!(c["server"]["port"], SERVER_PORT);
+        // Messages: the truth lists each as sent, in order per side.
+        for side in ["client", "server"] {
+            let ours: Vec<&Value> = c["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["from"] == side)
+                .collect();
+            let want: Vec<&Value> = s["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["from"] == side)
+                .collect();
+            assert_eq!(ours.len(), want.len(), "stream {sid} {side}");
+            for (o, w) in ours.iter().zip(&want) {
+                assert_eq!(o["opcode"], w["opcode"], "stream {sid} {side}");
+                assert_eq!(o["complete"], true);
+                assert_eq!(o["length"], w["length"]);
+                if o["opcode"] != "close" {
+                    assert_eq!(
+                        hex(&Sha256::digest(record_payload(o))),
+                        w["sha256"].as_str().unwrap(),
+                        "stream {sid} {side}"
+                    );
+                }
+            }
+        }
+        let ids: Vec<String> = crate::util::diag_ids(c);
+        let h2 = &c["http2"];
+        assert_eq!(h2["handshake_seen"], true);
+        assert_eq!(h2["connection"]["enable_connect_protocol"], true);
+        assert_eq!(h2["connection"]["other_streams"], 1);
+        assert_eq!(h2["connection"]["other"][0]["path"], "/index.txt");
+        match s["end"]["kind"].as_str().unwrap() {
+            "close_frames" => {
+                assert_eq!(h2["end"], "end_stream");
+                assert_eq!(c["close"]["outcome"], "clean");
+                assert_eq!(c["close"]["code"], 1000);
+                assert_eq!(c["close"]["reason"], "bye");
+                assert!(ids.is_empty(), "{ids:?}");
+            }
+            "rst_stream" => {
+                assert_eq!(h2["end"], "rst_stream CANCEL");
+                assert_eq!(h2["end_from"], "client");
+                assert_eq!(c["close"]["outcome"], "abnormal");
+                assert_eq!(c["close"]["code"], 1006);
+                assert_eq!(c["close"]["tcp_end"], "rst");
+                let summary = c["close"]["summary"].as_str().unwrap();
+                assert!(
+                    summary.starts_with("1006 abnormal: stream reset by the client (CANCEL)"),
+                    "{summary}"
+                );
+                assert_eq!(ids, ["abnormal_closure"]);
+            }
+            other => panic!("{other}"),
+        }
+    }
+}

@@ -388,7 +388,7 @@ impl Http2Layer {
                         };
                         if std::mem::take(&mut d.verify_first)
                             && !self.from_start
-                            && !is_server_preface(&h)
+                            && !is_settings_start(&h)
                         {
                             let hdr = d.hdr;
                             self.report_midstream(d_side(s), time, out);
@@ -1020,8 +1020,15 @@ impl Http2Layer {
     }
 }
 
+/// Do these first bytes of a direction look like an HTTP/2 server's preface, a SETTINGS frame
+/// (RFC 9113 §3.4)? A WebSocket stream cannot start this way (`00` would be a non-final
+/// continuation frame), nor can HTTP/1.x or TLS.
+pub fn is_server_preface(first_bytes: &[u8]) -> bool {
+    frame::parse_header(first_bytes).is_some_and(|h| is_settings_start(&h))
+}
+
 /// RFC 9113 §3.4: the server's preface is a SETTINGS frame (not an ACK).
-fn is_server_preface(h: &FrameHeader) -> bool {
+fn is_settings_start(h: &FrameHeader) -> bool {
     h.kind == kind::SETTINGS
         && h.stream_id == 0
         && !h.has(flag::ACK)
