@@ -127,6 +127,16 @@ function server() {
       stream.on('end', () => log('end_stream', base));
       return;
     }
+    if (headers[':path'] === '/slow') {
+      // Holds the page's load event (and so `chromium --dump-dom`) for 3 s.
+      setTimeout(() => {
+        if (stream.closed) return;
+        stream.respond({ ':status': 200, 'content-type': 'image/gif' });
+        stream.end(Buffer.from('R0lGODlhAQABAAAAACwAAAAAAQABAAA=', 'base64'));
+        log('http', Object.assign({ method: headers[':method'], status: 200, body_length: 26 }, base));
+      }, 3000);
+      return;
+    }
     const body = headers[':path'] === '/' && page ? page : Buffer.from('hello over h2\n');
     stream.respond({ ':status': 200, 'content-type': headers[':path'] === '/' && page ? 'text/html; charset=utf-8' : 'text/plain' });
     stream.end(body);

@@ -21,6 +21,7 @@ RST_STREAM with its code, page teardown).
 import collections
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -175,16 +176,18 @@ def rec_chromium(ctx):
     ctx.keylog = os.path.join(ctx.tmp, "keys.log")
     argv = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-            "--disable-default-apps", f"--user-data-dir={udd}", "--enable-logging=stderr", "--v=0",
-            f"--ignore-certificate-errors-spki-list={spki}", "--timeout=6000", "--dump-dom",
+            "--disable-default-apps", "--disable-quic", f"--user-data-dir={udd}", "--enable-logging=stderr",
+            "--v=0", f"--ignore-certificate-errors-spki-list={spki}", "--timeout=15000", "--dump-dom",
             "https://localhost:21443/"]
-    ctx.commands.append("SSLKEYLOGFILE=keys.log chromium --headless ... --ignore-certificate-errors-spki-list=SPKI "
-                        "--timeout=6000 --dump-dom https://localhost:21443/")
+    ctx.commands.append("SSLKEYLOGFILE=keys.log chromium --headless --no-sandbox --disable-gpu ... "
+                        "--ignore-certificate-errors-spki-list=SPKI --timeout=15000 --dump-dom https://localhost:21443/ "
+                        "(quits once the page's load event fired: /slow answers after 3 s)")
     cr = ctx._start(argv, "chromium", ["chromium"], env={"SSLKEYLOGFILE": ctx.keylog}, new_session=True)
     try:
-        cr.wait(60)
-    except RuntimeError:
-        pass
+        cr.p.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(cr.p.pid, signal.SIGKILL)
+        cr.p.wait()
     ctx.chromium_version = subprocess.run([chromium, "--version"], capture_output=True, text=True).stdout.strip()
     time.sleep(0.5)
     srv.p.send_signal(signal.SIGTERM)
@@ -193,15 +196,11 @@ def rec_chromium(ctx):
     page_log = ctx.log("page")
     with open(cr.stderr_path, encoding="utf-8", errors="replace") as f, open(page_log, "w") as out:
         for line in f:
-            i = line.find("WSLOG ")
-            if i >= 0:
-                j = line.rfind('", source:')
-                raw = line[i + 6:j if j > i else None].strip()
-                try:
-                    ev = json.loads(raw.encode().decode("unicode_escape") if raw.startswith("{\\") else raw)
-                except json.JSONDecodeError:
-                    continue
-                out.write(json.dumps(ev) + "\n")
+            m = re.search(r'"WSLOG (\{.*\})", source:', line)
+            if m:
+                e = json.loads(m.group(1))
+                e["user_agent"] = e.pop("impl", None)
+                out.write(json.dumps(e, ensure_ascii=False) + "\n")
 
 
 SPECS = [
@@ -213,8 +212,10 @@ SPECS = [
 
 
 def attach_page_events(evs, conns):
-    """The page logs without connection or stream: attach them by path to the server's streams."""
+    """The page logs without connection or stream: attach its events by path to the server's
+    streams. What the page sent is known from its log; whether it arrived, from the server's."""
     page = [e for e in evs if e.get("role") == "client" and e.get("conn") is None]
+    server = [e for e in evs if e.get("role") == "server"]
     by_path = collections.defaultdict(list)
     for e in page:
         by_path[e.get("path")].append(e)
@@ -223,16 +224,48 @@ def attach_page_events(evs, conns):
             if s["kind"] != "websocket":
                 continue
             pe = by_path.get(s["path"], [])
-            s["page_log"] = [{k: v for k, v in e.items() if k not in ("impl", "role")} for e in pe]
-            for m in s["messages"]:
-                if m["from"] == "server":
-                    m["delivered"] = any(x.get("ev") == "msg_recv" and x.get("sha256") == m["sha256"] for x in pe)
+            se = [e for e in server if e.get("stream") == s["stream_id"] and e.get("conn") == c["client"]]
+            s["page_log"] = [{k: v for k, v in e.items() if k not in ("user_agent", "role")} for e in pe]
+            recv_by_server = collections.Counter((e["opcode"], e["sha256"]) for e in se if e["ev"] == "msg_recv")
+            msgs = []
             for e in pe:
-                if e.get("ev") == "msg_sent":
-                    got = any(m["from"] == "client" and m["sha256"] == e["sha256"] for m in s["messages"])
-                    if not got:
-                        s["messages"].append({"from": "client", "opcode": e["opcode"], "length": e["length"],
-                                              "sha256": e["sha256"], "text": e.get("text"), "delivered": None})
+                if e.get("ev") != "msg_sent":
+                    continue
+                k = (e["opcode"], e["sha256"])
+                delivered = recv_by_server[k] > 0
+                recv_by_server[k] -= int(delivered)
+                m = {"from": "client", "opcode": e["opcode"], "length": e["length"], "sha256": e["sha256"],
+                     "delivered": delivered}
+                if e.get("text") is not None:
+                    m["text"] = e["text"]
+                msgs.append(m)
+            # The page's ws.close() is not a logged send: the server's reception shows it.
+            for e in se:
+                if e["ev"] == "msg_recv" and e["opcode"] == "close":
+                    msgs.append({"from": "client", "opcode": "close", "length": e["length"], "sha256": e["sha256"],
+                                 "payload_hex": e.get("payload_hex"), "delivered": True})
+            page_closed = [e for e in pe if e.get("ev") == "closed"]
+            page_recv = collections.Counter((e["opcode"], e["sha256"]) for e in pe if e.get("ev") == "msg_recv")
+            for m in s["messages"]:
+                if m["from"] != "server":
+                    continue
+                if m["opcode"] == "close":
+                    m["delivered"] = bool(page_closed and page_closed[0].get("was_clean"))
+                else:
+                    k = (m["opcode"], m["sha256"])
+                    m["delivered"] = page_recv[k] > 0
+                    page_recv[k] -= int(m["delivered"])
+                msgs.append(m)
+            s["messages"] = msgs
+            client_closed = any(m["from"] == "client" and m["opcode"] == "close" for m in msgs)
+            server_closed = any(m["from"] == "server" and m["opcode"] == "close" for m in msgs)
+            codes = {e["role"]: e.get("rst_code") for e in se if e["ev"] == "stream_closed"}
+            if client_closed and server_closed:
+                s["end"] = {"kind": "close_frames", "close_frames": ["client", "server"], "rst_codes": codes}
+            elif not client_closed and codes.get("server") == 8:
+                # The server's http2 module reports the client's RST_STREAM code.
+                s["end"] = {"kind": "rst_stream", "by": "client", "code": "CANCEL", "close_frames": [],
+                            "note": "chromium quit (the page went away) with the WebSocket open"}
 
 
 def main():
