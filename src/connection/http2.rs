@@ -32,6 +32,14 @@ impl H2Conn {
             streams: H2Streams::default(),
         }
     }
+
+    /// A connection whose start was not captured.
+    pub(super) fn midstream() -> Self {
+        H2Conn {
+            layer: Http2Layer::midstream(),
+            streams: H2Streams::default(),
+        }
+    }
 }
 
 struct StreamSession {
@@ -49,6 +57,8 @@ pub(super) struct H2Streams {
     summary: Http2Summary,
     sessions: BTreeMap<u32, StreamSession>,
     pending: Vec<Diagnostic>,
+    /// Why analysis stops following the connection before TCP ended (idle timeout, table full).
+    stopped: Option<String>,
 }
 
 fn side_index(side: Side) -> usize {
@@ -237,7 +247,7 @@ impl H2Streams {
                 StreamEnd::Undecodable => {
                     Some("HTTP/2 decoding stopped (h2_protocol_error)".into())
                 }
-                StreamEnd::Transport(End::CaptureEnd) if ss.end.is_none() => None,
+                StreamEnd::Transport(End::CaptureEnd) => self.stopped.clone(),
                 _ => None,
             };
             self.finalize(stream_id, time, roles, facts, stopped, ctx);
@@ -299,8 +309,19 @@ impl H2Streams {
                     }
                 }
             }
-            self.finalize(id, time, roles, facts, None, ctx);
+            let stopped = self.stopped.clone();
+            self.finalize(id, time, roles, facts, stopped, ctx);
         }
+    }
+
+    /// Analysis stops following the connection before TCP ended: why.
+    pub(super) fn set_stopped(&mut self, why: Option<String>) {
+        self.stopped = why;
+    }
+
+    /// A WebSocket stream is open.
+    pub(super) fn has_websockets(&self) -> bool {
+        !self.sessions.is_empty()
     }
 
     /// The connection is idle: release what the sessions can rebuild.

@@ -293,6 +293,11 @@ impl Connection {
     /// Is it reported (upgrade attempt or frames seen)?
     pub fn is_interesting(&self) -> bool {
         self.state.session.analysis.is_interesting()
+            || self
+                .state
+                .http2
+                .as_ref()
+                .is_some_and(|h2| h2.streams.has_websockets())
     }
 
     /// Did either side send FIN or RST?
@@ -392,6 +397,9 @@ impl Connection {
         ctx: &mut Context<'_>,
     ) -> Option<ConnectionRecord> {
         let state = &mut self.state;
+        if let Some(h2) = &mut state.http2 {
+            h2.streams.set_stopped(stopped.clone());
+        }
         for dir in 0..2 {
             self.reassembly[dir].flush(&mut |event| state.on_stream(dir, event, ctx));
         }
@@ -593,6 +601,13 @@ impl State {
             }
             self.routes = [Route::Http2, Route::Http2];
             self.http2 = Some(Box::new(http2::H2Conn::new()));
+            return;
+        }
+        if crate::stream::http2::looks_like_frames(data) {
+            // HTTP/2 frames with no preface: the capture started inside the connection. The
+            // roles stay as guessed (the layer hunts in both directions).
+            self.routes = [Route::Http2, Route::Http2];
+            self.http2 = Some(Box::new(http2::H2Conn::midstream()));
             return;
         }
         // A response cut after "HT" (or up to "HTTP") also looks like a request method: try the

@@ -354,3 +354,73 @@ fn h2c_capture_end_to_end() {
         }
     }
 }
+
+/// The capture's packets, as (record header + data) byte ranges of the pcap file.
+fn pcap_records(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut pos = 24;
+    while pos + 16 <= bytes.len() {
+        let incl = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        out.push(&bytes[pos..pos + 16 + incl]);
+        pos += 16 + incl;
+    }
+    out
+}
+
+/// A pcap of the h2c capture's packets `keep`.
+fn cut_capture(keep: std::ops::Range<usize>) -> std::path::PathBuf {
+    let bytes = std::fs::read(CAPTURE).unwrap();
+    assert_eq!(&bytes[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+    let records = pcap_records(&bytes);
+    let mut out = bytes[..24].to_vec();
+    let end = keep.end.min(records.len());
+    for r in &records[keep.start..end] {
+        out.extend_from_slice(r);
+    }
+    crate::util::temp_file(&out, "pcap")
+}
+
+/// A capture that starts after the handshakes (the first 12 packets: TCP handshake, preface,
+/// SETTINGS, the GET and both extended CONNECTs and their answers) still finds both WebSocket
+/// streams from their DATA, and says the handshake was not seen.
+#[test]
+fn h2c_capture_started_late() {
+    let report = crate::util::report_of(&cut_capture(12..usize::MAX), &["--messages"]);
+    let conns = report["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2, "{conns:#?}");
+    for c in conns {
+        let h2 = &c["http2"];
+        assert_eq!(h2["handshake_seen"], false, "{h2}");
+        assert!(c["handshake"].is_null());
+        let ids = crate::util::diag_ids(c);
+        assert!(
+            ids.contains(&"h2_handshake_not_seen".to_string()),
+            "{ids:?}"
+        );
+        assert!(ids.contains(&"midstream_start".to_string()), "{ids:?}");
+        assert!(!ids.iter().any(|i| i == "h2_protocol_error"), "{ids:?}");
+        let msgs = c["messages"].as_array().unwrap();
+        assert!(msgs.len() >= 8, "{msgs:#?}");
+        assert!(msgs.iter().all(|m| m["complete"] == true));
+    }
+    let chat = conns.iter().find(|c| c["http2"]["stream_id"] == 3).unwrap();
+    assert_eq!(chat["http2"]["end"], "end_stream");
+    assert_eq!(chat["close"]["outcome"], "clean");
+    let cancel = conns.iter().find(|c| c["http2"]["stream_id"] == 5).unwrap();
+    assert_eq!(cancel["http2"]["end"], "rst_stream CANCEL");
+    assert_eq!(cancel["close"]["code"], 1006);
+}
+
+/// A capture cut while both WebSockets are open: each entry is still open, and says the
+/// capture ended.
+#[test]
+fn h2c_capture_cut_short() {
+    let report = crate::util::report_of(&cut_capture(0..20), &[]);
+    let conns = report["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2, "{conns:#?}");
+    for c in conns {
+        assert_eq!(c["http2"]["end"], Value::Null);
+        assert_eq!(c["close"]["outcome"], "open", "{}", c["close"]);
+        assert!(c["handshake"]["accepted"] == true);
+    }
+}

@@ -46,7 +46,7 @@ use frame::{ErrorCode, Frame, FrameHeader, HEADER_LEN, PREFACE, Setting, flag, k
 use streams::{Stream, StreamKind, Streams, idx};
 
 pub use events::{Http2Event, SettingsInfo, StreamEnd};
-pub use recovery::looks_like_websocket;
+pub use recovery::{looks_like_frames, looks_like_websocket};
 pub use streams::{H2RequestHead, H2ResponseHead};
 
 /// Compressed bytes of one header block (HEADERS or PUSH_PROMISE plus CONTINUATIONs) buffered
@@ -264,7 +264,6 @@ impl Http2Layer {
             d.rx = Rx::Hunt;
             d.verify_first = false;
         }
-        layer.midstream_reported = true;
         layer
     }
 

@@ -2,7 +2,7 @@
 //! frame stays aligned; across frames a hunt for a plausible frame header), and recognising a
 //! WebSocket stream from its DATA when its headers were not seen.
 
-use super::frame::{FrameHeader, HEADER_LEN, flag, kind};
+use super::frame::{self, FrameHeader, HEADER_LEN, flag, kind};
 use super::streams::{StreamKind, idx};
 use super::*;
 use crate::ws::frame::{HeaderParse, parse_frame_header};
@@ -132,6 +132,9 @@ impl Http2Layer {
             d.lost = 0;
             d.hunted_total += skipped;
             d.rx = Rx::Header;
+            if !self.from_start {
+                self.report_midstream(self.dirs[s].side, time, out);
+            }
             self.resynced(s, time, skipped, lost, out);
             self.feed(s, time, &buf[at..], out);
             return n;
@@ -274,4 +277,23 @@ pub(super) fn plausible_next(prev: &FrameHeader, next: &FrameHeader, max_frame: 
     } else {
         plausible(next, max_frame)
     }
+}
+
+/// Do these first bytes of a direction look like HTTP/2 frames (a capture that starts inside an
+/// HTTP/2 connection)? The first frame header must be plausible, and so must the next one when
+/// the bytes hold it; or the frame must fill the bytes exactly. HTTP/1.x, TLS records and
+/// WebSocket frames do not pass: their first bytes read as lengths past 64 KiB, or as reserved
+/// flags and types.
+pub fn looks_like_frames(first_bytes: &[u8]) -> bool {
+    let Some(h) = frame::parse_header(first_bytes) else {
+        return false;
+    };
+    if !plausible(&h, HUNT_WINDOW as u32) {
+        return false;
+    }
+    let next = HEADER_LEN + h.length as usize;
+    if next == first_bytes.len() {
+        return true;
+    }
+    matches!(scan(first_bytes, 0, HUNT_WINDOW as u32), (Some(0), _))
 }

@@ -584,7 +584,10 @@ fn late_start_with_unknown_table_entries() {
     let ids: Vec<_> = run.diags().iter().map(|d| d.0).collect();
     assert_eq!(
         ids,
-        [DiagnosticId::H2HeadersUnreadable],
+        [
+            DiagnosticId::MidstreamStart,
+            DiagnosticId::H2HeadersUnreadable
+        ],
         "{:?}",
         run.diags()
     );
