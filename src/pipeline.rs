@@ -104,11 +104,9 @@ impl<'s> Pipeline<'s> {
                 let from_a = src_is_lo == slot.a_is_lo;
                 slot.connection
                     .on_segment(&segment, from_a, time, &mut self.context);
+                let ended = slot.connection.ended();
                 self.report_finished();
-                let Some(slot) = self.table.get_mut(&key) else {
-                    return Ok(());
-                };
-                if slot.connection.ended() {
+                if ended {
                     self.finish(key);
                     self.tombstones.insert(key, time);
                 }
@@ -169,6 +167,9 @@ impl<'s> Pipeline<'s> {
 
     /// Reports the records connections finished while going on (HTTP/2 WebSocket streams).
     fn report_finished(&mut self) {
+        if !self.context.has_finished() {
+            return; // the per-packet path: nothing to do, and no allocation
+        }
         for record in self.context.take_finished() {
             self.report(Some(record));
         }

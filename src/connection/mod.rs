@@ -110,6 +110,11 @@ impl<'s> Context<'s> {
         id
     }
 
+    /// Are there records for [`Context::take_finished`]?
+    pub fn has_finished(&self) -> bool {
+        !self.finished.is_empty()
+    }
+
     /// Records finished since the last call (WebSocket streams of HTTP/2 connections that go
     /// on): report them.
     pub fn take_finished(&mut self) -> Vec<ConnectionRecord> {
