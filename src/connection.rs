@@ -20,7 +20,9 @@ use crate::http::{
 use crate::message::{Assembler, Message, MessageLimits, Output, PayloadMode};
 use crate::record::Sink;
 use crate::record::{Address, ConnectionRecord, TcpRecord};
-use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
+use crate::tcp::reassembly::{
+    PacketClock, Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent,
+};
 use crate::ws::deflate::DecoderBudget;
 use crate::ws::framer::{FrameEvent, Framer};
 
@@ -205,9 +207,22 @@ impl Connection {
         }
     }
 
-    /// Has TCP ended (RST, or FIN both ways)?
+    /// Has TCP ended (RST, or FIN both ways), with no data the capture may still show late?
+    /// While a direction misses bytes its FIN or the peer's ACK prove were sent, the connection
+    /// stays open for them; [`Connection::linger_over`] says when to stop waiting.
     pub fn ended(&self) -> bool {
+        self.tcp_ended() && !self.reassembly.iter().any(Reassembler::awaiting_late_data)
+    }
+
+    /// Has TCP ended (RST, or FIN both ways)?
+    pub fn tcp_ended(&self) -> bool {
         self.state.rst_seen || self.state.fin_seen == [true, true]
+    }
+
+    /// TCP has ended and nothing came for longer than the late-data grace window
+    /// (`--late-seconds`) by `now`: the missing bytes are not coming; finish the connection.
+    pub fn linger_over(&self, now: f64, config: &ConnectionConfig) -> bool {
+        self.tcp_ended() && now - self.last_seen > config.reassembly.late_seconds
     }
 
     /// Is it reported (upgrade attempt or frames seen)?
@@ -249,9 +264,14 @@ impl Connection {
             let (x, y) = self.reassembly.split_at_mut(1);
             (&mut y[0], &mut x[0])
         };
+        // The reassemblers' grace window for late data runs on this clock.
+        let clock = PacketClock {
+            packets: state.packets[0] + state.packets[1] + 1,
+            time,
+        };
         if !seg.payload.is_empty() || seg.syn || seg.fin {
             let before = this.stats();
-            this.on_segment(seg.seq, flags, seg.payload, &mut |event| {
+            this.on_segment(seg.seq, flags, seg.payload, clock, &mut |event| {
                 state.on_stream(dir, event, ctx)
             });
             let after = this.stats();
@@ -269,10 +289,17 @@ impl Connection {
                 );
                 state.analysis.diag(d, ctx.sink);
             }
+        } else {
+            this.tick(clock, &mut |event| state.on_stream(dir, event, ctx));
         }
         if seg.ack_flag && !seg.rst {
-            // The peer's bytes below this ack reached this side: holes there are capture loss.
-            other.on_peer_ack(seg.ack, &mut |event| state.on_stream(1 - dir, event, ctx));
+            // The peer's bytes below this ack reached this side: holes there are capture loss
+            // (once the capture has had time to show them late).
+            other.on_peer_ack(seg.ack, clock, &mut |event| {
+                state.on_stream(1 - dir, event, ctx)
+            });
+        } else {
+            other.tick(clock, &mut |event| state.on_stream(1 - dir, event, ctx));
         }
         if seg.fin {
             state.fin_seen[dir] = true;
@@ -343,6 +370,8 @@ impl Connection {
             let s = r.stats();
             tcp.retransmissions += s.retransmitted_segments;
             tcp.out_of_order += s.out_of_order_segments;
+            tcp.late_after_ack += s.late_after_ack_segments;
+            tcp.late_after_gap += s.late_after_gap_segments;
             if s.overlap_conflicts > 0 {
                 let d = Diagnostic::new(
                     DiagnosticId::TcpOverlapConflict,
@@ -449,7 +478,48 @@ impl State {
         match event {
             StreamEvent::Data(bytes) => self.on_data(dir, bytes, self.time, ctx),
             StreamEvent::Gap { offset, len } => self.on_gap(dir, offset, len, ctx),
+            StreamEvent::LateForGap {
+                gap_offset,
+                gap_len,
+                arrived,
+                packets_late,
+                seconds_late,
+            } => {
+                // The layers above resynchronised past the gap; its bytes cannot be replayed.
+                // Say in the gap's own diagnostic that they were in the capture after all.
+                let side = self.side(dir);
+                let head = format!("{gap_len} bytes from the ");
+                let tail = format!(" missing from the capture at stream byte {gap_offset}");
+                let is_it = |d: &Diagnostic| {
+                    let first = d.message.split(';').next().unwrap_or_default();
+                    d.id == DiagnosticId::TcpGap
+                        && first.starts_with(&head)
+                        && first.ends_with(&tail)
+                };
+                // The roles may have been settled after the gap was reported.
+                let found = match self
+                    .analysis
+                    .last_diag_mut(|d| is_it(d) && d.from == Some(side))
+                {
+                    Some(d) => Some(d),
+                    None => self.analysis.last_diag_mut(is_it),
+                };
+                if let Some(d) = found {
+                    let first = d.message.split(';').next().unwrap_or_default().to_string();
+                    d.message = format!(
+                        "{first}; {arrived} of them arrived in the capture {packets_late} packets ({seconds_late:.3} s) after the gap was declared, too late to be used (--late-packets, --late-seconds)"
+                    );
+                }
+            }
         }
+    }
+
+    /// The text of a `tcp_gap` diagnostic (amended when its bytes arrive late).
+    fn gap_text(side: Side, offset: u64, len: u64) -> String {
+        format!(
+            "{len} bytes from the {} missing from the capture at stream byte {offset}",
+            side.as_str()
+        )
     }
 
     fn on_gap(&mut self, dir: usize, offset: u64, len: u64, ctx: &mut Context<'_>) {
@@ -460,10 +530,7 @@ impl State {
             DiagnosticId::TcpGap,
             Some(side),
             Some(self.time),
-            format!(
-                "{len} bytes from the {} missing from the capture at stream byte {offset}",
-                side.as_str()
-            ),
+            Self::gap_text(side, offset, len),
         );
         self.analysis.diag(d, ctx.sink);
         match std::mem::replace(&mut self.phases[dir], Phase::Opaque) {

@@ -222,6 +222,18 @@ impl<'s> Pipeline<'s> {
             let why = format!("no packets for {idle:.0} s, tracking stopped (--idle-timeout)");
             self.finish_early(key, Some(why));
         }
+        // TCP ended while bytes were missing: they did not come late either.
+        let config = self.context.config;
+        let lingering: Vec<FlowKey> = self
+            .table
+            .iter()
+            .filter(|(_, slot)| slot.connection.linger_over(now, &config))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in lingering {
+            self.finish(key);
+            self.tombstones.insert(key, now);
+        }
         let mut idle: Vec<(f64, FlowKey)> = Vec::new();
         for (key, slot) in self.table.iter_mut() {
             let quiet = now - slot.connection.last_seen();
