@@ -506,8 +506,9 @@ impl State {
                 };
                 if let Some(d) = found {
                     let first = d.message.split(';').next().unwrap_or_default().to_string();
+                    let plural = if packets_late == 1 { "" } else { "s" };
                     d.message = format!(
-                        "{first}; {arrived} of them arrived in the capture {packets_late} packets ({seconds_late:.3} s) after the gap was declared, too late to be used (--late-packets, --late-seconds)"
+                        "{first}; {arrived} of them arrived in the capture {packets_late} packet{plural} ({seconds_late:.3} s) after the gap was declared, too late to be used (--late-packets, --late-seconds)"
                     );
                 }
             }
