@@ -315,6 +315,23 @@ impl Connection {
         }
     }
 
+    /// No packet of this connection came by capture time `now` (an idle sweep): holes that
+    /// waited for late data long enough in a quiet connection become gaps, and what was held
+    /// after them is delivered, instead of waiting for packets that do not come.
+    pub fn tick(&mut self, now: f64, ctx: &mut Context<'_>) {
+        let state = &mut self.state;
+        let clock = PacketClock {
+            packets: state.packets[0] + state.packets[1],
+            time: now,
+        };
+        let last_packet = state.time;
+        state.time = now.max(last_packet);
+        for dir in 0..2 {
+            self.reassembly[dir].tick(clock, &mut |event| state.on_stream(dir, event, ctx));
+        }
+        state.time = last_packet;
+    }
+
     /// The flow table is full and this connection is finished early to make room: says so in
     /// its record (later packets of it start a new connection).
     pub fn evicted(&mut self, max_connections: usize, ctx: &mut Context<'_>) {

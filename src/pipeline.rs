@@ -205,6 +205,10 @@ impl<'s> Pipeline<'s> {
     fn sweep(&mut self) {
         let now = self.now;
         let limits = self.limits;
+        // Quiet connections stop waiting for late data (cheap when nothing is held).
+        for slot in self.table.values_mut() {
+            slot.connection.tick(now, &mut self.context);
+        }
         let expired: Vec<(FlowKey, f64)> = self
             .table
             .iter()

@@ -70,7 +70,9 @@
 //! capture time. Calls in between (a packet that neither carries this
 //! direction's data nor acknowledges it) can pass the clock on with
 //! [`Reassembler::tick`], so a hole goes stale on time; without them it goes
-//! stale at the next segment or ACK, or at the flush.
+//! stale at the next segment or ACK, or at the flush. A tick with a later
+//! time and no new packet says the connection is quiet: once it has been quiet
+//! for [`ReassemblyLimits::late_seconds`], the packet count is not awaited.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -352,6 +354,9 @@ pub struct Reassembler {
     resync: Option<(u32, u32)>,
     /// The latest clock the caller gave (highest packet count and time).
     now: PacketClock,
+    /// Capture time when the packet count last moved: a [`tick`](Self::tick)
+    /// later than this shows the connection has been quiet.
+    last_packet_time: f64,
     /// The last gaps emitted, oldest first.
     gaps: VecDeque<DeclaredGap>,
     stats: ReassemblyStats,
@@ -395,6 +400,7 @@ impl Reassembler {
             fin: None,
             resync: None,
             now: PacketClock::default(),
+            last_packet_time: 0.0,
             gaps: VecDeque::new(),
             stats: ReassemblyStats::default(),
         }
@@ -457,8 +463,10 @@ impl Reassembler {
     }
 
     /// A packet of the connection that is neither this direction's segment nor
-    /// the peer's ACK (or any moment the caller wants): moves the clock to
-    /// `now` and closes the holes that went stale. Cheap when nothing is held.
+    /// the peer's ACK, or a moment without packets (the same packet count, a
+    /// later capture time: an idle sweep); moves the clock to `now` and closes
+    /// the holes that went stale. A connection quiet for the whole window does
+    /// not need its packets to pass. Cheap when nothing is held.
     pub fn tick<F: FnMut(StreamEvent<'_>)>(&mut self, now: PacketClock, out: &mut F) {
         self.advance(now);
         if !self.held.is_empty() {
@@ -529,16 +537,25 @@ impl Reassembler {
     /// Moves the clock forward (never back: capture times can go backwards).
     #[inline]
     fn advance(&mut self, now: PacketClock) {
-        self.now.packets = self.now.packets.max(now.packets);
         if now.time > self.now.time {
             self.now.time = now.time;
         }
+        if now.packets > self.now.packets {
+            self.now.packets = now.packets;
+            self.last_packet_time = self.now.time;
+        }
     }
 
-    /// The grace window since `covered` is over.
+    /// The grace window since `covered` is over: the time has passed, and so have
+    /// the packets, unless the connection has been quiet for that time (a late
+    /// segment is displaced by time; a connection that sends nothing for the
+    /// whole window will not show it later).
     fn stale(&self, covered: PacketClock) -> bool {
-        self.now.packets.saturating_sub(covered.packets) >= self.limits.late_packets
-            && self.now.time - covered.time >= self.limits.late_seconds
+        let late = self.limits.late_seconds;
+        let quiet = self.now.time - self.last_packet_time;
+        self.now.time - covered.time >= late
+            && (self.now.packets.saturating_sub(covered.packets) >= self.limits.late_packets
+                || (quiet > 0.0 && quiet >= late))
     }
 
     /// End of the bytes known to exist: the FIN, else one below the highest ACK.

@@ -229,6 +229,15 @@ impl Harness {
         }
     }
 
+    /// A moment `seconds` later with no packet (an idle sweep).
+    fn quiet(&mut self, seconds: f64) {
+        self.clock.time += seconds;
+        let now = self.clock;
+        let (r, mut rec) = self.parts();
+        r.tick(now, &mut |e| rec.record(e));
+        self.check();
+    }
+
     /// Long enough for any hole covered so far to go stale.
     fn wait_grace(&mut self) {
         self.wait(self.limits.late_packets, self.limits.late_seconds);
@@ -615,6 +624,53 @@ fn hole_declared_by_peer_ack_once_stale() {
     assert_eq!(h.take(), vec![gap(50, 5), data(&input[55..60])]);
     assert_eq!(h.r.buffered_bytes(), 0);
     assert!(!h.r.awaiting_late_data());
+}
+
+#[test]
+fn a_quiet_connection_does_not_wait_for_packets() {
+    let input = stream(30);
+    let mut h = Harness::new();
+    h.seg(0, &input[..10]);
+    h.seg(20, &input[20..]);
+    h.ack(30);
+    // Packets keep coming, but not enough of them: still waiting, however long.
+    h.wait(3, 5.0);
+    assert_eq!(h.take(), vec![data(&input[..10])]);
+    // Then nothing for less than the window: waiting.
+    h.quiet(DEFAULT_LATE_SECONDS * 0.5);
+    assert_eq!(h.take(), vec![]);
+    // Quiet for the whole window: the late data is not coming.
+    h.quiet(DEFAULT_LATE_SECONDS * 0.6);
+    assert_eq!(h.take(), vec![gap(10, 10), data(&input[20..])]);
+
+    // A quiet spell right after the ACK also needs the time since the ACK.
+    let mut h = Harness::new();
+    h.seg(0, &input[..10]);
+    h.seg(20, &input[20..]);
+    h.ack(30);
+    h.quiet(DEFAULT_LATE_SECONDS * 0.9);
+    assert_eq!(h.take(), vec![data(&input[..10])]);
+    h.quiet(DEFAULT_LATE_SECONDS * 0.2);
+    assert_eq!(h.take(), vec![gap(10, 10), data(&input[20..])]);
+}
+
+#[test]
+fn a_window_of_packets_only() {
+    let limits = ReassemblyLimits {
+        late_packets: 4,
+        late_seconds: 0.0,
+        ..ReassemblyLimits::default()
+    };
+    let input = stream(30);
+    let mut h = Harness::with_limits(limits);
+    h.step = 0.0; // a capture whose clock stands still
+    h.seg(0, &input[..10]);
+    h.seg(20, &input[20..]);
+    h.ack(30);
+    h.wait(3, 0.0);
+    assert_eq!(h.take(), vec![data(&input[..10])]);
+    h.wait(1, 0.0);
+    assert_eq!(h.take(), vec![gap(10, 10), data(&input[20..])]);
 }
 
 #[test]

@@ -225,3 +225,56 @@ fn missing_bytes_after_the_fins_are_a_gap_once_the_window_passes() {
     assert!(!text.contains("tracking stopped"), "{text}");
     assert_eq!(record["close"]["outcome"], "incomplete", "{text}");
 }
+
+/// A connection that goes quiet after a loss the peer acknowledged: what it sent after the hole
+/// is delivered at the next idle sweep, not held until the end of the capture.
+#[test]
+fn data_after_a_loss_on_a_quiet_connection_is_not_held_to_the_end() {
+    let mut conv = Conv::new("10.0.0.1:40000", "10.0.0.2:8080");
+    conv.mss = 40;
+    conv.tcp_open();
+    conv.send(true, &upgrade_request("/quiet", ""));
+    conv.send(false, &upgrade_response(""));
+    let first = conv.packets.len();
+    conv.send(true, &client_frame(true, 1, &[b'x'; 70]));
+    conv.send(true, &client_frame(true, 1, b"after the hole"));
+    conv.send(false, &server_frame(true, 1, b"ack"));
+    // The capture lost the second segment of the first message (payload only: the framer
+    // keeps its place).
+    conv.packets.remove(first + 1);
+    let mut other = Conv::new("10.0.0.3:40001", "10.0.0.2:8080");
+    other.time = conv.time;
+    other.tcp_open();
+    other.send(true, &upgrade_request("/other", ""));
+    other.send(false, &upgrade_response(""));
+    for _ in 0..6 {
+        other.wait(10.0);
+        other.send(true, &client_frame(true, 1, b"tick"));
+    }
+    let mut bytes = pcap(&conv, Link::Ethernet);
+    let mut others = pcap(&other, Link::Ethernet);
+    bytes.extend_from_slice(&others.split_off(24));
+    let out = wsprobe()
+        .args(["analyze", "--format", "jsonl", "--payload", "full"])
+        .arg(temp_file(&bytes, "pcap"))
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let after = lines
+        .iter()
+        .position(|l| {
+            l["event"] == "message"
+                && l["connection"] == 0
+                && l["message"]["text"] == "after the hole"
+        })
+        .unwrap_or_else(|| panic!("not delivered: {lines:#?}"));
+    let last_tick = lines
+        .iter()
+        .rposition(|l| l["event"] == "message" && l["connection"] == 1)
+        .unwrap();
+    assert!(after < last_tick, "held until the end of the capture");
+}
