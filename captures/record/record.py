@@ -460,6 +460,7 @@ class SkipCapture(Exception):
 
 
 # Scenarios kept in files of their own (each registers with `capture` / `derived`).
+sys.dont_write_bytecode = True
 import late_data  # noqa: E402
 
 late_data.register(sys.modules[__name__])
