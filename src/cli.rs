@@ -88,6 +88,14 @@ pub struct ReportArgs {
     /// Out-of-order TCP bytes held per direction (bytes).
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     pub max_buffered_bytes: usize,
+    /// Packets of a connection to wait for data the capture shows after the peer's ACK of it
+    /// (reordering at multi-queue NICs, `-i any`, merged taps) before the hole is a gap; the
+    /// wait also lasts --late-seconds. 0 and 0: a gap at the ACK.
+    #[arg(long, default_value_t = crate::tcp::reassembly::DEFAULT_LATE_PACKETS, value_name = "N")]
+    pub late_packets: u64,
+    /// Capture seconds to wait for such late data (with --late-packets).
+    #[arg(long, default_value_t = crate::tcp::reassembly::DEFAULT_LATE_SECONDS, value_name = "SECS")]
+    pub late_seconds: f64,
     /// Connections tracked at once.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_connections: usize,

@@ -217,6 +217,10 @@ impl<'s> Pipeline<'s> {
     fn sweep(&mut self) {
         let now = self.now;
         let limits = self.limits;
+        // Quiet connections stop waiting for late data (cheap when nothing is held).
+        for slot in self.table.values_mut() {
+            slot.connection.tick(now, &mut self.context);
+        }
         let expired: Vec<(FlowKey, f64)> = self
             .table
             .iter()
@@ -233,6 +237,18 @@ impl<'s> Pipeline<'s> {
         for (key, idle) in expired {
             let why = format!("no packets for {idle:.0} s, tracking stopped (--idle-timeout)");
             self.finish_early(key, Some(why));
+        }
+        // TCP ended while bytes were missing: they did not come late either.
+        let config = self.context.config;
+        let lingering: Vec<FlowKey> = self
+            .table
+            .iter()
+            .filter(|(_, slot)| slot.connection.linger_over(now, &config))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in lingering {
+            self.finish(key);
+            self.tombstones.insert(key, now);
         }
         let mut idle: Vec<(f64, FlowKey)> = Vec::new();
         for (key, slot) in self.table.iter_mut() {

@@ -171,6 +171,12 @@ impl RunOptions {
             PayloadArg::Full => PayloadMode::Full,
         };
         let fail_on = FailOn::parse(&args.fail_on)?;
+        if args.late_seconds.is_nan() || args.late_seconds < 0.0 {
+            return Err(format!(
+                "--late-seconds {}: expected a number of seconds, 0 or more",
+                args.late_seconds
+            ));
+        }
         let message_limits = MessageLimits {
             max_kept_bytes: args.max_message_bytes,
             max_inflated_bytes: args.max_inflated_bytes,
@@ -192,6 +198,8 @@ impl RunOptions {
                 message_limits,
                 reassembly: ReassemblyLimits {
                     max_buffered_bytes: args.max_buffered_bytes,
+                    late_packets: args.late_packets,
+                    late_seconds: args.late_seconds,
                     ..ReassemblyLimits::default()
                 },
                 max_listed_bytes: args.max_listed_bytes,

@@ -241,15 +241,24 @@ SPECS = []
 
 
 def capture(file, *, ports, title, exercises, expected, iface="lo", tool="tcpdump",
-            linktype_opt=None, killed=None, optional=False):
+            linktype_opt=None, killed=None, optional=False, keep=True):
+    """A recorded scenario. keep=False: the recording is only the source of derived captures."""
     def deco(fn):
         bpf = " or ".join(f"tcp port {p}" for p in ports)
         SPECS.append(dict(file=file, stem=file.rsplit(".", 1)[0], ports=ports, title=title,
                           exercises=exercises, expected=expected, iface=iface, tool=tool,
                           linktype_opt=linktype_opt, killed=killed, fn=fn, bpf=bpf,
-                          optional=optional))
+                          optional=optional, keep=keep))
         return fn
     return deco
+
+
+def derived(file, source, *, ports, title, exercises, expected, derive):
+    """A capture made from the recording of scenario `source` (a stem) by `derive(src, out, tmp)`,
+    which writes `out` and returns the truth's "derived" block; the truth is the source's
+    endpoint logs. Recorded (and derived again) whenever its source is."""
+    SPECS.append(dict(file=file, stem=file.rsplit(".", 1)[0], ports=ports, title=title,
+                      exercises=exercises, expected=expected, source=source, derive=derive))
 
 
 @capture("demo.pcap", ports=[8765], title="README demo: Python websockets echo, permessage-deflate",
@@ -505,6 +514,13 @@ def rec_chromium(ctx):
 
 class SkipCapture(Exception):
     pass
+
+
+# Scenarios kept in files of their own (each registers with `capture` / `derived`).
+sys.dont_write_bytecode = True
+import late_data  # noqa: E402
+
+late_data.register(sys.modules[__name__])
 
 
 # --------------------------------------------------------------------------
@@ -813,11 +829,20 @@ def record(spec, attempts=3):
         if not check["frames_match"]:
             print("  WARNING: tshark frame counts differ from the truth:",
                   check["tshark_frames"], check["truth_frames"], flush=True)
-        shutil.copyfile(tmpcap, out)
-        with open(os.path.join(CAPTURES, spec["stem"] + ".truth.json"), "w", encoding="utf-8") as f:
-            f.write(dumps(truth) + "\n")
+        if spec.get("keep", True):
+            shutil.copyfile(tmpcap, out)
+            with open(os.path.join(CAPTURES, spec["stem"] + ".truth.json"), "w", encoding="utf-8") as f:
+                f.write(dumps(truth) + "\n")
         print(f"  ok: {stats['captured']} packets, 0 dropped, {check['bytes']} bytes, "
               f"{len(conns)} connections", flush=True)
+        for child in (s for s in SPECS if s.get("source") == spec["stem"]):
+            print(f"== {child['file']} (derived from {spec['file']})", flush=True)
+            child_out = os.path.join(CAPTURES, child["file"])
+            info = child["derive"](tmpcap, child_out, tmp)
+            child_truth = dict(truth, capture=child["file"], derived=info)
+            with open(os.path.join(CAPTURES, child["stem"] + ".truth.json"), "w", encoding="utf-8") as f:
+                f.write(dumps(child_truth) + "\n")
+            print(f"  ok: {os.path.getsize(child_out)} bytes; {info['how']}", flush=True)
         return
     raise RuntimeError(f"{spec['file']}: failed after {attempts} attempts: {last}")
 
@@ -837,7 +862,10 @@ def main():
         if os.geteuid() != 0:
             sys.exit("run as root (capturing on lo)")
         os.makedirs(os.path.join(SCRATCH, "logs"), exist_ok=True)
-        specs = [s for s in SPECS if not args.names or s["stem"] in args.names or s["file"] in args.names]
+        chosen = {s["stem"] for s in SPECS if not args.names or s["stem"] in args.names or s["file"] in args.names}
+        # A derived capture is made by recording its source.
+        chosen = {next((s["source"] for s in SPECS if s["stem"] == c and s.get("source")), c) for c in chosen}
+        specs = [s for s in SPECS if s["stem"] in chosen and not s.get("source")]
         for spec in specs:
             print(f"== {spec['file']}", flush=True)
             try:

@@ -189,6 +189,9 @@ pub fn config_from(flags: u8) -> ConnectionConfig {
             ReassemblyLimits {
                 max_buffered_bytes: 256,
                 max_buffered_segments: 4,
+                // A short grace window, so the late-data paths are reached.
+                late_packets: 2,
+                late_seconds: 0.001,
             }
         } else {
             ReassemblyLimits::default()

@@ -150,6 +150,16 @@ impl Analysis {
         self.diagnostics.push(d);
     }
 
+    /// The last listed finding that `matches`, to amend it with what was learnt later (the
+    /// bytes of a TCP gap turning up late). Events already streamed keep the first text; the
+    /// connection's record has the amended one. None when it was not listed (over the per-id cap).
+    pub fn last_diag_mut(
+        &mut self,
+        matches: impl Fn(&Diagnostic) -> bool,
+    ) -> Option<&mut Diagnostic> {
+        self.diagnostics.iter_mut().rev().find(|d| matches(d))
+    }
+
     fn drain_scratch(&mut self, sink: &mut dyn Sink) {
         let found = std::mem::take(&mut self.scratch);
         for d in found {

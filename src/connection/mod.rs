@@ -23,7 +23,9 @@ use crate::http::{Role as HttpRole, plausible_start};
 use crate::message::{MessageLimits, Output, PayloadMode};
 use crate::record::{ConnectionRecord, Sink, TcpRecord};
 use crate::stream::{Chunk, End, Layer, Out};
-use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
+use crate::tcp::reassembly::{
+    PacketClock, Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent,
+};
 use crate::ws::deflate::DecoderBudget;
 
 use websocket::Session;
@@ -290,9 +292,22 @@ impl Connection {
         }
     }
 
-    /// Has TCP ended (RST, or FIN both ways)?
+    /// Has TCP ended (RST, or FIN both ways), with no data the capture may still show late?
+    /// While a direction misses bytes its FIN or the peer's ACK prove were sent, the connection
+    /// stays open for them; [`Connection::linger_over`] says when to stop waiting.
     pub fn ended(&self) -> bool {
+        self.tcp_ended() && !self.reassembly.iter().any(Reassembler::awaiting_late_data)
+    }
+
+    /// Has TCP ended (RST, or FIN both ways)?
+    pub fn tcp_ended(&self) -> bool {
         self.state.rst_seen || self.state.fin_seen == [true, true]
+    }
+
+    /// TCP has ended and nothing came for longer than the late-data grace window
+    /// (`--late-seconds`) by `now`: the missing bytes are not coming; finish the connection.
+    pub fn linger_over(&self, now: f64, config: &ConnectionConfig) -> bool {
+        self.tcp_ended() && now - self.last_seen > config.reassembly.late_seconds
     }
 
     /// Is it reported (upgrade attempt or frames seen)?
@@ -339,9 +354,14 @@ impl Connection {
             let (x, y) = self.reassembly.split_at_mut(1);
             (&mut y[0], &mut x[0])
         };
+        // The reassemblers' grace window for late data runs on this clock.
+        let clock = PacketClock {
+            packets: state.packets[0] + state.packets[1] + 1,
+            time,
+        };
         if !seg.payload.is_empty() || seg.syn || seg.fin {
             let before = this.stats();
-            this.on_segment(seg.seq, flags, seg.payload, &mut |event| {
+            this.on_segment(seg.seq, flags, seg.payload, clock, &mut |event| {
                 state.on_stream(dir, event, ctx)
             });
             let after = this.stats();
@@ -359,10 +379,17 @@ impl Connection {
                 );
                 state.session.analysis.diag(d, ctx.sink);
             }
+        } else {
+            this.tick(clock, &mut |event| state.on_stream(dir, event, ctx));
         }
         if seg.ack_flag && !seg.rst {
-            // The peer's bytes below this ack reached this side: holes there are capture loss.
-            other.on_peer_ack(seg.ack, &mut |event| state.on_stream(1 - dir, event, ctx));
+            // The peer's bytes below this ack reached this side: holes there are capture loss
+            // (once the capture has had time to show them late).
+            other.on_peer_ack(seg.ack, clock, &mut |event| {
+                state.on_stream(1 - dir, event, ctx)
+            });
+        } else {
+            other.tick(clock, &mut |event| state.on_stream(1 - dir, event, ctx));
         }
         if seg.fin {
             state.fin_seen[dir] = true;
@@ -376,6 +403,23 @@ impl Connection {
             state.rst_seen = true;
             state.tcp_end.get_or_insert((dir, time, true));
         }
+    }
+
+    /// No packet of this connection came by capture time `now` (an idle sweep): holes that
+    /// waited for late data long enough in a quiet connection become gaps, and what was held
+    /// after them is delivered, instead of waiting for packets that do not come.
+    pub fn tick(&mut self, now: f64, ctx: &mut Context<'_>) {
+        let state = &mut self.state;
+        let clock = PacketClock {
+            packets: state.packets[0] + state.packets[1],
+            time: now,
+        };
+        let last_packet = state.time;
+        state.time = now.max(last_packet);
+        for dir in 0..2 {
+            self.reassembly[dir].tick(clock, &mut |event| state.on_stream(dir, event, ctx));
+        }
+        state.time = last_packet;
     }
 
     /// The flow table is full and this connection is finished early to make room: says so in
@@ -470,6 +514,8 @@ impl Connection {
             let s = r.stats();
             tcp.retransmissions += s.retransmitted_segments;
             tcp.out_of_order += s.out_of_order_segments;
+            tcp.late_after_ack += s.late_after_ack_segments;
+            tcp.late_after_gap += s.late_after_gap_segments;
             if s.overlap_conflicts > 0 {
                 let d = Diagnostic::new(
                     DiagnosticId::TcpOverlapConflict,
@@ -533,13 +579,33 @@ impl State {
                     DiagnosticId::TcpGap,
                     Some(side),
                     Some(self.time),
-                    format!(
-                        "{len} bytes from the {} missing from the capture at stream byte {offset}",
-                        side.as_str()
-                    ),
+                    gap_text(side, offset, len),
                 );
                 self.session.analysis.diag(d, ctx.sink);
                 self.route(dir, Chunk::Gap(len), ctx);
+            }
+            StreamEvent::LateForGap {
+                gap_offset,
+                gap_len,
+                arrived,
+                packets_late,
+                seconds_late,
+            } => {
+                // The layers above resynchronised past the gap; its bytes cannot be replayed.
+                // Say in the gap's own diagnostic that they were in the capture after all. (The
+                // roles may have been settled after the gap was reported: either side's text.)
+                let texts = [Side::Client, Side::Server].map(|s| gap_text(s, gap_offset, gap_len));
+                let found = self.session.analysis.last_diag_mut(|d| {
+                    d.id == DiagnosticId::TcpGap
+                        && texts.iter().any(|t| d.message.split(';').next() == Some(t))
+                });
+                if let Some(d) = found {
+                    let plural = if packets_late == 1 { "" } else { "s" };
+                    d.message = format!(
+                        "{}; {arrived} of them arrived in the capture {packets_late} packet{plural} ({seconds_late:.3} s) after the gap was declared, too late to be used (--late-packets, --late-seconds)",
+                        d.message.split(';').next().unwrap_or_default()
+                    );
+                }
             }
         }
     }
@@ -692,6 +758,14 @@ impl State {
         }
         self.session.finish_dir(dir, time, &mut self.roles, ctx);
     }
+}
+
+/// The text of a `tcp_gap` diagnostic (amended when its bytes arrive late).
+fn gap_text(side: Side, offset: u64, len: u64) -> String {
+    format!(
+        "{len} bytes from the {} missing from the capture at stream byte {offset}",
+        side.as_str()
+    )
 }
 
 /// The client's HTTP/2 connection preface (RFC 9113 §3.4), or enough of it to tell.

@@ -289,6 +289,14 @@ pub struct TcpRecord {
     pub retransmissions: u64,
     /// Segments that arrived ahead of a hole.
     pub out_of_order: u64,
+    /// Data segments the capture showed after the peer's ACK that covered them (reordering by
+    /// the capture point: multi-queue NICs, `-i any`, merged taps, SPAN ports); they arrived
+    /// within the grace window (`--late-packets`, `--late-seconds`) and were used as usual.
+    pub late_after_ack: u64,
+    /// Segments that brought bytes of a hole already reported as a gap (later than the grace
+    /// window, or after a limit or the end closed it); not used, and said in the `tcp_gap`
+    /// diagnostic.
+    pub late_after_gap: u64,
 }
 
 /// One connection's analysis.

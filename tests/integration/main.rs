@@ -7,6 +7,7 @@ mod cli;
 mod golden;
 mod hostile;
 mod http2;
+mod late_data;
 mod live;
 mod mutants;
 mod properties;
