@@ -19,7 +19,8 @@ use crate::http::{
 };
 use crate::message::{Assembler, Message, MessageLimits, Output, PayloadMode};
 use crate::record::Sink;
-use crate::record::{Address, ConnectionRecord, TcpRecord};
+use crate::record::{Address, ConnectionRecord, OtherConnection, OtherKind, TcpRecord};
+use crate::sniff::{Carried, FirstBytes};
 use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
 use crate::ws::deflate::DecoderBudget;
 use crate::ws::framer::{FrameEvent, Framer};
@@ -125,6 +126,10 @@ struct State {
     /// that belongs to no connection. The bytes sent were refused, never delivered.
     refused: bool,
     syn_seen: bool,
+    /// A SYN-ACK was seen: the connection was accepted.
+    synack_seen: bool,
+    /// The first bytes of each direction, to say what a connection that is not reported carried.
+    first_bytes: [FirstBytes; 2],
     gaps: u64,
     gap_bytes: u64,
     /// Listed-message bytes this connection holds, and messages it could not list.
@@ -172,6 +177,8 @@ impl Connection {
                 packets: [0, 0],
                 refused: false,
                 syn_seen: false,
+                synack_seen: false,
+                first_bytes: Default::default(),
                 gaps: 0,
                 gap_bytes: 0,
                 listed_bytes: 0,
@@ -237,6 +244,7 @@ impl Connection {
             state.syn_seen = true;
         }
         state.syn_seen |= seg.syn;
+        state.synack_seen |= seg.syn && seg.ack_flag;
         let flags = SegmentFlags {
             syn: seg.syn,
             fin: seg.fin,
@@ -307,10 +315,18 @@ impl Connection {
     /// `stopped` says why analysis stops following a connection TCP has not ended (idle
     /// timeout, table full); None at the end of the capture or of TCP.
     pub fn finish(
-        mut self,
+        self,
         stopped: Option<String>,
         ctx: &mut Context<'_>,
     ) -> Option<ConnectionRecord> {
+        match self.finish_any(stopped, ctx) {
+            Finished::Reported(record) => Some(record),
+            Finished::Other(_) => None,
+        }
+    }
+
+    /// [`Connection::finish`], also saying what a connection that is not reported carried.
+    pub fn finish_any(mut self, stopped: Option<String>, ctx: &mut Context<'_>) -> Finished {
         let state = &mut self.state;
         for dir in 0..2 {
             self.reassembly[dir].flush(&mut |event| state.on_stream(dir, event, ctx));
@@ -331,7 +347,15 @@ impl Connection {
         if !state.analysis.is_interesting() {
             // No record: nothing listed is kept.
             ctx.listed_bytes -= state.listed_bytes;
-            return None;
+            let (client, server) = state.addresses();
+            return Finished::Other(OtherConnection {
+                id: state.id,
+                client,
+                server,
+                first_seen: state.first_seen,
+                last_seen: self.last_seen,
+                kind: state.other_kind(),
+            });
         }
         let mut tcp = TcpRecord {
             syn_seen: state.syn_seen,
@@ -339,18 +363,21 @@ impl Connection {
             gap_bytes: state.gap_bytes,
             ..TcpRecord::default()
         };
-        for r in &self.reassembly {
+        for (dir, r) in self.reassembly.iter().enumerate() {
             let s = r.stats();
             tcp.retransmissions += s.retransmitted_segments;
             tcp.out_of_order += s.out_of_order_segments;
             if s.overlap_conflicts > 0 {
+                // Counted over the connection: reported at its end, for the side that sent them.
+                let side = state.side(dir);
                 let d = Diagnostic::new(
                     DiagnosticId::TcpOverlapConflict,
-                    None,
-                    None,
+                    Some(side),
+                    Some(self.last_seen),
                     format!(
-                        "{} retransmitted TCP bytes differed from the bytes first seen; the first copy was kept",
-                        s.overlap_conflicts
+                        "{} retransmitted TCP bytes from the {} differed from the bytes first seen (over the whole connection); the first copy was kept",
+                        s.overlap_conflicts,
+                        side.as_str()
                     ),
                 );
                 state.analysis.diag(d, ctx.sink);
@@ -360,7 +387,7 @@ impl Connection {
             let d = Diagnostic::new(
                 DiagnosticId::LimitExceeded,
                 None,
-                None,
+                Some(self.last_seen),
                 format!(
                     "{} messages not listed: the listed messages held in memory passed {} bytes (--max-listed-bytes); they are counted in the totals (--format jsonl streams every message)",
                     state.unlisted, ctx.config.max_listed_bytes
@@ -379,7 +406,7 @@ impl Connection {
             first_seen,
             ..
         } = self.state;
-        Some(analysis.finish(
+        Finished::Reported(analysis.finish(
             client,
             server,
             first_seen,
@@ -390,6 +417,17 @@ impl Connection {
             ctx.sink,
         ))
     }
+}
+
+/// What a finished connection gives.
+// Moved once per connection, as the `Option<ConnectionRecord>` of `finish` is: no box needed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Finished {
+    /// It carried an upgrade attempt or frames: its record.
+    Reported(ConnectionRecord),
+    /// It did not: what it was, for the summary.
+    Other(OtherConnection),
 }
 
 fn address(e: &Endpoint) -> Address {
@@ -405,6 +443,30 @@ impl State {
             Side::Client
         } else {
             Side::Server
+        }
+    }
+
+    /// What a connection that is not reported was: a refused or unanswered attempt, else what
+    /// its client's first bytes (or, for a server that speaks first, the server's) said.
+    fn other_kind(&self) -> OtherKind {
+        let client = self.roles.client_dir;
+        let server = 1 - client;
+        if self.syn_seen && !self.synack_seen {
+            if matches!(self.tcp_end, Some((dir, _, true)) if dir == server) {
+                return OtherKind::Refused;
+            }
+            if self.packets[server] == 0 {
+                return OtherKind::Unanswered;
+            }
+        }
+        match self.first_bytes[client].carried() {
+            Carried::Tls(server_name) => OtherKind::Tls { server_name },
+            Carried::Http => OtherKind::Http,
+            Carried::Other => OtherKind::Other,
+            Carried::Nothing if self.first_bytes[server].carried() != Carried::Nothing => {
+                OtherKind::Other
+            }
+            Carried::Nothing => OtherKind::NoData,
         }
     }
 
@@ -447,7 +509,12 @@ impl State {
 
     fn on_stream(&mut self, dir: usize, event: StreamEvent<'_>, ctx: &mut Context<'_>) {
         match event {
-            StreamEvent::Data(bytes) => self.on_data(dir, bytes, self.time, ctx),
+            StreamEvent::Data(bytes) => {
+                if !self.first_bytes[dir].decided() {
+                    self.first_bytes[dir].push(bytes);
+                }
+                self.on_data(dir, bytes, self.time, ctx)
+            }
             StreamEvent::Gap { offset, len } => self.on_gap(dir, offset, len, ctx),
         }
     }
@@ -808,12 +875,19 @@ impl State {
 
     fn finish_dir(&mut self, dir: usize, ctx: &mut Context<'_>) {
         if let Some(held) = self.take_held(dir) {
-            // The answer was never captured.
+            // The answer was never captured. The finding is the request's (client, its time).
+            let asked = self.analysis.request_time();
             let d = Diagnostic::new(
                 DiagnosticId::HandshakeUnanswered,
-                Some(Side::Server),
-                None,
-                "no answer to the upgrade request was captured".into(),
+                Some(Side::Client),
+                asked,
+                match asked {
+                    Some(t) => format!(
+                        "no answer to the upgrade request sent at {} was captured",
+                        crate::analysis::clock(t)
+                    ),
+                    None => "no answer to the upgrade request was captured".into(),
+                },
             );
             self.analysis.diag(d, ctx.sink);
             if !held.is_empty() {
