@@ -1,7 +1,8 @@
 //! What a TCP connection that carried no WebSocket was, for the summary of the rest of the
 //! capture: the first bytes of each direction in, a [`Carried`] out (TLS with its server name,
 //! HTTP, other, nothing). Bounded: a direction keeps at most [`MAX_KEPT`] bytes, and only while
-//! a TLS ClientHello is still arriving; every other start is decided by its first bytes.
+//! a TLS ClientHello or an HTTP request line is still arriving; any other start is decided by
+//! its first bytes.
 //!
 //! The server name is read here with a minimal, bounded walk of the ClientHello (RFC 8446
 //! §4.1.2, RFC 6066 §3) because that is all the summary needs; decrypting and reading TLS in
@@ -33,6 +34,8 @@ enum Start {
     Empty,
     /// A TLS handshake record, still arriving.
     Hello(Vec<u8>),
+    /// What may be an HTTP request line, still arriving.
+    Line(Vec<u8>),
     /// Decided.
     Done(Carried),
 }
@@ -60,11 +63,21 @@ impl FirstBytes {
                 self.start = if looks_like_tls_handshake(data) {
                     Start::Hello(Vec::new())
                 } else if plausible_start(data, Role::Requests) {
-                    Start::Done(Carried::Http)
+                    Start::Line(Vec::new())
                 } else {
                     Start::Done(Carried::Other)
                 };
                 self.push(data);
+            }
+            Start::Line(kept) => {
+                let room = MAX_LINE - kept.len();
+                kept.extend_from_slice(&data[..data.len().min(room)]);
+                if let Some(end) = kept.iter().position(|&b| b == b'\n') {
+                    let http = is_request_line(&kept[..end]);
+                    self.start = Start::Done(if http { Carried::Http } else { Carried::Other });
+                } else if kept.len() == MAX_LINE {
+                    self.start = Start::Done(Carried::Other);
+                }
             }
             Start::Hello(kept) => {
                 let room = MAX_KEPT - kept.len();
@@ -85,9 +98,31 @@ impl FirstBytes {
         match &self.start {
             Start::Empty => Carried::Nothing,
             Start::Hello(_) => Carried::Tls(None),
+            // Cut before its end: judged on what came.
+            Start::Line(kept) if is_request_line(kept) => Carried::Http,
+            Start::Line(_) => Carried::Other,
             Start::Done(c) => c.clone(),
         }
     }
+}
+
+/// Longest request line looked at: an HTTP request line is longer only with a huge target.
+const MAX_LINE: usize = 1024;
+
+/// `METHOD target HTTP/x` (RFC 9112 §3), so that the commands of other text protocols that
+/// also start with an upper-case word (SMTP's `EHLO x`, IRC's `NICK x`) are not taken for HTTP.
+fn is_request_line(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    (1..=16).contains(&method.len())
+        && method.iter().all(u8::is_ascii_uppercase)
+        && !target.is_empty()
+        && version.starts_with(b"HTTP/")
 }
 
 /// A TLS record header of type handshake (22), version 3.x, whose first handshake message is a
@@ -250,6 +285,19 @@ mod tests {
         let mut first = FirstBytes::default();
         first.push(b"GET /health HTTP/1.1\r\n");
         assert_eq!(first.carried(), Carried::Http);
+        let mut first = FirstBytes::default();
+        first.push(b"GET /heal");
+        assert!(!first.decided());
+        first.push(b"th HTTP/1.1\r\nHost: x\r\n");
+        assert_eq!(first.carried(), Carried::Http);
+        let mut first = FirstBytes::default();
+        first.push(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        assert_eq!(first.carried(), Carried::Http);
+        for other in [&b"EHLO mail.example\r\n"[..], b"NICK wsprobe\r\n"] {
+            let mut first = FirstBytes::default();
+            first.push(other);
+            assert_eq!(first.carried(), Carried::Other);
+        }
         let mut first = FirstBytes::default();
         first.push(b"SSH-2.0-OpenSSH_9.2\r\n");
         assert_eq!(first.carried(), Carried::Other);
