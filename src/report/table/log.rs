@@ -54,6 +54,9 @@ struct Entry {
     /// Keeps equal times in the order they were added.
     order: usize,
     text: String,
+    /// Printed after every other entry whatever its time: the connection's ending (a frame
+    /// may still come after the first FIN, in the half-closed direction).
+    last: bool,
 }
 
 /// Marks an entry that continues the one before it: printed without its time.
@@ -84,7 +87,12 @@ fn render(
     origin: f64,
     max: usize,
 ) -> Vec<String> {
-    entries.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.order.cmp(&b.order)));
+    entries.sort_by(|a, b| {
+        a.last
+            .cmp(&b.last)
+            .then(a.time.total_cmp(&b.time))
+            .then(a.order.cmp(&b.order))
+    });
     let mut lines = vec![String::new()];
     lines.extend(wrap(&title_text, max, 4));
     let tw = entries
@@ -109,13 +117,11 @@ fn render(
                 } else {
                     " ".repeat(indent)
                 };
-                lines.push(format!("{lead}{line}"));
+                lines.push(format!("{lead}{line}").trim_end().to_string());
             }
         } else {
-            lines.push(format!(
-                "{head}{}",
-                cut(&e.text, max.saturating_sub(indent))
-            ));
+            let line = format!("{head}{}", cut(&e.text, max.saturating_sub(indent)));
+            lines.push(line.trim_end().to_string());
         }
     }
     lines
@@ -129,7 +135,12 @@ pub fn messages(r: &ConnectionRecord, max: usize) -> Vec<String> {
     let mut entries = Vec::new();
     let add = |time: f64, text: String, entries: &mut Vec<Entry>| {
         let order = entries.len();
-        entries.push(Entry { time, order, text });
+        entries.push(Entry {
+            time,
+            order,
+            text,
+            last: false,
+        });
     };
     if let Some(h) = &r.handshake {
         let mut offered = Vec::new();
@@ -210,7 +221,14 @@ pub fn messages(r: &ConnectionRecord, max: usize) -> Vec<String> {
 fn findings_and_end(r: &ConnectionRecord, entries: &mut Vec<Entry>) {
     let mut add = |time: f64, text: String| {
         let order = entries.len();
-        entries.push(Entry { time, order, text });
+        // The ending block (■ and its TCP line) comes last.
+        let last = text.starts_with('■') || text.starts_with(CONTINUED);
+        entries.push(Entry {
+            time,
+            order,
+            text,
+            last,
+        });
     };
     // abnormal_closure says what the ending line says.
     for d in r
@@ -286,6 +304,7 @@ pub fn frames(r: &ConnectionRecord, max: usize) -> Vec<String> {
         entries.push(Entry {
             time: f.time,
             order,
+            last: false,
             text: format!(
                 "{arrow} {:<12} fin={} rsv={}{}{} {:<8} {:>9} B payload, {} B header",
                 f.opcode,
