@@ -144,3 +144,17 @@ mod tests {
         );
     }
 }
+
+#[cfg(all(test, not(feature = "live")))]
+mod tests_without_libpcap {
+    use super::*;
+
+    #[test]
+    fn a_filter_without_libpcap_is_refused_with_the_way_out() {
+        let e = PacketFilter::new("tcp port 80").err().unwrap();
+        assert!(
+            e.contains("needs libpcap") && e.contains("tcpdump -r"),
+            "{e}"
+        );
+    }
+}

@@ -441,3 +441,31 @@ fn messages_mean_data_messages_and_control_frames_are_counted_apart() {
         "{text}"
     );
 }
+
+/// Start times are UTC with the date in the title, and a line marks each new date.
+#[test]
+fn a_new_date_is_marked_between_rows() {
+    let conversation = |client: &str, start: f64| {
+        let mut c = Conv::new(client, "10.0.0.2:8080");
+        c.time = start;
+        c.tcp_open();
+        c.send(true, &upgrade_request("/", ""));
+        c.send(false, &upgrade_response(""));
+        c.send(true, &client_frame(true, 8, &close_payload(1000, "")));
+        c.send(false, &server_frame(true, 8, &close_payload(1000, "")));
+        temp_file(&pcap(&c, Link::Ethernet), "pcap")
+    };
+    // 2023-11-14 23:59:59 and, a minute later, 2023-11-15 00:00:59 UTC.
+    let a = conversation("10.0.0.1:50000", 1_700_006_399.0);
+    let b = conversation("10.0.0.1:50001", 1_700_006_459.0);
+    let out = wsprobe().arg("analyze").arg(&a).arg(&b).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let title = lines
+        .iter()
+        .position(|l| l.contains("on 2023-11-14 (times UTC)"));
+    let marker = lines.iter().position(|l| *l == "-- 2023-11-15 --");
+    assert!(title.is_some() && marker.is_some(), "{text}");
+    assert!(lines[marker.unwrap() - 1].contains("23:59:59"), "{text}");
+    assert!(lines[marker.unwrap() + 1].contains("00:00:59"), "{text}");
+}
