@@ -128,6 +128,9 @@ reception of it.
                                            // "killed": an endpoint process was SIGKILLed
                                            // "refused": the upgrade got a non-101 status
                                            // "http_only": plain HTTP, no upgrade attempted
+                                           // "connect_refused": the connection attempt was
+                                           //   refused (SYN answered by RST), logged by the client
+                                           // "tls": a plain TLS exchange (notes: server_name)
                                            // "abnormal": anything else
         "killed_side": null,               // "server" | "client" when kind == "killed"
         "signal": null,                    // "SIGKILL" when kind == "killed"

@@ -391,12 +391,12 @@ http {{
 
 
 def wait_port(port, timeout=10):
-    import socket
+    """Waits until something listens on `port`, without connecting (a probe would be captured)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+        if out.strip():
+            return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on {port}")
 
@@ -512,6 +512,45 @@ def rec_chromium(ctx):
                 out.write(json.dumps(e, ensure_ascii=False) + "\n")
 
 
+@capture("server-restart.pcap", ports=[26030, 26443], killed="server",
+         title="Server restart: refused attempts, and TLS and plain HTTP beside WebSocket",
+         exercises="Python client: (1) a plain TLS exchange (stdlib ssl, SNI `wsprobe.test`, TLS 1.3) with a "
+                   "Python TLS server on :26443; (2) GET /health without upgrade (its own connection) to the Node "
+                   "http+ws server on :26030; (3) WebSocket /live, two messages echoed, then record.py SIGKILLs "
+                   "the server; (4) the client retries every 100 ms and each attempt is refused (SYN answered "
+                   "by RST: nothing listens) until record.py starts the server again (0.6 s after the first "
+                   "refusal); (5) WebSocket /live again, one message echoed, client close 1000 \"back\".",
+         expected="2 WebSocket connections (the first ends 1006 with the server's FIN, the second cleanly "
+                  "with 1000 \"back\"), 1 TLS connection with SNI wsprobe.test, 1 HTTP connection without "
+                  "upgrade, several refused attempts to 127.0.0.1:26030.")
+def rec_restart(ctx):
+    cert, key = os.path.join(ctx.tmp, "cert.pem"), os.path.join(ctx.tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=wsprobe.test"],
+                   check=True, capture_output=True)
+    # The command line in the truth names the files; the process gets their real paths.
+    tls = ctx._start([PY, os.path.join(HERE, "tls_server.py"), "--port", "26443", "--cert", cert, "--key", key,
+                      "--log", ctx.log("server-tls")], "server-tls",
+                     ["$PY", "captures/record/tls_server.py", "--port", "26443", "--cert", "cert.pem",
+                      "--key", "key.pem", "--log", "server-tls.jsonl"])
+    tls.wait_for("READY")
+    srv = ctx.node("node_server.js", "keepalive", "--port", "26030", name="server")
+    srv.wait_for("READY")
+    cli = ctx.py("py_client.py", "restart", "--uri", "ws://127.0.0.1:26030/live", "--tls-port", "26443",
+                 name="client")
+    cli.wait_for("EXCHANGED")
+    time.sleep(0.2)
+    srv.kill(signal.SIGKILL)
+    ctx.killed = "server"
+    cli.wait_for("REFUSED")
+    time.sleep(0.6)
+    again = ctx.node("node_server.js", "keepalive", "--port", "26030", name="server-restarted")
+    again.wait_for("READY")
+    cli.wait(30)
+    again.wait(20)
+    tls.wait(20)
+
+
 class SkipCapture(Exception):
     pass
 
@@ -593,8 +632,8 @@ def merge(evs, spec, killed):
             return None
 
         copen, sopen = first("client", "open"), first("server", "open")
-        cany = first("client", "open", "http", "refused")
-        sany = first("server", "open", "http", "refused")
+        cany = first("client", "open", "http", "refused", "connect_refused", "tls")
+        sany = first("server", "open", "http", "refused", "tls")
         caddr, cport = ((cany or {}).get("local") or (sany or {}).get("remote") or split_key(k))
         if sany:
             saddr, sport = sany["local"]
@@ -656,18 +695,27 @@ def merge(evs, spec, killed):
             "client_reported": reported("client"),
             "server_reported": reported("server"),
         }
+        clean = all(close[x] is not None
+                    for x in ("client_sent", "client_received", "server_sent", "server_received"))
+        tls = first("client", "tls") or first("server", "tls")
         if refused:
             end = {"kind": "refused", "killed_side": None, "signal": None, "http_status": refused["status"]}
+        elif first("client", "connect_refused"):
+            end = {"kind": "connect_refused", "killed_side": None, "signal": None, "http_status": None}
+        elif tls:
+            end = {"kind": "tls", "killed_side": None, "signal": None, "http_status": None}
         elif not (copen or sopen):
             end = {"kind": "http_only", "killed_side": None, "signal": None, "http_status": None}
+        elif clean:
+            end = {"kind": "clean", "killed_side": None, "signal": None, "http_status": None}
         elif killed:
             end = {"kind": "killed", "killed_side": killed, "signal": "SIGKILL", "http_status": None}
-        elif all(close[x] is not None for x in ("client_sent", "client_received", "server_sent", "server_received")):
-            end = {"kind": "clean", "killed_side": None, "signal": None, "http_status": None}
         else:
             end = {"kind": "abnormal", "killed_side": None, "signal": None, "http_status": None}
 
         notes = {}
+        if tls:
+            notes.update(server_name=tls.get("server_name"), tls_version=tls.get("version"))
         for e in es:
             if e["ev"] == "note":
                 notes.update({x: y for x, y in e.items() if x not in ("ev", "t", "role", "impl", "conn")})

@@ -437,6 +437,11 @@ impl Analysis {
         self.handshake.is_some()
     }
 
+    /// When the upgrade request was captured.
+    pub fn request_time(&self) -> Option<f64> {
+        self.handshake.as_ref().and_then(|h| h.request_time)
+    }
+
     /// A frame header from `side`, seen in a packet captured at `time`.
     pub fn frame(&mut self, side: Side, h: &FrameHeader, time: f64, sink: &mut dyn Sink) {
         let counts = self.frames.get_mut(side);
@@ -489,7 +494,8 @@ impl Analysis {
             OpCode::Close => {
                 if let Some((code, reason)) = &m.close {
                     if !self.close.closing() {
-                        self.ping.settle("the close handshake", &mut self.scratch);
+                        self.ping
+                            .settle("the close handshake", m.time, &mut self.scratch);
                     }
                     self.close.close_frame(side, m.time, *code, reason);
                     if self.interesting {
@@ -551,12 +557,11 @@ impl Analysis {
         if let Some((side, time, rst)) = tcp_end {
             self.close.tcp_end(side, time, rst);
         }
-        let ending = if tcp_end.is_some() {
-            "the connection ended"
-        } else {
-            "the capture ended"
+        let (ending, at) = match tcp_end {
+            Some((_, time, _)) => ("the connection ended", time),
+            None => ("the capture ended", last_seen),
         };
-        self.ping.settle(ending, &mut self.scratch);
+        self.ping.settle(ending, at, &mut self.scratch);
         self.drain_scratch(sink);
         if self.messages_dropped > 0 {
             let dropped = self.messages_dropped;
@@ -564,7 +569,7 @@ impl Analysis {
                 Diagnostic::new(
                     DiagnosticId::LimitExceeded,
                     None,
-                    None,
+                    Some(last_seen),
                     format!("{dropped} messages not listed: more than {MAX_MESSAGES_KEPT} in one connection (use --format jsonl to stream them all)"),
                 ),
                 sink,
@@ -576,7 +581,7 @@ impl Analysis {
                 Diagnostic::new(
                     DiagnosticId::LimitExceeded,
                     None,
-                    None,
+                    Some(last_seen),
                     format!("{dropped} frames not listed in frames_detail: more than {MAX_FRAMES_KEPT} in one connection (use --format jsonl to stream them all)"),
                 ),
                 sink,

@@ -320,9 +320,12 @@ pub fn temp_file(bytes: &[u8], ext: &str) -> PathBuf {
     path
 }
 
+/// The binary, without colour and without the caller's COLUMNS (tables are 100 wide then,
+/// the default when standard output is not a terminal; tests that care set COLUMNS).
 pub fn wsprobe() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("wsprobe").unwrap();
     cmd.env("NO_COLOR", "1");
+    cmd.env_remove("COLUMNS");
     cmd
 }
 
