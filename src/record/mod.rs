@@ -4,6 +4,7 @@
 
 pub mod model;
 pub mod sink;
+pub mod tls;
 
 pub use model::*;
 pub use sink::{Event, Sink};
