@@ -247,7 +247,9 @@ pub fn live(args: &LiveArgs, options: &RunOptions) -> Result<Outcome> {
         );
     }
 
-    let matched = session.matched();
+    let mut summary = summary;
+    let keylog_matched = crate::run::add_key_logs(&mut summary, &options.keys, &options.fail_on);
+    let matched = session.matched() || keylog_matched;
     session
         .sink()
         .finish(&[input], &summary)

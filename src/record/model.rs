@@ -62,6 +62,9 @@ pub struct Summary {
     pub tcp_connections: u64,
     /// Outcome count (`clean`, `abnormal`, ...).
     pub outcomes: BTreeMap<String, u64>,
+    /// What each TLS key log (file or pcapng block) gave; absent when none was used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_logs: Vec<crate::record::tls::KeyLogSummary>,
 }
 
 /// One end of a connection.

@@ -10,3 +10,4 @@ mod live;
 mod mutants;
 mod properties;
 mod synthetic;
+mod tls;

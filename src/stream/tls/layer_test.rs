@@ -1136,3 +1136,38 @@ fn tls12_key_block_matches_schedule_helpers() {
     assert_ne!(c.key(), s.key());
     let _ = schedule::MAX_SECRET;
 }
+
+/// The `tls` record (decrypted, without keys, TLS 1.2 with alerts) and a key-log summary
+/// validate against `$defs/tls` and `$defs/key_log` of the published schema.
+#[test]
+fn tls_records_match_the_published_schema() {
+    let mut schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../schema/report.v1.json")).unwrap();
+    let defs = schema["$defs"].take();
+    let check = |def: &str, value: serde_json::Value| {
+        let root = serde_json::json!({"$defs": defs, "$ref": format!("#/$defs/{def}")});
+        let v = jsonschema::validator_for(&root).unwrap();
+        let errors: Vec<String> = v
+            .iter_errors(&value)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{def}: {errors:?}\n{value:#}");
+    };
+    let keys = keystore(&rfc8448_keylog());
+    check(
+        "tls",
+        serde_json::to_value(run(&keys, &rfc8448_script()).1.record()).unwrap(),
+    );
+    let none = Arc::new(KeyStore::new(false));
+    check(
+        "tls",
+        serde_json::to_value(run(&none, &rfc8448_script()).1.record()).unwrap(),
+    );
+    let t = Tls12::new(0xc02f, 0x71);
+    check(
+        "tls",
+        serde_json::to_value(run(&none, &t.script(None, b"", &[(b"a", b"b")])).1.record()).unwrap(),
+    );
+    let summary = KeyStore::new(false).add_text("x.log", b"junk line\n");
+    check("key_log", serde_json::to_value(summary).unwrap());
+}
