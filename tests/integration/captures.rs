@@ -81,6 +81,11 @@ fn recorded_captures_match_the_endpoints_ground_truth() {
         };
         let truth: Value =
             serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+        if truth.get("tls").is_some() {
+            // wss captures (tls_scenarios.py): until the connection driver feeds the TLS layer,
+            // tests/integration/tls.rs checks their plaintext at the TLS layer instead.
+            continue;
+        }
         let capture = ["pcap", "pcapng"]
             .iter()
             .map(|ext| captures_dir().join(format!("{name}.{ext}")))

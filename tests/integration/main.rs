@@ -11,3 +11,4 @@ mod mutants;
 mod properties;
 mod synthetic;
 mod tls;
+mod tls_harness;

@@ -41,6 +41,11 @@ pub enum Label {
     ClientTraffic(u32),
     /// `SERVER_TRAFFIC_SECRET_N`.
     ServerTraffic(u32),
+    /// OpenSSL 3.0 writes the literal `CLIENT_TRAFFIC_SECRET_N` after each KeyUpdate: the
+    /// next generation after the ones already logged for this client random.
+    ClientTrafficNext,
+    /// The same for `SERVER_TRAFFIC_SECRET_N`.
+    ServerTrafficNext,
     /// `EXPORTER_SECRET`, `EARLY_EXPORTER_SECRET`, `ECH_SECRET`, `ECH_CONFIG`: valid, unused.
     Unused,
 }
@@ -127,6 +132,8 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Entry>, String> {
             Label::Unused
         }
         b"PMS_CLIENT_RANDOM" => return Ok(Some(Entry::Ignored)),
+        b"CLIENT_TRAFFIC_SECRET_N" => Label::ClientTrafficNext,
+        b"SERVER_TRAFFIC_SECRET_N" => Label::ServerTrafficNext,
         other => {
             let generation = |prefix: &[u8]| -> Option<u32> {
                 let n = other.strip_prefix(prefix)?;
@@ -332,11 +339,22 @@ impl Secrets {
                     Label::ClientEarlyTraffic => s.client_early = Some(secret),
                     Label::ClientHandshakeTraffic => s.client_handshake = Some(secret),
                     Label::ServerHandshakeTraffic => s.server_handshake = Some(secret),
-                    Label::ClientTraffic(n) | Label::ServerTraffic(n) => {
-                        let list = if matches!(label, Label::ServerTraffic(_)) {
+                    Label::ClientTraffic(_)
+                    | Label::ServerTraffic(_)
+                    | Label::ClientTrafficNext
+                    | Label::ServerTrafficNext => {
+                        let server =
+                            matches!(label, Label::ServerTraffic(_) | Label::ServerTrafficNext);
+                        let list = if server {
                             &mut s.server_traffic
                         } else {
                             &mut s.client_traffic
+                        };
+                        let n = match label {
+                            Label::ClientTraffic(n) | Label::ServerTraffic(n) => n,
+                            // A repeated line is the same generation, not a new one.
+                            _ if list.iter().any(|(_, known)| *known == secret) => return true,
+                            _ => list.iter().map(|(g, _)| g + 1).max().unwrap_or(1).max(1),
                         };
                         // Duplicated lines (seen in real logs) replace, never pile up.
                         if let Some(slot) = list.iter_mut().find(|(g, _)| *g == n) {
@@ -660,21 +678,29 @@ mod tests {
              RSA 0123456789abcdef 0303aabb\n\
              PMS_CLIENT_RANDOM {R1} 0303aabb\n\
              RSA Session-ID:abcd Master-Key:{S48}\n\
+             SERVER_TRAFFIC_SECRET_N {R1} {S48_AS_32}\n\
+             SERVER_TRAFFIC_SECRET_N {R1} {S48_AS_32}\n\
              SERVER_TRAFFIC_SECRET_0 {R1} {S32}",
-            S32.to_uppercase()
+            S32.to_uppercase(),
+            S48_AS_32 = &S48[..64]
         );
         let store = KeyStore::new(false);
         let summary = store.add_text("test", text.as_bytes());
         assert_eq!(summary.malformed, 0, "{:?}", summary.warnings);
-        assert_eq!(summary.lines, 18);
+        assert_eq!(summary.lines, 20);
         let s = store.tls13(&random(R1)).unwrap();
         assert!(s.client_early.is_some() && s.client_handshake.is_some());
         assert_eq!(
             s.server_handshake, s.client_handshake,
             "hex case does not matter"
         );
-        assert_eq!(s.server_traffic.len(), 1, "duplicates replace");
-        assert!(s.traffic(false, 1).is_some() && s.traffic(true, 1).is_none());
+        assert_eq!(
+            s.server_traffic.len(),
+            2,
+            "duplicates replace; _N is generation 1"
+        );
+        assert!(s.traffic(true, 1).is_some() && s.traffic(true, 2).is_none());
+        assert!(s.traffic(false, 1).is_some());
         let (m, src) = store.master_secret(&random(R2), &[], None).unwrap();
         assert_eq!((m.len(), src), (48, MasterSource::ClientRandom));
         let (_, src) = store.master_secret(&[9; 32], &[0xab, 0xcd], None).unwrap();

@@ -19,7 +19,7 @@ pub const MAX_TLS13_FRAGMENT: usize = (1 << 14) + 256;
 
 /// Bytes held while looking for a record boundary: two largest records, enough to confirm a
 /// candidate header by the header that follows its record.
-const HUNT_WINDOW: usize = 2 * (HEADER_LEN + MAX_FRAGMENT) + HEADER_LEN;
+pub const HUNT_WINDOW: usize = 2 * (HEADER_LEN + MAX_FRAGMENT) + HEADER_LEN;
 
 /// Record content types (RFC 8446 §5.1, RFC 6520 for heartbeat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
