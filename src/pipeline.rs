@@ -286,6 +286,9 @@ impl<'s> Pipeline<'s> {
         for (_, key) in keys {
             self.finish(key);
         }
+        for record in self.context.take_late_records() {
+            self.report(Some(record));
+        }
         self.summary
     }
 }

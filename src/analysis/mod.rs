@@ -53,6 +53,8 @@ pub struct Analysis {
     interesting: bool,
     handshake: Option<HandshakeRecord>,
     key: Option<String>,
+    /// Upgrade headers the request lacked (`Upgrade: websocket`, `Connection: Upgrade`).
+    request_missing: Vec<&'static str>,
     refused: Option<String>,
     frames: PerSide<OpcodeCounts>,
     message_counts: PerSide<u64>,
@@ -80,6 +82,7 @@ impl Analysis {
             interesting: false,
             handshake: None,
             key: None,
+            request_missing: Vec::new(),
             refused: None,
             frames: PerSide::default(),
             message_counts: PerSide::default(),
@@ -158,6 +161,7 @@ impl Analysis {
     pub fn handshake_request(&mut self, req: &RequestHead, time: f64, sink: &mut dyn Sink) {
         let problems = req.problems();
         self.key = req.key.clone();
+        self.request_missing = req.missing_upgrade_headers();
         self.handshake = Some(HandshakeRecord {
             path: req.path.clone(),
             host: req.host.clone(),
@@ -200,12 +204,22 @@ impl Analysis {
                     .to_string(),
             );
             let path = handshake.path.clone();
+            let status = format!("{} {}", resp.status, resp.reason);
+            let mut message = format!("upgrade of {path} refused: {}", status.trim_end());
+            if !self.request_missing.is_empty() {
+                message.push_str(&format!(
+                    "; the request reached the server without `{}`: something in the path (a proxy that does not forward them, e.g. nginx without `proxy_set_header Upgrade $http_upgrade` and `Connection \"upgrade\"`) strips them, or the client never sent them",
+                    self.request_missing.join("` and `")
+                ));
+            } else if resp.status == 426 {
+                message.push_str("; the request asked for the upgrade correctly, so a proxy between it and the WebSocket server may have dropped its `Upgrade`/`Connection` headers on the next hop");
+            }
             self.diag(
                 Diagnostic::new(
                     DiagnosticId::HandshakeRejected,
                     Some(Side::Server),
                     Some(time),
-                    format!("upgrade of {path} refused: {} {}", resp.status, resp.reason),
+                    message,
                 ),
                 sink,
             );
@@ -221,6 +235,8 @@ impl Analysis {
             _ => None,
         };
         self.started = Some(time);
+        // An earlier attempt on this connection may have been refused; this one switched.
+        self.refused = None;
         if handshake.accept_valid == Some(false) {
             let expected = derive_accept_key(self.key.as_deref().unwrap_or(""));
             let got = resp.accept.clone().unwrap_or_default();
@@ -250,6 +266,54 @@ impl Analysis {
         Some(Negotiated::from_response(resp.extensions.as_deref()))
     }
 
+    /// A request that did not ask for an upgrade, and its answer, that concern a WebSocket
+    /// endpoint anyway (`signs` says why): reported as a refused upgrade, saying which upgrade
+    /// headers never reached the server.
+    pub fn plain_exchange(
+        &mut self,
+        req: &RequestHead,
+        resp: &ResponseHead,
+        times: (f64, f64),
+        signs: &[String],
+        sink: &mut dyn Sink,
+    ) {
+        self.handshake = Some(HandshakeRecord {
+            path: req.path.clone(),
+            host: req.host.clone(),
+            origin: req.origin.clone(),
+            user_agent: req.user_agent.clone(),
+            version: req.version.clone(),
+            offered_subprotocols: req.protocols.clone(),
+            offered_extensions: req.extensions.clone(),
+            request_time: Some(times.0),
+            status: Some(resp.status),
+            reason: Some(resp.reason.clone()),
+            response_time: Some(times.1),
+            ..HandshakeRecord::default()
+        });
+        let status = format!("{} {}", resp.status, resp.reason);
+        let status = status.trim_end();
+        self.refused = Some(status.to_string());
+        let missing = req.missing_upgrade_headers();
+        let message = format!(
+            "{} {} was not an upgrade request (no `{}`) and was answered {status} ({}): it reached the server without its upgrade headers; something in the path (a proxy that does not forward them, e.g. nginx without `proxy_set_header Upgrade $http_upgrade` and `Connection \"upgrade\"`) strips them, or the client never sent them",
+            req.method,
+            req.path,
+            missing.join("`, no `"),
+            signs.join("; "),
+        );
+        self.diag(
+            Diagnostic::new(
+                DiagnosticId::HandshakeRejected,
+                Some(Side::Server),
+                Some(times.1),
+                message,
+            ),
+            sink,
+        );
+        self.emit_handshake(sink);
+    }
+
     fn emit_handshake(&mut self, sink: &mut dyn Sink) {
         if let Some(h) = &self.handshake {
             sink.event(&Event::Handshake {
@@ -257,6 +321,14 @@ impl Analysis {
                 handshake: h,
             });
         }
+    }
+
+    /// The endpoint (`host/path`, no query) of an accepted upgrade.
+    pub fn upgraded_target(&self) -> Option<String> {
+        let h = self.handshake.as_ref().filter(|h| h.accepted)?;
+        let host = h.host.as_deref()?.trim().to_ascii_lowercase();
+        let path = h.path.split(['?', '#']).next().unwrap_or("");
+        Some(format!("{host}{path}"))
     }
 
     /// Is there an upgrade request without an answer yet?

@@ -141,6 +141,35 @@ impl RequestHead {
         has_token(self.upgrade.as_deref(), "websocket") || self.key.is_some()
     }
 
+    /// Does it carry any `Sec-WebSocket-*` header (a WebSocket client made it, whatever became
+    /// of its `Upgrade`)?
+    pub fn has_websocket_headers(&self) -> bool {
+        self.key.is_some()
+            || self.version.is_some()
+            || !self.protocols.is_empty()
+            || self.extensions.is_some()
+    }
+
+    /// The headers an upgrade needs that this request lacks, as they are spelt on the wire.
+    pub fn missing_upgrade_headers(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if !has_token(self.upgrade.as_deref(), "websocket") {
+            missing.push("Upgrade: websocket");
+        }
+        if !has_token(self.connection.as_deref(), "upgrade") {
+            missing.push("Connection: Upgrade");
+        }
+        missing
+    }
+
+    /// `host/path` without the query string, host in lower case: the endpoint a request is
+    /// for, to match requests of other connections to the same WebSocket endpoint.
+    pub fn target(&self) -> Option<String> {
+        let host = self.host.as_deref()?.trim().to_ascii_lowercase();
+        let path = self.path.split(['?', '#']).next().unwrap_or("");
+        Some(format!("{host}{path}"))
+    }
+
     /// RFC 6455 §4.1 requirements on the client's handshake that this request breaks.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -227,6 +256,26 @@ impl ResponseHead {
         }
         problems
     }
+}
+
+/// Why a request that did not ask for an upgrade, and its answer, concern a WebSocket
+/// endpoint: each sign in words; empty for ordinary web traffic.
+pub fn websocket_signs(req: &RequestHead, resp: &ResponseHead) -> Vec<String> {
+    let mut signs = Vec::new();
+    if resp.status == 426 {
+        signs.push(
+            format!("the answer is {} {}", resp.status, resp.reason)
+                .trim_end()
+                .to_string(),
+        );
+    }
+    if has_token(resp.upgrade.as_deref(), "websocket") {
+        signs.push("the answer offers `Upgrade: websocket`".to_string());
+    }
+    if req.has_websocket_headers() {
+        signs.push("the request carries Sec-WebSocket-* headers".to_string());
+    }
+    signs
 }
 
 /// RFC 6455 §4.2.2: base64(SHA-1(key + GUID)).

@@ -3,6 +3,7 @@
 //! are stepped over; the bytes after a `101` head are handed back to the caller untouched.
 
 pub mod handshake;
+pub mod layer;
 
 pub use handshake::{Deflate, Negotiated, RequestHead, ResponseHead, derive_accept_key};
 

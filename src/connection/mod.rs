@@ -1,0 +1,1067 @@
+//! One TCP connection: segments in, analysis out. Rebuilds each direction's byte stream, then
+//! passes it up the connection's stack of stream layers, chosen by content on any port:
+//!
+//! ```text
+//! TCP reassembly ─► sniff ─┬─(HTTP head)──► http::layer (upgrade) ─┬─► WebSocket session
+//!   (per direction)        │                                       └─► plain HTTP (analysis)
+//!                          └─(anything else: mid-stream capture)─────► WebSocket session (hunting)
+//! ```
+//!
+//! This file owns the TCP facts, the roles (who is the client) and the routing between layers;
+//! what each layer does lives in its own module.
+
+mod websocket;
+
+use crate::analysis::{Analysis, AnalysisOptions};
+use crate::decode::{Endpoint, Segment};
+use crate::diag::{Diagnostic, DiagnosticId, Side};
+use crate::http::layer::{Http1Event, Http1Layer};
+use crate::http::{Role as HttpRole, plausible_start};
+use crate::message::{MessageLimits, Output, PayloadMode};
+use crate::record::{ConnectionRecord, Sink, TcpRecord};
+use crate::stream::{Chunk, End, Layer, Out};
+use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
+use crate::ws::deflate::DecoderBudget;
+
+use websocket::Session;
+
+/// Settings shared by every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionConfig {
+    /// Analysis options.
+    pub analysis: AnalysisOptions,
+    /// Payload kept per message.
+    pub payload: PayloadMode,
+    /// Message caps.
+    pub message_limits: MessageLimits,
+    /// TCP caps.
+    pub reassembly: ReassemblyLimits,
+    /// Bytes of listed messages (records kept for `--messages` in the json and table reports)
+    /// held at once across connections; past it messages are counted but not listed.
+    pub max_listed_bytes: u64,
+    /// The reporter writes and frees a connection's record when the connection finishes (json);
+    /// otherwise (table) it keeps every record until the end, and listed bytes stay charged.
+    pub listed_freed_on_finish: bool,
+}
+
+/// Default for [`ConnectionConfig::max_listed_bytes`].
+pub const DEFAULT_MAX_LISTED_BYTES: u64 = 256 << 20;
+
+/// What a listed message record costs besides its payload text (measured: about 170 bytes).
+const LISTED_RECORD_BYTES: u64 = 192;
+
+/// Scratch space and output shared across connections.
+pub struct Context<'s> {
+    /// Where findings go.
+    pub sink: &'s mut dyn Sink,
+    /// Settings.
+    pub config: ConnectionConfig,
+    outputs: Vec<Output>,
+    /// Bytes of listed messages held now (see [`ConnectionConfig::max_listed_bytes`]).
+    listed_bytes: u64,
+    /// permessage-deflate decoders alive (see [`MessageLimits::max_inflaters`]).
+    decoders: DecoderBudget,
+    targets: Targets,
+}
+
+/// Endpoints (`host/path`) seen upgraded to WebSocket, and refused plain requests to
+/// endpoints not (yet) known as such: a request that another connection's upgrade shows to be
+/// for a WebSocket endpoint is reported even when it came earlier in the capture.
+#[derive(Default)]
+struct Targets {
+    upgraded: std::collections::HashSet<String>,
+    /// Records built for refused plain exchanges, with their target; reported at the end if
+    /// the target was upgraded by then.
+    waiting: Vec<(String, ConnectionRecord)>,
+}
+
+/// Endpoints remembered as upgraded: far more than a capture's distinct WebSocket URLs.
+const MAX_UPGRADED_TARGETS: usize = 65_536;
+/// Refused plain exchanges held until the end of the capture (each a small record).
+const MAX_WAITING_EXCHANGES: usize = 4096;
+
+impl<'s> Context<'s> {
+    /// A context writing to `sink`.
+    pub fn new(sink: &'s mut dyn Sink, config: ConnectionConfig) -> Self {
+        Context {
+            sink,
+            config,
+            outputs: Vec::new(),
+            listed_bytes: 0,
+            decoders: DecoderBudget::new(config.message_limits.max_inflaters),
+            targets: Targets::default(),
+        }
+    }
+
+    /// End of all input: the records of refused plain requests to endpoints that another
+    /// connection upgraded later in the capture.
+    pub fn take_late_records(&mut self) -> Vec<ConnectionRecord> {
+        let targets = std::mem::take(&mut self.targets);
+        targets
+            .waiting
+            .into_iter()
+            .filter(|(target, _)| targets.upgraded.contains(target))
+            .map(|(_, record)| record)
+            .collect()
+    }
+
+    fn note_upgraded(&mut self, target: Option<String>) {
+        if let Some(target) = target
+            && self.targets.upgraded.len() < MAX_UPGRADED_TARGETS
+        {
+            self.targets.upgraded.insert(target);
+        }
+    }
+}
+
+/// Keeps nothing: records built for later are not announced as events.
+struct Quiet;
+
+impl Sink for Quiet {
+    fn event(&mut self, _: &crate::record::Event<'_>) {}
+    fn connection(&mut self, _: ConnectionRecord) {}
+    fn finish(
+        &mut self,
+        _: &[crate::capture::InputSummary],
+        _: &crate::record::Summary,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Which direction is the client's. Direction 0 is "a to b", a being the first packet's sender.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Roles {
+    client_dir: usize,
+    /// Decided by content (SYN, an HTTP head, masked frames) rather than guessed from ports.
+    certain: bool,
+}
+
+impl Roles {
+    fn side(&self, dir: usize) -> Side {
+        if dir == self.client_dir {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+
+    fn dir(&self, side: Side) -> usize {
+        match side {
+            Side::Client => self.client_dir,
+            Side::Server => 1 - self.client_dir,
+        }
+    }
+
+    /// Fixes the roles unless they already are; true when this call decided them.
+    fn decide(&mut self, client_dir: usize) -> bool {
+        if self.certain {
+            return false;
+        }
+        *self = Roles {
+            client_dir,
+            certain: true,
+        };
+        true
+    }
+}
+
+/// Where a direction's bytes go once TCP has put them in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Not decided: the direction's first bytes decide.
+    Sniff,
+    /// HTTP/1.1 (and, after the upgrade, WebSocket through it).
+    Http1,
+    /// WebSocket frames with no HTTP before them (a mid-stream capture).
+    Frames,
+}
+
+struct State {
+    id: u64,
+    roles: Roles,
+    routes: [Route; 2],
+    http1: Option<Http1Layer>,
+    session: Session,
+    tcp_end: Option<(usize, f64, bool)>,
+    fin_seen: [bool; 2],
+    rst_seen: bool,
+    /// Packets seen per direction.
+    packets: [u64; 2],
+    /// The peer's very first packet was a RST without ACK: RFC 9293 §3.5.2's answer to a segment
+    /// that belongs to no connection. The bytes sent were refused, never delivered.
+    refused: bool,
+    syn_seen: bool,
+    gaps: u64,
+    gap_bytes: u64,
+    time: f64,
+    first_seen: f64,
+}
+
+/// One TCP connection under analysis.
+pub struct Connection {
+    reassembly: [Reassembler; 2],
+    state: State,
+    last_seen: f64,
+}
+
+impl Connection {
+    /// A connection whose first captured packet went from `a` to `b`.
+    pub fn new(id: u64, a: Endpoint, b: Endpoint, time: f64, config: &ConnectionConfig) -> Self {
+        // Until a SYN, an HTTP head or masked frames say otherwise, guess that the lower port
+        // is the server's.
+        let roles = Roles {
+            client_dir: if a.port >= b.port { 0 } else { 1 },
+            certain: false,
+        };
+        Connection {
+            reassembly: [
+                Reassembler::new(config.reassembly),
+                Reassembler::new(config.reassembly),
+            ],
+            state: State {
+                id,
+                roles,
+                routes: [Route::Sniff, Route::Sniff],
+                http1: None,
+                session: Session::new(Analysis::new(id, config.analysis), [a, b], time),
+                tcp_end: None,
+                fin_seen: [false; 2],
+                rst_seen: false,
+                packets: [0, 0],
+                refused: false,
+                syn_seen: false,
+                gaps: 0,
+                gap_bytes: 0,
+                time,
+                first_seen: time,
+            },
+            last_seen: time,
+        }
+    }
+
+    /// Connection number.
+    pub fn id(&self) -> u64 {
+        self.state.id
+    }
+
+    /// Time of the last packet.
+    pub fn last_seen(&self) -> f64 {
+        self.last_seen
+    }
+
+    /// The connection is idle: release per-direction state that can be rebuilt when it wakes.
+    pub fn hibernate(&mut self) {
+        self.state.session.hibernate();
+    }
+
+    /// Has TCP ended (RST, or FIN both ways)?
+    pub fn ended(&self) -> bool {
+        self.state.rst_seen || self.state.fin_seen == [true, true]
+    }
+
+    /// Is it reported (upgrade attempt or frames seen)?
+    pub fn is_interesting(&self) -> bool {
+        self.state.session.analysis.is_interesting()
+    }
+
+    /// Did either side send FIN or RST?
+    pub fn closing(&self) -> bool {
+        self.state.tcp_end.is_some()
+    }
+
+    /// One segment; `from_a` tells its direction.
+    pub fn on_segment(
+        &mut self,
+        seg: &Segment<'_>,
+        from_a: bool,
+        time: f64,
+        ctx: &mut Context<'_>,
+    ) {
+        let dir = if from_a { 0 } else { 1 };
+        self.last_seen = self.last_seen.max(time);
+        let state = &mut self.state;
+        state.time = time;
+        if seg.syn && !seg.ack_flag && !state.roles.certain {
+            state.roles.client_dir = dir;
+            state.syn_seen = true;
+        }
+        state.syn_seen |= seg.syn;
+        let flags = SegmentFlags {
+            syn: seg.syn,
+            fin: seg.fin,
+            rst: seg.rst,
+        };
+        let (this, other) = if dir == 0 {
+            let (x, y) = self.reassembly.split_at_mut(1);
+            (&mut x[0], &mut y[0])
+        } else {
+            let (x, y) = self.reassembly.split_at_mut(1);
+            (&mut y[0], &mut x[0])
+        };
+        if !seg.payload.is_empty() || seg.syn || seg.fin {
+            let before = this.stats();
+            this.on_segment(seg.seq, flags, seg.payload, &mut |event| {
+                state.on_stream(dir, event, ctx)
+            });
+            let after = this.stats();
+            if after.limit_gaps > before.limit_gaps {
+                let lost = after.limit_gap_bytes - before.limit_gap_bytes;
+                let limits = ctx.config.reassembly;
+                let d = Diagnostic::new(
+                    DiagnosticId::LimitExceeded,
+                    Some(state.roles.side(dir)),
+                    Some(time),
+                    format!(
+                        "out-of-order TCP data passed the reassembly limit ({} bytes or {} segments held, --max-buffered-bytes): {lost} missing bytes were given up as a gap before they could arrive",
+                        limits.max_buffered_bytes, limits.max_buffered_segments
+                    ),
+                );
+                state.session.analysis.diag(d, ctx.sink);
+            }
+        }
+        if seg.ack_flag && !seg.rst {
+            // The peer's bytes below this ack reached this side: holes there are capture loss.
+            other.on_peer_ack(seg.ack, &mut |event| state.on_stream(1 - dir, event, ctx));
+        }
+        if seg.fin {
+            state.fin_seen[dir] = true;
+            state.tcp_end.get_or_insert((dir, time, false));
+        }
+        if seg.rst && !seg.ack_flag && state.packets[dir] == 0 && state.packets[1 - dir] > 0 {
+            state.refused = true;
+        }
+        state.packets[dir] += 1;
+        if seg.rst {
+            state.rst_seen = true;
+            state.tcp_end.get_or_insert((dir, time, true));
+        }
+    }
+
+    /// The flow table is full and this connection is finished early to make room: says so in
+    /// its record (later packets of it start a new connection).
+    pub fn evicted(&mut self, max_connections: usize, ctx: &mut Context<'_>) {
+        let d = Diagnostic::new(
+            DiagnosticId::LimitExceeded,
+            None,
+            Some(self.last_seen),
+            format!(
+                "finished early: more than {max_connections} connections open at once (--max-connections); this one had been idle longest, and what it sent later is analysed as a new connection"
+            ),
+        );
+        self.state.session.analysis.diag(d, ctx.sink);
+    }
+
+    /// End of the connection or of the capture: flush held bytes, end streams, build the
+    /// record. Returns it when the connection is worth reporting.
+    /// `stopped` says why analysis stops following a connection TCP has not ended (idle
+    /// timeout, table full); None at the end of the capture or of TCP.
+    pub fn finish(
+        mut self,
+        stopped: Option<String>,
+        ctx: &mut Context<'_>,
+    ) -> Option<ConnectionRecord> {
+        let state = &mut self.state;
+        for dir in 0..2 {
+            self.reassembly[dir].flush(&mut |event| state.on_stream(dir, event, ctx));
+        }
+        if state.refused && !state.syn_seen {
+            // A stale segment of a connection that was already gone (onewesong's capture: the
+            // client's leftover 7-byte frame, answered by RST). Its bytes reached no endpoint; they
+            // are not hunted for the one-frame-at-the-end lock, which is weak evidence on its own.
+            state.session.drop_unlocked();
+        }
+        let how = match state.tcp_end {
+            Some((_, _, true)) => End::Rst,
+            _ if stopped.is_some() => End::CaptureEnd,
+            _ => End::Fin,
+        };
+        for dir in 0..2 {
+            let how = if how == End::Fin && !state.fin_seen[dir] {
+                End::CaptureEnd
+            } else {
+                how
+            };
+            state.end_dir(dir, how, ctx);
+        }
+        let session = &mut state.session;
+        let mut waiting = None;
+        if !session.analysis.is_interesting()
+            && let Some(exchange) = session.candidate.take()
+        {
+            let target = exchange.request.target().unwrap_or_default();
+            if ctx.targets.upgraded.contains(&target) {
+                session.make_interesting(&state.roles, ctx);
+                let sign = format!("another connection upgraded {target}");
+                session.analysis.plain_exchange(
+                    &exchange.request,
+                    &exchange.response,
+                    exchange.times,
+                    &[sign],
+                    ctx.sink,
+                );
+            } else if ctx.targets.waiting.len() < MAX_WAITING_EXCHANGES {
+                let sign = format!("another connection upgraded {target} later in the capture");
+                session.analysis.plain_exchange(
+                    &exchange.request,
+                    &exchange.response,
+                    exchange.times,
+                    &[sign],
+                    &mut Quiet,
+                );
+                waiting = Some(target);
+            }
+        }
+        if !session.analysis.is_interesting() && waiting.is_none() {
+            // No record: nothing listed is kept.
+            ctx.listed_bytes -= session.listed_bytes;
+            return None;
+        }
+        let mut tcp = TcpRecord {
+            syn_seen: state.syn_seen,
+            gaps: state.gaps,
+            gap_bytes: state.gap_bytes,
+            ..TcpRecord::default()
+        };
+        for r in &self.reassembly {
+            let s = r.stats();
+            tcp.retransmissions += s.retransmitted_segments;
+            tcp.out_of_order += s.out_of_order_segments;
+            if s.overlap_conflicts > 0 {
+                let d = Diagnostic::new(
+                    DiagnosticId::TcpOverlapConflict,
+                    None,
+                    None,
+                    format!(
+                        "{} retransmitted TCP bytes differed from the bytes first seen; the first copy was kept",
+                        s.overlap_conflicts
+                    ),
+                );
+                session.analysis.diag(d, ctx.sink);
+            }
+        }
+        if session.unlisted > 0 {
+            let d = Diagnostic::new(
+                DiagnosticId::LimitExceeded,
+                None,
+                None,
+                format!(
+                    "{} messages not listed: the listed messages held in memory passed {} bytes (--max-listed-bytes); they are counted in the totals (--format jsonl streams every message)",
+                    session.unlisted, ctx.config.max_listed_bytes
+                ),
+            );
+            session.analysis.diag(d, ctx.sink);
+        }
+        if ctx.config.listed_freed_on_finish {
+            ctx.listed_bytes -= session.listed_bytes;
+            session.listed_bytes = 0;
+        }
+        let (client, server) = session.addresses(&state.roles);
+        let roles = state.roles;
+        let tcp_end = state.tcp_end.map(|(dir, t, rst)| (roles.side(dir), t, rst));
+        let State {
+            session,
+            first_seen,
+            ..
+        } = self.state;
+        let last_seen = self.last_seen;
+        if let Some(target) = waiting {
+            let record = session.analysis.finish(
+                client, server, first_seen, last_seen, tcp_end, tcp, stopped, &mut Quiet,
+            );
+            ctx.targets.waiting.push((target, record));
+            return None;
+        }
+        Some(session.analysis.finish(
+            client, server, first_seen, last_seen, tcp_end, tcp, stopped, ctx.sink,
+        ))
+    }
+}
+
+impl State {
+    fn on_stream(&mut self, dir: usize, event: StreamEvent<'_>, ctx: &mut Context<'_>) {
+        match event {
+            StreamEvent::Data(bytes) => self.route(dir, Chunk::Data(bytes), ctx),
+            StreamEvent::Gap { offset, len } => {
+                self.gaps += 1;
+                self.gap_bytes = self.gap_bytes.saturating_add(len);
+                let side = self.roles.side(dir);
+                let d = Diagnostic::new(
+                    DiagnosticId::TcpGap,
+                    Some(side),
+                    Some(self.time),
+                    format!(
+                        "{len} bytes from the {} missing from the capture at stream byte {offset}",
+                        side.as_str()
+                    ),
+                );
+                self.session.analysis.diag(d, ctx.sink);
+                self.route(dir, Chunk::Gap(len), ctx);
+            }
+        }
+    }
+
+    /// Passes a piece of direction `dir`'s byte stream to the layer that reads it.
+    fn route(&mut self, dir: usize, chunk: Chunk<'_>, ctx: &mut Context<'_>) {
+        if self.routes[dir] == Route::Sniff {
+            self.sniff(dir, chunk, ctx);
+        }
+        let time = self.time;
+        match self.routes[dir] {
+            Route::Sniff => {}
+            Route::Frames => self.session.push(dir, time, chunk, &mut self.roles, ctx),
+            Route::Http1 => {
+                let from = self.roles.side(dir);
+                let State {
+                    http1,
+                    session,
+                    roles,
+                    ..
+                } = self;
+                let http1 = http1.get_or_insert_with(Http1Layer::new);
+                http1.push(from, time, chunk, &mut |out| {
+                    on_http1(session, roles, time, out, ctx)
+                });
+            }
+        }
+    }
+
+    /// Decides from the first piece of a direction what it carries: an HTTP head (which also
+    /// tells the roles), or else WebSocket frames of a capture that started mid-stream.
+    fn sniff(&mut self, dir: usize, chunk: Chunk<'_>, ctx: &mut Context<'_>) {
+        let data = match chunk {
+            Chunk::Data([]) => return,
+            Chunk::Data(data) => data,
+            Chunk::Gap(_) => {
+                // A hole before anything was seen: what follows is mid-stream.
+                self.start_frames(dir, ctx);
+                return;
+            }
+        };
+        // A response cut after "HT" (or up to "HTTP") also looks like a request method: try the
+        // role this direction is believed to have first.
+        let order = if self.roles.side(dir) == Side::Server {
+            [HttpRole::Responses, HttpRole::Requests]
+        } else {
+            [HttpRole::Requests, HttpRole::Responses]
+        };
+        let roles_were_certain = self.roles.certain;
+        match order.into_iter().find(|&role| plausible_start(data, role)) {
+            Some(role) => {
+                let client_dir = if role == HttpRole::Requests {
+                    dir
+                } else {
+                    1 - dir
+                };
+                if self.roles.decide(client_dir) {
+                    self.session.roles_decided(&self.roles);
+                }
+                if roles_were_certain && self.roles.dir(Side::Client) != client_dir {
+                    // The roles are known (SYN) and this direction's bytes are not what its
+                    // side sends in HTTP: not HTTP we can read; hunt for frames.
+                    self.start_frames(dir, ctx);
+                } else {
+                    self.routes[dir] = Route::Http1;
+                }
+            }
+            None => self.start_frames(dir, ctx),
+        }
+    }
+
+    fn start_frames(&mut self, dir: usize, ctx: &mut Context<'_>) {
+        self.routes[dir] = Route::Frames;
+        self.session.start(dir, false, &self.roles, ctx);
+    }
+
+    fn end_dir(&mut self, dir: usize, how: End, ctx: &mut Context<'_>) {
+        let time = self.time;
+        if self.routes[dir] == Route::Http1
+            && let Some(http1) = &mut self.http1
+        {
+            let from = self.roles.side(dir);
+            let State { session, roles, .. } = self;
+            http1.end(from, time, how, &mut |out| {
+                on_http1(session, roles, time, out, ctx)
+            });
+        }
+        self.session.finish_dir(dir, time, &mut self.roles, ctx);
+    }
+}
+
+/// Plain requests remembered while their answers are awaited (pipelining is rarely deeper).
+const MAX_PLAIN_PENDING: usize = 16;
+
+/// A request that did not ask for an upgrade has its answer: ordinary web traffic stays out of
+/// the report; an exchange that shows it concerns a WebSocket endpoint is reported as a refused
+/// upgrade; one refused by a host/path that another connection may upgrade is kept in case.
+fn plain_exchange(
+    session: &mut Session,
+    roles: &Roles,
+    request: crate::http::RequestHead,
+    response: crate::http::ResponseHead,
+    times: (f64, f64),
+    ctx: &mut Context<'_>,
+) {
+    if session.analysis.has_handshake() {
+        return; // one WebSocket story per connection: the first
+    }
+    let mut signs = crate::http::handshake::websocket_signs(&request, &response);
+    let target = request.target();
+    // Only refusals (4xx, 5xx) count by endpoint: Engine.IO's long-polling GETs share the
+    // WebSocket's path and are answered 200.
+    let refused_get = request.method == "GET" && response.status >= 400 && target.is_some();
+    if signs.is_empty() && refused_get {
+        let target = target.unwrap_or_default();
+        if ctx.targets.upgraded.contains(&target) {
+            signs.push(format!("another connection upgraded {target}"));
+        } else if session.candidate.is_none() {
+            session.candidate = Some(websocket::PlainExchange {
+                request,
+                response,
+                times,
+            });
+            return;
+        }
+    }
+    if signs.is_empty() {
+        return;
+    }
+    session.candidate = None;
+    session.make_interesting(roles, ctx);
+    session
+        .analysis
+        .plain_exchange(&request, &response, times, &signs, ctx.sink);
+}
+
+/// What the HTTP/1.1 layer pushes out, delivered to the session.
+fn on_http1(
+    session: &mut Session,
+    roles: &mut Roles,
+    time: f64,
+    out: Out<'_, Http1Event>,
+    ctx: &mut Context<'_>,
+) {
+    match out {
+        Out::Data { from, chunk, .. } => {
+            let dir = roles.dir(from);
+            session.push(dir, time, chunk, roles, ctx);
+        }
+        Out::Event(event) => match event {
+            Http1Event::Request { head, upgrade } => {
+                if upgrade {
+                    session.make_interesting(roles, ctx);
+                    session.analysis.handshake_request(&head, time, ctx.sink);
+                } else {
+                    let kept = session.plain_requests.len() < MAX_PLAIN_PENDING;
+                    session
+                        .plain_requests
+                        .push_back(kept.then_some((head, time)));
+                }
+            }
+            Http1Event::Response { head, to_upgrade } => {
+                if to_upgrade == Some(true) || (to_upgrade.is_none() && head.status == 101) {
+                    session.make_interesting(roles, ctx);
+                    let negotiated = session.analysis.handshake_response(&head, time, ctx.sink);
+                    if negotiated.is_some() {
+                        session.set_negotiated(negotiated);
+                        ctx.note_upgraded(session.analysis.upgraded_target());
+                    }
+                } else if to_upgrade == Some(false)
+                    && let Some(Some((request, asked))) = session.plain_requests.pop_front()
+                {
+                    plain_exchange(session, roles, request, head, (asked, time), ctx);
+                }
+            }
+            Http1Event::Upgraded(_) => {}
+            Http1Event::Frames { from, synced } => {
+                session.start(roles.dir(from), synced, roles, ctx);
+            }
+            Http1Event::HeadLimit { from, what } => {
+                // Not garbage: HTTP past a limit. Say so rather than drop it.
+                session.make_interesting(roles, ctx);
+                let d = Diagnostic::new(
+                    DiagnosticId::LimitExceeded,
+                    Some(from),
+                    Some(time),
+                    format!(
+                        "HTTP head from the {} {what}; the rest of this direction is not read",
+                        from.as_str()
+                    ),
+                );
+                session.analysis.diag(d, ctx.sink);
+            }
+            Http1Event::Unanswered => {
+                let d = Diagnostic::new(
+                    DiagnosticId::HandshakeUnanswered,
+                    Some(Side::Server),
+                    None,
+                    "no answer to the upgrade request was captured".into(),
+                );
+                session.analysis.diag(d, ctx.sink);
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::InputSummary;
+    use crate::http::MAX_HEAD_BYTES;
+    use crate::http::layer::MAX_HELD_BYTES;
+    use crate::record::Event;
+    use crate::record::Summary;
+    use crate::ws::frame::encode_frame;
+
+    struct Null;
+
+    impl Sink for Null {
+        fn event(&mut self, _: &Event<'_>) {}
+        fn connection(&mut self, _: ConnectionRecord) {}
+        fn finish(&mut self, _: &[InputSummary], _: &Summary) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn endpoint(last: u8, port: u16) -> Endpoint {
+        let mut addr = [0u8; 16];
+        addr[10..12].copy_from_slice(&[0xFF, 0xFF]);
+        addr[12..].copy_from_slice(&[10, 0, 0, last]);
+        Endpoint { addr, port }
+    }
+
+    fn config() -> ConnectionConfig {
+        ConnectionConfig {
+            analysis: AnalysisOptions {
+                keep_messages: true,
+                message_events: false,
+                keep_frames: false,
+                frame_events: false,
+                payload: PayloadMode::Full,
+            },
+            payload: PayloadMode::Full,
+            message_limits: MessageLimits::default(),
+            reassembly: ReassemblyLimits::default(),
+            max_listed_bytes: DEFAULT_MAX_LISTED_BYTES,
+            listed_freed_on_finish: true,
+        }
+    }
+
+    /// One connection, client 10.0.0.1:50000 and server 10.0.0.2:80, fed in-order segments.
+    struct Drive {
+        conn: Connection,
+        next: [u32; 2],
+        time: f64,
+    }
+
+    impl Drive {
+        fn new() -> Drive {
+            let conn = Connection::new(0, endpoint(1, 50_000), endpoint(2, 80), 1.0, &config());
+            Drive {
+                conn,
+                next: [1000, 5000],
+                time: 1.0,
+            }
+        }
+
+        fn send(&mut self, ctx: &mut Context<'_>, from_server: bool, payload: &[u8]) {
+            let dir = usize::from(from_server);
+            let (src, dst) = if from_server {
+                (endpoint(2, 80), endpoint(1, 50_000))
+            } else {
+                (endpoint(1, 50_000), endpoint(2, 80))
+            };
+            for chunk in payload.chunks(1448) {
+                self.time += 0.001;
+                let seg = Segment {
+                    src,
+                    dst,
+                    seq: self.next[dir],
+                    ack: self.next[1 - dir],
+                    ack_flag: true,
+                    syn: false,
+                    fin: false,
+                    rst: false,
+                    payload: chunk,
+                };
+                self.conn.on_segment(&seg, !from_server, self.time, ctx);
+                self.next[dir] = self.next[dir].wrapping_add(chunk.len() as u32);
+            }
+        }
+
+        fn upgrade(&mut self, ctx: &mut Context<'_>) {
+            self.send(ctx, false, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+            self.send(ctx, true, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+        }
+    }
+
+    fn texts(record: &ConnectionRecord, from: Side) -> Vec<String> {
+        record
+            .messages
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|m| m.from == from && m.opcode == "text")
+            .map(|m| m.text.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn finish_ends_the_frame_and_message_the_capture_stopped_inside() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        d.upgrade(&mut ctx);
+        // A frame announcing 2^63 - 1 bytes, of which 10 were captured; a fragmented message.
+        let mut big = vec![0x82, 0x7F, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        big.extend_from_slice(&[7; 10]);
+        d.send(&mut ctx, true, &big);
+        let key = Some([1, 2, 3, 4]);
+        d.send(
+            &mut ctx,
+            false,
+            &encode_frame(false, 0, 1, key, b"first half"),
+        );
+        let record = d.conn.finish(None, &mut ctx).unwrap();
+        assert_eq!(record.diagnostic_counts["capture_ended_mid_frame"], 1);
+        let messages = record.messages.as_ref().unwrap();
+        let server = messages.iter().find(|m| m.from == Side::Server).unwrap();
+        assert_eq!((server.opcode, server.wire_length), ("binary", 10));
+        assert!(!server.complete);
+        let client = messages.iter().find(|m| m.from == Side::Client).unwrap();
+        assert_eq!(client.text.as_deref(), Some("first half"));
+        assert!(!client.complete);
+    }
+
+    #[test]
+    fn late_upgrade_answer_keeps_the_client_frames_already_being_decoded() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        d.send(&mut ctx, false, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        // More than MAX_HELD_BYTES before the answer: the client's bytes are decoded as frames.
+        let key = Some([1, 2, 3, 4]);
+        let mut early = Vec::new();
+        while early.len() <= MAX_HELD_BYTES {
+            early.extend(encode_frame(true, 0, 1, key, &[b'e'; 1000]));
+        }
+        d.send(&mut ctx, false, &early);
+        d.send(&mut ctx, true, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+        d.send(
+            &mut ctx,
+            false,
+            &encode_frame(true, 0, 1, key, b"after the 101"),
+        );
+        let record = d.conn.finish(None, &mut ctx).unwrap();
+        let client = texts(&record, Side::Client);
+        assert_eq!(client.len(), early.len() / 1006 + 1);
+        assert_eq!(client.last().unwrap(), "after the 101");
+    }
+
+    #[test]
+    fn listed_messages_are_capped_across_connections_and_given_back() {
+        let mut sink = Null;
+        let mut cfg = config();
+        cfg.max_listed_bytes = 3 * LISTED_RECORD_BYTES + 100;
+        let mut ctx = Context::new(&mut sink, cfg);
+        let key = Some([1, 2, 3, 4]);
+        let mut first = Drive::new();
+        first.upgrade(&mut ctx);
+        let mut second = Drive::new();
+        second.upgrade(&mut ctx);
+        for i in 0..5 {
+            let text = format!("m{i}");
+            first.send(
+                &mut ctx,
+                false,
+                &encode_frame(true, 0, 1, key, text.as_bytes()),
+            );
+            second.send(
+                &mut ctx,
+                false,
+                &encode_frame(true, 0, 1, key, text.as_bytes()),
+            );
+        }
+        let record = first.conn.finish(None, &mut ctx).unwrap();
+        // Three fit in the budget, shared by both connections: two for the first.
+        assert_eq!(texts(&record, Side::Client), ["m0", "m1"]);
+        assert_eq!(record.message_counts.client, 5);
+        assert_eq!(record.diagnostic_counts["limit_exceeded"], 1);
+        assert!(
+            record.diagnostics[0]
+                .message
+                .starts_with("3 messages not listed")
+        );
+        // The first connection's share was given back when it finished.
+        assert_eq!(ctx.listed_bytes, LISTED_RECORD_BYTES + 4);
+        second.send(&mut ctx, false, &encode_frame(true, 0, 1, key, b"late"));
+        let record = second.conn.finish(None, &mut ctx).unwrap();
+        assert_eq!(texts(&record, Side::Client), ["m0", "late"]);
+        assert_eq!(ctx.listed_bytes, 0);
+    }
+
+    #[test]
+    fn a_response_whose_first_segment_is_a_prefix_of_http_is_read_as_a_response() {
+        for cut in 1..=5 {
+            let mut sink = Null;
+            let mut ctx = Context::new(&mut sink, config());
+            let mut d = Drive::new();
+            d.send(&mut ctx, false, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+            let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+            // "H", "HT", ... alone in the first segment: also a plausible request method.
+            d.send(&mut ctx, true, &response[..cut]);
+            d.send(&mut ctx, true, &response[cut..]);
+            d.send(&mut ctx, true, &encode_frame(true, 0, 1, None, b"hi"));
+            let record = d.conn.finish(None, &mut ctx).unwrap();
+            assert_eq!(
+                record.handshake.as_ref().unwrap().status,
+                Some(101),
+                "cut {cut}"
+            );
+            assert_eq!(texts(&record, Side::Server), ["hi"], "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn http_heads_past_the_limits_are_reported() {
+        for filler in [&b"aaaaaaaaaaaaaaaa"[..], b"aaaaaaaaaaaaa\r\nX: "] {
+            let mut sink = Null;
+            let mut ctx = Context::new(&mut sink, config());
+            let mut d = Drive::new();
+            let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+            while head.len() < 2 * MAX_HEAD_BYTES {
+                head.extend_from_slice(filler);
+            }
+            d.send(&mut ctx, false, &head);
+            let record = d.conn.finish(None, &mut ctx).expect("reported");
+            assert_eq!(record.diagnostic_counts["limit_exceeded"], 1);
+            assert_eq!(record.diagnostics[0].from, Some(Side::Client));
+            assert!(record.diagnostics[0].message.starts_with("HTTP head"));
+        }
+    }
+
+    fn exchange(d: &mut Drive, ctx: &mut Context<'_>, request: &str, response: &str) {
+        d.send(ctx, false, request.as_bytes());
+        d.send(ctx, true, response.as_bytes());
+    }
+
+    const REFUSED_426: &str =
+        "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn a_request_stripped_of_its_upgrade_headers_is_a_refused_upgrade_that_says_which() {
+        // What a WebSocket server behind nginx without `proxy_set_header Upgrade` receives.
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        exchange(
+            &mut d,
+            &mut ctx,
+            "GET /ws HTTP/1.1\r\nHost: app\r\nConnection: close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            REFUSED_426,
+        );
+        let record = d.conn.finish(None, &mut ctx).expect("reported");
+        assert_eq!(record.close.outcome, "not_websocket");
+        assert_eq!(record.handshake.as_ref().unwrap().status, Some(426));
+        let rejected = record
+            .diagnostics
+            .iter()
+            .find(|d| d.id == DiagnosticId::HandshakeRejected)
+            .unwrap();
+        assert!(
+            rejected
+                .message
+                .contains("without `Upgrade: websocket` and `Connection: Upgrade`"),
+            "{}",
+            rejected.message
+        );
+    }
+
+    #[test]
+    fn a_plain_request_answered_426_is_reported_and_a_page_is_not() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        exchange(
+            &mut d,
+            &mut ctx,
+            "GET /live HTTP/1.1\r\nHost: app\r\n\r\n",
+            REFUSED_426,
+        );
+        let record = d.conn.finish(None, &mut ctx).expect("reported");
+        assert_eq!(record.close.outcome, "not_websocket");
+        assert_eq!(record.diagnostic_counts["handshake_rejected"], 1);
+        assert!(
+            record.diagnostics[0]
+                .message
+                .contains("no `Upgrade: websocket`")
+        );
+
+        let mut page = Drive::new();
+        exchange(
+            &mut page,
+            &mut ctx,
+            "GET / HTTP/1.1\r\nHost: app\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+        );
+        exchange(
+            &mut page,
+            &mut ctx,
+            "GET /missing HTTP/1.1\r\nHost: app\r\n\r\n",
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(page.conn.finish(None, &mut ctx).is_none());
+        assert!(ctx.take_late_records().is_empty());
+    }
+
+    #[test]
+    fn a_refused_request_to_an_endpoint_another_connection_upgraded_is_reported() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let refused_get = "GET /?x=1 HTTP/1.1\r\nHost: X\r\n\r\n";
+        let bad_request = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+        // Before the upgrade: kept, reported at the end once the upgrade is known.
+        let mut early = Drive::new();
+        exchange(&mut early, &mut ctx, refused_get, bad_request);
+        assert!(early.conn.finish(None, &mut ctx).is_none());
+        let mut ws = Drive::new();
+        ws.upgrade(&mut ctx);
+        assert!(ws.conn.finish(None, &mut ctx).is_some());
+        // After it: reported at once.
+        let mut late = Drive::new();
+        exchange(&mut late, &mut ctx, refused_get, bad_request);
+        let record = late.conn.finish(None, &mut ctx).expect("reported");
+        assert!(
+            record.diagnostics[0]
+                .message
+                .contains("another connection upgraded x/")
+        );
+        let waiting = ctx.take_late_records();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].close.outcome, "not_websocket");
+        assert!(
+            waiting[0].diagnostics[0]
+                .message
+                .contains("later in the capture")
+        );
+    }
+
+    #[test]
+    fn a_refusal_then_a_successful_retry_on_one_connection_is_a_websocket() {
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        exchange(
+            &mut d,
+            &mut ctx,
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+        );
+        d.upgrade(&mut ctx);
+        d.send(&mut ctx, true, &encode_frame(true, 0, 1, None, b"hi"));
+        let record = d.conn.finish(None, &mut ctx).unwrap();
+        assert_eq!(record.handshake.as_ref().unwrap().status, Some(101));
+        assert_eq!(texts(&record, Side::Server), ["hi"]);
+        assert_ne!(record.close.outcome, "not_websocket");
+    }
+}
