@@ -165,6 +165,7 @@ pub fn live(args: &LiveArgs, options: &RunOptions) -> Result<Outcome> {
     let mut skipped = 0u64;
     let (stats, summary) = {
         let mut pipeline = Pipeline::new(session.sink(), options.connection, options.table);
+        pipeline.set_keys(options.keys.clone());
         let stats = {
             let pipeline = std::cell::RefCell::new(&mut pipeline);
             capture.run(

@@ -288,6 +288,7 @@ pub fn analyze(
     let summary;
     {
         let mut pipeline = Pipeline::new(session.sink(), options.connection, options.table);
+        pipeline.set_keys(options.keys.clone());
         for path in files {
             match analyze_one(path, &mut pipeline, &options.keys, progress) {
                 Ok(summary) => {

@@ -72,11 +72,6 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 fn all_captures() -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     for p in files_in(&util::captures_dir()) {
-        if is_tls_capture(&p) {
-            // Until the connection driver feeds the TLS layer, wsprobe reports no WebSocket in
-            // these: `tls_layer_agrees_with_tshark` compares them at the TLS layer instead.
-            continue;
-        }
         out.push((format!("captures/{}", name(&p)), p));
     }
     match util::public_captures_dir() {
@@ -104,8 +99,17 @@ fn name(p: &Path) -> String {
 }
 
 /// tshark's options for a capture: out-of-order reassembly, and decode-as.
-fn tshark_options(file: &str, report: &serde_json::Value) -> Vec<String> {
+fn tshark_options(file: &str, report: &serde_json::Value, path: &Path) -> Vec<String> {
     let mut options = vec!["-o".to_string(), "tcp.reassemble_out_of_order:TRUE".into()];
+    // wss captures: tshark decrypts with the same key log (or the keys inside the pcapng).
+    let keys = path.with_extension("keys");
+    let tls = is_tls_capture(path);
+    if keys.exists() {
+        options.extend([
+            "-o".to_string(),
+            format!("tls.keylog_file:{}", keys.display()),
+        ]);
+    }
     if let Some((_, da)) = DECODE_AS.iter().find(|(f, _)| *f == file) {
         options.extend(["-d".to_string(), da.to_string()]);
         return options;
@@ -118,8 +122,9 @@ fn tshark_options(file: &str, report: &serde_json::Value) -> Vec<String> {
         .filter_map(|c| c["server"]["port"].as_u64())
         .filter(|p| *p != 80)
         .collect();
+    let dissector = if tls { "tls" } else { "http" };
     for port in ports {
-        options.extend(["-d".to_string(), format!("tcp.port=={port},http")]);
+        options.extend(["-d".to_string(), format!("tcp.port=={port},{dissector}")]);
     }
     options
 }
@@ -145,7 +150,7 @@ struct Outcome {
 fn differences(label: &str, path: &Path) -> Outcome {
     let report = wsprobe::report(path);
     let ours = wsprobe::connections(&report);
-    let options = tshark_options(&name(path), &report);
+    let options = tshark_options(&name(path), &report, path);
     let theirs = tshark::connections(&tshark::packets(path, &options));
     let diffs = compare::compare(label, &theirs, &ours);
     let frames = |conns: &[model::Conn]| -> usize {

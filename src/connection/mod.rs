@@ -2,9 +2,9 @@
 //! passes it up the connection's stack of stream layers, chosen by content on any port:
 //!
 //! ```text
-//! TCP reassembly ─► sniff ─┬─(HTTP head)──► http::layer (upgrade) ─┬─► WebSocket session
-//!   (per direction)        │                                       └─► plain HTTP (analysis)
-//!                          └─(anything else: mid-stream capture)─────► WebSocket session (hunting)
+//! TCP reassembly ─► [TLS (a ClientHello), decrypted bytes out] ─► sniff ─┬─(HTTP head)──► http::layer (upgrade) ─┬─► WebSocket session
+//!   (per direction)                                                     │                                       └─► plain HTTP (analysis)
+//!                                                                       └─(anything else: mid-stream capture)─────► WebSocket session (hunting)
 //! ```
 //!
 //! This file owns the TCP facts, the roles (who is the client) and the routing between layers;
@@ -12,13 +12,16 @@
 
 mod websocket;
 
-use crate::analysis::{Analysis, AnalysisOptions};
+use std::sync::Arc;
+
+use crate::analysis::{Analysis, AnalysisOptions, TransportEnd};
 use crate::decode::{Endpoint, Segment};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::layer::{Http1Event, Http1Layer};
 use crate::http::{Role as HttpRole, plausible_start};
 use crate::message::{MessageLimits, Output, PayloadMode};
 use crate::record::{ConnectionRecord, Sink, TcpRecord};
+use crate::stream::tls::{KeyStore, TlsEvent, TlsLayer, looks_like_client_hello};
 use crate::stream::{Chunk, End, Layer, Out};
 use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
 use crate::ws::deflate::DecoderBudget;
@@ -62,6 +65,8 @@ pub struct Context<'s> {
     /// permessage-deflate decoders alive (see [`MessageLimits::max_inflaters`]).
     decoders: DecoderBudget,
     targets: Targets,
+    /// TLS keys for every connection (empty without key logs).
+    keys: Arc<KeyStore>,
 }
 
 /// Endpoints (`host/path`) seen upgraded to WebSocket, and refused plain requests to
@@ -90,7 +95,13 @@ impl<'s> Context<'s> {
             listed_bytes: 0,
             decoders: DecoderBudget::new(config.message_limits.max_inflaters),
             targets: Targets::default(),
+            keys: Arc::new(KeyStore::new(false)),
         }
+    }
+
+    /// The TLS keys connections decrypt with from now on.
+    pub fn set_keys(&mut self, keys: Arc<KeyStore>) {
+        self.keys = keys;
     }
 
     /// End of all input: the records of refused plain requests to endpoints that another
@@ -180,6 +191,13 @@ enum Route {
 struct State {
     id: u64,
     roles: Roles,
+    /// TLS, when the client's first bytes were a ClientHello: both directions go through it,
+    /// and `routes` route its plaintext.
+    tls: Option<Box<TlsLayer>>,
+    /// Each direction's first bytes were checked for a ClientHello.
+    tls_sniffed: [bool; 2],
+    /// Time of the last bytes TLS carried.
+    tls_last: Option<f64>,
     routes: [Route; 2],
     http1: Option<Http1Layer>,
     session: Session,
@@ -222,6 +240,9 @@ impl Connection {
             state: State {
                 id,
                 roles,
+                tls: None,
+                tls_sniffed: [false; 2],
+                tls_last: None,
                 routes: [Route::Sniff, Route::Sniff],
                 http1: None,
                 session: Session::new(Analysis::new(id, config.analysis), [a, b], time),
@@ -412,6 +433,23 @@ impl Connection {
                 waiting = Some(target);
             }
         }
+        if let Some(tls) = &state.tls {
+            let record = tls.record();
+            let opaque = (!record.decrypted).then(|| {
+                record
+                    .decrypt_error
+                    .clone()
+                    .unwrap_or_else(|| "not decrypted".into())
+            });
+            let no_websocket = (record.decrypted && !session.analysis.carries_websocket())
+                .then(|| "TLS (decrypted) carrying no WebSocket upgrade or frames".to_string());
+            session.analysis.set_transport_end(TransportEnd {
+                opaque,
+                no_websocket,
+                note: tls.ending_note(),
+                last_activity: state.tls_last,
+            });
+        }
         if !session.analysis.is_interesting() && waiting.is_none() {
             // No record: nothing listed is kept.
             ctx.listed_bytes -= session.listed_bytes;
@@ -462,8 +500,10 @@ impl Connection {
         let State {
             session,
             first_seen,
+            tls,
             ..
         } = self.state;
+        let tls = tls.map(|t| t.record());
         let last_seen = self.last_seen;
         if let Some(target) = waiting {
             let record = session.analysis.finish(
@@ -472,9 +512,11 @@ impl Connection {
             ctx.targets.waiting.push((target, record));
             return None;
         }
-        Some(session.analysis.finish(
+        let mut record = session.analysis.finish(
             client, server, first_seen, last_seen, tcp_end, tcp, stopped, ctx.sink,
-        ))
+        );
+        record.tls = tls;
+        Some(record)
     }
 }
 
@@ -501,8 +543,61 @@ impl State {
         }
     }
 
-    /// Passes a piece of direction `dir`'s byte stream to the layer that reads it.
+    /// Passes a piece of direction `dir`'s TCP byte stream to the layer that reads it: TLS
+    /// when the connection began with a ClientHello, else what [`State::route_plain`] picks.
     fn route(&mut self, dir: usize, chunk: Chunk<'_>, ctx: &mut Context<'_>) {
+        if !self.tls_sniffed[dir] && self.tls.is_none() && self.routes[dir] == Route::Sniff {
+            if let Chunk::Data(data) = chunk
+                && !data.is_empty()
+            {
+                self.tls_sniffed[dir] = true;
+                // A first segment too short to tell, starting with a handshake record byte,
+                // is taken as TLS: neither HTTP nor a valid WebSocket frame starts so.
+                let hello = looks_like_client_hello(data).unwrap_or(data[0] == 0x16);
+                if hello && self.routes[1 - dir] == Route::Sniff {
+                    self.start_tls(dir, ctx);
+                }
+            } else if let Chunk::Gap(_) = chunk {
+                self.tls_sniffed[dir] = true;
+            }
+        }
+        if let Some(mut tls) = self.tls.take() {
+            let from = self.roles.side(dir);
+            let time = self.time;
+            if matches!(chunk, Chunk::Data(_)) {
+                self.tls_last = Some(time);
+            }
+            tls.push(from, time, chunk, &mut |out| self.on_tls(out, ctx));
+            self.tls = Some(tls);
+            return;
+        }
+        self.route_plain(dir, chunk, ctx);
+    }
+
+    /// The ClientHello's sender is the client; both directions go through TLS from now on.
+    fn start_tls(&mut self, client_dir: usize, ctx: &mut Context<'_>) {
+        if self.roles.decide(client_dir) {
+            self.session.roles_decided(&self.roles);
+        }
+        self.tls = Some(Box::new(TlsLayer::new(ctx.keys.clone())));
+        // Every TLS connection is reported, decrypted or not.
+        self.session.make_interesting(&self.roles, ctx);
+    }
+
+    /// What TLS pushes out: plaintext to the layers above, findings to the analysis.
+    fn on_tls(&mut self, out: Out<'_, TlsEvent>, ctx: &mut Context<'_>) {
+        match out {
+            Out::Data { from, chunk, .. } => {
+                let dir = self.roles.dir(from);
+                self.route_plain(dir, chunk, ctx);
+            }
+            Out::Event(TlsEvent::Diagnostic(d)) => self.session.analysis.diag(d, ctx.sink),
+            Out::Event(_) => {}
+        }
+    }
+
+    /// Passes a piece of direction `dir`'s (plaintext) byte stream to the layer that reads it.
+    fn route_plain(&mut self, dir: usize, chunk: Chunk<'_>, ctx: &mut Context<'_>) {
         if self.routes[dir] == Route::Sniff {
             self.sniff(dir, chunk, ctx);
         }
@@ -575,6 +670,11 @@ impl State {
 
     fn end_dir(&mut self, dir: usize, how: End, ctx: &mut Context<'_>) {
         let time = self.time;
+        if let Some(mut tls) = self.tls.take() {
+            let from = self.roles.side(dir);
+            tls.end(from, time, how, &mut |out| self.on_tls(out, ctx));
+            self.tls = Some(tls);
+        }
         if self.routes[dir] == Route::Http1
             && let Some(http1) = &mut self.http1
         {

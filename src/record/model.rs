@@ -332,4 +332,6 @@ pub struct ConnectionRecord {
     pub diagnostics: Vec<Diagnostic>,
     /// Exact count per diagnostic id, including those not listed.
     pub diagnostic_counts: BTreeMap<String, u64>,
+    /// TLS facts (`null` for a plain TCP connection).
+    pub tls: Option<crate::record::tls::TlsRecord>,
 }

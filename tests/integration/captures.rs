@@ -81,17 +81,20 @@ fn recorded_captures_match_the_endpoints_ground_truth() {
         };
         let truth: Value =
             serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
-        if truth.get("tls").is_some() {
-            // wss captures (tls_scenarios.py): until the connection driver feeds the TLS layer,
-            // tests/integration/tls.rs checks their plaintext at the TLS layer instead.
-            continue;
-        }
+
         let capture = ["pcap", "pcapng"]
             .iter()
             .map(|ext| captures_dir().join(format!("{name}.{ext}")))
             .find(|p| p.exists())
             .unwrap_or_else(|| panic!("no capture for {name}"));
-        let report = report_of(&capture, &["--messages", "--payload", "full"]);
+        // wss captures (tls_scenarios.py) are decrypted with the key log their endpoints wrote.
+        let keys = captures_dir().join(format!("{name}.keys"));
+        let keys = keys.to_string_lossy().into_owned();
+        let mut args = vec!["--messages", "--payload", "full"];
+        if std::path::Path::new(&keys).exists() {
+            args.extend(["--keylog", keys.as_str()]);
+        }
+        let report = report_of(&capture, &args);
         let ours = report["connections"].as_array().unwrap();
         for tc in truth["connections"].as_array().unwrap() {
             let label = format!("{name} connection {} ({})", tc["id"], tc["client"]["port"]);
@@ -103,6 +106,14 @@ fn recorded_captures_match_the_endpoints_ground_truth() {
                 })
                 .collect();
             let kind = tc["end"]["kind"].as_str().unwrap();
+            if kind == "http_only" && truth.get("tls").is_some() {
+                // Every TLS connection is listed: this one with no WebSocket in it.
+                assert_eq!(found.len(), 1, "{label}: TLS connection not listed");
+                assert!(found[0]["handshake"].is_null(), "{label}");
+                assert_eq!(found[0]["close"]["outcome"], "not_websocket", "{label}");
+                assert_eq!(found[0]["tls"]["decrypted"], true, "{label}");
+                continue;
+            }
             if kind == "http_only" {
                 assert!(
                     found.is_empty(),

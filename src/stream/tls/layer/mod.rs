@@ -298,6 +298,68 @@ impl TlsLayer {
         r
     }
 
+    /// A sentence on how TLS ended, for the connection's close summary: close_notify and
+    /// alerts where visible, else what record sizes suggest (said to be inferred).
+    pub fn ending_note(&self) -> Option<String> {
+        let r = self.record();
+        self.client_hello.as_ref()?;
+        let mut parts = Vec::new();
+        if r.handshake_complete == Some(false)
+            || r.inferred.as_ref().and_then(|i| i.handshake_complete) == Some(false)
+        {
+            parts.push("the TLS handshake did not complete".to_string());
+        }
+        for a in r.alerts.iter().filter(|a| {
+            a.description
+                .as_deref()
+                .is_some_and(|d| d != "close_notify")
+        }) {
+            parts.push(format!(
+                "TLS alert {} from the {}",
+                a.description.as_deref().unwrap_or_default(),
+                a.from.as_str()
+            ));
+        }
+        let sides = |f: &dyn Fn(Side) -> bool| -> Option<&'static str> {
+            match (f(Side::Client), f(Side::Server)) {
+                (true, true) => Some("both sides"),
+                (true, false) => Some("the client only"),
+                (false, true) => Some("the server only"),
+                (false, false) => None,
+            }
+        };
+        let visible_13 = self.is13() && r.decrypted;
+        if visible_13 || (!self.is13() && self.version.is_some()) {
+            let seen = |side: Side| {
+                *r.close_notify.get(side)
+                    || r.alerts
+                        .iter()
+                        .any(|a| a.from == side && a.likely_close_notify == Some(true))
+            };
+            parts.push(match sides(&seen) {
+                Some(who) => format!("TLS close_notify from {who}"),
+                None => "no TLS close_notify".to_string(),
+            });
+        } else if let Some(inf) = &r.inferred {
+            let notify = |side: Side| *inf.close_notify.get(side);
+            let close = |side: Side| *inf.close_frame.get(side);
+            match sides(&notify) {
+                Some(who) => parts.push(format!(
+                    "a close_notify-sized final record from {who} (inferred from record sizes)"
+                )),
+                None if r.handshake_complete != Some(false) => parts
+                    .push("no close_notify-sized final record (inferred from record sizes)".into()),
+                None => {}
+            }
+            if let Some(who) = sides(&close) {
+                parts.push(format!(
+                    "the last application record of {who} has a WebSocket Close frame's size (inferred)"
+                ));
+            }
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
     /// Can this direction's records be decrypted now?
     fn decrypts(&self, side: Side) -> bool {
         self.dirs[idx(side)].keys.is_some()
