@@ -115,6 +115,11 @@ pub struct ReportArgs {
     /// decoder state); past it their messages are counted, not inflated.
     #[arg(long, default_value_t = crate::message::DEFAULT_MAX_INFLATERS, value_name = "N")]
     pub max_inflaters: usize,
+    /// NSS key log (SSLKEYLOGFILE format) to decrypt TLS with; repeatable. Default:
+    /// $SSLKEYLOGFILE when set. Keys embedded in a pcapng (Decryption Secrets Block) are used
+    /// too. In `live`, the file is re-read as it grows.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<std::path::PathBuf>,
     /// Bytes of listed messages (--messages, json and table) held in memory at once; past it
     /// messages are counted but not listed.
     #[arg(long, default_value_t = crate::connection::DEFAULT_MAX_LISTED_BYTES, value_name = "BYTES")]

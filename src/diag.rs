@@ -150,6 +150,18 @@ diagnostic_ids! {
     H2StreamReset = "h2_stream_reset", Warning, "a WebSocket stream reset by RST_STREAM with an error code (not NO_ERROR or CANCEL)";
     H2GoawayError = "h2_goaway_error", Warning, "an HTTP/2 connection shut down by a GOAWAY with an error code";
     H2FrameResync = "h2_frame_resync", Warning, "HTTP/2 frame boundaries found again after a capture gap or bytes that are not frames";
+    // TLS (issue 12):
+    TlsNoKey = "tls_no_key", Info, "a TLS connection whose keys are in no key log (or no key log was given): only what is in clear is reported";
+    TlsDecryptFailed = "tls_decrypt_failed", Error, "a TLS record failed authentication with the logged key (wrong key or damaged capture); no plaintext is output for it";
+    TlsUnsupportedCipher = "tls_unsupported_cipher", Warning, "the negotiated cipher suite is not one wsprobe decrypts (CBC, CCM, ...): records are counted, not decrypted";
+    TlsAlert = "tls_alert", Error, "a fatal TLS alert (its name in the message)";
+    TlsWarningAlert = "tls_warning_alert", Warning, "a warning-level TLS alert other than close_notify, e.g. user_canceled";
+    TlsHandshakeFailed = "tls_handshake_failed", Error, "the TLS handshake did not complete before the connection ended";
+    TlsNoCloseNotify = "tls_no_close_notify", Info, "a side ended the TCP connection without a TLS close_notify (where that is visible)";
+    TlsResync = "tls_resync", Warning, "TLS record boundaries or sequence numbers were lost (capture gap, or bytes that are not records) and found again; the records between are lost";
+    TlsEarlyDataSkipped = "tls_early_data_skipped", Warning, "0-RTT early data that was not decrypted (rejected by the server, or no CLIENT_EARLY_TRAFFIC_SECRET)";
+    TlsRenegotiation = "tls_renegotiation", Warning, "a TLS 1.2 renegotiation: records under the renegotiated keys are not decrypted";
+    KeylogMalformed = "keylog_malformed", Warning, "a key-log line that is not in NSS key-log format (file and line in the message); the rest of the file is used";
 }
 
 impl Serialize for DiagnosticId {

@@ -165,6 +165,7 @@ pub fn live(args: &LiveArgs, options: &RunOptions) -> Result<Outcome> {
     let mut skipped = 0u64;
     let (stats, summary) = {
         let mut pipeline = Pipeline::new(session.sink(), options.connection, options.table);
+        pipeline.set_keys(options.keys.clone());
         let stats = {
             let pipeline = std::cell::RefCell::new(&mut pipeline);
             capture.run(
@@ -247,5 +248,12 @@ pub fn live(args: &LiveArgs, options: &RunOptions) -> Result<Outcome> {
         );
     }
 
-    session.finish(&[input], &summary)
+    let mut summary = summary;
+    let keylog_matched = crate::run::add_key_logs(&mut summary, &options.keys, &options.fail_on);
+    let outcome = session.finish(&[input], &summary)?;
+    Ok(if keylog_matched {
+        Outcome::Matched
+    } else {
+        outcome
+    })
 }

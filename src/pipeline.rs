@@ -84,6 +84,11 @@ impl<'s> Pipeline<'s> {
         }
     }
 
+    /// TLS keys (key logs, pcapng Decryption Secrets Blocks) for the connections to come.
+    pub fn set_keys(&mut self, keys: std::sync::Arc<crate::stream::tls::KeyStore>) {
+        self.context.set_keys(keys);
+    }
+
     /// One captured packet. Returns why it was skipped, if it was.
     pub fn packet(&mut self, packet: &Packet<'_>) -> Result<(), Skip> {
         let segment = decode(packet)?;

@@ -4,10 +4,12 @@
 use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::analysis::AnalysisOptions;
 use crate::capture::filter::PacketFilter;
-use crate::capture::{InputSummary, file::read_capture};
+use crate::capture::{InputSummary, file::read_capture_with_secrets};
 use crate::cli::{Format, PayloadArg, ReportArgs};
 use crate::connection::ConnectionConfig;
 use crate::diag::{DiagnosticId, Severity};
@@ -19,6 +21,7 @@ use crate::record::{Event, Sink};
 use crate::report::json::JsonReport;
 use crate::report::jsonl::JsonlReport;
 use crate::report::table::{TableOptions, TableReport};
+use crate::stream::tls::KeyStore;
 use crate::tcp::reassembly::ReassemblyLimits;
 
 /// How a run ended, as an exit status.
@@ -285,6 +288,12 @@ impl Sink for Gate<'_> {
 
     fn finish(&mut self, inputs: &[InputSummary], unfiltered: &Summary) -> std::io::Result<()> {
         self.summary.unfiltered_tcp_connections = unfiltered.tcp_connections;
+        // Key logs belong to the run, not to a connection: they pass every filter.
+        self.summary.key_logs = unfiltered.key_logs.clone();
+        let malformed = DiagnosticId::KeylogMalformed.as_str();
+        if let Some(&n) = unfiltered.diagnostics.get(malformed) {
+            self.summary.diagnostics.insert(malformed.to_string(), n);
+        }
         self.inner.finish(inputs, &self.summary)
     }
 
@@ -319,6 +328,8 @@ pub struct RunOptions {
     pub flush_each_line: bool,
     /// Print a line per event in the table format as it happens (live).
     pub live_events: bool,
+    /// TLS keys: `--keylog` files (or `$SSLKEYLOGFILE`) and pcapng Decryption Secrets Blocks.
+    pub keys: Arc<KeyStore>,
 }
 
 impl RunOptions {
@@ -346,6 +357,7 @@ impl RunOptions {
             .as_deref()
             .map(AddressFilter::parse)
             .transpose()?;
+        let keys = load_key_logs(&args.keylog, live)?;
         let message_limits = MessageLimits {
             max_kept_bytes: args.max_message_bytes,
             max_inflated_bytes: args.max_inflated_bytes,
@@ -389,6 +401,7 @@ impl RunOptions {
             pretty: args.pretty,
             flush_each_line: live,
             live_events: live && args.format == Format::Table,
+            keys,
         })
     }
 
@@ -532,8 +545,15 @@ pub fn analyze(
     let summary;
     {
         let mut pipeline = Pipeline::new(session.sink(), options.connection, options.table);
+        pipeline.set_keys(options.keys.clone());
         for path in files {
-            let summary = analyze_one(path, &mut pipeline, filter.as_mut(), progress)?;
+            let summary = analyze_one(
+                path,
+                &mut pipeline,
+                filter.as_mut(),
+                &options.keys,
+                progress,
+            )?;
             if let Some(e) = &summary.error {
                 eprintln!("wsprobe: {path}: {e}; the report covers what came before");
             }
@@ -541,13 +561,21 @@ pub fn analyze(
         }
         summary = pipeline.finish_all();
     }
-    session.finish(&inputs, &summary)
+    let mut summary = summary;
+    let keylog_matched = add_key_logs(&mut summary, &options.keys, &options.fail_on);
+    let outcome = session.finish(&inputs, &summary)?;
+    Ok(if keylog_matched {
+        Outcome::Matched
+    } else {
+        outcome
+    })
 }
 
 fn analyze_one(
     path: &str,
     pipeline: &mut Pipeline<'_>,
     mut filter: Option<&mut PacketFilter>,
+    keys: &KeyStore,
     progress: bool,
 ) -> Result<InputSummary> {
     let (reader, size): (Box<dyn std::io::Read + Send>, Option<u64>) = if path == "-" {
@@ -563,7 +591,7 @@ fn analyze_one(
     let bar = progress_bar(path, size, progress);
     let mut skipped = 0u64;
     let mut filtered = 0u64;
-    let mut summary = read_capture(
+    let mut summary = read_capture_with_secrets(
         reader,
         path,
         |packet| {
@@ -575,6 +603,19 @@ fn analyze_one(
             }
             if pipeline.packet(packet).is_err() {
                 skipped += 1;
+            }
+        },
+        |secrets| {
+            let name = format!(
+                "pcapng Decryption Secrets Block #{} in {path}",
+                secrets.index
+            );
+            let loaded = keys.add_text(&name, secrets.text);
+            print_key_log_warnings(&loaded);
+            if secrets.after_packets {
+                eprintln!(
+                    "wsprobe: {name} comes after packets: its keys only decrypt connections whose handshake follows it"
+                );
             }
         },
         |position| {
@@ -606,4 +647,75 @@ fn progress_bar(path: &str, size: Option<u64>, wanted: bool) -> Option<indicatif
     );
     bar.set_message(path.to_string());
     Some(bar)
+}
+
+/// Loads the key logs: `--keylog` files, else `$SSLKEYLOGFILE` when set. A file that cannot
+/// be read is a usage error (exit 2); malformed lines are warnings on stderr (and in the
+/// report's `summary.key_logs`). `live`: the files are followed as they grow.
+pub fn load_key_logs(paths: &[PathBuf], live: bool) -> std::result::Result<Arc<KeyStore>, String> {
+    let keys = KeyStore::new(live);
+    let (paths, from_env): (Vec<PathBuf>, bool) = if paths.is_empty() {
+        match std::env::var_os("SSLKEYLOGFILE").filter(|v| !v.is_empty()) {
+            Some(p) => (vec![PathBuf::from(p)], true),
+            None => (Vec::new(), false),
+        }
+    } else {
+        (paths.to_vec(), false)
+    };
+    for path in &paths {
+        let option = if from_env {
+            "SSLKEYLOGFILE"
+        } else {
+            "--keylog"
+        };
+        match keys.load_file(path) {
+            Ok(summary) => print_key_log_warnings(&summary),
+            Err(e) => {
+                let hint = if live && e.kind() == std::io::ErrorKind::NotFound {
+                    " (create it first, e.g. `touch FILE`, if the browser will write it later)"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "{option} {}: cannot read the key log: {e}{hint}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(Arc::new(keys))
+}
+
+fn print_key_log_warnings(summary: &crate::record::tls::KeyLogSummary) {
+    for w in &summary.warnings {
+        eprintln!(
+            "wsprobe: {}:{}: {} (line ignored)",
+            summary.source, w.line, w.message
+        );
+    }
+    let more = summary
+        .malformed
+        .saturating_sub(summary.warnings.len() as u64);
+    if more > 0 {
+        eprintln!(
+            "wsprobe: {}: {more} more malformed lines ignored",
+            summary.source
+        );
+    }
+}
+
+/// Puts the key-log summaries into the report summary and counts `keylog_malformed`;
+/// returns whether that matches `--fail-on`.
+pub fn add_key_logs(summary: &mut Summary, keys: &KeyStore, fail_on: &FailOn) -> bool {
+    summary.key_logs = keys.summaries();
+    let malformed: u64 = summary.key_logs.iter().map(|k| k.malformed).sum();
+    if malformed == 0 {
+        return false;
+    }
+    let id = DiagnosticId::KeylogMalformed;
+    *summary
+        .diagnostics
+        .entry(id.as_str().to_string())
+        .or_default() += malformed;
+    fail_on.ids.contains(&id) || fail_on.severity.is_some_and(|s| id.severity() >= s)
 }

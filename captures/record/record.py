@@ -749,8 +749,12 @@ def merge(evs, spec, killed):
 
 def tshark_fields(path, ports, filt, fields):
     argv = ["tshark", "-r", path, "-o", "tcp.reassemble_out_of_order:TRUE"]
+    # TLS captures (tls_scenarios.py) have their key log beside them as NAME.keys.
+    keys = os.path.splitext(path)[0] + ".keys"
+    if os.path.exists(keys):
+        argv += ["-o", f"tls.keylog_file:{keys}"]
     for p in ports:
-        argv += ["-d", f"tcp.port=={p},http"]
+        argv += ["-d", f"tcp.port=={p},{'tls' if os.path.exists(keys) else 'http'}"]
     argv += ["-Y", filt, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]
     for f in fields:
         argv += ["-e", f]
@@ -873,6 +877,8 @@ def record(spec, attempts=3):
             },
             "connections": conns,
         }
+        if spec.get("post"):  # TLS scenarios: key logs, derived captures, TLS truth
+            spec["post"](ctx, tmpcap, truth)
         check = analyse(tmpcap, spec["ports"], truth)
         if not check["frames_match"]:
             print("  WARNING: tshark frame counts differ from the truth:",
@@ -901,6 +907,8 @@ def main():
     ap.add_argument("--setup", action="store_true", help="create the venv and node_modules, then exit")
     ap.add_argument("--manifest-only", action="store_true")
     args = ap.parse_args()
+    import tls_scenarios  # noqa: E402  (captures/record/tls_scenarios.py: the wss captures)
+    tls_scenarios.register(sys.modules[__name__])
     if args.setup:
         setup()
         return

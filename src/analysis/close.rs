@@ -47,6 +47,8 @@ pub struct EndContext {
     pub started: Option<f64>,
     /// Set when analysis stopped following a connection that was still open: why.
     pub stopped: Option<String>,
+    /// What TLS (when present) says about the end.
+    pub transport: super::TransportEnd,
 }
 
 impl CloseTracker {
@@ -85,7 +87,11 @@ impl CloseTracker {
     /// Builds the record, pushing `abnormal_closure` or `close_handshake_incomplete`.
     pub fn record(&self, ctx: &EndContext, out: &mut Vec<Diagnostic>) -> CloseRecord {
         let tcp = self.tcp_end;
-        let idle = match (tcp, ctx.last_frame_time.or(ctx.started)) {
+        let last = ctx
+            .last_frame_time
+            .or(ctx.started)
+            .or(ctx.transport.last_activity);
+        let idle = match (tcp, last) {
             (Some(end), Some(last)) => Some(round3((end.time - last).max(0.0))),
             _ => None,
         };
@@ -109,6 +115,12 @@ impl CloseTracker {
             record.summary = format!("upgrade refused: {status}");
             return record;
         }
+        let note = ctx
+            .transport
+            .note
+            .as_ref()
+            .map(|n| format!("; {n}"))
+            .unwrap_or_default();
         let tcp_words = |t: TcpEnd| {
             let mut s = match &self.end_words {
                 Some(words) => words.clone(),
@@ -123,6 +135,28 @@ impl CloseTracker {
             }
             s
         };
+        if let Some(why) = &ctx.transport.no_websocket {
+            record.outcome = "not_websocket";
+            record.initiator = tcp.map(|t| t.side);
+            record.summary = match tcp {
+                Some(t) => format!("{why}: {}{note}", tcp_words(t)),
+                None => format!("{why}{note}"),
+            };
+            return record;
+        }
+        if let Some(why) = &ctx.transport.opaque {
+            // Encrypted and not decrypted: no WebSocket fact can be claimed (no 1006 either).
+            record.outcome = "encrypted";
+            record.initiator = tcp.map(|t| t.side);
+            record.summary = match tcp {
+                Some(t) => format!("encrypted ({why}): {}{note}", tcp_words(t)),
+                None => format!(
+                    "encrypted ({why}): still open, {}{note}",
+                    ctx.stopped.as_deref().unwrap_or("the capture ended")
+                ),
+            };
+            return record;
+        }
         match (&self.first, &self.reply) {
             (Some(first), reply) => {
                 record.code = Some(first.code);
@@ -203,6 +237,7 @@ impl CloseTracker {
                 }
             },
         }
+        record.summary.push_str(&note);
         record
     }
 }

@@ -70,7 +70,23 @@ pub struct Analysis {
     last_frame_time: Option<f64>,
     last_message: Option<LastMessage>,
     started: Option<f64>,
+    transport: TransportEnd,
     scratch: Vec<Diagnostic>,
+}
+
+/// What the transport below WebSocket (TLS) says about the end, set by the connection driver.
+#[derive(Debug, Clone, Default)]
+pub struct TransportEnd {
+    /// The WebSocket layer is not visible (TLS that was not decrypted): why. The close record
+    /// then says `encrypted` instead of inferring WebSocket facts that encryption hides.
+    pub opaque: Option<String>,
+    /// Decrypted TLS that carried no WebSocket (no upgrade attempt, no frames): why; the close
+    /// record then says `not_websocket` rather than 1006.
+    pub no_websocket: Option<String>,
+    /// A sentence appended to the close summary (close_notify, alerts, record-size hints).
+    pub note: Option<String>,
+    /// Time of the last bytes carried, for the idle time before the end when no frame is seen.
+    pub last_activity: Option<f64>,
 }
 
 impl Analysis {
@@ -98,8 +114,19 @@ impl Analysis {
             last_frame_time: None,
             last_message: None,
             started: None,
+            transport: TransportEnd::default(),
             scratch: Vec::new(),
         }
+    }
+
+    /// What the transport below says about the end (see [`TransportEnd`]).
+    pub fn set_transport_end(&mut self, transport: TransportEnd) {
+        self.transport = transport;
+    }
+
+    /// Did the connection show WebSocket: an upgrade attempt or frames?
+    pub fn carries_websocket(&self) -> bool {
+        self.handshake.is_some() || self.frames.client.total() + self.frames.server.total() > 0
     }
 
     /// Is the connection reported?
@@ -593,6 +620,7 @@ impl Analysis {
             last_message: self.last_message.map(|l| l.describe()),
             started: self.started,
             stopped,
+            transport: self.transport.clone(),
         };
         let close = self.close.record(&ctx, &mut self.scratch);
         self.drain_scratch(sink);
@@ -618,6 +646,7 @@ impl Analysis {
                 .iter()
                 .map(|(id, n)| (id.as_str().to_string(), *n))
                 .collect(),
+            tls: None,
         }
     }
 }

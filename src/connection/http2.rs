@@ -319,6 +319,11 @@ impl H2Streams {
         self.stopped = why;
     }
 
+    /// WebSocket streams the connection carried (open or ended).
+    pub(super) fn websocket_streams(&self) -> u64 {
+        self.summary.connection().websocket_streams
+    }
+
     /// A WebSocket stream is open.
     pub(super) fn has_websockets(&self) -> bool {
         !self.sessions.is_empty()

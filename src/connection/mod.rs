@@ -2,11 +2,11 @@
 //! passes it up the connection's stack of stream layers, chosen by content on any port:
 //!
 //! ```text
-//! TCP reassembly ─► sniff ─┬─(HTTP head)──► http::layer (upgrade) ─┬─► WebSocket session
-//!   (per direction)        │                                       └─► plain HTTP (analysis)
-//!                          ├─(HTTP/2 preface)─► stream::http2 ──► one WebSocket session per
-//!                          │                                      extended-CONNECT stream
-//!                          └─(anything else: mid-stream capture)─────► WebSocket session (hunting)
+//! TCP reassembly ─► [tls: a ClientHello; decrypted bytes out] ─► sniff ─┬─(HTTP head)──► http::layer (upgrade) ─┬─► WebSocket session
+//!   (per direction)                                                      │                                       └─► plain HTTP (analysis)
+//!                                                                        ├─(HTTP/2 preface)─► stream::http2 ──► one WebSocket session per
+//!                                                                        │                                      extended-CONNECT stream
+//!                                                                        └─(anything else: mid-stream capture)─────► WebSocket session (hunting)
 //! ```
 //!
 //! This file owns the TCP facts, the roles (who is the client) and the routing between layers;
@@ -15,7 +15,9 @@
 mod http2;
 mod websocket;
 
-use crate::analysis::{Analysis, AnalysisOptions};
+use std::sync::Arc;
+
+use crate::analysis::{Analysis, AnalysisOptions, TransportEnd};
 use crate::decode::{Endpoint, Segment};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::layer::{Http1Event, Http1Layer};
@@ -23,6 +25,7 @@ use crate::http::{Role as HttpRole, plausible_start};
 use crate::message::{MessageLimits, Output, PayloadMode};
 use crate::record::{ConnectionRecord, OtherConnection, OtherKind, Sink, TcpRecord};
 use crate::sniff::{Carried, FirstBytes};
+use crate::stream::tls::{KeyStore, TlsEvent, TlsLayer, looks_like_client_hello};
 use crate::stream::{Chunk, End, Layer, Out};
 use crate::tcp::reassembly::{
     PacketClock, Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent,
@@ -73,6 +76,8 @@ pub struct Context<'s> {
     /// Records finished while a connection goes on (HTTP/2 WebSocket streams), for the
     /// pipeline to report.
     finished: Vec<ConnectionRecord>,
+    /// TLS keys for every connection (empty without key logs).
+    keys: Arc<KeyStore>,
 }
 
 /// Endpoints (`host/path`) seen upgraded to WebSocket, and refused plain requests to
@@ -103,7 +108,13 @@ impl<'s> Context<'s> {
             targets: Targets::default(),
             next_id: 0,
             finished: Vec::new(),
+            keys: Arc::new(KeyStore::new(false)),
         }
+    }
+
+    /// The TLS keys connections decrypt with from now on.
+    pub fn set_keys(&mut self, keys: Arc<KeyStore>) {
+        self.keys = keys;
     }
 
     /// The next connection number.
@@ -213,6 +224,13 @@ enum Route {
 struct State {
     id: u64,
     roles: Roles,
+    /// TLS, when the client's first bytes were a ClientHello: both directions go through it,
+    /// and `routes` route its plaintext.
+    tls: Option<Box<TlsLayer>>,
+    /// Each direction's first bytes were checked for a ClientHello.
+    tls_sniffed: [bool; 2],
+    /// Time of the last bytes TLS carried.
+    tls_last: Option<f64>,
     routes: [Route; 2],
     http1: Option<Http1Layer>,
     http2: Option<Box<http2::H2Conn>>,
@@ -260,6 +278,9 @@ impl Connection {
             state: State {
                 id,
                 roles,
+                tls: None,
+                tls_sniffed: [false; 2],
+                tls_last: None,
                 routes: [Route::Sniff, Route::Sniff],
                 http1: None,
                 http2: None,
@@ -515,6 +536,34 @@ impl Connection {
                 waiting = Some(target);
             }
         }
+        if let Some(tls) = &state.tls {
+            let record = tls.record();
+            let opaque = (!record.decrypted).then(|| {
+                record
+                    .decrypt_error
+                    .clone()
+                    .unwrap_or_else(|| "not decrypted".into())
+            });
+            let streams = state
+                .http2
+                .as_ref()
+                .map_or(0, |h2| h2.streams.websocket_streams());
+            let no_websocket = (record.decrypted && !session.analysis.carries_websocket()).then(
+                || match streams {
+                    0 => "TLS (decrypted) carrying no WebSocket upgrade or frames".to_string(),
+                    1 => "HTTP/2 over TLS; its WebSocket stream is listed on its own".to_string(),
+                    n => format!(
+                        "HTTP/2 over TLS; its {n} WebSocket streams are listed on their own"
+                    ),
+                },
+            );
+            session.analysis.set_transport_end(TransportEnd {
+                opaque,
+                no_websocket,
+                note: tls.ending_note(),
+                last_activity: state.tls_last,
+            });
+        }
         if !session.analysis.is_interesting() {
             // No record (yet): nothing listed is kept.
             ctx.listed_bytes -= session.listed_bytes;
@@ -582,8 +631,10 @@ impl Connection {
         let State {
             session,
             first_seen,
+            tls,
             ..
         } = self.state;
+        let tls = tls.map(|t| t.record());
         let last_seen = self.last_seen;
         if let Some(target) = waiting {
             let other = OtherConnection {
@@ -600,9 +651,11 @@ impl Connection {
             ctx.targets.waiting.push((target, record));
             return Finished::Other(other);
         }
-        Finished::Reported(session.analysis.finish(
+        let mut record = session.analysis.finish(
             client, server, first_seen, last_seen, tcp_end, tcp, stopped, ctx.sink,
-        ))
+        );
+        record.tls = tls;
+        Finished::Reported(record)
     }
 }
 
@@ -665,8 +718,74 @@ impl State {
         }
     }
 
-    /// Passes a piece of direction `dir`'s byte stream to the layer that reads it.
+    /// Passes a piece of direction `dir`'s TCP byte stream to the layer that reads it: TLS
+    /// when the connection began with a ClientHello, else what [`State::route_plain`] picks.
     fn route(&mut self, dir: usize, chunk: Chunk<'_>, ctx: &mut Context<'_>) {
+        if !self.tls_sniffed[dir] && self.tls.is_none() && self.routes[dir] == Route::Sniff {
+            if let Chunk::Data(data) = chunk
+                && !data.is_empty()
+            {
+                self.tls_sniffed[dir] = true;
+                // A first segment too short to tell, starting with a handshake record byte,
+                // is taken as TLS: neither HTTP nor a valid WebSocket frame starts so.
+                let hello = looks_like_client_hello(data).unwrap_or(data[0] == 0x16);
+                if hello && self.routes[1 - dir] == Route::Sniff {
+                    self.start_tls(dir, ctx);
+                }
+            } else if let Chunk::Gap(_) = chunk {
+                self.tls_sniffed[dir] = true;
+            }
+        }
+        if let Some(mut tls) = self.tls.take() {
+            let from = self.roles.side(dir);
+            let time = self.time;
+            if matches!(chunk, Chunk::Data(_)) {
+                self.tls_last = Some(time);
+            }
+            tls.push(from, time, chunk, &mut |out| self.on_tls(out, ctx));
+            self.tls = Some(tls);
+            self.stamp_tls(ctx);
+            return;
+        }
+        self.route_plain(dir, chunk, ctx);
+    }
+
+    /// Records of HTTP/2 WebSocket streams finished just now ride on this connection's TLS.
+    fn stamp_tls(&self, ctx: &mut Context<'_>) {
+        if let Some(tls) = &self.tls
+            && ctx.finished.iter().any(|r| r.tls.is_none())
+        {
+            let record = tls.record();
+            for r in ctx.finished.iter_mut().filter(|r| r.tls.is_none()) {
+                r.tls = Some(record.clone());
+            }
+        }
+    }
+
+    /// The ClientHello's sender is the client; both directions go through TLS from now on.
+    fn start_tls(&mut self, client_dir: usize, ctx: &mut Context<'_>) {
+        if self.roles.decide(client_dir) {
+            self.session.roles_decided(&self.roles);
+        }
+        self.tls = Some(Box::new(TlsLayer::new(ctx.keys.clone())));
+        // Every TLS connection is reported, decrypted or not.
+        self.session.make_interesting(&self.roles, ctx);
+    }
+
+    /// What TLS pushes out: plaintext to the layers above, findings to the analysis.
+    fn on_tls(&mut self, out: Out<'_, TlsEvent>, ctx: &mut Context<'_>) {
+        match out {
+            Out::Data { from, chunk, .. } => {
+                let dir = self.roles.dir(from);
+                self.route_plain(dir, chunk, ctx);
+            }
+            Out::Event(TlsEvent::Diagnostic(d)) => self.session.analysis.diag(d, ctx.sink),
+            Out::Event(_) => {}
+        }
+    }
+
+    /// Passes a piece of direction `dir`'s (plaintext) byte stream to the layer that reads it.
+    fn route_plain(&mut self, dir: usize, chunk: Chunk<'_>, ctx: &mut Context<'_>) {
         if self.routes[dir] == Route::Sniff {
             self.sniff(dir, chunk, ctx);
         }
@@ -810,6 +929,11 @@ impl State {
 
     fn end_dir(&mut self, dir: usize, how: End, ctx: &mut Context<'_>) {
         let time = self.time;
+        if let Some(mut tls) = self.tls.take() {
+            let from = self.roles.side(dir);
+            tls.end(from, time, how, &mut |out| self.on_tls(out, ctx));
+            self.tls = Some(tls);
+        }
         if self.routes[dir] == Route::Http2 {
             let from = self.roles.side(dir);
             let facts = self.tcp_facts();
@@ -828,6 +952,7 @@ impl State {
                     streams.finish_all(time, roles, facts, ctx);
                 }
             }
+            self.stamp_tls(ctx);
             return;
         }
         if self.routes[dir] == Route::Http1

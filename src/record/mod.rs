@@ -5,6 +5,7 @@
 pub mod http2;
 pub mod model;
 pub mod sink;
+pub mod tls;
 
 pub use http2::{Http2ConnectionRecord, Http2GoAwayRecord, Http2OtherStream, Http2StreamRecord};
 pub use model::*;

@@ -71,6 +71,9 @@ pub struct Summary {
     /// the table's "of N"; equal to `tcp_connections` without filters.
     #[serde(skip)]
     pub unfiltered_tcp_connections: u64,
+    /// What each TLS key log (file or pcapng block) gave; absent when none was used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_logs: Vec<crate::record::tls::KeyLogSummary>,
 }
 
 impl Summary {
@@ -96,6 +99,20 @@ impl Summary {
         let frames = record.frames.client.total() + record.frames.server.total();
         let websocket = record.handshake.as_ref().is_some_and(|h| h.accepted) || frames > 0;
         self.websocket_connections += u64::from(websocket);
+        if let Some(tls) = record.tls.as_ref().filter(|_| !websocket) {
+            // Listed (every TLS connection is), but not WebSocket as far as can be seen.
+            self.other_tcp.tls += 1;
+            if !tls.decrypted {
+                self.other_tcp.tls_undecrypted += 1;
+            }
+            if let Some(name) = &tls.sni {
+                *self
+                    .other_tcp
+                    .tls_server_names
+                    .entry(name.clone())
+                    .or_insert(0) += 1;
+            }
+        }
         self.frames += frames;
         self.messages += record.message_counts.client + record.message_counts.server;
         self.control_frames += [record.frames.client, record.frames.server]
@@ -151,8 +168,11 @@ fn add_attempt(list: &mut Vec<Attempts>, c: &OtherConnection) {
 /// TCP connections that carried no WebSocket and no upgrade attempt.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct OtherTcp {
-    /// TLS: the client's first bytes were a ClientHello. Inside may be anything, WebSocket too.
+    /// TLS connections with no WebSocket seen in them (they are listed as connections, with
+    /// their `tls` record); inside an undecrypted one may be anything, WebSocket too.
     pub tls: u64,
+    /// Of those, the ones that could not be decrypted.
+    pub tls_undecrypted: u64,
     /// The ClientHellos' server names (SNI), with how many connections named each.
     pub tls_server_names: BTreeMap<String, u64>,
     /// HTTP requests without an upgrade.
@@ -498,4 +518,6 @@ pub struct ConnectionRecord {
     pub diagnostics: Vec<Diagnostic>,
     /// Exact count per diagnostic id, including those not listed.
     pub diagnostic_counts: BTreeMap<String, u64>,
+    /// TLS facts (`null` for a plain TCP connection).
+    pub tls: Option<crate::record::tls::TlsRecord>,
 }

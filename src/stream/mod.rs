@@ -15,6 +15,7 @@
 //! known (the ClientHello's or the request's sender is the client).
 
 pub mod http2;
+pub mod tls;
 
 use crate::diag::Side;
 

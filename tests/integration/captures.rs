@@ -90,7 +90,14 @@ fn recorded_captures_match_the_endpoints_ground_truth() {
             .map(|ext| captures_dir().join(format!("{name}.{ext}")))
             .find(|p| p.exists())
             .unwrap_or_else(|| panic!("no capture for {name}"));
-        let report = report_of(&capture, &["--messages", "--payload", "full"]);
+        // wss captures (tls_scenarios.py) are decrypted with the key log their endpoints wrote.
+        let keys = captures_dir().join(format!("{name}.keys"));
+        let keys = keys.to_string_lossy().into_owned();
+        let mut args = vec!["--messages", "--payload", "full"];
+        if std::path::Path::new(&keys).exists() {
+            args.extend(["--keylog", keys.as_str()]);
+        }
+        let report = report_of(&capture, &args);
         let ours = report["connections"].as_array().unwrap();
         for tc in truth["connections"].as_array().unwrap() {
             let label = format!("{name} connection {} ({})", tc["id"], tc["client"]["port"]);
@@ -102,7 +109,26 @@ fn recorded_captures_match_the_endpoints_ground_truth() {
                 })
                 .collect();
             let kind = tc["end"]["kind"].as_str().unwrap();
-            if matches!(kind, "http_only" | "connect_refused" | "tls") {
+            if kind == "http_only" && truth.get("tls").is_some() {
+                // Every TLS connection is listed: this one with no WebSocket in it.
+                assert_eq!(found.len(), 1, "{label}: TLS connection not listed");
+                assert!(found[0]["handshake"].is_null(), "{label}");
+                assert_eq!(found[0]["close"]["outcome"], "not_websocket", "{label}");
+                assert_eq!(found[0]["tls"]["decrypted"], true, "{label}");
+                continue;
+            }
+            if kind == "tls" {
+                // A TLS connection without its keys: listed with what TLS shows in clear.
+                assert_eq!(found.len(), 1, "{label}: TLS connection not listed");
+                assert!(found[0]["handshake"].is_null(), "{label}");
+                assert_eq!(found[0]["close"]["outcome"], "encrypted", "{label}");
+                assert_eq!(
+                    found[0]["tls"]["sni"], tc["notes"]["server_name"],
+                    "{label}"
+                );
+                continue;
+            }
+            if matches!(kind, "http_only" | "connect_refused") {
                 assert!(found.is_empty(), "{label}: {kind} reported as WebSocket");
                 continue;
             }
@@ -240,7 +266,15 @@ fn the_summary_of_what_was_not_websocket_matches_the_ground_truth() {
             .map(|ext| captures_dir().join(format!("{name}.{ext}")))
             .find(|p| p.exists())
             .unwrap();
-        let report = report_of(&capture, &[]);
+        // wss captures are read with their key log: inside, they are WebSocket.
+        let keys = captures_dir().join(format!("{name}.keys"));
+        let keys = keys.to_string_lossy().into_owned();
+        let args: &[&str] = if std::path::Path::new(&keys).exists() {
+            &["--keylog", &keys]
+        } else {
+            &[]
+        };
+        let report = report_of(&capture, args);
         let other = &report["summary"]["other_tcp"];
         let conns = truth["connections"].as_array().unwrap();
         let kind = |k: &str| {
@@ -249,9 +283,17 @@ fn the_summary_of_what_was_not_websocket_matches_the_ground_truth() {
                 .filter(|c| c["end"]["kind"] == k)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(other["http"], kind("http_only").len(), "{name}: http");
+        // In the TLS captures (truth with "tls"), "http_only" is HTTP inside TLS: those count
+        // as TLS connections without WebSocket, as do TLS sessions that carry no HTTP at all
+        // (OpenSSL s_client/s_server: TLS entries but no connection entries).
+        let (http, tls_http) = match truth["tls"].as_array() {
+            Some(tls) if conns.is_empty() => (0, tls.len()),
+            Some(_) => (0, kind("http_only").len()),
+            None => (kind("http_only").len(), 0),
+        };
+        assert_eq!(other["http"], http, "{name}: http");
         let tls = kind("tls");
-        assert_eq!(other["tls"], tls.len(), "{name}: tls");
+        assert_eq!(other["tls"], tls.len() + tls_http, "{name}: tls");
         for c in &tls {
             let sni = c["notes"]["server_name"].as_str().unwrap();
             assert_eq!(other["tls_server_names"][sni], 1, "{name}: SNI {sni}");

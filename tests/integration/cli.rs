@@ -196,7 +196,8 @@ fn a_bad_address_is_a_usage_error_listing_the_accepted_forms() {
 #[test]
 fn every_address_form_selects_its_connections_and_the_totals_follow() {
     let all = json(&[RESTART]);
-    assert_eq!(ids(&all), [2, 11]);
+    // 0 is the TLS connection: listed (every TLS connection is), not WebSocket.
+    assert_eq!(ids(&all), [0, 2, 11]);
     assert_eq!(all["summary"]["tcp_connections"], 12);
     // The WebSocket server's port, in all its forms: both WebSocket connections, the HTTP
     // one and the refused attempts, not the TLS connection.
@@ -214,9 +215,9 @@ fn every_address_form_selects_its_connections_and_the_totals_follow() {
         assert_eq!(s["other_tcp"]["http"], 1, "{form}");
         assert_eq!(s["other_tcp"]["refused"][0]["attempts"], 8, "{form}");
     }
-    // The TLS server: no WebSocket, one TLS connection in the totals.
+    // The TLS server: listed, no WebSocket, one TLS connection in the totals.
     let r = json(&[RESTART, "--address", ":26443"]);
-    assert_eq!(ids(&r), Vec::<u64>::new());
+    assert_eq!(ids(&r), [0]);
     assert_eq!(r["summary"]["tcp_connections"], 1);
     assert_eq!(
         r["summary"]["other_tcp"]["tls_server_names"]["wsprobe.test"],
@@ -229,7 +230,7 @@ fn every_address_form_selects_its_connections_and_the_totals_follow() {
     assert_eq!(r["summary"]["tcp_connections"], 1);
     assert_eq!(r["summary"]["messages"], 2);
     // A bare IP: everything; IPv6 forms on an IPv6 capture.
-    assert_eq!(ids(&json(&[RESTART, "--address", "127.0.0.1"])), [2, 11]);
+    assert_eq!(ids(&json(&[RESTART, "--address", "127.0.0.1"])), [0, 2, 11]);
     for form in ["::1", "[::1]", "[::1]:8766"] {
         assert_eq!(
             ids(&json(&["captures/ipv6-sll2.pcap", "--address", form])),
@@ -262,9 +263,9 @@ fn a_connection_that_is_not_there_is_an_error_naming_the_ids() {
             &["no connection 999 (ids 0-11)"],
         );
     }
-    // One that is there but is not WebSocket: the totals say what it was.
+    // One that is there but is not WebSocket (TLS, not decrypted): the totals say what it was.
     let r = json(&[RESTART, "--connection", "0"]);
-    assert_eq!(ids(&r), Vec::<u64>::new());
+    assert_eq!(ids(&r), [0]);
     assert_eq!(r["summary"]["tcp_connections"], 1);
     assert_eq!(r["summary"]["other_tcp"]["tls"], 1);
     let r = json(&[RESTART, "--connection", "11"]);
@@ -289,7 +290,7 @@ fn a_connection_that_is_not_there_is_an_error_naming_the_ids() {
 #[test]
 fn bpf_filters_keep_what_tcpdump_would() {
     let tls = json(&[RESTART, "-f", "tcp port 26443"]);
-    assert_eq!(ids(&tls), Vec::<u64>::new());
+    assert_eq!(ids(&tls), [0]);
     assert_eq!(tls["summary"]["tcp_connections"], 1);
     assert_eq!(tls["summary"]["other_tcp"]["tls"], 1);
     // `tcpdump -r captures/server-restart.pcap 'tcp port 26443'` keeps 15 of the 70 packets.

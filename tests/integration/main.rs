@@ -12,3 +12,5 @@ mod live;
 mod mutants;
 mod properties;
 mod synthetic;
+mod tls;
+mod tls_harness;

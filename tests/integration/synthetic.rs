@@ -574,12 +574,32 @@ fn non_websocket_tcp_is_not_reported() {
     );
     c.send(true, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let report = report_bytes(&pcap(&c, Link::Ethernet), &[]);
+    // It starts like a ClientHello: every TLS connection is listed (issue 12), with what TLS
+    // shows and no WebSocket fact that encryption would hide (no 1006).
+    let conns = report["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 1, "{report:#}");
+    assert!(conns[0]["handshake"].is_null());
+    assert_eq!(conns[0]["close"]["outcome"], "encrypted");
+    assert!(!diag_ids(&conns[0]).contains(&"abnormal_closure".to_string()));
+    assert_eq!(conns[0]["tls"]["decrypted"], false);
+    assert_eq!(report["summary"]["tcp_connections"], 1);
+
+    // Bytes that are neither TLS, HTTP nor WebSocket: not reported.
+    let mut c = Conv::new("10.0.0.1:50001", "10.0.0.2:5432");
+    c.tcp_open();
+    c.send(true, &[0x00, 0x00, 0x00, 0x08, 0x04, 0xd2, 0x16, 0x2f]);
+    c.send(
+        false,
+        &(0..4000u32)
+            .map(|i| (i * 7 % 256) as u8)
+            .collect::<Vec<_>>(),
+    );
+    let report = report_bytes(&pcap(&c, Link::Ethernet), &[]);
     assert_eq!(
         report["connections"].as_array().unwrap().len(),
         0,
         "{report:#}"
     );
-    assert_eq!(report["summary"]["tcp_connections"], 1);
 }
 
 #[test]

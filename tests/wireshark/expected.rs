@@ -53,6 +53,17 @@ pub const EXPECTED: &[Expected] = &[
     e("captures/demo.pcap", "127.0.0.1:55684", "server", "tshark_not_inflated", "message 9", "W4"),
     e("captures/chromium.pcap", "127.0.0.1:51088", "client", "tshark_not_inflated", "message 6", "W4"),
     e("captures/chromium.pcap", "127.0.0.1:51088", "server", "tshark_not_inflated", "message 6", "W4"),
+    // The same empty compressed message in the wss captures (decrypted by both tools).
+    e("captures/wss-chromium.pcap", "127.0.0.1:32996", "client", "tshark_not_inflated", "message 6", "W4"),
+    e("captures/wss-chromium.pcap", "127.0.0.1:32996", "server", "tshark_not_inflated", "message 6", "W4"),
+    e("captures/wss-dsb.pcapng", "127.0.0.1:59930", "client", "tshark_not_inflated", "message 5", "W4"),
+    e("captures/wss-dsb.pcapng", "127.0.0.1:59930", "server", "tshark_not_inflated", "message 5", "W4"),
+    e("captures/wss-py-tls12.pcap", "127.0.0.1:55862", "client", "tshark_not_inflated", "message 5", "W4"),
+    e("captures/wss-py-tls12.pcap", "127.0.0.1:55862", "server", "tshark_not_inflated", "message 5", "W4"),
+    e("captures/wss-py-tls12.pcap", "127.0.0.1:55890", "client", "tshark_not_inflated", "message 5", "W4"),
+    e("captures/wss-py-tls12.pcap", "127.0.0.1:55890", "server", "tshark_not_inflated", "message 5", "W4"),
+    e("captures/wss-py-tls13.pcap", "127.0.0.1:59930", "client", "tshark_not_inflated", "message 5", "W4"),
+    e("captures/wss-py-tls13.pcap", "127.0.0.1:59930", "server", "tshark_not_inflated", "message 5", "W4"),
     e("captures/deflate-variants.pcapng", "127.0.0.1:49670", "client", "tshark_not_inflated", "message 20", "W4"),
     e("captures/deflate-variants.pcapng", "127.0.0.1:49670", "server", "tshark_not_inflated", "message 20", "W4"),
     e("captures/deflate-variants.pcapng", "127.0.0.1:51020", "client", "tshark_not_inflated", "message 20", "W4"),
@@ -81,4 +92,5 @@ pub const EXPECTED: &[Expected] = &[
     e("captures/proxy-strips-upgrade.pcap", "127.0.0.1:49910", "-", "only_in_wsprobe", "", "W12"),
     // W13: WebSocket over HTTP/2 (RFC 8441) is "tunneled data" to tshark.
     e("captures/h2c-websocket.pcap", "127.0.0.1:57652", "-", "only_in_wsprobe", "", "W13"),
+    e("captures/h2-chromium.pcapng", "127.0.0.1:49638", "-", "only_in_wsprobe", "", "W13"),
 ];

@@ -198,10 +198,15 @@ pub fn connection_table(
                     exact(clock(r.first_seen)[..8].to_string()),
                 ],
                 Key::Ends => ends_forms(r, common_server.is_some(), common_ip.is_some()),
-                Key::Path => vec![match &r.handshake {
-                    Some(h) => exact(h.path.clone()),
-                    None => exact("(midstream)"),
-                }],
+                Key::Path => match (&r.handshake, &r.tls) {
+                    (Some(h), _) => vec![exact(h.path.clone())],
+                    // TLS with nothing readable inside: what the ClientHello named.
+                    (None, Some(tls)) => match &tls.sni {
+                        Some(sni) => vec![exact(format!("(tls {sni})")), lossy("(tls)")],
+                        None => vec![exact("(tls)")],
+                    },
+                    (None, None) => vec![exact("(midstream)")],
+                },
                 Key::Proto => proto_forms(r),
                 Key::Duration => vec![exact(duration(r.last_seen - r.first_seen))],
                 Key::ClientToServer | Key::ServerToClient => Vec::new(), // below
@@ -341,7 +346,7 @@ fn plan(columns: &mut [Column], max: usize, last_resort: bool) -> bool {
         Cut(Path, 8),
         Cut(Ending, 20),
     ];
-    let desperate = [Cut(Path, 6), Cut(Ends, 16)];
+    let desperate = [Cut(Path, 6), Cut(Ends, 16), Drop(Pings), Cut(Ends, 12)];
     let steps = steps
         .into_iter()
         .chain(desperate.into_iter().filter(|_| last_resort));
@@ -508,7 +513,21 @@ fn ending_forms(r: &ConnectionRecord) -> Vec<Form> {
         "not_websocket" => {
             if let Some(status) = r.handshake.as_ref().and_then(|h| h.status) {
                 forms.push(exact(format!("refused {status}")));
+            } else if r.tls.is_some() {
+                forms.push(lossy("no WebSocket in TLS"));
             }
+        }
+        "encrypted" => {
+            // Nothing WebSocket can be said: how TCP ended, and that it was not decrypted.
+            if let Some(tcp) = tcp {
+                forms.push(lossy(format!("encrypted; {tcp}")));
+            }
+            forms.push(lossy(format!(
+                "encrypted {} {}",
+                who(c.tcp_end_from),
+                c.tcp_end.unwrap_or("open").to_uppercase()
+            )));
+            forms.push(lossy("encrypted"));
         }
         _ => {}
     }

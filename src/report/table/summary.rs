@@ -153,8 +153,13 @@ pub fn totals(summary: &Summary, filtered: Option<&str>, max: usize) -> Vec<Stri
         if named < o.tls {
             names.push(format!("{} without a name", o.tls - named));
         }
+        let undecrypted = match o.tls_undecrypted {
+            0 => String::new(),
+            n if n == o.tls => "not decrypted; ".to_string(),
+            n => format!("{n} not decrypted; "),
+        };
         kinds.push(format!(
-            "{} TLS, not decrypted ({})",
+            "{} TLS with no WebSocket seen ({undecrypted}{})",
             o.tls,
             names.join(", ")
         ));
