@@ -782,8 +782,14 @@ impl State {
         if !ctx.config.analysis.keep_messages {
             return true;
         }
-        // The payload is rendered as text or base64 (4/3 of it).
-        let cost = LISTED_RECORD_BYTES + (m.payload.len() as u64).div_ceil(3) * 4;
+        // The payload is rendered as text or base64 (4/3 of it), cut to what records show (the
+        // assembler may keep more for the application decoders).
+        let shown = match ctx.config.analysis.payload {
+            PayloadMode::None => 0,
+            PayloadMode::Preview(n) => m.payload.len().min(n),
+            PayloadMode::Full => m.payload.len(),
+        };
+        let cost = LISTED_RECORD_BYTES + (shown as u64).div_ceil(3) * 4;
         if ctx.listed_bytes + cost > ctx.config.max_listed_bytes {
             self.unlisted += 1;
             return false;
@@ -865,6 +871,7 @@ mod tests {
                 keep_frames: false,
                 frame_events: false,
                 payload: PayloadMode::Full,
+                app: crate::app::AppSelection::auto(),
             },
             payload: PayloadMode::Full,
             message_limits: MessageLimits::default(),

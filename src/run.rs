@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::io::IsTerminal;
 
 use crate::analysis::AnalysisOptions;
+use crate::app::{APP_MAX_BYTES, AppSelection};
 use crate::capture::{InputSummary, file::read_capture};
 use crate::cli::{Format, PayloadArg, ReportArgs};
 use crate::connection::ConnectionConfig;
@@ -171,6 +172,15 @@ impl RunOptions {
             PayloadArg::Full => PayloadMode::Full,
         };
         let fail_on = FailOn::parse(&args.fail_on)?;
+        let app = AppSelection::parse(&args.app)?;
+        // The application decoders need the payload whatever the records show: the assembler
+        // keeps at least APP_MAX_BYTES of every message; records are still cut to `payload`.
+        let kept = match payload {
+            _ if !app.enabled() => payload,
+            PayloadMode::Full => PayloadMode::Full,
+            PayloadMode::Preview(n) => PayloadMode::Preview(n.max(APP_MAX_BYTES)),
+            PayloadMode::None => PayloadMode::Preview(APP_MAX_BYTES),
+        };
         let message_limits = MessageLimits {
             max_kept_bytes: args.max_message_bytes,
             max_inflated_bytes: args.max_inflated_bytes,
@@ -187,8 +197,9 @@ impl RunOptions {
                     frame_events: args.frames
                         && (args.format == Format::Jsonl || (live && args.format == Format::Table)),
                     payload,
+                    app,
                 },
-                payload,
+                payload: kept,
                 message_limits,
                 reassembly: ReassemblyLimits {
                     max_buffered_bytes: args.max_buffered_bytes,

@@ -174,6 +174,7 @@ pub fn config_from(flags: u8) -> ConnectionConfig {
             keep_frames: flags & 16 != 0,
             frame_events: flags & 16 != 0,
             payload,
+            app: wsprobe::app::AppSelection::auto(),
         },
         payload,
         message_limits: if tiny {

@@ -43,6 +43,14 @@ pub struct EndContext {
     pub started: Option<f64>,
     /// Set when analysis stopped following a connection that was still open: why.
     pub stopped: Option<String>,
+    /// The close code's meaning under the application protocol (graphql-ws 4408 ...).
+    pub app_meaning: Option<String>,
+    /// The application protocol's account of the ending (`engine.io ping timeout ...`).
+    pub app_reason: Option<String>,
+    /// The last application heartbeat, as `application heartbeat pong from the client at ...`.
+    /// Heartbeats are data frames, so they already end the idle time the WebSocket sees; this
+    /// says which of the last frames were only heartbeats.
+    pub app_heartbeat: Option<String>,
 }
 
 impl CloseTracker {
@@ -116,14 +124,24 @@ impl CloseTracker {
                 record.code = Some(first.code);
                 record.reason = Some(first.reason.clone()).filter(|r| !r.is_empty());
                 record.initiator = Some(first.side);
-                record.meaning = Some(close_code_meaning(first.code));
+                let name = ctx
+                    .app_meaning
+                    .clone()
+                    .unwrap_or_else(|| close_code_meaning(first.code));
+                record.meaning = Some(name.clone());
                 let reason = if first.reason.is_empty() {
                     String::new()
                 } else {
                     format!(" \"{}\"", first.reason)
                 };
-                let name = close_code_meaning(first.code);
-                let short = name.split(':').next().unwrap_or("").to_string();
+                // An application meaning reads `4408 (graphql-transport-ws): Connection ...`.
+                let short = name
+                    .split_once("): ")
+                    .map_or(name.as_str(), |(_, rest)| rest)
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
                 if reply.is_some() {
                     record.outcome = "clean";
                     record.summary = format!(
@@ -167,11 +185,14 @@ impl CloseTracker {
                     record.initiator = Some(t.side);
                     record.outcome = "abnormal";
                     record.meaning = Some(close_code_meaning(1006));
-                    let after = ctx
+                    let mut after = ctx
                         .last_message
                         .as_ref()
                         .map(|m| format!("; last message: {m}"))
                         .unwrap_or_default();
+                    if let Some(hb) = &ctx.app_heartbeat {
+                        after.push_str(&format!("; last {hb}"));
+                    }
                     record.summary = format!("1006 abnormal: {}{after}", tcp_words(t));
                     out.push(Diagnostic::new(
                         DiagnosticId::AbnormalClosure,
@@ -187,6 +208,9 @@ impl CloseTracker {
                     )
                 }
             },
+        }
+        if let Some(reason) = &ctx.app_reason {
+            record.summary.push_str(&format!("; {reason}"));
         }
         record
     }

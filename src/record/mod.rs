@@ -2,8 +2,10 @@
 //! the reporters read (`model`), and the [`Sink`] interface between them. Below all stages, so
 //! that no stage imports a reporter.
 
+pub mod app;
 pub mod model;
 pub mod sink;
 
+pub use app::*;
 pub use model::*;
 pub use sink::{Event, Sink};
