@@ -392,7 +392,11 @@ impl EngineIo {
         }
         if let Some(id) = p.id {
             packet = packet.with("ack", id);
-            summary.push_str(&format!(" ack {id}"));
+            if matches!(p.kind, 3 | 6) {
+                summary.push_str(&format!(" {id}"));
+            } else {
+                summary.push_str(&format!(" ack {id}"));
+            }
             let key = format!("{}#{id}", p.nsp);
             match p.kind {
                 2 | 5 => {
@@ -435,9 +439,10 @@ impl EngineIo {
                 );
             }
             summary.push_str(&format!(
-                ", {} binary attachment{} follow",
+                ", {} binary attachment{} follow{}",
                 p.attachments,
-                if p.attachments == 1 { "" } else { "s" }
+                if p.attachments == 1 { "" } else { "s" },
+                if p.attachments == 1 { "s" } else { "" }
             ));
             packet = packet.with("attachments", p.attachments);
             if let Some(due) = self.due.take() {
@@ -551,7 +556,7 @@ impl Decoder for EngineIo {
     }
 
     fn version(&self) -> Option<String> {
-        self.eio.map(|v| v.to_string())
+        self.eio.map(|v| format!("EIO {v}"))
     }
 
     fn note(&self) -> Option<String> {

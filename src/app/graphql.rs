@@ -123,12 +123,9 @@ pub struct Graphql {
 impl Graphql {
     /// A session; the selected subprotocol (or `--app`) names the flavour.
     pub fn new(hs: &HandshakeInfo, forced: Option<Flavour>) -> Self {
-        let by_sub = match hs
-            .selected
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        // The selected subprotocol, else the one offered (the server may have selected none).
+        let named = hs.selected.clone().or_else(|| hs.offered.first().cloned());
+        let by_sub = match named.as_deref().map(str::to_ascii_lowercase).as_deref() {
             Some("graphql-transport-ws") => Some(Flavour::TransportWs),
             Some("graphql-ws" | "graphql-subscriptions") => Some(Flavour::Legacy),
             _ => None,
@@ -442,7 +439,11 @@ impl Decoder for Graphql {
                 match self.live.get_mut(&id) {
                     Some(op) => {
                         op.completed = true;
-                        summary.push_str(&format!(" ({} results)", op.nexts));
+                        summary.push_str(&format!(
+                            " ({} result{})",
+                            op.nexts,
+                            if op.nexts == 1 { "" } else { "s" }
+                        ));
                     }
                     None => summary.push_str(" (no such operation seen)"),
                 }
@@ -464,13 +465,20 @@ impl Decoder for Graphql {
         let proto = self.proto();
         let mut fin = Finish::default();
         if let Some(c) = &end.close {
-            let meaning = match self.flavour {
-                Some(Flavour::Legacy) => legacy_close_meaning(c.code),
-                Some(Flavour::TransportWs) => transport_close_meaning(c.code),
-                None => transport_close_meaning(c.code).or(legacy_close_meaning(c.code)),
+            // A code only the other protocol defines tells which protocol the closer speaks
+            // (a graphql-ws server closing 4406 on a legacy client).
+            let (meaning, table) = match self.flavour {
+                Some(Flavour::Legacy) => match legacy_close_meaning(c.code) {
+                    Some(m) => (Some(m), "subscriptions-transport-ws"),
+                    None => (transport_close_meaning(c.code), "graphql-transport-ws"),
+                },
+                _ => match transport_close_meaning(c.code) {
+                    Some(m) => (Some(m), "graphql-transport-ws"),
+                    None => (legacy_close_meaning(c.code), "subscriptions-transport-ws"),
+                },
             };
             if let Some(meaning) = meaning {
-                fin.close_meaning = Some(format!("{} ({proto}): {meaning}", c.code));
+                fin.close_meaning = Some(format!("{} ({table}): {meaning}", c.code));
                 fin.end_reason = Some(format!(
                     "{proto} {}: {}",
                     c.code,

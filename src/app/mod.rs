@@ -600,6 +600,31 @@ impl AppSession {
         self.handshake.status = Some(status);
         self.handshake.selected = selected.map(str::to_string);
         self.handshake.response_time = Some(time);
+        if status == 101 {
+            // Decided now when the handshake says enough: a session with no message at all
+            // (graphql-ws closing 4408) still gets its protocol's reading of the close.
+            self.start_from_handshake();
+        }
+    }
+
+    fn start_from_handshake(&mut self) -> bool {
+        if !matches!(self.state, State::Waiting) {
+            return true;
+        }
+        let sel = self.selection;
+        let found = match sel.forced {
+            Some(p) => Some((p, "forced", format!("--app {}", p.name()))),
+            None => recognise_handshake(&self.handshake).filter(|(p, _, _)| sel.allows(*p)),
+        };
+        let Some((p, by, evidence)) = found else {
+            return false;
+        };
+        self.state = State::Decoding(Active {
+            decoder: p.decoder(&self.handshake, sel.flavour),
+            recognised_by: by,
+            evidence,
+        });
+        true
     }
 
     /// Are messages being held for recognition?
@@ -612,25 +637,10 @@ impl AppSession {
         if !matches!(self.state, State::Waiting) {
             return;
         }
+        if self.start_from_handshake() {
+            return;
+        }
         let sel = self.selection;
-        if let Some(p) = sel.forced {
-            self.state = State::Decoding(Active {
-                decoder: p.decoder(&self.handshake, sel.flavour),
-                recognised_by: "forced",
-                evidence: format!("--app {}", p.name()),
-            });
-            return;
-        }
-        if let Some((p, by, evidence)) = recognise_handshake(&self.handshake)
-            && sel.allows(p)
-        {
-            self.state = State::Decoding(Active {
-                decoder: p.decoder(&self.handshake, sel.flavour),
-                recognised_by: by,
-                evidence,
-            });
-            return;
-        }
         let candidates = Protocol::ALL
             .iter()
             .filter(|p| sel.allows(**p))
@@ -849,10 +859,13 @@ impl AppSession {
         let mut message = format!(
             "the client offered Sec-WebSocket-Protocol {offered}; the server's 101 selected none (RFC 6455 §4.2.2)"
         );
-        let gave_up = match end.first() {
-            Some((Side::Client, t)) if self.client_data == 0 => Some(t),
+        // The client gave up: it ended the connection (Close or FIN/RST) without a message.
+        let client_end = match (&end.close, end.tcp_end) {
+            (Some(c), _) if c.from == Side::Client => Some(c.time),
+            (_, Some((Side::Client, t, _))) => Some(t),
             _ => None,
         };
+        let gave_up = client_end.filter(|_| self.client_data == 0);
         if let Some(t) = gave_up {
             let after = hs
                 .response_time
@@ -865,7 +878,11 @@ impl AppSession {
                 .unwrap_or_default();
             message.push_str(&format!(
                 "; the client gave up{after} without sending a message: {} (clients such as ws and browsers fail the connection when a requested subprotocol is not selected)",
-                end.describe()
+                match (&end.close, end.tcp_end) {
+                    (Some(c), _) if c.from == Side::Client => format!("it sent Close {}", c.code),
+                    (_, Some((_, _, rst))) => format!("it closed TCP ({}) without a Close frame", if rst { "RST" } else { "FIN" }),
+                    _ => String::new(),
+                }
             ));
         }
         out.push(Diagnostic::new(
@@ -908,6 +925,25 @@ fn recognise_handshake(hs: &HandshakeInfo) -> Option<(Protocol, &'static str, St
         };
         if let Some(p) = p {
             return Some((p, "subprotocol", format!("Sec-WebSocket-Protocol: {sub}")));
+        }
+    }
+    if hs.selected.is_none() {
+        // Offered but not selected: weaker, but it names what the client speaks.
+        for sub in &hs.offered {
+            let p = match sub.to_ascii_lowercase().as_str() {
+                "graphql-transport-ws" | "graphql-ws" | "graphql-subscriptions" => {
+                    Protocol::Graphql
+                }
+                "v10.stomp" | "v11.stomp" | "v12.stomp" => Protocol::Stomp,
+                "mqtt" | "mqttv3.1" => Protocol::Mqtt,
+                "actioncable-v1-json" => Protocol::ActionCable,
+                _ => continue,
+            };
+            return Some((
+                p,
+                "subprotocol",
+                format!("offered Sec-WebSocket-Protocol: {sub} (the server selected none)"),
+            ));
         }
     }
     let path = hs.path_only();

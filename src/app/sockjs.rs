@@ -191,7 +191,11 @@ impl Decoder for SockJs {
                     (b'a', _) => match SockJs::strings(&v) {
                         Some(l) => l.into_iter().map(str::to_string).collect(),
                         None => {
-                            return out.violation("sockjs", m, "a frame is not an array of strings");
+                            return out.violation(
+                                "sockjs",
+                                m,
+                                "a frame is not an array of strings",
+                            );
                         }
                     },
                     (_, Value::String(s)) => vec![s.clone()],

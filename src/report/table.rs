@@ -86,6 +86,9 @@ fn live_message(m: &MessageRecord) -> String {
         }
         _ => {}
     }
+    if let Some(app) = super::app_text::message_app(m) {
+        let _ = write!(what, " {}", cut(&app, 100));
+    }
     what
 }
 
@@ -148,6 +151,7 @@ impl TableReport {
             "client → server",
             "path",
             "protocol / extensions",
+            "app",
             "duration",
             "msgs c→s",
             "msgs s→c",
@@ -178,6 +182,7 @@ impl TableReport {
                 )),
                 Cell::new(cut(path, 40)),
                 Cell::new(cut(&proto.join("; "), 40)),
+                Cell::new(cut(&super::app_text::app_cell(r.app.as_ref()), 30)),
                 Cell::new(human_seconds((r.last_seen - r.first_seen).max(0.0))),
                 Cell::new(format!(
                     "{} / {}",
@@ -306,9 +311,13 @@ impl TableReport {
                 (None, None, Some(b)) => format!("base64:{}", cut(b, 80)),
                 _ => m.inflate_error.clone().unwrap_or_default(),
             };
+            // The decoded packet beside the raw text.
+            let app = super::app_text::message_app(m)
+                .map(|a| format!("  {}", cut(&a, 120)))
+                .unwrap_or_default();
             let _ = writeln!(
                 text,
-                "  {:>10.3}s {arrow} {:<6} {:>9} {:<20} {}",
+                "  {:>10.3}s {arrow} {:<6} {:>9} {:<20} {}{app}",
                 m.time - origin,
                 m.opcode,
                 length,
