@@ -152,3 +152,85 @@ def rec_mismatch(ctx):
     srv = server(ctx, "graphql.js", "transport", 24014)
     node(ctx, "graphql.js", "client", "mismatch", 24014).wait(30)
     srv.wait(20)
+
+
+@R.capture("app-mqtt.pcap", ports=[24021],
+           title="MQTT 3.1.1 over WebSocket: aedes broker and mqtt.js client",
+           exercises="aedes 0.51.3 (fed by ws createWebSocketStream, subprotocol mqtt) and mqtt.js 5.14.1 with "
+                     "keep-alive 1 s: CONNECT/CONNACK, SUBSCRIBE sensors/# qos 1/SUBACK, PUBLISH qos 0, 1 (PUBACK) and "
+                     "2 (PUBREC/PUBREL/PUBCOMP) delivered back to the subscriber, PINGREQ/PINGRESP, UNSUBSCRIBE/"
+                     "UNSUBACK, DISCONNECT. " + APP,
+           expected="mqtt recognised by subprotocol; every packet listed; QoS flows and pings paired.")
+def rec_mqtt(ctx):
+    srv = server(ctx, "mqtt.js", "session", 24021)
+    node(ctx, "mqtt.js", "client", "session", 24021).wait(30)
+    srv.wait(20)
+
+
+@R.capture("app-mqtt-refused.pcap", ports=[24022],
+           title="MQTT: the broker refuses the CONNECT (CONNACK 5 not authorized)",
+           exercises="aedes 0.51.3 whose authenticate refuses (returnCode 5); mqtt.js 5.14.1 client. " + APP,
+           expected="app_connect_refused with CONNACK 5 not authorized.")
+def rec_mqtt_refused(ctx):
+    srv = server(ctx, "mqtt.js", "refused", 24022)
+    node(ctx, "mqtt.js", "client", "session", 24022).wait(30)
+    srv.wait(20)
+
+
+@R.capture("app-mqtt-keepalive.pcap", ports=[24023],
+           title="MQTT: the client goes silent; the broker drops it after 1.5 x keep-alive",
+           exercises="aedes 0.51.3; a raw ws client sends CONNECT (keep-alive 1 s, from mqtt-packet), one PINGREQ "
+                     "after 0.3 s, then nothing: aedes's keep-alive timer (1.5 s) closes the connection. " + APP,
+           expected="app_heartbeat_timeout: no packet from the client for > 1.5 x keep-alive; the broker closed.")
+def rec_mqtt_keepalive(ctx):
+    srv = server(ctx, "mqtt.js", "session", 24023)
+    node(ctx, "mqtt.js", "client", "keepalive", 24023).wait(30)
+    srv.wait(20)
+
+
+@R.capture("app-stomp.pcap", ports=[24031],
+           title="STOMP 1.2: @stomp/stompjs against a STOMP server on ws, heart-beats, receipts",
+           exercises="@stomp/stompjs 7.2.1 (heart-beat 200,200, subprotocol v12.stomp) and the small STOMP 1.2 server "
+                     "of captures/record/app/stomp.js: CONNECT/CONNECTED (heart-beats negotiated to 200 ms each way), "
+                     "SUBSCRIBE with a receipt, SEND with a receipt delivered as MESSAGE, heart-beats, DISCONNECT with a "
+                     "receipt, server close. " + APP,
+           expected="stomp 1.2 recognised by subprotocol; receipts paired; heart-beats counted.")
+def rec_stomp(ctx):
+    srv = server(ctx, "stomp.js", "session", 24031)
+    node(ctx, "stomp.js", "client", "session", 24031).wait(30)
+    srv.wait(20)
+
+
+@R.capture("app-stomp-error.pcap", ports=[24032],
+           title="STOMP: an ERROR frame, then the server closes",
+           exercises="as app-stomp, then the client sends to /queue/forbidden; the server answers ERROR "
+                     "message:access denied and closes the WebSocket. " + APP,
+           expected="app_error with the ERROR's message; the close explained by it.")
+def rec_stomp_error(ctx):
+    srv = server(ctx, "stomp.js", "error", 24032)
+    node(ctx, "stomp.js", "client", "error", 24032).wait(30)
+    srv.wait(20)
+
+
+@R.capture("app-stomp-heartbeat.pcap", ports=[24033],
+           title="STOMP: the server stops sending heart-beats; stompjs gives up",
+           exercises="as app-stomp, but the server stops its 200 ms heart-beats after 0.5 s; stompjs notices no server "
+                     "activity for twice the interval and closes the WebSocket. " + APP,
+           expected="app_heartbeat_timeout naming the silent server and the negotiated interval.")
+def rec_stomp_hb(ctx):
+    srv = server(ctx, "stomp.js", "heartbeat", 24033)
+    node(ctx, "stomp.js", "client", "heartbeat", 24033).wait(30)
+    srv.wait(20)
+
+
+@R.capture("app-jsonrpc.pcap", ports=[24041],
+           title="JSON-RPC 2.0 with rpc-websockets: calls, an error, an event subscription, a request never answered",
+           exercises="rpc-websockets 9.3.1 server and client: sum [1,2] -> 3, nope -> error -32601 Method not found, "
+                     "rpc.on tick then a tick event, a notification log, then never (the handler never resolves) "
+                     "and the client closes while it is pending. " + APP,
+           expected="json-rpc recognised from content; requests paired by id; app_error for -32601; "
+                    "app_request_unanswered for never.")
+def rec_jsonrpc(ctx):
+    srv = server(ctx, "jsonrpc.js", "session", 24041)
+    node(ctx, "jsonrpc.js", "client", "session", 24041).wait(30)
+    srv.wait(20)

@@ -480,7 +480,7 @@ impl Decoder for Graphql {
             if let Some(meaning) = meaning {
                 fin.close_meaning = Some(format!("{} ({table}): {meaning}", c.code));
                 fin.end_reason = Some(format!(
-                    "{proto} {}: {}",
+                    "{table} {}: {}",
                     c.code,
                     meaning.split(':').next().unwrap_or(meaning)
                 ));

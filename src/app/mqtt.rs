@@ -595,7 +595,8 @@ impl Mqtt {
             }
             6 => {
                 if let Some(id) = f.packet_id {
-                    self.acks.answer(&format!("{peer}:rel{id}"), m.time, false);
+                    // The PUBREC asked this side (the publisher) for its PUBREL.
+                    self.acks.answer(&format!("{dir}:rel{id}"), m.time, false);
                     self.acks.open(
                         format!("{dir}:{id}"),
                         "PUBREL awaiting PUBCOMP".into(),

@@ -238,10 +238,16 @@ impl Requests {
         let mut named = Vec::new();
         for p in &self.pending {
             let waited = (end_time - p.time).max(0.0);
+            // Keys carry the asking side (`client:4`) to pair per direction; people see the id.
+            let shown = p
+                .key
+                .strip_prefix("client:")
+                .or_else(|| p.key.strip_prefix("server:"))
+                .unwrap_or(&p.key);
             if named.len() < MAX_NAMED {
                 named.push(format!(
                     "{} {} at {}",
-                    p.key,
+                    shown,
                     p.what,
                     crate::analysis::clock(p.time)
                 ));
@@ -253,7 +259,7 @@ impl Requests {
                 format!(
                     "{protocol}: {} {} {} from the {} got no answer in {} before {}",
                     self.kind,
-                    p.key,
+                    shown,
                     p.what,
                     p.from.as_str(),
                     human(waited),
