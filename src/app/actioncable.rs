@@ -226,12 +226,14 @@ impl Decoder for ActionCable {
             out.push(Diagnostic::new(DiagnosticId::AppHeartbeatTimeout, Some(Side::Server), Some(t), format!("actioncable: no ping from the server for {} > staleThreshold 6 s; the client closed to reconnect", human(t - last))));
             fin.end_reason = Some("actioncable: server pings stopped".into());
         }
-        let mut session = AppSessionRecord::default();
-        session.handshake = self.welcome.map(|t| AppHandshakeRecord {
-            ok: !self.refused,
-            time: Some(t),
-            detail: "welcome".into(),
-        });
+        let mut session = AppSessionRecord {
+            handshake: self.welcome.map(|t| AppHandshakeRecord {
+                ok: !self.refused,
+                time: Some(t),
+                detail: "welcome".into(),
+            }),
+            ..AppSessionRecord::default()
+        };
         if self.heartbeat.any() {
             session.heartbeat = Some(self.heartbeat.record());
         }

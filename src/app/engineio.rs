@@ -720,16 +720,18 @@ impl Decoder for EngineIo {
                 ),
             ));
         }
-        let mut session = AppSessionRecord::default();
-        session.session_id = self.sid.clone();
-        session.handshake = self.opened.as_ref().map(|(t, s)| AppHandshakeRecord {
-            ok: self.refused.is_none(),
-            time: Some(*t),
-            detail: match &self.refused {
-                Some(r) => format!("{s}; namespace refused: {r}"),
-                None => s.clone(),
-            },
-        });
+        let mut session = AppSessionRecord {
+            session_id: self.sid.clone(),
+            handshake: self.opened.as_ref().map(|(t, s)| AppHandshakeRecord {
+                ok: self.refused.is_none(),
+                time: Some(*t),
+                detail: match &self.refused {
+                    Some(r) => format!("{s}; namespace refused: {r}"),
+                    None => s.clone(),
+                },
+            }),
+            ..AppSessionRecord::default()
+        };
         if self.heartbeat.any() || self.opened.is_some() {
             session.heartbeat = Some(self.heartbeat.record());
         }

@@ -534,30 +534,32 @@ impl Decoder for Graphql {
                 format!("{proto}: no ka keep-alive from the server for {} (the client's timeout is 30 s by default); the client closed", human(t - last)),
             ));
         }
-        let mut session = AppSessionRecord::default();
-        session.handshake = match (&self.init, &self.ack) {
-            (_, Some((t, ok, detail))) => Some(AppHandshakeRecord {
-                ok: *ok,
-                time: Some(*t),
-                detail: detail.clone(),
-            }),
-            (Some(t), None) => {
-                out.push(Diagnostic::new(
-                    DiagnosticId::AppRequestUnanswered,
-                    Some(Side::Server),
-                    Some(*t),
-                    format!(
-                        "{proto}: connection_init got no connection_ack before {}",
-                        end.describe()
-                    ),
-                ));
-                Some(AppHandshakeRecord {
-                    ok: false,
-                    time: None,
-                    detail: "connection_init without connection_ack".into(),
-                })
-            }
-            (None, None) => None,
+        let mut session = AppSessionRecord {
+            handshake: match (&self.init, &self.ack) {
+                (_, Some((t, ok, detail))) => Some(AppHandshakeRecord {
+                    ok: *ok,
+                    time: Some(*t),
+                    detail: detail.clone(),
+                }),
+                (Some(t), None) => {
+                    out.push(Diagnostic::new(
+                        DiagnosticId::AppRequestUnanswered,
+                        Some(Side::Server),
+                        Some(*t),
+                        format!(
+                            "{proto}: connection_init got no connection_ack before {}",
+                            end.describe()
+                        ),
+                    ));
+                    Some(AppHandshakeRecord {
+                        ok: false,
+                        time: None,
+                        detail: "connection_init without connection_ack".into(),
+                    })
+                }
+                (None, None) => None,
+            },
+            ..AppSessionRecord::default()
         };
         if self.heartbeat.any() {
             session.heartbeat = Some(self.heartbeat.record());

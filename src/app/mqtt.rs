@@ -11,9 +11,11 @@ use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::record::{AppCloseRecord, AppHandshakeRecord, AppSessionRecord};
 
 use super::session::{Heartbeat, Requests};
-use super::{
-    APP_MAX_BYTES, Decoded, Decoder, End, Finish, Fit, HandshakeInfo, Input, Packet, cut, human, ms,
-};
+use super::{Decoded, Decoder, End, Finish, Fit, HandshakeInfo, Input, Packet, cut, human, ms};
+
+/// Bytes of one packet held while it spans messages; a longer packet is decoded from its start
+/// (its fields come first) and the rest of it skipped, so a direction holds at most this much.
+const MAX_HELD_PACKET: usize = 64 * 1024;
 
 const TYPES: [&str; 16] = [
     "reserved-0",
@@ -160,7 +162,7 @@ impl<'a> Reader<'a> {
                     r.u8()?;
                 }
                 0x13 => props.server_keep_alive = Some(r.u16()?),
-                0x21 | 0x22 | 0x23 => {
+                0x21..=0x23 => {
                     r.u16()?;
                 }
                 0x02 | 0x11 | 0x18 | 0x27 => {
@@ -432,19 +434,17 @@ fn decode(first: u8, body: &[u8], v5: bool, cut_short: bool) -> Result<(Packet, 
             f.packet_id = Some(id);
         }
         12 | 13 => {}
-        14 | 15 => {
+        14 | 15 if r.left() > 0 => {
+            let code = r.u8()?;
+            s.push_str(&format!(" {code:#04x} {}", reason_5(code)));
+            p = p.with("code", code);
+            f.code = Some(code);
             if r.left() > 0 {
-                let code = r.u8()?;
-                s.push_str(&format!(" {code:#04x} {}", reason_5(code)));
-                p = p.with("code", code);
-                f.code = Some(code);
-                if r.left() > 0 {
-                    let props = r.properties()?;
-                    if let Some(reason) = &props.reason {
-                        s.push_str(&format!(": {reason:?}"));
-                    }
-                    f.reason = props.reason;
+                let props = r.properties()?;
+                if let Some(reason) = &props.reason {
+                    s.push_str(&format!(": {reason:?}"));
                 }
+                f.reason = props.reason;
             }
         }
         _ => {}
@@ -736,7 +736,7 @@ impl Mqtt {
             };
             let total = hlen + remaining;
             let have = bytes.len() - i;
-            if have < total && total <= APP_MAX_BYTES {
+            if have < total && total <= MAX_HELD_PACKET {
                 break;
             }
             let cut_short = have < total;
@@ -934,9 +934,11 @@ impl Decoder for Mqtt {
                 format!("mqtt: CONNECT got no CONNACK before {}", end.describe()),
             ));
         }
-        let mut session = AppSessionRecord::default();
-        session.session_id = self.client_id.clone();
-        session.handshake = self.connack.clone();
+        let mut session = AppSessionRecord {
+            session_id: self.client_id.clone(),
+            handshake: self.connack.clone(),
+            ..AppSessionRecord::default()
+        };
         if self.heartbeat.any() || self.heartbeat.interval.is_some() {
             session.heartbeat = Some(self.heartbeat.record());
         }
@@ -1110,6 +1112,35 @@ mod tests {
             "mqtt DISCONNECT 0x8e Session taken over: \"by\""
         );
         assert_eq!(d.diagnostics[0].id, DiagnosticId::AppError);
+    }
+
+    #[test]
+    fn an_oversized_packet_is_decoded_from_its_start_and_the_rest_skipped() {
+        // PUBLISH qos 0 "big" with 100 000 payload bytes, then a PINGREQ, over two messages.
+        let body_len = 2 + 3 + 100_000usize;
+        let mut packet = vec![0x30];
+        let mut n = body_len;
+        loop {
+            let b = (n & 0x7F) as u8;
+            n >>= 7;
+            packet.push(if n > 0 { b | 0x80 } else { b });
+            if n == 0 {
+                break;
+            }
+        }
+        packet.extend([0, 3, b'b', b'i', b'g']);
+        packet.resize(packet.len() + 100_000, 7);
+        packet.extend([0xC0, 0]);
+        let (a, b) = packet.split_at(70_000);
+        let mut q = Mqtt::new(&HandshakeInfo::default());
+        let mut d = Decoded::default();
+        q.message(&bin(Side::Client, 1.0, a), &mut d);
+        assert_eq!(d.packets[0].summary, "mqtt PUBLISH qos 0 \"big\" ≥69991 B");
+        let mut d = Decoded::default();
+        q.message(&bin(Side::Client, 1.1, b), &mut d);
+        assert_eq!(d.packets.len(), 1);
+        assert_eq!(d.packets[0].kind, "PINGREQ");
+        assert!(q.dirs[0].buf.len() <= MAX_HELD_PACKET);
     }
 
     #[test]

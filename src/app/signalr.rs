@@ -380,8 +380,10 @@ impl Decoder for SignalR {
                 ));
             }
         }
-        let mut session = AppSessionRecord::default();
-        session.handshake = self.handshake.clone();
+        let mut session = AppSessionRecord {
+            handshake: self.handshake.clone(),
+            ..AppSessionRecord::default()
+        };
         if self.heartbeat.any() {
             session.heartbeat = Some(self.heartbeat.record());
         }

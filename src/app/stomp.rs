@@ -484,8 +484,10 @@ impl Stomp {
                 }
             }
         }
-        let mut session = AppSessionRecord::default();
-        session.handshake = self.connected.clone();
+        let mut session = AppSessionRecord {
+            handshake: self.connected.clone(),
+            ..AppSessionRecord::default()
+        };
         if self.connect.is_some() && self.connected.is_none() {
             out.push(Diagnostic::new(
                 DiagnosticId::AppRequestUnanswered,

@@ -171,7 +171,12 @@ fn socketio4_events_acks_attachment_and_refused_namespace_match_the_libraries() 
         (Some(1), Some(0))
     );
     // The open packet went over polling before the upgrade: the interval is the default.
-    assert!(hb["configured_by"].as_str().unwrap().contains("open packet not captured"));
+    assert!(
+        hb["configured_by"]
+            .as_str()
+            .unwrap()
+            .contains("open packet not captured")
+    );
 }
 
 #[test]

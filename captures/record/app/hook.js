@@ -19,6 +19,16 @@ module.exports = function hook(role, logPath) {
   Module._load = function (request, parent, isMain) {
     const exp = origLoad.apply(this, arguments);
     if (request === 'ws' || /[\\/]ws[\\/]lib[\\/]websocket(\.js)?$/.test(request)) {
+      // Servers: remember each upgrade's request target on its socket, for the open event.
+      const Srv = exp && (exp.WebSocketServer || exp.Server);
+      if (Srv && Srv.prototype && Srv.prototype.handleUpgrade && !patched.has(Srv.prototype)) {
+        patched.add(Srv.prototype);
+        const handle = Srv.prototype.handleUpgrade;
+        Srv.prototype.handleUpgrade = function (req, socket) {
+          socket._wsprobePath = req.url;
+          return handle.apply(this, arguments);
+        };
+      }
       const WS = exp && (exp.WebSocket || exp);
       const proto = WS && WS.prototype;
       if (proto && proto.setSocket && !patched.has(proto)) {
@@ -48,6 +58,7 @@ module.exports = function hook(role, logPath) {
               let p = null;
               const url = this.url || this._url;
               if (client && url) { const u = new URL(url); p = u.pathname + u.search; }
+              if (!client && sock._wsprobePath) p = sock._wsprobePath;
               log.emit('open', conn, {
                 local: [String(sock.localAddress).replace(/^::ffff:/, ''), sock.localPort],
                 remote: [String(sock.remoteAddress).replace(/^::ffff:/, ''), sock.remotePort],
