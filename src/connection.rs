@@ -127,6 +127,8 @@ struct State {
     syn_seen: bool,
     gaps: u64,
     gap_bytes: u64,
+    /// The assemblers keep payload for the application stage (until it gives up).
+    app_payload: bool,
     /// Listed-message bytes this connection holds, and messages it could not list.
     listed_bytes: u64,
     unlisted: u64,
@@ -174,6 +176,7 @@ impl Connection {
                 syn_seen: false,
                 gaps: 0,
                 gap_bytes: 0,
+                app_payload: true,
                 listed_bytes: 0,
                 unlisted: 0,
                 time,
@@ -514,10 +517,15 @@ impl State {
         } else {
             Framer::new_hunting()
         };
+        let payload = if self.app_payload {
+            ctx.config.payload
+        } else {
+            ctx.config.analysis.payload
+        };
         let mut asm = Assembler::new(
             side,
             self.negotiated.clone(),
-            ctx.config.payload,
+            payload,
             ctx.config.message_limits,
             ctx.decoders.clone(),
         );
@@ -748,7 +756,16 @@ impl State {
                 }
                 Output::Message(m) => {
                     let listed = self.charge_listing(&m, ctx);
-                    self.analysis.message(&m, listed, ctx.sink)
+                    self.analysis.message(&m, listed, ctx.sink);
+                    if self.app_payload && !self.analysis.app_wants_payload() {
+                        // No application protocol: keep only what the records show.
+                        self.app_payload = false;
+                        for phase in &mut self.phases {
+                            if let Phase::WebSocket(ws) = phase {
+                                ws.asm.set_payload(ctx.config.analysis.payload);
+                            }
+                        }
+                    }
                 }
                 Output::Diagnostic(d) => {
                     if d.id == DiagnosticId::FrameResync

@@ -184,6 +184,16 @@ OBSERVED = """\
 - `-i any` on loopback gives each packet once, not twice: every packet in
   ipv6-sll2.pcap and sll1.pcap has packet type 0 ("to us"), none "outgoing".
   IPv6 over `lo` uses MSS 65476, IPv4 65495; loopback segments reach 64 KiB.
+- Application protocols (app-*.pcap): mqtt.js over ws and aedes fed by ws's
+  createWebSocketStream write **each MQTT field as its own WebSocket message** (a
+  22-byte CONNECT arrives as 9 binary messages, a CONNACK as 4): MQTT over WebSocket
+  is a byte stream. Socket.IO 4's open packet (with pingInterval/pingTimeout) goes
+  over HTTP long-polling before the upgrade, so the WebSocket only shows the probes
+  (`2probe`/`3probe`/`5`); the Socket.IO 4 client multiplexes a second namespace
+  on the same connection. Engine.IO's ping timeout ends in an empty Close (1005) from
+  the server, not a 1006. A subscriptions-transport-ws client offered `graphql-ws` to a
+  graphql-ws server that selected no subprotocol: the server sent Close 4406 while the
+  client's ws library aborted ("Server sent no subprotocol") with a RST.
 """
 
 

@@ -280,6 +280,11 @@ impl Analysis {
         }
     }
 
+    /// Does the application stage still need message payloads?
+    pub fn app_wants_payload(&self) -> bool {
+        self.app.wants_payload()
+    }
+
     /// Is there an upgrade request without an answer yet?
     pub fn has_handshake(&self) -> bool {
         self.handshake.is_some()

@@ -27,6 +27,35 @@ fn disconnect_meaning(reason: &str) -> &'static str {
     }
 }
 
+/// The fields recognition looks at.
+#[derive(serde::Deserialize)]
+struct Probe<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    command: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    identifier: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    message: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    reason: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The fields the decoder reads.
+#[derive(serde::Deserialize)]
+struct Fields<'a> {
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    command: Option<Value>,
+    identifier: Option<Value>,
+    reason: Option<Value>,
+    reconnect: Option<Value>,
+    data: Option<Value>,
+    #[serde(borrow)]
+    message: Option<&'a serde_json::value::RawValue>,
+}
+
 /// One connection's ActionCable session.
 pub struct ActionCable {
     welcome: Option<f64>,
@@ -71,27 +100,24 @@ impl Decoder for ActionCable {
         if m.binary {
             return Fit::No;
         }
-        let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(m.payload) else {
+        if m.payload.trim_ascii_start().first() != Some(&b'{') {
+            return Fit::No;
+        }
+        // Typed: a broadcast's message is not built.
+        let Ok(o) = serde_json::from_slice::<Probe<'_>>(m.payload) else {
             return Fit::No;
         };
-        match (
-            o.get("type").and_then(Value::as_str),
-            o.get("command").and_then(Value::as_str),
-        ) {
+        let ident = o.identifier.is_some_and(|i| i.get().starts_with('"'));
+        let numeric = o.message.is_some_and(|v| {
+            v.get()
+                .starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        });
+        match (o.kind.as_deref(), o.command.as_deref()) {
             (Some("welcome" | "confirm_subscription" | "reject_subscription"), _) => Fit::Strong,
-            (Some("ping"), _) if o.get("message").is_some_and(Value::is_number) => Fit::Strong,
-            (Some("disconnect"), _) if o.contains_key("reason") => Fit::Strong,
-            (None, Some("subscribe" | "unsubscribe" | "message"))
-                if o.get("identifier").is_some_and(Value::is_string) =>
-            {
-                Fit::Strong
-            }
-            (None, None)
-                if o.get("identifier").is_some_and(Value::is_string)
-                    && o.contains_key("message") =>
-            {
-                Fit::Weak
-            }
+            (Some("ping"), _) if numeric => Fit::Strong,
+            (Some("disconnect"), _) if o.reason.is_some() => Fit::Strong,
+            (None, Some("subscribe" | "unsubscribe" | "message")) if ident => Fit::Strong,
+            (None, None) if ident && o.message.is_some() => Fit::Weak,
             _ => Fit::No,
         }
     }
@@ -108,11 +134,33 @@ impl Decoder for ActionCable {
             ));
             return;
         }
-        let o = match serde_json::from_slice::<Value>(m.payload) {
-            Ok(Value::Object(o)) => o,
-            Ok(_) => return out.violation("actioncable", m, "message is not a JSON object"),
+        if m.payload.trim_ascii_start().first() != Some(&b'{') {
+            return match serde_json::from_slice::<serde::de::IgnoredAny>(m.payload) {
+                Ok(_) => out.violation("actioncable", m, "message is not a JSON object"),
+                Err(e) => out.violation("actioncable", m, format!("not JSON ({e})")),
+            };
+        }
+        // Typed: a broadcast's `message` (often the bulk) is skipped, only its presence kept.
+        let parsed = match serde_json::from_slice::<Fields<'_>>(m.payload) {
+            Ok(f) => f,
             Err(e) => return out.violation("actioncable", m, format!("not JSON ({e})")),
         };
+        let mut o = serde_json::Map::new();
+        for (k, v) in [
+            ("type", parsed.kind),
+            ("command", parsed.command),
+            ("identifier", parsed.identifier),
+            ("reason", parsed.reason),
+            ("reconnect", parsed.reconnect),
+            ("data", parsed.data),
+        ] {
+            if let Some(v) = v {
+                o.insert(k.into(), v);
+            }
+        }
+        if parsed.message.is_some() {
+            o.insert("message".into(), Value::Null);
+        }
         let identifier = o
             .get("identifier")
             .and_then(Value::as_str)

@@ -96,6 +96,35 @@ fn legacy_close_meaning(code: u16) -> Option<&'static str> {
     })
 }
 
+/// A message with only what the decoder reads: `payload` stays raw until its type says what
+/// to take from it.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    id: Option<Value>,
+    #[serde(borrow)]
+    payload: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A message for recognition: nothing beside type, id and payload.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictEnvelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "id")]
+    _id: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "payload", borrow)]
+    _payload: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A `next`/`data` payload: its `errors`; `data` is skipped.
+#[derive(serde::Deserialize)]
+struct ResultPayload {
+    errors: Option<Value>,
+}
+
 struct Operation {
     answered: bool,
     completed: bool,
@@ -163,16 +192,6 @@ impl Graphql {
     }
 }
 
-fn obj(m: &Input<'_>) -> Option<Map<String, Value>> {
-    if m.binary {
-        return None;
-    }
-    match serde_json::from_slice::<Value>(m.payload) {
-        Ok(Value::Object(o)) => Some(o),
-        _ => None,
-    }
-}
-
 fn errors_text(v: Option<&Value>) -> String {
     let messages: Vec<String> = match v {
         Some(Value::Array(a)) => a
@@ -209,17 +228,16 @@ impl Decoder for Graphql {
     }
 
     fn fit(&self, m: &Input<'_>) -> Fit {
-        let Some(o) = obj(m) else {
-            return Fit::No;
-        };
-        let Some(kind) = o.get("type").and_then(Value::as_str) else {
-            return Fit::No;
-        };
-        if o.keys()
-            .any(|k| !matches!(k.as_str(), "type" | "id" | "payload"))
-        {
+        if m.binary || m.payload.trim_ascii_start().first() != Some(&b'{') {
             return Fit::No;
         }
+        // Only type, id and payload are allowed; the payload is not built.
+        let Ok(e) = serde_json::from_slice::<StrictEnvelope<'_>>(m.payload) else {
+            return Fit::No;
+        };
+        let Some(kind) = e.kind.as_deref() else {
+            return Fit::No;
+        };
         if kind == "connection_init" {
             return Fit::Strong;
         }
@@ -246,12 +264,23 @@ impl Decoder for Graphql {
         if m.binary {
             return out.violation(proto, m, "binary message (the protocol is JSON text)");
         }
-        let o = match serde_json::from_slice::<Value>(m.payload) {
-            Ok(Value::Object(o)) => o,
-            Ok(_) => return out.violation(proto, m, "message is not a JSON object"),
+        // Typed, so that a large result's `data` is skipped, never built as a Value.
+        if m.payload.trim_ascii_start().first() != Some(&b'{') {
+            return match serde_json::from_slice::<serde::de::IgnoredAny>(m.payload) {
+                Ok(_) => out.violation(proto, m, "message is not a JSON object"),
+                Err(e) => out.violation(proto, m, format!("not JSON ({e})")),
+            };
+        }
+        let envelope: Envelope<'_> = match serde_json::from_slice(m.payload) {
+            Ok(e) => e,
             Err(e) => return out.violation(proto, m, format!("not JSON ({e})")),
         };
-        let Some(kind) = o.get("type").and_then(Value::as_str).map(str::to_string) else {
+        let Some(kind) = envelope
+            .kind
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
             return out.violation(proto, m, "message without a string \"type\"");
         };
         if let Some(f) = flavour_of(&kind) {
@@ -280,7 +309,7 @@ impl Decoder for Graphql {
             return out.violation(proto, m, format!("unknown message type {kind:?}"));
         }
         let proto = self.proto();
-        let id = o.get("id").map(|v| match v {
+        let id = envelope.id.as_ref().map(|v| match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         });
@@ -296,7 +325,23 @@ impl Decoder for Graphql {
         if needs_id && id.is_none() {
             return out.violation(proto, m, format!("{kind} without an id"));
         }
-        let payload = o.get("payload");
+        let is_result = matches!(kind.as_str(), "next" | "data");
+        let payload_value: Option<Value> = if is_result {
+            None
+        } else {
+            envelope
+                .payload
+                .map(|r| serde_json::from_str(r.get()).unwrap_or(Value::Null))
+        };
+        let payload = payload_value.as_ref();
+        let result_errors: Option<Value> = if is_result {
+            envelope
+                .payload
+                .and_then(|r| serde_json::from_str::<ResultPayload>(r.get()).ok())
+                .and_then(|r| r.errors)
+        } else {
+            None
+        };
         match kind.as_str() {
             "connection_init" => {
                 if self.init.is_some() {
@@ -389,7 +434,7 @@ impl Decoder for Graphql {
                     ));
                     p = p.with("latency_ms", ms(l));
                 }
-                let errs = payload.and_then(|p| p.get("errors"));
+                let errs = result_errors.as_ref();
                 if errs.is_some_and(|e| !e.is_null()) {
                     let text = errors_text(errs);
                     summary.push_str(&format!(" with errors: {text}"));

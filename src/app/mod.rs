@@ -520,6 +520,27 @@ struct Active {
     decoder: Box<dyn Decoder>,
     recognised_by: &'static str,
     evidence: String,
+    /// Messages with a violation and no valid packet; with none valid, decoding stops at
+    /// [`MAX_BAD_MESSAGES`] (the content is not this protocol's: no need to say so each time).
+    bad: u32,
+    good: u32,
+    stopped: bool,
+}
+
+/// Malformed messages (and no well-formed one) after which a decoder stops.
+const MAX_BAD_MESSAGES: u32 = 20;
+
+impl Active {
+    fn new(decoder: Box<dyn Decoder>, recognised_by: &'static str, evidence: String) -> Active {
+        Active {
+            decoder,
+            recognised_by,
+            evidence,
+            bad: 0,
+            good: 0,
+            stopped: false,
+        }
+    }
 }
 
 enum State {
@@ -619,12 +640,22 @@ impl AppSession {
         let Some((p, by, evidence)) = found else {
             return false;
         };
-        self.state = State::Decoding(Active {
-            decoder: p.decoder(&self.handshake, sel.flavour),
-            recognised_by: by,
+        self.state = State::Decoding(Active::new(
+            p.decoder(&self.handshake, sel.flavour),
+            by,
             evidence,
-        });
+        ));
         true
+    }
+
+    /// Does the stage still read payloads (recognising or decoding)? Once it gave up (or is
+    /// off) the assembler need keep only what the records show.
+    pub fn wants_payload(&self) -> bool {
+        match &self.state {
+            State::Waiting | State::Sniffing { .. } => true,
+            State::Decoding(active) => !active.stopped,
+            State::Off | State::GaveUp => false,
+        }
     }
 
     /// Are messages being held for recognition?
@@ -667,9 +698,28 @@ impl AppSession {
         self.start();
         match &mut self.state {
             State::Off | State::GaveUp | State::Waiting => vec![None],
+            State::Decoding(active) if active.stopped => vec![None],
             State::Decoding(active) => {
                 let mut out = Decoded::default();
                 active.decoder.message(m, &mut out);
+                if out.packets.iter().any(|p| p.kind == "invalid") {
+                    active.bad += 1;
+                } else if !out.packets.is_empty() {
+                    active.good += 1;
+                }
+                if active.good == 0 && active.bad >= MAX_BAD_MESSAGES {
+                    active.stopped = true;
+                    out.diag(
+                        DiagnosticId::AppProtocolViolation,
+                        m.from,
+                        m.time,
+                        format!(
+                            "{}: {MAX_BAD_MESSAGES} malformed messages and none well-formed: the content is not {}; decoding stopped",
+                            active.decoder.name(),
+                            active.decoder.name()
+                        ),
+                    );
+                }
                 let byte_stream = active.decoder.byte_stream();
                 self.account(m, &out, byte_stream);
                 vec![Some(out)]
@@ -707,11 +757,7 @@ impl AppSession {
                     );
                     let byte_stream = c.decoder.byte_stream();
                     let senders: Vec<(Side, f64)> = seen.iter().map(|(s, t, _)| (*s, *t)).collect();
-                    self.state = State::Decoding(Active {
-                        decoder: c.decoder,
-                        recognised_by: "content",
-                        evidence,
-                    });
+                    self.state = State::Decoding(Active::new(c.decoder, "content", evidence));
                     let outputs = c.outputs;
                     // The held messages are accounted now.
                     let mut released = Vec::with_capacity(outputs.len());
@@ -841,7 +887,14 @@ impl AppSession {
             version: active.decoder.version(),
             recognised_by: active.recognised_by,
             evidence: active.evidence.clone(),
-            note: active.decoder.note(),
+            note: if active.stopped {
+                Some(format!(
+                    "decoding stopped after {MAX_BAD_MESSAGES} malformed messages: the content does not follow the protocol the {} named",
+                    active.recognised_by
+                ))
+            } else {
+                active.decoder.note()
+            },
             session,
             packets: byte_stream.then(|| std::mem::take(&mut self.packets)),
             packets_not_listed: self.packets_not_listed,
@@ -1087,6 +1140,51 @@ mod tests {
             ("json-rpc", "content")
         );
         assert_eq!(record.session.requests.unwrap().answered, 1);
+    }
+
+    #[test]
+    fn a_midstream_capture_is_recognised_from_what_its_messages_allow() {
+        // No handshake: Socket.IO events and Engine.IO heartbeats.
+        let mut s = AppSession::new(AppSelection::auto(), false);
+        assert!(s.message(&input(Side::Server, 1.0, "2")).is_empty());
+        assert!(s.message(&input(Side::Client, 1.0, "3")).is_empty());
+        assert!(
+            s.message(&input(Side::Client, 1.1, r#"42["chat","a"]"#))
+                .is_empty()
+        );
+        let released = s.message(&input(Side::Server, 1.2, r#"42["chat","b"]"#));
+        assert_eq!(released.len(), 4);
+        assert!(
+            released[0].as_ref().unwrap().heartbeat,
+            "the held ping decoded too"
+        );
+        let r = s.finish(None, 2.0).record.unwrap();
+        assert_eq!(
+            (r.protocol.as_str(), r.recognised_by),
+            ("socket.io", "content")
+        );
+        // MQTT mid-stream: well-formed packets, none distinctive alone.
+        let mut s = AppSession::new(AppSelection::auto(), false);
+        let bin = |from, t, b: &'static [u8]| Input {
+            from,
+            time: t,
+            binary: true,
+            payload: b,
+            length: b.len() as u64,
+            complete: true,
+        };
+        assert!(
+            s.message(&bin(Side::Client, 1.0, &[0x32, 6, 0, 1, b'x', 0, 5, b'!']))
+                .is_empty()
+        );
+        assert!(
+            s.message(&bin(Side::Server, 1.1, &[0x40, 2, 0, 5]))
+                .is_empty()
+        );
+        assert_eq!(s.message(&bin(Side::Client, 1.2, &[0xC0, 0])).len(), 3);
+        let r = s.finish(None, 2.0).record.unwrap();
+        assert_eq!(r.protocol, "mqtt");
+        assert_eq!(r.packets.unwrap().len(), 3);
     }
 
     #[test]
