@@ -1188,6 +1188,29 @@ mod tests {
     }
 
     #[test]
+    fn a_decoder_fed_only_garbage_stops_and_says_so_once() {
+        let mut s = AppSession::new(AppSelection::parse(&["mqtt".into()]).unwrap(), false);
+        let mut violations = 0;
+        for i in 0..30 {
+            for d in s
+                .message(&input(Side::Client, i as f64, "not mqtt"))
+                .into_iter()
+                .flatten()
+            {
+                violations += d.diagnostics.len();
+            }
+        }
+        assert_eq!(violations, MAX_BAD_MESSAGES as usize + 1);
+        assert!(!s.wants_payload());
+        let r = s.finish(None, 31.0).record.unwrap();
+        assert!(
+            r.note
+                .unwrap()
+                .starts_with("decoding stopped after 20 malformed messages")
+        );
+    }
+
+    #[test]
     fn unrecognised_content_is_released_undecoded() {
         let mut s = AppSession::new(AppSelection::auto(), false);
         let mut released = 0;
