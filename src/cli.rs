@@ -70,6 +70,17 @@ pub struct ReportArgs {
     /// these severities or worse (error, warning, info). Comma-separated.
     #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
     pub fail_on: Vec<String>,
+    /// Application protocols to recognise and decode inside the messages: auto (default: by
+    /// subprotocol, URL, then content), none, or protocol names (socket.io, graphql,
+    /// graphql-transport-ws, subscriptions-transport-ws, stomp, sockjs, mqtt, signalr, json-rpc,
+    /// phoenix, actioncable, tunnel); one name forces that decoder on every connection.
+    #[arg(
+        long,
+        value_name = "auto|none|NAME[,NAME]",
+        value_delimiter = ',',
+        default_value = "auto"
+    )]
+    pub app: Vec<String>,
     /// Report only this connection id (the ids of a previous report). Exit 2 when there is none.
     #[arg(long, value_name = "ID")]
     pub connection: Option<u64>,

@@ -162,6 +162,15 @@ diagnostic_ids! {
     TlsEarlyDataSkipped = "tls_early_data_skipped", Warning, "0-RTT early data that was not decrypted (rejected by the server, or no CLIENT_EARLY_TRAFFIC_SECRET)";
     TlsRenegotiation = "tls_renegotiation", Warning, "a TLS 1.2 renegotiation: records under the renegotiated keys are not decrypted";
     KeylogMalformed = "keylog_malformed", Warning, "a key-log line that is not in NSS key-log format (file and line in the message); the rest of the file is used";
+    PongLate = "pong_late", Info, "a pong that answers its ping only after a later ping of the same side or after that side's Close";
+    // Application protocols inside the messages (src/app):
+    AppHeartbeatTimeout = "app_heartbeat_timeout", Warning, "an application heartbeat went unanswered (or stopped) past the protocol's timeout, and the waiting side ended the connection";
+    AppInitTimeout = "app_init_timeout", Warning, "the server closed because the protocol's opening message (graphql connection_init, SignalR handshake) did not come in time";
+    AppError = "app_error", Warning, "the application protocol reported an error (STOMP ERROR, JSON-RPC error, graphql error, SignalR completion error or close error)";
+    AppRequestUnanswered = "app_request_unanswered", Warning, "an application request or operation got no answer before the connection ended";
+    AppProtocolViolation = "app_protocol_violation", Error, "a message that is malformed for the recognised application protocol";
+    AppConnectRefused = "app_connect_refused", Warning, "the application protocol refused the session (MQTT CONNACK not 0, SignalR handshake error, STOMP ERROR to CONNECT, Socket.IO CONNECT_ERROR)";
+    SubprotocolNotSelected = "subprotocol_not_selected", Warning, "the client offered subprotocols and the server's 101 selected none";
 }
 
 impl Serialize for DiagnosticId {

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod analysis;
+pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod connection;

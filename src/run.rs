@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::analysis::AnalysisOptions;
+use crate::app::{APP_MAX_BYTES, AppSelection};
 use crate::capture::filter::PacketFilter;
 use crate::capture::{InputSummary, file::read_capture_with_secrets};
 use crate::cli::{Format, PayloadArg, ReportArgs};
@@ -358,6 +359,15 @@ impl RunOptions {
             .map(AddressFilter::parse)
             .transpose()?;
         let keys = load_key_logs(&args.keylog, live)?;
+        let app = AppSelection::parse(&args.app)?;
+        // The application decoders need the payload whatever the records show: the assembler
+        // keeps at least APP_MAX_BYTES of every message; records are still cut to `payload`.
+        let kept = match payload {
+            _ if !app.enabled() => payload,
+            PayloadMode::Full => PayloadMode::Full,
+            PayloadMode::Preview(n) => PayloadMode::Preview(n.max(APP_MAX_BYTES)),
+            PayloadMode::None => PayloadMode::Preview(APP_MAX_BYTES),
+        };
         let message_limits = MessageLimits {
             max_kept_bytes: args.max_message_bytes,
             max_inflated_bytes: args.max_inflated_bytes,
@@ -374,8 +384,9 @@ impl RunOptions {
                     frame_events: args.frames
                         && (args.format == Format::Jsonl || (live && args.format == Format::Table)),
                     payload,
+                    app,
                 },
-                payload,
+                payload: kept,
                 message_limits,
                 reassembly: ReassemblyLimits {
                     max_buffered_bytes: args.max_buffered_bytes,

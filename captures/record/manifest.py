@@ -192,6 +192,16 @@ OBSERVED = """\
   taps or a SPAN port would show them. tshark's TCP analysis labels such late segments
   "retransmissions" (the "TCP retransmissions" lines above), but with
   `tcp.reassemble_out_of_order` it still reassembles them: they are the only copy.
+- Application protocols (app-*.pcap): mqtt.js over ws and aedes fed by ws's
+  createWebSocketStream write **each MQTT field as its own WebSocket message** (a
+  22-byte CONNECT arrives as 9 binary messages, a CONNACK as 4): MQTT over WebSocket
+  is a byte stream. Socket.IO 4's open packet (with pingInterval/pingTimeout) goes
+  over HTTP long-polling before the upgrade, so the WebSocket only shows the probes
+  (`2probe`/`3probe`/`5`); the Socket.IO 4 client multiplexes a second namespace
+  on the same connection. Engine.IO's ping timeout ends in an empty Close (1005) from
+  the server, not a 1006. A subscriptions-transport-ws client offered `graphql-ws` to a
+  graphql-ws server that selected no subprotocol: the server sent Close 4406 while the
+  client's ws library aborted ("Server sent no subprotocol") with a RST.
 """
 
 

@@ -48,7 +48,12 @@ def sh(cmd, **kw):
     subprocess.run(cmd, check=True, **kw)
 
 
+SETUPS = []  # more setup steps (app_scenarios.py)
+
+
 def setup():
+    for extra in SETUPS:
+        extra()
     os.makedirs(SCRATCH, exist_ok=True)
     if not os.path.exists(PY):
         sh([sys.executable, "-m", "venv", os.path.join(SCRATCH, "venv")])
@@ -716,6 +721,8 @@ def merge(evs, spec, killed):
         notes = {}
         if tls:
             notes.update(server_name=tls.get("server_name"), tls_version=tls.get("version"))
+        app_events = [{x: y for x, y in e.items() if x not in ("ev", "impl", "conn")}
+                      for e in es if e["ev"] == "app"]
         for e in es:
             if e["ev"] == "note":
                 notes.update({x: y for x, y in e.items() if x not in ("ev", "t", "role", "impl", "conn")})
@@ -739,6 +746,7 @@ def merge(evs, spec, killed):
             "close": close,
             "end": end,
             "notes": notes,
+            **({"app": app_events} if app_events else {}),
         })
     return conns
 
@@ -935,4 +943,6 @@ def main():
 if __name__ == "__main__":
     sys.dont_write_bytecode = True
     sys.path.insert(0, HERE)
+    sys.modules["record"] = sys.modules["__main__"]
+    import app_scenarios  # noqa: E402,F401  (registers the application-protocol captures)
     main()

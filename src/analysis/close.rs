@@ -49,6 +49,14 @@ pub struct EndContext {
     pub stopped: Option<String>,
     /// What TLS (when present) says about the end.
     pub transport: super::TransportEnd,
+    /// The close code's meaning under the application protocol (graphql-ws 4408 ...).
+    pub app_meaning: Option<String>,
+    /// The application protocol's account of the ending (`engine.io ping timeout ...`).
+    pub app_reason: Option<String>,
+    /// The last application heartbeat, as `application heartbeat pong from the client at ...`.
+    /// Heartbeats are data frames, so they already end the idle time the WebSocket sees; this
+    /// says which of the last frames were only heartbeats.
+    pub app_heartbeat: Option<String>,
 }
 
 impl CloseTracker {
@@ -162,14 +170,24 @@ impl CloseTracker {
                 record.code = Some(first.code);
                 record.reason = Some(first.reason.clone()).filter(|r| !r.is_empty());
                 record.initiator = Some(first.side);
-                record.meaning = Some(close_code_meaning(first.code));
+                let name = ctx
+                    .app_meaning
+                    .clone()
+                    .unwrap_or_else(|| close_code_meaning(first.code));
+                record.meaning = Some(name.clone());
                 let reason = if first.reason.is_empty() {
                     String::new()
                 } else {
                     format!(" \"{}\"", first.reason)
                 };
-                let name = close_code_meaning(first.code);
-                let short = name.split(':').next().unwrap_or("").to_string();
+                // An application meaning reads `4408 (graphql-transport-ws): Connection ...`.
+                let short = name
+                    .split_once("): ")
+                    .map_or(name.as_str(), |(_, rest)| rest)
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
                 if reply.is_some() {
                     record.outcome = "clean";
                     record.summary = format!(
@@ -216,11 +234,14 @@ impl CloseTracker {
                     record.initiator = Some(t.side);
                     record.outcome = "abnormal";
                     record.meaning = Some(close_code_meaning(1006));
-                    let after = ctx
+                    let mut after = ctx
                         .last_message
                         .as_ref()
                         .map(|m| format!("; last message: {m}"))
                         .unwrap_or_default();
+                    if let Some(hb) = &ctx.app_heartbeat {
+                        after.push_str(&format!("; last {hb}"));
+                    }
                     record.summary = format!("1006 abnormal: {}{after}", tcp_words(t));
                     out.push(Diagnostic::new(
                         DiagnosticId::AbnormalClosure,
@@ -236,6 +257,9 @@ impl CloseTracker {
                     )
                 }
             },
+        }
+        if let Some(reason) = &ctx.app_reason {
+            record.summary.push_str(&format!("; {reason}"));
         }
         record.summary.push_str(&note);
         record

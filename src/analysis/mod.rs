@@ -4,8 +4,9 @@
 pub mod close;
 pub mod ping;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
+use crate::app::{AppSelection, AppSession, Decoded, Input};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::{Negotiated, RequestHead, ResponseHead, derive_accept_key};
 use crate::message::{Message, PayloadMode};
@@ -43,6 +44,19 @@ pub struct AnalysisOptions {
     pub keep_frames: bool,
     /// Push a frame event for every frame header (`--frames`, jsonl).
     pub frame_events: bool,
+    /// Application protocols to recognise (`--app`).
+    pub app: AppSelection,
+}
+
+/// Records (and control frames between them) held back while the application protocol is
+/// being recognised from their content; past this the recognition gives up.
+const MAX_HELD: usize = 64;
+
+/// A message record waiting for the application protocol's decision.
+struct Held {
+    record: Option<MessageRecord>,
+    listed: bool,
+    data: bool,
 }
 
 /// One connection's running analysis.
@@ -72,6 +86,8 @@ pub struct Analysis {
     started: Option<f64>,
     transport: TransportEnd,
     scratch: Vec<Diagnostic>,
+    app: AppSession,
+    held: VecDeque<Held>,
 }
 
 /// What the transport below WebSocket (TLS) says about the end, set by the connection driver.
@@ -116,6 +132,8 @@ impl Analysis {
             started: None,
             transport: TransportEnd::default(),
             scratch: Vec::new(),
+            app: AppSession::new(options.app, options.keep_messages),
+            held: VecDeque::new(),
         }
     }
 
@@ -199,6 +217,7 @@ impl Analysis {
         let problems = req.problems();
         self.key = req.key.clone();
         self.request_missing = req.missing_upgrade_headers();
+        self.app.handshake_request(&req.path, &req.protocols);
         self.handshake = Some(HandshakeRecord {
             path: req.path.clone(),
             host: req.host.clone(),
@@ -234,6 +253,12 @@ impl Analysis {
         handshake.status = Some(resp.status);
         handshake.reason = Some(resp.reason.clone());
         handshake.response_time = Some(time);
+        self.app.handshake_response(
+            resp.status,
+            resp.status == 101,
+            resp.protocol.as_deref(),
+            time,
+        );
         if resp.status != 101 {
             self.refused = Some(
                 format!("{} {}", resp.status, resp.reason)
@@ -379,6 +404,8 @@ impl Analysis {
             request_time: Some(time),
             ..HandshakeRecord::default()
         });
+        self.app
+            .handshake_request(req.path.as_deref().unwrap_or(""), &req.protocols);
         let problems = req.problems();
         if !problems.is_empty() {
             self.diag(
@@ -405,6 +432,10 @@ impl Analysis {
         handshake.status = resp.status;
         handshake.reason = Some(String::new());
         handshake.response_time = Some(time);
+        if let Some(status) = resp.status {
+            self.app
+                .handshake_response(status, resp.is_success(), resp.protocol.as_deref(), time);
+        }
         let status = resp
             .status
             .map_or_else(|| "unreadable :status".to_string(), |s| s.to_string());
@@ -457,6 +488,11 @@ impl Analysis {
         let host = h.host.as_deref()?.trim().to_ascii_lowercase();
         let path = h.path.split(['?', '#']).next().unwrap_or("");
         Some(format!("{host}{path}"))
+    }
+
+    /// Does the application stage still need message payloads?
+    pub fn app_wants_payload(&self) -> bool {
+        self.app.wants_payload()
     }
 
     /// Is there an upgrade request without an answer yet?
@@ -515,16 +551,16 @@ impl Analysis {
     /// (the caller's memory budget may say no; it is still counted and analysed).
     pub fn message(&mut self, m: &Message, listed: bool, sink: &mut dyn Sink) {
         let side = m.from;
+        let mut rtt = None;
+        let mut released = Vec::new();
         match m.opcode {
             OpCode::Ping => self.ping.ping(side, m.time, &m.payload, &mut self.scratch),
-            OpCode::Pong => self.ping.pong(side, m.time, &m.payload, &mut self.scratch),
+            OpCode::Pong => rtt = self.ping.pong(side, m.time, &m.payload, &mut self.scratch),
             OpCode::Close => {
                 if let Some((code, reason)) = &m.close {
-                    if !self.close.closing() {
-                        self.ping
-                            .settle("the close handshake", m.time, &mut self.scratch);
-                    }
+                    self.ping.close_sent(side);
                     self.close.close_frame(side, m.time, *code, reason);
+                    released = self.app.close_frame(side, m.time, *code, reason);
                     if self.interesting {
                         sink.event(&Event::Close {
                             id: self.id,
@@ -549,10 +585,81 @@ impl Analysis {
             _ => {}
         }
         self.drain_scratch(sink);
-        if !(self.options.keep_messages || self.options.message_events) {
+        let record = (self.options.keep_messages || self.options.message_events).then(|| {
+            let mut r = message_record(m, self.options.payload);
+            r.rtt_ms = rtt.map(|s| (s * 1e6).round() / 1e3);
+            r
+        });
+        if !released.is_empty() {
+            self.release(released, sink);
+        }
+        if matches!(m.opcode, OpCode::Text | OpCode::Binary) {
+            let input = Input {
+                from: side,
+                time: m.time,
+                binary: m.opcode == OpCode::Binary,
+                payload: &m.payload,
+                length: m.length.unwrap_or(m.wire_length),
+                complete: m.complete
+                    && !m.payload_truncated
+                    && m.length == Some(m.payload.len() as u64),
+            };
+            let decodes = self.app.message(&input);
+            self.held.push_back(Held {
+                record,
+                listed,
+                data: true,
+            });
+            if !decodes.is_empty() {
+                self.release(decodes, sink);
+            } else if self.held.len() >= MAX_HELD {
+                let released = self.app.stop_recognising();
+                self.release(released, sink);
+            }
             return;
         }
-        let record = message_record(m, self.options.payload);
+        if self.app.holding() && !self.held.is_empty() {
+            self.held.push_back(Held {
+                record,
+                listed,
+                data: false,
+            });
+            if self.held.len() >= MAX_HELD {
+                let released = self.app.stop_recognising();
+                self.release(released, sink);
+            }
+            return;
+        }
+        if let Some(r) = record {
+            self.emit(r, listed, sink);
+        }
+    }
+
+    /// Emits the held records, giving the data messages their decodes in order.
+    fn release(&mut self, decodes: Vec<Option<Decoded>>, sink: &mut dyn Sink) {
+        let mut decodes = decodes.into_iter();
+        while let Some(held) = self.held.pop_front() {
+            let decode = if held.data {
+                decodes.next().flatten()
+            } else {
+                None
+            };
+            let mut record = held.record;
+            if let Some(d) = decode {
+                if let Some(r) = record.as_mut() {
+                    r.app = d.record();
+                }
+                for diag in d.diagnostics {
+                    self.diag(diag, sink);
+                }
+            }
+            if let Some(r) = record {
+                self.emit(r, held.listed, sink);
+            }
+        }
+    }
+
+    fn emit(&mut self, record: MessageRecord, listed: bool, sink: &mut dyn Sink) {
         if self.options.message_events && self.interesting {
             sink.event(&Event::Message {
                 id: self.id,
@@ -590,6 +697,11 @@ impl Analysis {
         };
         self.ping.settle(ending, at, &mut self.scratch);
         self.drain_scratch(sink);
+        let app = self.app.finish(tcp_end, last_seen);
+        self.release(app.released, sink);
+        for d in app.diagnostics {
+            self.diag(d, sink);
+        }
         if self.messages_dropped > 0 {
             let dropped = self.messages_dropped;
             self.diag(
@@ -621,6 +733,9 @@ impl Analysis {
             started: self.started,
             stopped,
             transport: self.transport.clone(),
+            app_meaning: app.close_meaning,
+            app_reason: app.end_reason,
+            app_heartbeat: app.last_heartbeat,
         };
         let close = self.close.record(&ctx, &mut self.scratch);
         self.drain_scratch(sink);
@@ -638,6 +753,7 @@ impl Analysis {
             frames_detail: self.options.keep_frames.then_some(self.frames_detail),
             close,
             ping: self.ping.record(),
+            app: app.record,
             tcp,
             http2: None,
             diagnostics: self.diagnostics,
@@ -707,5 +823,7 @@ fn message_record(m: &Message, payload: PayloadMode) -> MessageRecord {
         base64,
         truncated: (m.payload_truncated || cut).then_some(true),
         inflate_error: m.inflate_error.clone(),
+        rtt_ms: None,
+        app: None,
     }
 }

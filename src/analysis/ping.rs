@@ -17,6 +17,10 @@ const MAX_SAMPLES: usize = 4096;
 struct Outstanding {
     time: f64,
     payload: Vec<u8>,
+    /// The same side pinged again before the pong came.
+    later_ping: bool,
+    /// The pinging side sent its Close before the pong came.
+    after_close: bool,
 }
 
 /// `ping_unanswered` for a ping `side` sent: the finding is the ping's (its sender, its time).
@@ -43,6 +47,7 @@ fn unanswered(side: Side, ping: &Outstanding, until: String) -> Diagnostic {
 #[derive(Debug, Default)]
 pub struct PingTracker {
     outstanding: [VecDeque<Outstanding>; 2],
+    closed: [bool; 2],
     rtts: Vec<f64>,
     rtt_min: Option<f64>,
     rtt_max: Option<f64>,
@@ -75,14 +80,35 @@ impl PingTracker {
                 format!("while {MAX_OUTSTANDING} later pings were sent"),
             ));
         }
+        for p in queue.iter_mut() {
+            p.later_ping = true;
+        }
         queue.push_back(Outstanding {
             time,
             payload: payload.to_vec(),
+            later_ping: false,
+            after_close: self.closed[index(side)],
         });
     }
 
-    /// A pong from `side`.
-    pub fn pong(&mut self, side: Side, time: f64, payload: &[u8], out: &mut Vec<Diagnostic>) {
+    /// `side` sent its Close: its pings still outstanding can still be answered (a pong may
+    /// follow a Close, RFC 6455 §5.5.1), but such an answer is late.
+    pub fn close_sent(&mut self, side: Side) {
+        self.closed[index(side)] = true;
+        for p in self.outstanding[index(side)].iter_mut() {
+            p.after_close = true;
+        }
+    }
+
+    /// A pong from `side`: it answers the peer's oldest outstanding ping whose payload it
+    /// echoes, however late. Returns the round trip.
+    pub fn pong(
+        &mut self,
+        side: Side,
+        time: f64,
+        payload: &[u8],
+        out: &mut Vec<Diagnostic>,
+    ) -> Option<f64> {
         let queue = &mut self.outstanding[index(side.peer())];
         let matched = queue.iter().position(|p| p.payload == payload);
         match matched {
@@ -98,6 +124,28 @@ impl PingTracker {
                 if self.rtts.len() < MAX_SAMPLES {
                     self.rtts.push(rtt);
                 }
+                // A pong after the next ping matters when it is slow enough to be a missed
+                // heartbeat; after the pinger's Close it always does (the close analysis).
+                if (ping.later_ping && rtt >= 1.0) || ping.after_close {
+                    self.record.answered_late += 1;
+                    let pinger = side.peer().as_str();
+                    let after = match (ping.later_ping, ping.after_close) {
+                        (true, true) => format!("after the {pinger}'s next ping and its Close"),
+                        (true, false) => format!("after the {pinger}'s next ping"),
+                        _ => format!("after the {pinger}'s Close"),
+                    };
+                    out.push(Diagnostic::new(
+                        DiagnosticId::PongLate,
+                        Some(side),
+                        Some(time),
+                        format!(
+                            "{pinger} ping sent at {} answered late (after {}), {after}",
+                            crate::analysis::clock(ping.time),
+                            crate::analysis::close::human_seconds(rtt)
+                        ),
+                    ));
+                }
+                Some(rtt)
             }
             None => {
                 self.record.unsolicited_pongs += 1;
@@ -110,21 +158,27 @@ impl PingTracker {
                         side.as_str()
                     ),
                 ));
+                None
             }
         }
     }
 
-    /// The close handshake began or the connection ended (`what`, at `time`): pings still
-    /// outstanding never got their pong.
+    /// The connection (or the capture) ended (`what`, at `time`): pings still outstanding never
+    /// got their pong.
     pub fn settle(&mut self, what: &str, time: f64, out: &mut Vec<Diagnostic>) {
         for side in [Side::Client, Side::Server] {
             let queue = &mut self.outstanding[index(side)];
             while let Some(old) = queue.pop_front() {
                 self.record.unanswered += 1;
+                let context = if old.after_close {
+                    format!(" (the {} had sent its Close)", side.as_str())
+                } else {
+                    String::new()
+                };
                 out.push(unanswered(
                     side,
                     &old,
-                    format!("before {what} at {}", clock(time)),
+                    format!("before {what} at {}{context}", clock(time)),
                 ));
             }
         }
@@ -160,7 +214,7 @@ mod tests {
         let mut t = PingTracker::default();
         let mut d = Vec::new();
         t.ping(Side::Client, 10.0, b"a", &mut d);
-        t.pong(Side::Server, 10.004, b"a", &mut d);
+        assert!(t.pong(Side::Server, 10.004, b"a", &mut d).is_some());
         t.ping(Side::Client, 20.0, b"b", &mut d);
         t.pong(Side::Server, 20.010, b"zz", &mut d);
         t.ping(Side::Client, 30.0, b"c", &mut d);
@@ -216,5 +270,70 @@ mod tests {
         t.settle("the end", 2.0, &mut d);
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(t.record().unanswered, 0);
+    }
+
+    #[test]
+    fn a_pong_after_the_next_ping_answers_its_own_ping_late() {
+        let mut t = PingTracker::default();
+        let mut d = Vec::new();
+        t.ping(Side::Client, 1.0, b"1", &mut d);
+        t.ping(Side::Client, 2.0, b"2", &mut d);
+        let rtt = t.pong(Side::Server, 3.0, b"1", &mut d);
+        assert_eq!(rtt, Some(2.0));
+        assert_eq!(d[0].id, DiagnosticId::PongLate);
+        assert!(
+            d[0].message
+                .contains("answered late (after 2.0 s), after the client's next ping"),
+            "{}",
+            d[0].message
+        );
+        t.pong(Side::Server, 3.1, b"2", &mut d);
+        t.settle("the end", 2.0, &mut d);
+        let r = t.record();
+        assert_eq!(
+            (
+                r.answered,
+                r.answered_late,
+                r.unanswered,
+                r.unsolicited_pongs
+            ),
+            (2, 1, 0, 0)
+        );
+    }
+
+    #[test]
+    fn a_pong_after_the_pinging_sides_close_still_answers_it() {
+        // graphql-ws: the server pings, closes 4408 0.5 ms later, the client's pong follows.
+        let mut t = PingTracker::default();
+        let mut d = Vec::new();
+        t.ping(Side::Server, 1.0, b"", &mut d);
+        t.close_sent(Side::Server);
+        assert!(t.pong(Side::Client, 1.0015, b"", &mut d).is_some());
+        t.settle("the end", 2.0, &mut d);
+        let ids: Vec<_> = d.iter().map(|x| x.id).collect();
+        assert_eq!(ids, [DiagnosticId::PongLate]);
+        assert!(
+            d[0].message.ends_with("after the server's Close"),
+            "{}",
+            d[0].message
+        );
+        assert_eq!(t.record().unanswered, 0);
+    }
+
+    #[test]
+    fn a_ping_never_answered_is_reported_at_the_end_with_its_close() {
+        let mut t = PingTracker::default();
+        let mut d = Vec::new();
+        t.ping(Side::Client, 1.0, b"x", &mut d);
+        t.close_sent(Side::Client);
+        t.settle("the connection ended", 2.0, &mut d);
+        assert_eq!(d[0].id, DiagnosticId::PingUnanswered);
+        assert!(
+            d[0].message.ends_with(
+                "before the connection ended at 00:00:02.000 (the client had sent its Close)"
+            ),
+            "{}",
+            d[0].message
+        );
     }
 }

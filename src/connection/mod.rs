@@ -1142,6 +1142,7 @@ mod tests {
                 keep_frames: false,
                 frame_events: false,
                 payload: PayloadMode::Full,
+                app: crate::app::AppSelection::auto(),
             },
             payload: PayloadMode::Full,
             message_limits: MessageLimits::default(),

@@ -6,7 +6,7 @@ use crate::analysis::Analysis;
 use crate::decode::Endpoint;
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::{Negotiated, RequestHead, ResponseHead};
-use crate::message::{Assembler, Message};
+use crate::message::{Assembler, Message, PayloadMode};
 use crate::stream::Chunk;
 use crate::ws::framer::{FrameEvent, Framer};
 
@@ -48,6 +48,8 @@ pub(super) struct Session {
     dirs: [Option<Box<WsDir>>; 2],
     negotiated: Option<Negotiated>,
     midstream_reported: bool,
+    /// The assemblers keep payload for the application stage (until it gives up).
+    app_payload: bool,
     /// Requests that did not ask for an upgrade, awaiting their answers (None past the cap).
     pub(super) plain_requests: std::collections::VecDeque<Option<(RequestHead, f64)>>,
     /// A plain exchange refused by a host/path that may turn out, later in the capture, to be
@@ -67,6 +69,7 @@ impl Session {
             dirs: [None, None],
             negotiated: None,
             midstream_reported: false,
+            app_payload: true,
             plain_requests: std::collections::VecDeque::new(),
             candidate: None,
             listed_bytes: 0,
@@ -122,10 +125,15 @@ impl Session {
         } else {
             Framer::new_hunting()
         };
+        let payload = if self.app_payload {
+            ctx.config.payload
+        } else {
+            ctx.config.analysis.payload
+        };
         let mut asm = Assembler::new(
             side,
             self.negotiated.clone(),
-            ctx.config.payload,
+            payload,
             ctx.config.message_limits,
             ctx.decoders.clone(),
         );
@@ -251,7 +259,14 @@ impl Session {
                 }
                 crate::message::Output::Message(m) => {
                     let listed = self.charge_listing(&m, ctx);
-                    self.analysis.message(&m, listed, ctx.sink)
+                    self.analysis.message(&m, listed, ctx.sink);
+                    if self.app_payload && !self.analysis.app_wants_payload() {
+                        // No application protocol: keep only what the records show.
+                        self.app_payload = false;
+                        for ws in self.dirs.iter_mut().flatten() {
+                            ws.asm.set_payload(ctx.config.analysis.payload);
+                        }
+                    }
                 }
                 crate::message::Output::Diagnostic(d) => {
                     if d.id == DiagnosticId::FrameResync
@@ -301,8 +316,14 @@ impl Session {
         if !ctx.config.analysis.keep_messages {
             return true;
         }
-        // The payload is rendered as text or base64 (4/3 of it).
-        let cost = LISTED_RECORD_BYTES + (m.payload.len() as u64).div_ceil(3) * 4;
+        // The payload is rendered as text or base64 (4/3 of it), cut to what records show (the
+        // assembler may keep more for the application decoders).
+        let shown = match ctx.config.analysis.payload {
+            PayloadMode::None => 0,
+            PayloadMode::Preview(n) => m.payload.len().min(n),
+            PayloadMode::Full => m.payload.len(),
+        };
+        let cost = LISTED_RECORD_BYTES + (shown as u64).div_ceil(3) * 4;
         if ctx.listed_bytes + cost > ctx.config.max_listed_bytes {
             self.unlisted += 1;
             return false;

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::capture::InputSummary;
 use crate::diag::{Diagnostic, Side};
+use crate::record::app::{AppMessageRecord, AppRecord};
 
 /// Bumped when a contract field is renamed or removed.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -379,6 +380,12 @@ pub struct MessageRecord {
     /// Why the payload could not be inflated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inflate_error: Option<String>,
+    /// Pongs: milliseconds since the ping they answer (paired by payload, RFC 6455 §5.5.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// The application protocol's reading of the message (absent when none was recognised).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppMessageRecord>,
 }
 
 /// One frame header, with `--frames`.
@@ -446,6 +453,9 @@ pub struct PingRecord {
     pub unanswered: u64,
     /// Pongs that answered nothing.
     pub unsolicited_pongs: u64,
+    /// Pongs that came after a later ping of the same side or after its Close (counted in
+    /// `answered` too).
+    pub answered_late: u64,
     /// Smallest round trip, milliseconds.
     pub rtt_min_ms: Option<f64>,
     /// Median round trip, milliseconds.
@@ -509,6 +519,8 @@ pub struct ConnectionRecord {
     pub close: CloseRecord,
     /// Ping/pong pairing.
     pub ping: PingRecord,
+    /// The application protocol inside the messages; null when none was recognised.
+    pub app: Option<AppRecord>,
     /// TCP facts.
     pub tcp: TcpRecord,
     /// The HTTP/2 stream this WebSocket rides on (RFC 8441); absent for WebSocket over TCP.

@@ -1,6 +1,7 @@
 //! Reporters: analysis events and finished connection records in (the [`crate::record::Sink`] interface of
 //! [`crate::record`]), output for people (table) or programs (json, jsonl) out.
 
+pub mod app_text;
 pub mod json;
 pub mod jsonl;
 pub mod table;

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod app;
 mod captures;
 mod cli;
 mod golden;

@@ -918,7 +918,8 @@ fn findings_name_their_side_and_time() {
     let text = ping["message"].as_str().unwrap();
     assert!(
         text.starts_with("server ping \"srv-ping\" sent at ")
-            && text.contains("got no pong from the client before the close handshake at"),
+            && text.contains("got no pong from the client before the connection ended at")
+            && text.ends_with("(the server had sent its Close)"),
         "{text}"
     );
     let close = find("close_handshake_incomplete");

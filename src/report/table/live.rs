@@ -50,6 +50,9 @@ fn live_message(m: &MessageRecord) -> String {
     if !preview.is_empty() {
         let _ = write!(what, " {preview}");
     }
+    if let Some(app) = crate::report::app_text::message_app(m) {
+        let _ = write!(what, " {app}");
+    }
     what
 }
 

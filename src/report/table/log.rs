@@ -200,9 +200,17 @@ pub fn messages(r: &ConnectionRecord, max: usize) -> Vec<String> {
         } else {
             format!(" [{}]", flags.join(", "))
         };
+        // The decoded application packet beside the raw text.
+        let app = crate::report::app_text::message_app(m)
+            .map(|a| format!("  {a}"))
+            .unwrap_or_default();
         add(
             m.time,
-            format!("{arrow} {:<6} {length:>8}{flags}  {}", m.opcode, preview(m)),
+            format!(
+                "{arrow} {:<6} {length:>8}{flags}  {}{app}",
+                m.opcode,
+                preview(m)
+            ),
             &mut entries,
         );
     }

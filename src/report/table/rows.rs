@@ -44,6 +44,7 @@ enum Key {
     Ends,
     Path,
     Proto,
+    App,
     Duration,
     ClientToServer,
     ServerToClient,
@@ -172,6 +173,7 @@ pub fn connection_table(
         ),
         Column::new(Key::Path, "path", false),
         Column::new(Key::Proto, "protocol", false),
+        Column::new(Key::App, "app", false),
         Column::new(Key::Duration, "lasted", true),
         Column::new(Key::ClientToServer, "c→s", false),
         Column::new(Key::ServerToClient, "s→c", false),
@@ -208,6 +210,7 @@ pub fn connection_table(
                     (None, None) => vec![exact("(midstream)")],
                 },
                 Key::Proto => proto_forms(r),
+                Key::App => app_forms(r),
                 Key::Duration => vec![exact(duration(r.last_seen - r.first_seen))],
                 Key::ClientToServer | Key::ServerToClient => Vec::new(), // below
                 Key::Pings => pings(r),
@@ -231,7 +234,10 @@ pub fn connection_table(
             .map(|(n, b)| vec![exact(format!("{n:>nw$} {b:>bw$}").trim_end().to_string())])
             .collect();
     }
-    if let Some(c) = columns.iter_mut().find(|c| c.key == Key::Proto) {
+    for c in columns
+        .iter_mut()
+        .filter(|c| matches!(c.key, Key::Proto | Key::App))
+    {
         c.dropped = c.cells.iter().all(|f| f[0].text.is_empty());
     }
 
@@ -336,9 +342,11 @@ fn plan(columns: &mut [Column], max: usize, last_resort: bool) -> bool {
         Cut(Path, 24),
         Level(Ending, 2),
         Cut(Proto, 14),
+        Level(App, 1),
         Level(Ends, 2),
         Cut(Path, 16),
         Drop(Proto),
+        Drop(App),
         Cut(Path, 12),
         Drop(Start),
         Level(Pings, 1),
@@ -405,6 +413,21 @@ fn ends_forms(r: &ConnectionRecord, common_server: bool, common_ip: bool) -> Vec
         forms.push(exact(format!("{bare_client} → {bare_server}")));
     }
     forms
+}
+
+/// The application protocol (`socket.io 4 refused`), then its name alone.
+fn app_forms(r: &ConnectionRecord) -> Vec<Form> {
+    let full = crate::report::app_text::app_cell(r.app.as_ref());
+    let name = r
+        .app
+        .as_ref()
+        .map(|a| a.protocol.clone())
+        .unwrap_or_default();
+    if full == name {
+        vec![exact(full)]
+    } else {
+        vec![exact(full), lossy(name)]
+    }
 }
 
 fn proto_forms(r: &ConnectionRecord) -> Vec<Form> {

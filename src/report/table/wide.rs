@@ -25,6 +25,7 @@ pub fn connection_table(records: &[ConnectionRecord], colour: bool) -> Table {
         "client → server",
         "path",
         "protocol / extensions",
+        "app",
         "duration",
         "msgs c→s",
         "msgs s→c",
@@ -67,6 +68,7 @@ pub fn connection_table(records: &[ConnectionRecord], colour: bool) -> Table {
             Cell::new(format!("{} → {}", endpoint(&r.client), endpoint(&r.server))),
             Cell::new(path),
             Cell::new(proto.join("; ")),
+            Cell::new(crate::report::app_text::app_cell(r.app.as_ref())),
             Cell::new(human_seconds((r.last_seen - r.first_seen).max(0.0))),
             Cell::new(format!(
                 "{} / {}",
