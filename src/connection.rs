@@ -19,7 +19,8 @@ use crate::http::{
 };
 use crate::message::{Assembler, Message, MessageLimits, Output, PayloadMode};
 use crate::record::Sink;
-use crate::record::{Address, ConnectionRecord, TcpRecord};
+use crate::record::{Address, ConnectionRecord, DeliveryRecord, TcpRecord};
+use crate::tcp::delivery::Delivery;
 use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
 use crate::ws::deflate::DecoderBudget;
 use crate::ws::framer::{FrameEvent, Framer};
@@ -139,6 +140,8 @@ struct State {
 /// One TCP connection under analysis.
 pub struct Connection {
     reassembly: [Reassembler; 2],
+    /// Per direction: acknowledgements and retransmissions (for the end of the connection).
+    delivery: [Delivery; 2],
     state: State,
     last_seen: f64,
 }
@@ -157,6 +160,7 @@ impl Connection {
                 Reassembler::new(config.reassembly),
                 Reassembler::new(config.reassembly),
             ],
+            delivery: [Delivery::new(), Delivery::new()],
             state: State {
                 id,
                 phases: [Phase::Sniff, Phase::Sniff],
@@ -237,6 +241,10 @@ impl Connection {
             state.syn_seen = true;
         }
         state.syn_seen |= seg.syn;
+        self.delivery[dir].on_segment(seg.seq, seg.payload.len(), seg.syn, seg.fin, seg.rst, time);
+        if seg.ack_flag && !seg.rst {
+            self.delivery[1 - dir].on_peer_ack(seg.ack, time);
+        }
         let flags = SegmentFlags {
             syn: seg.syn,
             fin: seg.fin,
@@ -373,6 +381,21 @@ impl Connection {
             state.listed_bytes = 0;
         }
         let (client, server) = state.addresses();
+        let end = state.tcp_end.map_or(self.last_seen, |(_, t, _)| t);
+        for (dir, delivery) in self.delivery.iter().enumerate() {
+            let d = delivery.stats(end);
+            *tcp.delivery.get_mut(state.side(dir)) = DeliveryRecord {
+                last_packet: d.last_packet,
+                last_new_data: d.last_new_data,
+                retransmissions: d.retransmissions,
+                retransmissions_near_end: d.retransmissions_near_end,
+                last_retransmission: d.last_retransmission,
+                unacked_bytes: d.unacked_bytes,
+                unacked_since: d.unacked_since,
+                retransmissions_unacked: d.retransmissions_unacked,
+                last_ack: d.last_ack,
+            };
+        }
         let tcp_end = state.tcp_end.map(|(dir, t, rst)| (state.side(dir), t, rst));
         let State {
             analysis,

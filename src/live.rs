@@ -247,11 +247,12 @@ pub fn live(args: &LiveArgs, options: &RunOptions) -> Result<Outcome> {
         );
     }
 
-    let matched = session.matched();
+    // Finishing draws the findings, which `--fail-on` may name.
     session
         .sink()
         .finish(&[input], &summary)
         .map_err(Error::Output)?;
+    let matched = session.matched();
     Ok(if matched {
         Outcome::Matched
     } else {

@@ -10,9 +10,10 @@ use crate::cli::{Format, PayloadArg, ReportArgs};
 use crate::connection::ConnectionConfig;
 use crate::diag::{DiagnosticId, Severity};
 use crate::error::{Error, Result};
+use crate::findings::FindingsEngine;
 use crate::message::{MessageLimits, PayloadMode};
 use crate::pipeline::{Pipeline, TableLimits};
-use crate::record::{ConnectionRecord, Summary};
+use crate::record::{ConnectionRecord, Finding, FindingId, Summary};
 use crate::record::{Event, Sink};
 use crate::report::json::JsonReport;
 use crate::report::jsonl::JsonlReport;
@@ -28,10 +29,11 @@ pub enum Outcome {
     Matched,
 }
 
-/// `--fail-on` parsed: ids, and a severity threshold.
+/// `--fail-on` parsed: diagnostic ids, finding ids, and a severity threshold.
 #[derive(Debug, Clone, Default)]
 pub struct FailOn {
     ids: HashSet<DiagnosticId>,
+    findings: HashSet<FindingId>,
     severity: Option<Severity>,
 }
 
@@ -44,9 +46,11 @@ impl FailOn {
                 fail.severity = Some(fail.severity.map_or(s, |t| t.min(s)));
             } else if let Some(id) = DiagnosticId::parse(word) {
                 fail.ids.insert(id);
+            } else if let Some(id) = FindingId::parse(word) {
+                fail.findings.insert(id);
             } else {
                 return Err(format!(
-                    "--fail-on: unknown diagnostic id or severity {word:?} (see `wsprobe diagnostics`)"
+                    "--fail-on: unknown diagnostic id, finding id or severity {word:?} (see `wsprobe diagnostics`)"
                 ));
             }
         }
@@ -60,9 +64,14 @@ impl FailOn {
             })
         })
     }
+
+    fn matches_finding(&self, finding: &Finding) -> bool {
+        self.findings.contains(&finding.id)
+    }
 }
 
-/// Passes on only the chosen connections and notes whether any matched `--fail-on`.
+/// Passes on only the chosen connections, gathers them for the findings across connections,
+/// and notes whether anything matched `--fail-on`.
 struct Gate<'a> {
     inner: &'a mut dyn Sink,
     connection: Option<u64>,
@@ -70,6 +79,9 @@ struct Gate<'a> {
     admitted: HashSet<u64>,
     fail_on: FailOn,
     matched: bool,
+    findings: FindingsEngine,
+    /// A live capture: announce patterns as soon as they are established.
+    live_findings: bool,
 }
 
 impl Gate<'_> {
@@ -86,6 +98,16 @@ impl Gate<'_> {
     fn admits(&self, id: u64) -> bool {
         self.connection.is_none_or(|c| c == id)
             && (self.address.is_none() || self.admitted.contains(&id))
+    }
+
+    /// Live: passes on the patterns that became established by `now`.
+    fn announce(&mut self, now: f64) {
+        if !self.live_findings {
+            return;
+        }
+        for f in self.findings.poll(now) {
+            self.inner.finding_established(&f);
+        }
     }
 }
 
@@ -109,6 +131,18 @@ impl Sink for Gate<'_> {
             | Event::Close { id, .. } => *id,
         };
         if self.admits(id) {
+            match event {
+                Event::ConnectionSeen {
+                    id,
+                    time,
+                    client,
+                    server,
+                } => self.findings.connection_seen(*id, *time, client, server),
+                Event::Handshake { id, handshake } => {
+                    self.findings.handshake(*id, handshake.status)
+                }
+                _ => {}
+            }
             self.inner.event(event);
         }
     }
@@ -121,11 +155,31 @@ impl Sink for Gate<'_> {
             return;
         }
         self.matched |= self.fail_on.matches(&record);
+        self.findings.connection(&record);
+        let now = record.last_seen;
         self.inner.connection(record);
+        self.announce(now);
     }
 
+    fn tick(&mut self, now: f64) {
+        self.announce(now);
+        self.inner.tick(now);
+    }
+
+    /// Draws the findings over every connection, hands them to the reporter, then finishes it.
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
-        self.inner.finish(inputs, summary)
+        let findings = self.findings.finish();
+        self.matched |= findings.iter().any(|f| self.fail_on.matches_finding(f));
+        let mut summary = summary.clone();
+        for f in &findings {
+            *summary
+                .findings
+                .entry(f.id.as_str().to_string())
+                .or_insert(0) += 1;
+        }
+        summary.findings_skipped_connections = self.findings.skipped();
+        self.inner.findings(&findings);
+        self.inner.finish(inputs, &summary)
     }
 
     fn output_failed(&self) -> bool {
@@ -155,6 +209,8 @@ pub struct RunOptions {
     pub flush_each_line: bool,
     /// Print a line per event in the table format as it happens (live).
     pub live_events: bool,
+    /// Announce findings across connections as soon as they are established (live).
+    pub live_findings: bool,
 }
 
 impl RunOptions {
@@ -210,6 +266,7 @@ impl RunOptions {
             pretty: args.pretty,
             flush_each_line: live,
             live_events: live && args.format == Format::Table,
+            live_findings: live,
         })
     }
 
@@ -252,6 +309,8 @@ impl<'a> Session<'a> {
                 admitted: HashSet::new(),
                 fail_on: options.fail_on.clone(),
                 matched: false,
+                findings: FindingsEngine::new(),
+                live_findings: options.live_findings,
             },
         }
     }
@@ -297,11 +356,12 @@ pub fn analyze(
         }
         summary = pipeline.finish_all();
     }
-    let matched = session.matched();
+    // Finishing draws the findings, which `--fail-on` may name.
     session
         .sink()
         .finish(&inputs, &summary)
         .map_err(Error::Output)?;
+    let matched = session.matched();
     Ok((
         if matched {
             Outcome::Matched

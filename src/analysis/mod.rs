@@ -3,6 +3,7 @@
 
 pub mod close;
 pub mod ping;
+pub mod timing;
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use crate::http::{Negotiated, RequestHead, ResponseHead, derive_accept_key};
 use crate::message::{Message, PayloadMode};
 use crate::record::{
     Address, ConnectionRecord, FrameRecord, HandshakeRecord, MessageRecord, OpcodeCounts, PerSide,
-    TcpRecord,
+    TcpRecord, TimingRecord,
 };
 use crate::record::{Event, Sink};
 use crate::ws::frame::FrameHeader;
@@ -19,6 +20,7 @@ use crate::ws::opcode::OpCode;
 
 use close::{CloseTracker, EndContext};
 use ping::PingTracker;
+use timing::{TimingTracker, round6};
 
 /// Diagnostics listed per id and connection; the rest are only counted, so a storm of
 /// violations cannot grow memory.
@@ -63,6 +65,9 @@ pub struct Analysis {
     frames_dropped: u64,
     close: CloseTracker,
     ping: PingTracker,
+    timing: TimingTracker,
+    /// Pings outstanding per side (client, server) when the close handshake began.
+    pings_at_close: Option<[(u64, Option<f64>); 2]>,
     diagnostics: Vec<Diagnostic>,
     counts: BTreeMap<DiagnosticId, u64>,
     last_frame_time: Option<f64>,
@@ -90,6 +95,8 @@ impl Analysis {
             frames_dropped: 0,
             close: CloseTracker::default(),
             ping: PingTracker::default(),
+            timing: TimingTracker::default(),
+            pings_at_close: None,
             diagnostics: Vec::new(),
             counts: BTreeMap::new(),
             last_frame_time: None,
@@ -158,6 +165,10 @@ impl Analysis {
     pub fn handshake_request(&mut self, req: &RequestHead, time: f64, sink: &mut dyn Sink) {
         let problems = req.problems();
         self.key = req.key.clone();
+        self.timing.handshake(Side::Client, time);
+        if let Some(key) = &req.key {
+            self.timing.key(key);
+        }
         self.handshake = Some(HandshakeRecord {
             path: req.path.clone(),
             host: req.host.clone(),
@@ -214,6 +225,7 @@ impl Analysis {
         }
         handshake.accepted =
             crate::http::handshake::has_token(resp.upgrade.as_deref(), "websocket");
+        self.timing.handshake(Side::Server, time);
         handshake.subprotocol = resp.protocol.clone();
         handshake.extensions = resp.extensions.clone();
         handshake.accept_valid = match (&self.key, &resp.accept) {
@@ -278,6 +290,7 @@ impl Analysis {
         }
         self.last_frame_time = Some(time);
         self.started.get_or_insert(time);
+        self.timing.frame(side, h, time);
         if !(self.options.keep_frames || self.options.frame_events) {
             return;
         }
@@ -316,6 +329,10 @@ impl Analysis {
             OpCode::Close => {
                 if let Some((code, reason)) = &m.close {
                     if !self.close.closing() {
+                        self.pings_at_close = Some([
+                            self.ping.outstanding(Side::Client),
+                            self.ping.outstanding(Side::Server),
+                        ]);
                         self.ping.settle("the close handshake", &mut self.scratch);
                     }
                     self.close.close_frame(side, m.time, *code, reason);
@@ -383,6 +400,10 @@ impl Analysis {
         } else {
             "the capture ended"
         };
+        let pings_at_end = self.pings_at_close.unwrap_or([
+            self.ping.outstanding(Side::Client),
+            self.ping.outstanding(Side::Server),
+        ]);
         self.ping.settle(ending, &mut self.scratch);
         self.drain_scratch(sink);
         if self.messages_dropped > 0 {
@@ -409,15 +430,22 @@ impl Analysis {
                 sink,
             );
         }
+        let unreachable = close::unreachable(&tcp, tcp_end);
+        let tracking_stopped = stopped.is_some();
         let ctx = EndContext {
             refused: self.refused.clone(),
             last_frame_time: self.last_frame_time,
             last_message: self.last_message.map(|l| l.describe()),
             started: self.started,
             stopped,
+            unreachable,
         };
         let close = self.close.record(&ctx, &mut self.scratch);
         self.drain_scratch(sink);
+        let mut timing = self.timing_record(first_seen, last_seen, tcp_end, pings_at_end);
+        if tracking_stopped && timing.ended_by == "none" {
+            timing.ended_by = "stopped";
+        }
         ConnectionRecord {
             id: self.id,
             client,
@@ -433,6 +461,8 @@ impl Analysis {
             close,
             ping: self.ping.record(),
             tcp,
+            timing,
+            fingerprint: self.timing.fingerprint(),
             diagnostics: self.diagnostics,
             diagnostic_counts: self
                 .counts
@@ -440,6 +470,43 @@ impl Analysis {
                 .map(|(id, n)| (id.as_str().to_string(), *n))
                 .collect(),
         }
+    }
+}
+
+impl Analysis {
+    /// When and how the end began, each side's last activity, the pings at the end.
+    fn timing_record(
+        &self,
+        first_seen: f64,
+        last_seen: f64,
+        tcp_end: Option<(Side, f64, bool)>,
+        pings_at_end: [(u64, Option<f64>); 2],
+    ) -> TimingRecord {
+        let close = self.close.first_close();
+        let (end_time, ended_by, ended_from) = match (close, tcp_end) {
+            (Some((side, t)), Some((_, tcp_t, _))) if t <= tcp_t => (t, "close", Some(side)),
+            (Some((side, t)), None) => (t, "close", Some(side)),
+            (_, Some((side, t, rst))) => (t, if rst { "rst" } else { "fin" }, Some(side)),
+            (None, None) => (last_seen, "none", None),
+        };
+        let mut record = TimingRecord {
+            end_time,
+            ended_by,
+            ended_from,
+            age: round6((end_time - self.started.unwrap_or(first_seen)).max(0.0)),
+            ..TimingRecord::default()
+        };
+        self.timing.fill(end_time, &mut record);
+        for (i, side) in [Side::Client, Side::Server].into_iter().enumerate() {
+            let (ping, pong) = self.ping.last_ping_pong(side);
+            *record.last_ping.get_mut(side) = ping;
+            *record.last_pong.get_mut(side) = pong;
+            *record.since_last_ping.get_mut(side) = ping.map(|t| round6((end_time - t).max(0.0)));
+            *record.ping_interval.get_mut(side) = self.ping.interval(side).map(round6);
+            *record.unanswered_pings_at_end.get_mut(side) = pings_at_end[i].0;
+            *record.first_unanswered_ping.get_mut(side) = pings_at_end[i].1;
+        }
+        record
     }
 }
 

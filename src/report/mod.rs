@@ -4,6 +4,7 @@
 pub mod json;
 pub mod jsonl;
 pub mod table;
+pub mod why;
 
 /// Writes and flushes, remembering the first error (a closed pipe ends the run quietly).
 pub(crate) struct Output {

@@ -12,7 +12,7 @@ use crate::analysis::clock;
 use crate::analysis::close::human_seconds;
 use crate::capture::InputSummary;
 use crate::diag::{Severity, Side};
-use crate::record::{ConnectionRecord, MessageRecord, Summary};
+use crate::record::{ConnectionRecord, Finding, MessageRecord, Summary};
 use crate::record::{Event, Sink};
 
 /// Connections listed in full; beyond that only totals (use json for everything).
@@ -27,6 +27,8 @@ pub struct TableReport {
     omitted: u64,
     /// Live capture: one line per event as it happens, before the final report.
     live: Option<LiveLines>,
+    /// Findings across connections, for the "Why connections ended" section.
+    findings: Vec<Finding>,
 }
 
 /// What the live event lines need to remember per open connection.
@@ -99,6 +101,7 @@ impl TableReport {
             records: Vec::new(),
             omitted: 0,
             live: None,
+            findings: Vec::new(),
         }
     }
 
@@ -424,6 +427,25 @@ impl Sink for TableReport {
         self.out.failed()
     }
 
+    fn finding_established(&mut self, f: &Finding) {
+        let Some(live) = &self.live else {
+            return;
+        };
+        let line = format!(
+            "{} pattern {} ({:.0} % sure): {}\n",
+            clock(f.time.unwrap_or(live.last_time)),
+            f.id.as_str(),
+            f.confidence * 100.0,
+            cut(&f.evidence, 200)
+        );
+        self.out.write_all(line.as_bytes());
+        self.out.flush();
+    }
+
+    fn findings(&mut self, findings: &[Finding]) {
+        self.findings = findings.to_vec();
+    }
+
     fn connection(&mut self, record: ConnectionRecord) {
         if self.live.is_some() {
             let what = format!("ended: {}", record.close.summary);
@@ -490,6 +512,9 @@ impl Sink for TableReport {
             for r in &self.records {
                 self.messages_log(r, &mut text);
             }
+        }
+        if let Some(why) = super::why::section(&self.findings, summary, self.colour) {
+            text.push_str(&why);
         }
         if let Some(t) = self.diagnostics_table() {
             let _ = writeln!(text, "\n{t}");

@@ -1,0 +1,291 @@
+//! Findings across connections: why did they drop? Finished connection records (and connection
+//! starts) in, patterns over their endings out ([`Finding`]s: idle timeouts, lifetimes,
+//! restarts, graceful shutdowns, heartbeat timeouts, unreachable peers, proxy legs), each with a
+//! confidence, the connections it covers, the numbers, and what to do.
+//!
+//! ```text
+//! ConnectionRecord ─► Ending (a few hundred bytes) ─┐
+//! connection start ─► Start ────────────────────────┴► detectors ─► Finding
+//! ```
+//!
+//! Memory: one [`Ending`] per finished connection, up to [`MAX_ENDINGS`]; past it endings are
+//! counted, not kept, and the report says so. The records themselves are never kept.
+//!
+//! A pattern needs evidence across connections (at least three sharing a value or an instant,
+//! beyond chance: see [`stats`]) or one unambiguous signal (a peer that never acknowledged
+//! retransmitted data, a close reason naming a keepalive, one session seen on both sides of a
+//! proxy). Single-connection causes that are already clear stay in the connection's record.
+
+pub mod burst;
+pub mod ending;
+pub mod heartbeat;
+pub mod idle;
+pub mod legs;
+pub mod stats;
+pub mod suspects;
+pub mod text;
+pub mod unreachable;
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::record::{Address, ConnectionRecord, Finding, FindingId};
+use ending::{Ending, Host, Start};
+
+/// Finished connections remembered for the findings: at about 250 bytes each, 200 000 hold
+/// 50 MB, enough for a capture of a large incident; past it the rest are counted.
+pub const MAX_ENDINGS: usize = 200_000;
+
+/// Capture seconds between two looks for newly established patterns during a live capture.
+pub const POLL_EVERY_S: f64 = 1.0;
+
+/// What the detectors look at.
+pub struct Input<'a> {
+    /// Every finished connection kept.
+    pub endings: &'a [Ending],
+    /// Every connection start known (finished or not).
+    pub starts: &'a [Start],
+    /// Starts of connections not finished yet.
+    pub open: &'a [Start],
+    /// Proxy leg pairs among `endings`: (front, back, same key, same frames).
+    pub pairs: &'a [(usize, usize, bool, bool)],
+    /// Capture time now.
+    pub now: f64,
+    /// The capture is over: nothing more will come.
+    pub final_: bool,
+}
+
+impl Input<'_> {
+    /// The servers of the endings, each once.
+    pub fn servers(&self) -> Vec<Host> {
+        let mut s: Vec<Host> = self.endings.iter().map(|e| e.server).collect();
+        s.sort();
+        s.dedup();
+        s
+    }
+
+    /// Seconds from the first start to the last end.
+    pub fn span(&self) -> f64 {
+        let first = self
+            .starts
+            .iter()
+            .map(|s| s.time)
+            .fold(f64::INFINITY, f64::min);
+        let last = self.endings.iter().map(|e| e.end).fold(self.now, f64::max);
+        if first.is_finite() {
+            (last - first).max(0.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// How many sessions the connections `ids` are, counting the two legs of a proxied session
+    /// once.
+    pub fn sessions(&self, ids: &[u64]) -> usize {
+        let both = self
+            .pairs
+            .iter()
+            .filter(|(a, b, ..)| {
+                ids.contains(&self.endings[*a].id) && ids.contains(&self.endings[*b].id)
+            })
+            .count();
+        ids.len() - both
+    }
+}
+
+/// Gathers the connections of a run and draws the findings.
+#[derive(Debug, Default)]
+pub struct FindingsEngine {
+    endings: Vec<Ending>,
+    starts: Vec<Start>,
+    open: BTreeMap<u64, Start>,
+    skipped: u64,
+    latest: f64,
+    /// Keys of the findings already announced during a live capture.
+    announced: HashSet<String>,
+    last_poll: f64,
+    changed: bool,
+}
+
+impl FindingsEngine {
+    /// An engine with nothing seen.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A connection became worth reporting.
+    pub fn connection_seen(&mut self, id: u64, time: f64, client: &Address, server: &Address) {
+        self.latest = self.latest.max(time);
+        self.open.insert(
+            id,
+            Start {
+                id,
+                time,
+                client: Host::of(client),
+                server: Host::of(server),
+                status: None,
+            },
+        );
+        self.changed = true;
+    }
+
+    /// A connection's upgrade got its answer.
+    pub fn handshake(&mut self, id: u64, status: Option<u16>) {
+        if let Some(s) = self.open.get_mut(&id) {
+            s.status = status;
+        }
+    }
+
+    /// A connection finished.
+    pub fn connection(&mut self, record: &ConnectionRecord) {
+        self.open.remove(&record.id);
+        self.latest = self.latest.max(record.last_seen);
+        self.changed = true;
+        if self.endings.len() >= MAX_ENDINGS {
+            self.skipped += 1;
+            return;
+        }
+        let ending = Ending::of(record);
+        let mut start = ending.start_of();
+        if !ending.websocket {
+            start.status = record.handshake.as_ref().and_then(|h| h.status);
+        }
+        self.starts.push(start);
+        if ending.websocket {
+            self.endings.push(ending);
+        }
+    }
+
+    /// Finished connections not kept because [`MAX_ENDINGS`] was reached.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    fn detect(&self, now: f64, final_: bool) -> Vec<Finding> {
+        let pairs = legs::pairs(&self.endings);
+        let open: Vec<Start> = self.open.values().copied().collect();
+        let mut starts = self.starts.clone();
+        starts.extend(open.iter().copied());
+        let input = Input {
+            endings: &self.endings,
+            starts: &starts,
+            open: &open,
+            pairs: &pairs,
+            now,
+            final_,
+        };
+        let mut found: Vec<(Finding, f64)> = Vec::new();
+        let mut instants = burst::restarts(&input);
+        instants.extend(burst::graceful_shutdowns(&input));
+        // Live: clients may still come back, and make a mass disconnect a restart.
+        let pending = |f: &Finding| {
+            !final_
+                && f.id == FindingId::MassDisconnect
+                && now - f.time.unwrap_or(now) < burst::RECONNECT_WINDOW_S
+        };
+        let mut durations = idle::idle_timeouts(&input);
+        durations.extend(idle::max_lifetimes(&input));
+        // Connections ended at one instant share their silence or age only if they began or
+        // went quiet together: the instant is the cause.
+        durations.retain(|(d, _)| {
+            !instants.iter().any(|(i, _)| {
+                d.connections
+                    .iter()
+                    .filter(|c| i.connections.contains(c))
+                    .count()
+                    * 2
+                    >= d.connections.len()
+            })
+        });
+        found.extend(without_overlaps(durations));
+        found.extend(instants.into_iter().filter(|(f, _)| !pending(f)));
+        found.extend(heartbeat::heartbeat_timeouts(&input));
+        found.extend(unreachable::unreachables(&input));
+        found.extend(legs::proxy_legs(&input));
+        let mut findings: Vec<Finding> = found.into_iter().map(|(f, _)| f).collect();
+        findings.sort_by(|a, b| {
+            b.confidence
+                .total_cmp(&a.confidence)
+                .then(a.time.unwrap_or(0.0).total_cmp(&b.time.unwrap_or(0.0)))
+                .then(a.id.cmp(&b.id))
+        });
+        findings
+    }
+
+    /// During a live capture: the patterns that became established since the last call (each
+    /// announced once). Looks at most every [`POLL_EVERY_S`] of capture time.
+    pub fn poll(&mut self, now: f64) -> Vec<Finding> {
+        self.latest = self.latest.max(now);
+        if !self.changed || now - self.last_poll < POLL_EVERY_S {
+            return Vec::new();
+        }
+        self.last_poll = now;
+        self.changed = false;
+        let mut new = Vec::new();
+        for f in self.detect(self.latest, false) {
+            if self.announced.insert(key(&f)) {
+                new.push(f);
+            }
+        }
+        new
+    }
+
+    /// The findings over everything seen.
+    pub fn finish(&self) -> Vec<Finding> {
+        self.detect(self.latest, true)
+    }
+}
+
+/// Of the idle-time and lifetime patterns covering the same endings, the more significant.
+fn without_overlaps(mut found: Vec<(Finding, f64)>) -> Vec<(Finding, f64)> {
+    found.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut kept: Vec<(Finding, f64)> = Vec::new();
+    for (f, p) in found {
+        let overlaps = kept.iter().any(|(k, _)| {
+            k.id != f.id
+                && f.connections
+                    .iter()
+                    .filter(|c| k.connections.contains(c))
+                    .count()
+                    * 2
+                    >= f.connections.len()
+        });
+        if !overlaps {
+            kept.push((f, p));
+        }
+    }
+    kept
+}
+
+/// What makes a finding the same one as it grows: its id and its subject.
+fn key(f: &Finding) -> String {
+    let p = &f.parameters;
+    let get = |k: &str| p.get(k).map(|v| v.to_string()).unwrap_or_default();
+    let rounded = |k: &str| {
+        p.get(k)
+            .and_then(|v| v.as_f64())
+            .map(|x| format!("{x:.1e}"))
+            .unwrap_or_default()
+    };
+    match f.id {
+        FindingId::IdleTimeout => format!("{}:{}", f.id.as_str(), rounded("timeout_s")),
+        FindingId::MaxLifetime => format!("{}:{}", f.id.as_str(), rounded("lifetime_s")),
+        FindingId::HeartbeatTimeout => {
+            format!("{}:{}:{}", f.id.as_str(), get("side"), rounded("timeout_s"))
+        }
+        FindingId::ServerRestart | FindingId::MassDisconnect | FindingId::GracefulShutdown => {
+            let t = p.get("time").and_then(|v| v.as_f64()).unwrap_or(0.0);
+            format!(
+                "{}:{}:{}:{}",
+                f.id.as_str(),
+                get("server"),
+                get("code"),
+                t.floor()
+            )
+        }
+        FindingId::PeerUnreachable => format!("{}:{}:{}", f.id.as_str(), get("side"), get("host")),
+        FindingId::ProxyLegs => format!("{}:{}", f.id.as_str(), get("legs")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
