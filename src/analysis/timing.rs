@@ -29,7 +29,12 @@ pub struct TimingTracker {
     closing: bool,
     fingerprint: Fingerprint,
     hasher: Option<DefaultHasher>,
+    first_mask: Option<[u8; 4]>,
 }
+
+/// The sample key of RFC 6455 §1.3, which test clients and hand-written ones send verbatim:
+/// shared by unrelated connections, it cannot pair proxy legs.
+const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 impl TimingTracker {
     /// `side` sent something at `time` that shows it was alive.
@@ -55,6 +60,9 @@ impl TimingTracker {
 
     /// The Sec-WebSocket-Key of the upgrade request.
     pub fn key(&mut self, key: &str) {
+        if key.trim() == SAMPLE_KEY {
+            return;
+        }
         let mut h = DefaultHasher::new();
         key.trim().hash(&mut h);
         self.fingerprint.key = Some(h.finish());
@@ -78,6 +86,12 @@ impl TimingTracker {
             (h.fin, h.rsv, h.opcode.as_str(), h.payload_len, h.mask).hash(hasher);
             self.fingerprint.frame_count += 1;
             self.fingerprint.masked += u32::from(h.mask.is_some());
+            if let Some(mask) = h.mask {
+                match self.first_mask {
+                    None => self.first_mask = Some(mask),
+                    Some(first) => self.fingerprint.varied_masks |= first != mask,
+                }
+            }
             self.fingerprint.frames = hasher.clone().finish();
         }
     }
@@ -157,7 +171,7 @@ mod tests {
         ];
         let run = |frames: &[(Side, FrameHeader)], t0: f64| {
             let mut t = TimingTracker::default();
-            t.key("dGhlIHNhbXBsZSBub25jZQ==");
+            t.key("x3JJHMbDL1EzLkh9GBhXDw==");
             for (i, (side, h)) in frames.iter().enumerate() {
                 t.frame(*side, h, t0 + i as f64);
             }
@@ -166,9 +180,14 @@ mod tests {
         let a = run(&frames, 0.0);
         let b = run(&frames, 0.0002);
         assert_eq!(a, b);
-        assert_eq!((a.frame_count, a.masked), (3, 2));
+        assert_eq!((a.frame_count, a.masked, a.varied_masks), (3, 2, true));
+        assert!(a.key.is_some());
         let mut other = frames;
         other[0].1.mask = Some([1, 2, 3, 5]);
         assert_ne!(run(&other, 0.0).frames, a.frames);
+        // The RFC's sample key is everybody's: it pairs nothing.
+        let mut t = TimingTracker::default();
+        t.key("dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(t.fingerprint().key, None);
     }
 }

@@ -83,7 +83,12 @@ fn open_at(input: &Input<'_>, server: Host, t: f64) -> usize {
     ended + open
 }
 
-fn comeback_words(c: &Comeback, k: usize) -> (String, serde_json::Map<String, serde_json::Value>) {
+/// `watched`: seconds the capture went on after the instant.
+fn comeback_words(
+    c: &Comeback,
+    k: usize,
+    watched: f64,
+) -> (String, serde_json::Map<String, serde_json::Value>) {
     let mut p = serde_json::Map::new();
     p.insert("reconnected".into(), json!(c.delays.len()));
     if c.delays.is_empty() {
@@ -92,11 +97,13 @@ fn comeback_words(c: &Comeback, k: usize) -> (String, serde_json::Map<String, se
         } else {
             String::new()
         };
+        let within = if watched < RECONNECT_WINDOW_S {
+            format!("in the {} the capture went on", secs(watched.max(0.0)))
+        } else {
+            format!("within {RECONNECT_WINDOW_S} s")
+        };
         return (
-            format!(
-                "no new connection from those clients within {} s{refused}",
-                RECONNECT_WINDOW_S
-            ),
+            format!("no new connection from those clients {within}{refused}"),
             p,
         );
     }
@@ -159,7 +166,7 @@ pub fn restarts(input: &Input<'_>) -> Vec<(Finding, f64)> {
             };
             let back = comeback(input, server, t0, &members);
             let restart = by == Side::Server && !back.delays.is_empty();
-            let (back_words, back_params) = comeback_words(&back, k);
+            let (back_words, back_params) = comeback_words(&back, k, input.now - t0);
             let spread = burst.last - burst.first;
             let mut clients: Vec<[u8; 16]> = members.iter().map(|e| e.client.addr).collect();
             clients.sort();
@@ -277,7 +284,7 @@ pub fn graceful_shutdowns(input: &Input<'_>) -> Vec<(Finding, f64)> {
                     .collect();
                 let reason = most_common(members.iter().filter_map(|e| e.reason.as_deref()));
                 let back = comeback(input, server, t0, &members);
-                let (back_words, back_params) = comeback_words(&back, k);
+                let (back_words, back_params) = comeback_words(&back, k, input.now - t0);
                 let name = crate::ws::opcode::close_code_meaning(code);
                 let short = name.split(':').next().unwrap_or("").to_string();
                 let reason_words = reason.map(|r| format!(" \"{r}\"")).unwrap_or_default();

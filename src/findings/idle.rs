@@ -291,6 +291,15 @@ fn idle_finding(
     } else if silent_from_start == k {
         confidence *= 0.8; // a lifetime limit would look the same
     }
+    // All ended at one instant too: one event ending them all (a process exiting) would look
+    // the same, since they also fell silent together.
+    let ends = members.iter().map(|e| e.end);
+    let together = ends.clone().fold(f64::NEG_INFINITY, f64::max)
+        - ends.fold(f64::INFINITY, f64::min)
+        <= super::burst::BURST_WINDOW_S;
+    if together {
+        confidence *= 0.6;
+    }
     let (how, how_param) = how_words(members);
     let suspects = matching(IDLE_TIMEOUTS, t);
     let pinging = survivors
@@ -329,17 +338,48 @@ fn idle_finding(
         ));
     }
     if silent_from_start == k {
-        evidence.push_str("; all of them were silent from the start");
+        evidence.push_str("; all of them fell silent right after opening");
+    }
+    if together {
+        evidence.push_str(&format!(
+            "; they all ended within {} of each other, so one event ending them all would look the same",
+            secs(super::burst::BURST_WINDOW_S)
+        ));
+    }
+    // Proxied sessions whose two legs the proxy closed itself: the proxy's own timeout.
+    let mut proxies: Vec<Host> = input
+        .pairs
+        .iter()
+        .map(|&(a, b, ..)| (&input.endings[a], &input.endings[b]))
+        .filter(|(f, b)| member_ids.contains(&f.id) && member_ids.contains(&b.id))
+        .filter(|(f, b)| f.by == Some(Side::Server) && b.by == Some(Side::Client))
+        .map(|(f, _)| f.server)
+        .collect();
+    proxies.sort();
+    proxies.dedup();
+    if !proxies.is_empty() {
+        evidence.push_str(&format!(
+            "; the proxy at {} closed both legs of each proxied session",
+            hosts(&proxies)
+        ));
     }
     let who = match members.iter().filter_map(|e| e.by).collect::<Vec<_>>() {
         v if v.iter().all(|&s| s == Side::Server) => "the server's side",
         v if v.iter().all(|&s| s == Side::Client) => "the client's side",
         _ => "both sides",
     };
-    let mut explanation = format!(
-        "Something on the path closes connections that carry no data for about {}: an idle timeout of a proxy, load balancer or the server itself, acting from {who}.",
-        secs(t)
-    );
+    let mut explanation = if proxies.is_empty() {
+        format!(
+            "Something on the path closes connections that carry no data for about {}: an idle timeout of a proxy, load balancer or the server itself, acting from {who}.",
+            secs(t)
+        )
+    } else {
+        format!(
+            "The proxy at {} closes sessions that carry no data for about {}: its own idle timeout (nginx: proxy_read_timeout), not the client's or the server's doing.",
+            hosts(&proxies),
+            secs(t)
+        )
+    };
     if !survivors.is_empty() {
         explanation
             .push_str(" Connections that kept sending survived, so the timer resets on traffic.");
@@ -365,7 +405,12 @@ fn idle_finding(
     let advice = format!(
         "Send a ping (or any message) more often than every {} (T/2) on these connections, or raise the idle timeout{}.",
         secs(t / 2.0),
-        if suspects.is_empty() {
+        if !proxies.is_empty() && suspects.is_empty() {
+            format!(
+                " of the proxy at {} (nginx proxy_read_timeout, HAProxy timeout tunnel)",
+                hosts(&proxies)
+            )
+        } else if suspects.is_empty() {
             format!(
                 " of whatever sits in front of {} (nginx proxy_read_timeout, HAProxy timeout tunnel, a cloud load balancer's idle timeout)",
                 hosts(&servers)

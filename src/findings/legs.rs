@@ -18,8 +18,8 @@ use crate::record::{Finding, FindingId};
 /// request arrives.
 const MAX_START_GAP_S: f64 = 30.0;
 
-/// Fewest frames, with at least one masking key, for frames alone to pair two legs (with no
-/// Sec-WebSocket-Key seen): one masked frame already carries 32 random bits.
+/// Fewest frames for frames alone to pair two legs (no Sec-WebSocket-Key in common): with
+/// varied masking keys, two masked frames already carry 64 random bits.
 const MIN_FRAMES: u32 = 2;
 
 /// The pairs (front leg index, back leg index) among `endings`: front is the one that started
@@ -33,7 +33,7 @@ pub fn pairs(endings: &[Ending]) -> Vec<(usize, usize, bool, bool)> {
             by_key.entry(k).or_default().push(i);
         }
         let f = e.fingerprint;
-        if f.frame_count >= MIN_FRAMES.min(FINGERPRINT_FRAMES) && f.masked > 0 {
+        if f.frame_count >= MIN_FRAMES.min(FINGERPRINT_FRAMES) && f.varied_masks {
             by_frames
                 .entry((f.frames, f.frame_count))
                 .or_default()
@@ -47,8 +47,12 @@ pub fn pairs(endings: &[Ending]) -> Vec<(usize, usize, bool, bool)> {
         for w in g.windows(2) {
             let (a, b) = (w[0], w[1]);
             let (ea, eb) = (&endings[a], &endings[b]);
-            if (ea.client, ea.server) == (eb.client, eb.server)
+            // Two legs lead to different servers (the proxy, then the upstream), and the
+            // upstream leg opens while the client's is open (a reconnection with the same key
+            // is a new session, not a leg).
+            if ea.server == eb.server
                 || (eb.first_seen - ea.first_seen).abs() > MAX_START_GAP_S
+                || eb.first_seen > ea.end.max(ea.first_seen) + 1.0
             {
                 continue;
             }

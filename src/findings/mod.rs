@@ -184,18 +184,7 @@ impl FindingsEngine {
         };
         let mut durations = idle::idle_timeouts(&input);
         durations.extend(idle::max_lifetimes(&input));
-        // Connections ended at one instant share their silence or age only if they began or
-        // went quiet together: the instant is the cause.
-        durations.retain(|(d, _)| {
-            !instants.iter().any(|(i, _)| {
-                d.connections
-                    .iter()
-                    .filter(|c| i.connections.contains(c))
-                    .count()
-                    * 2
-                    >= d.connections.len()
-            })
-        });
+        let (durations, instants) = one_cause(durations, instants);
         found.extend(without_overlaps(durations));
         found.extend(instants.into_iter().filter(|(f, _)| !pending(f)));
         found.extend(heartbeat::heartbeat_timeouts(&input));
@@ -233,6 +222,61 @@ impl FindingsEngine {
     pub fn finish(&self) -> Vec<Finding> {
         self.detect(self.latest, true)
     }
+}
+
+/// A finding and the chance that its pattern is luck (smaller: more significant).
+type Scored = (Finding, f64);
+
+/// How much tighter a shared duration must be than the instant the same connections ended at
+/// for the duration to be the cause: connections cut at a fixed age end as spread out as they
+/// began, while a shutdown or a crash ends them all within milliseconds, whatever their age.
+const TIGHTER: f64 = 3.0;
+
+/// A duration pattern (idle time, age) and an instant pattern (restart, shutdown) over mostly
+/// the same endings are one cause: the tighter one. Connections ended at one instant share
+/// their age if they began together; connections cut at one age end together if they began
+/// together.
+fn one_cause(durations: Vec<Scored>, instants: Vec<Scored>) -> (Vec<Scored>, Vec<Scored>) {
+    let overlap = |a: &Finding, b: &Finding| {
+        a.connections
+            .iter()
+            .filter(|c| b.connections.contains(c))
+            .count()
+            * 2
+            >= a.connections.len().min(b.connections.len())
+    };
+    let spread = |f: &Finding, key: &str| {
+        let v = f.parameters.get(key);
+        match v.and_then(|v| v.as_array()) {
+            Some(a) if a.len() == 2 => a[1].as_f64().unwrap_or(0.0) - a[0].as_f64().unwrap_or(0.0),
+            _ => v.and_then(|v| v.as_f64()).unwrap_or(0.0),
+        }
+    };
+    let mut drop_instant = vec![false; instants.len()];
+    let mut kept_durations = Vec::new();
+    for (d, p) in durations {
+        let mut keep = true;
+        for (j, (i, _)) in instants.iter().enumerate() {
+            if !overlap(&d, i) {
+                continue;
+            }
+            if spread(&d, "spread_s") * TIGHTER < spread(i, "window_s") {
+                drop_instant[j] = true;
+            } else {
+                keep = false;
+            }
+        }
+        if keep {
+            kept_durations.push((d, p));
+        }
+    }
+    let instants = instants
+        .into_iter()
+        .zip(drop_instant)
+        .filter(|(_, dropped)| !dropped)
+        .map(|(i, _)| i)
+        .collect();
+    (kept_durations, instants)
 }
 
 /// Of the idle-time and lifetime patterns covering the same endings, the more significant.

@@ -90,6 +90,7 @@ fn ending(
             frames: id.wrapping_mul(31),
             frame_count: 3,
             masked: 1,
+            varied_masks: false,
         },
         stopped: false,
     }
@@ -521,14 +522,14 @@ fn a_graceful_shutdown_names_the_code_and_those_that_did_not_answer() {
             i,
             host(20 + i as u8, 40_000),
             host(1, 443),
-            T0,
+            T0 + 7.0 * i as f64,
             end,
             How::Close {
                 code: 1001,
                 answered,
             },
             Some(Side::Server),
-            4.0,
+            4.0 + 1.7 * i as f64,
         );
         e.reason = Some("going away".into());
         endings.push(e);
@@ -686,6 +687,7 @@ fn two_legs_of_one_session_are_paired_and_the_closer_named() {
         frames: 7,
         frame_count: 4,
         masked: 2,
+        varied_masks: true,
     };
     back.fingerprint = front.fingerprint;
     let found = detect(vec![front, back]);
@@ -796,4 +798,82 @@ fn sample_record() -> crate::record::ConnectionRecord {
         diagnostics: Vec::new(),
         diagnostic_counts: Default::default(),
     }
+}
+
+#[test]
+fn a_fixed_lifetime_is_not_a_shutdown_even_when_the_closes_are_close_together() {
+    // Six chatty connections opened 0.3 s apart, each closed by the server 3 s later: their
+    // closes fall within the shutdown window, but their ages are far tighter.
+    let endings: Vec<Ending> = (0..6u64)
+        .map(|i| {
+            let start = T0 + 0.3 * i as f64;
+            let end = start + 3.0 + 0.001 * (i % 2) as f64;
+            let mut e = ending(
+                i,
+                host(20 + i as u8, 40_000),
+                host(1, 443),
+                start,
+                end,
+                How::Close {
+                    code: 1000,
+                    answered: true,
+                },
+                Some(Side::Server),
+                0.05 + 0.03 * i as f64,
+            );
+            e.longest_silence = Some(0.2);
+            e
+        })
+        .collect();
+    let found = detect(endings);
+    assert_eq!(ids(&found), ["max_lifetime"]);
+    assert!((found[0].parameters["lifetime_s"].as_f64().unwrap() - 3.0).abs() < 0.01);
+}
+
+#[test]
+fn look_alike_connections_to_one_server_are_not_proxy_legs() {
+    // Same key and frames (a client with a fixed key and a fixed mask), but both to the same
+    // server, or the second opened after the first ended: not one session seen twice.
+    let fp = Fingerprint {
+        key: Some(7),
+        frames: 9,
+        frame_count: 3,
+        masked: 2,
+        varied_masks: false,
+    };
+    let mut a = ending(
+        0,
+        host(20, 40_000),
+        host(1, 443),
+        T0,
+        T0 + 5.0,
+        How::Fin,
+        Some(Side::Server),
+        1.0,
+    );
+    let mut b = ending(
+        1,
+        host(20, 40_002),
+        host(1, 443),
+        T0 + 0.01,
+        T0 + 5.0,
+        How::Fin,
+        Some(Side::Server),
+        1.0,
+    );
+    a.fingerprint = fp;
+    b.fingerprint = fp;
+    assert!(detect(vec![a.clone(), b.clone()]).is_empty());
+    let mut later = b.clone();
+    later.server = host(2, 9000);
+    later.first_seen = T0 + 20.0;
+    later.start = T0 + 20.0;
+    later.end = T0 + 25.0;
+    assert!(detect(vec![a.clone(), later]).is_empty(), "a reconnection");
+    // Frames alone, with one fixed mask: not enough.
+    let mut c = b;
+    c.server = host(2, 9000);
+    c.fingerprint.key = None;
+    a.fingerprint.key = None;
+    assert!(detect(vec![a, c]).is_empty());
 }

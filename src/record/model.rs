@@ -402,6 +402,9 @@ pub struct Fingerprint {
     pub frame_count: u32,
     /// Of them, frames with a masking key.
     pub masked: u32,
+    /// Those masking keys were not all the same (a client that always uses one key, or zero,
+    /// makes frames of unrelated connections look alike).
+    pub varied_masks: bool,
 }
 
 /// One connection's analysis.

@@ -4,6 +4,7 @@ mod util;
 
 mod captures;
 mod cli;
+mod findings;
 mod golden;
 mod hostile;
 mod live;
