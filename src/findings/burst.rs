@@ -1,6 +1,8 @@
 //! Endings at one instant: `server_restart` / `mass_disconnect` (FIN or RST without Close) and
 //! `graceful_shutdown` (the same Close code from one server), with how fast clients came back.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
 use serde_json::json;
 
 use super::Input;
@@ -44,25 +46,29 @@ struct Comeback {
 /// New connections to `server` within [`RECONNECT_WINDOW_S`] after `t0`, matched one to one to
 /// the burst's clients by address.
 fn comeback(input: &Input<'_>, server: Host, t0: f64, members: &[&Ending]) -> Comeback {
-    let mut clients: Vec<[u8; 16]> = members.iter().map(|e| e.client.addr).collect();
+    // Clients still to come back, per address.
+    let mut clients: HashMap<[u8; 16], usize> = HashMap::new();
+    for e in members {
+        *clients.entry(e.client.addr).or_insert(0) += 1;
+    }
+    let ids: HashSet<u64> = members.iter().map(|e| e.id).collect();
     let mut later: Vec<&Start> = input
-        .starts
-        .iter()
-        .filter(|s| s.server == server && s.time > t0 && s.time <= t0 + RECONNECT_WINDOW_S)
-        .filter(|s| !members.iter().any(|e| e.id == s.id))
+        .starts_of(server)
+        .filter(|s| s.time > t0 && s.time <= t0 + RECONNECT_WINDOW_S)
+        .filter(|s| !ids.contains(&s.id))
         .collect();
     later.sort_by(|a, b| a.time.total_cmp(&b.time));
     let mut delays = Vec::new();
     let mut refused = 0;
     for s in later {
-        let Some(i) = clients.iter().position(|c| *c == s.client.addr) else {
+        let Some(left) = clients.get_mut(&s.client.addr).filter(|n| **n > 0) else {
             continue;
         };
         if s.status.is_some_and(|st| st != 101) {
             refused += 1;
             continue;
         }
-        clients.swap_remove(i);
+        *left -= 1;
         delays.push(s.time - t0);
     }
     Comeback { delays, refused }
@@ -71,15 +77,10 @@ fn comeback(input: &Input<'_>, server: Host, t0: f64, members: &[&Ending]) -> Co
 /// Connections to `server` open at `t` (started before it, ended at or after it).
 fn open_at(input: &Input<'_>, server: Host, t: f64) -> usize {
     let ended = input
-        .endings
-        .iter()
-        .filter(|e| e.websocket && e.server == server && e.first_seen < t && e.end >= t - 1e-6)
+        .endings_of(server)
+        .filter(|e| e.websocket && e.first_seen < t && e.end >= t - 1e-6)
         .count();
-    let open = input
-        .open
-        .iter()
-        .filter(|s| s.server == server && s.time < t)
-        .count();
+    let open = input.open_of(server).filter(|s| s.time < t).count();
     ended + open
 }
 
@@ -135,9 +136,8 @@ pub fn restarts(input: &Input<'_>) -> Vec<(Finding, f64)> {
     let mut out = Vec::new();
     for server in input.servers() {
         let group: Vec<&Ending> = input
-            .endings
-            .iter()
-            .filter(|e| e.websocket && e.server == server && e.abrupt() && !e.explained_alone())
+            .endings_of(server)
+            .filter(|e| e.websocket && e.abrupt() && !e.explained_alone())
             .collect();
         let times: Vec<f64> = group.iter().map(|e| e.end).collect();
         for burst in time_bursts(&times, BURST_WINDOW_S, MIN_BURST, input.span()) {
@@ -238,27 +238,16 @@ pub fn restarts(input: &Input<'_>) -> Vec<(Finding, f64)> {
 pub fn graceful_shutdowns(input: &Input<'_>) -> Vec<(Finding, f64)> {
     let mut out = Vec::new();
     for server in input.servers() {
-        let closes: Vec<&Ending> = input
-            .endings
-            .iter()
-            .filter(|e| e.websocket && e.server == server && e.by == Some(Side::Server))
-            .filter(|e| matches!(e.how, How::Close { .. }) && !e.explained_alone())
-            .collect();
-        let mut codes: Vec<u16> = closes
-            .iter()
-            .filter_map(|e| match e.how {
-                How::Close { code, .. } => Some(code),
-                _ => None,
-            })
-            .collect();
-        codes.sort_unstable();
-        codes.dedup();
-        for code in codes {
-            let group: Vec<&Ending> = closes
-                .iter()
-                .copied()
-                .filter(|e| matches!(e.how, How::Close { code: c, .. } if c == code))
-                .collect();
+        let mut by_code: BTreeMap<u16, Vec<&Ending>> = BTreeMap::new();
+        for e in input
+            .endings_of(server)
+            .filter(|e| e.websocket && e.by == Some(Side::Server) && !e.explained_alone())
+        {
+            if let How::Close { code, .. } = e.how {
+                by_code.entry(code).or_default().push(e);
+            }
+        }
+        for (code, group) in by_code {
             let times: Vec<f64> = group.iter().map(|e| e.end).collect();
             for burst in time_bursts(&times, SHUTDOWN_WINDOW_S, MIN_BURST, input.span()) {
                 let members: Vec<&Ending> = burst.members.iter().map(|&i| group[i]).collect();
@@ -305,6 +294,7 @@ pub fn graceful_shutdowns(input: &Input<'_>) -> Vec<(Finding, f64)> {
                             .join(", #")
                     ));
                 }
+                evidence.push_str(&super::ending::protocol_note(&members));
                 evidence.push_str(&format!("; {back_words}"));
                 let planned = matches!(code, 1001 | 1012);
                 let explanation = if planned {

@@ -283,6 +283,20 @@ impl Ending {
     }
 }
 
+/// What the negotiated sub-protocol says about the Close code most of `members` ended with,
+/// as a clause for evidence: `; graphql-ws: connection initialisation timeout ...`.
+pub fn protocol_note(members: &[&Ending]) -> String {
+    let meanings: Vec<&str> = members.iter().filter_map(|e| e.protocol_meaning).collect();
+    match meanings.first() {
+        Some(first)
+            if meanings.len() * 2 > members.len() && meanings.iter().all(|m| m == first) =>
+        {
+            format!("; the sub-protocol defines that code: {first}")
+        }
+        _ => String::new(),
+    }
+}
+
 /// Close codes that a negotiated sub-protocol defines, with their meaning.
 pub fn subprotocol_close_meaning(subprotocol: &str, code: u16) -> Option<&'static str> {
     // graphql-transport-ws (github.com/enisdenjo/graphql-ws, PROTOCOL.md).

@@ -1,6 +1,8 @@
 //! `idle_timeout` (endings after nearly the same silence) and `max_lifetime` (endings at nearly
 //! the same age whatever the traffic).
 
+use std::collections::HashSet;
+
 use serde_json::json;
 
 use super::Input;
@@ -118,15 +120,16 @@ fn servers_of(members: &[&Ending]) -> Vec<Host> {
 /// own endings), with the chance multiplied by the servers tried.
 fn per_path_clusters(candidates: &[&Ending], values: &[f64]) -> Vec<Cluster> {
     let mut found = value_clusters(values, MIN_MEMBERS);
-    let mut servers: Vec<Host> = candidates.iter().map(|e| e.server).collect();
-    servers.sort();
-    servers.dedup();
+    let mut servers: std::collections::BTreeMap<Host, Vec<usize>> = Default::default();
+    for (i, e) in candidates.iter().enumerate() {
+        servers.entry(e.server).or_default().push(i);
+    }
     if servers.len() > 1 {
         let tried = servers.len() as f64;
-        for server in servers {
-            let index: Vec<usize> = (0..candidates.len())
-                .filter(|&i| candidates[i].server == server)
-                .collect();
+        for (_, index) in servers {
+            if index.len() < MIN_MEMBERS {
+                continue;
+            }
             let sub: Vec<f64> = index.iter().map(|&i| values[i]).collect();
             for mut c in value_clusters(&sub, MIN_MEMBERS) {
                 c.p *= tried;
@@ -147,9 +150,10 @@ fn per_path_clusters(candidates: &[&Ending], values: &[f64]) -> Vec<Cluster> {
     });
     let mut kept: Vec<Cluster> = Vec::new();
     for c in found {
-        if !kept.iter().any(|k| {
-            c.members.iter().filter(|m| k.members.contains(m)).count() * 2 >= c.members.len()
-        }) {
+        if !kept
+            .iter()
+            .any(|k| super::shared(&c.members, &k.members) * 2 >= c.members.len())
+        {
             kept.push(c);
         }
     }
@@ -194,7 +198,7 @@ pub fn idle_timeouts(input: &Input<'_>) -> Vec<(Finding, f64)> {
         let ids: Vec<u64> = members.iter().map(|e| e.id).collect();
         if accepted
             .iter()
-            .any(|a| ids.iter().filter(|i| a.contains(i)).count() * 2 >= ids.len())
+            .any(|a| super::shared(&ids, a) * 2 >= ids.len())
         {
             continue; // the same endings, seen through another measure
         }
@@ -215,7 +219,7 @@ fn on_unrefuted_paths<'a>(
     members: &[&'a Ending],
     refutes: impl Fn(&Ending) -> bool,
 ) -> (Vec<&'a Ending>, usize) {
-    let ids: Vec<u64> = members.iter().map(|e| e.id).collect();
+    let ids: HashSet<u64> = members.iter().map(|e| e.id).collect();
     let mut kept = Vec::new();
     let mut refutations = 0;
     for server in servers_of(members) {
@@ -225,9 +229,8 @@ fn on_unrefuted_paths<'a>(
             .filter(|e| e.server == server)
             .collect();
         let against = input
-            .endings
-            .iter()
-            .filter(|e| e.websocket && e.server == server && !ids.contains(&e.id))
+            .endings_of(server)
+            .filter(|e| e.websocket && !ids.contains(&e.id))
             .filter(|e| refutes(e))
             .count();
         if against < on.len() {
@@ -265,12 +268,11 @@ fn idle_finding(
     let members = &members[..];
     let servers = servers_of(members);
     let member_ids: Vec<u64> = members.iter().map(|e| e.id).collect();
-    let on_path = |e: &&Ending| servers.contains(&e.server) && !member_ids.contains(&e.id);
-    let others: Vec<&Ending> = input
-        .endings
+    let member_set: HashSet<u64> = member_ids.iter().copied().collect();
+    let others: Vec<&Ending> = servers
         .iter()
-        .filter(|e| e.websocket)
-        .filter(on_path)
+        .flat_map(|&s| input.endings_of(s))
+        .filter(|e| e.websocket && !member_set.contains(&e.id))
         .collect();
     // Lived past T while never that silent: traffic kept them alive.
     let survivors: Vec<&&Ending> = others
@@ -351,7 +353,7 @@ fn idle_finding(
         .pairs
         .iter()
         .map(|&(a, b, ..)| (&input.endings[a], &input.endings[b]))
-        .filter(|(f, b)| member_ids.contains(&f.id) && member_ids.contains(&b.id))
+        .filter(|(f, b)| member_set.contains(&f.id) && member_set.contains(&b.id))
         .filter(|(f, b)| f.by == Some(Side::Server) && b.by == Some(Side::Client))
         .map(|(f, _)| f.server)
         .collect();
@@ -509,6 +511,7 @@ pub fn max_lifetimes(input: &Input<'_>) -> Vec<(Finding, f64)> {
                 "; {contradictions} connection(s) to the same server lived longer"
             ));
         }
+        evidence.push_str(&super::ending::protocol_note(&members));
         let mut explanation = format!(
             "Something on the path ends connections {} after they open, whatever they carry: a maximum connection lifetime (a load balancer's or gateway's limit, or a server that recycles connections).",
             secs(t)

@@ -40,7 +40,7 @@ pub fn pairs(endings: &[Ending]) -> Vec<(usize, usize, bool, bool)> {
                 .push(i);
         }
     }
-    let mut found: Vec<(usize, usize, bool, bool)> = Vec::new();
+    let mut found: HashMap<(usize, usize), (bool, bool)> = HashMap::new();
     let mut add = |group: &Vec<usize>, key: bool| {
         let mut g = group.clone();
         g.sort_by(|&a, &b| endings[a].first_seen.total_cmp(&endings[b].first_seen));
@@ -56,13 +56,9 @@ pub fn pairs(endings: &[Ending]) -> Vec<(usize, usize, bool, bool)> {
             {
                 continue;
             }
-            match found.iter_mut().find(|p| (p.0, p.1) == (a, b)) {
-                Some(p) => {
-                    p.2 |= key;
-                    p.3 |= !key;
-                }
-                None => found.push((a, b, key, !key)),
-            }
+            let p = found.entry((a, b)).or_default();
+            p.0 |= key;
+            p.1 |= !key;
         }
     };
     for g in by_key.values().filter(|g| g.len() >= 2) {
@@ -71,6 +67,10 @@ pub fn pairs(endings: &[Ending]) -> Vec<(usize, usize, bool, bool)> {
     for g in by_frames.values().filter(|g| g.len() >= 2) {
         add(g, false);
     }
+    let mut found: Vec<(usize, usize, bool, bool)> = found
+        .into_iter()
+        .map(|((a, b), (key, frames))| (a, b, key, frames))
+        .collect();
     found.sort();
     found
 }

@@ -27,6 +27,7 @@ pub mod text;
 pub mod unreachable;
 
 use std::collections::{BTreeMap, HashSet};
+use std::hash::Hash;
 
 use crate::record::{Address, ConnectionRecord, Finding, FindingId};
 use ending::{Ending, Host, Start};
@@ -37,6 +38,10 @@ pub const MAX_ENDINGS: usize = 200_000;
 
 /// Capture seconds between two looks for newly established patterns during a live capture.
 pub const POLL_EVERY_S: f64 = 1.0;
+
+/// During a live capture, looking for patterns may take at most this share of the time: with
+/// hundreds of thousands of connections one look takes seconds, and the next waits.
+const POLL_SHARE: f64 = 0.1;
 
 /// What the detectors look at.
 pub struct Input<'a> {
@@ -52,15 +57,76 @@ pub struct Input<'a> {
     pub now: f64,
     /// The capture is over: nothing more will come.
     pub final_: bool,
+    /// Per server: indices into `endings`, `starts` and `open` (every detector works per
+    /// server; scanning all endings per server would be quadratic in a capture of many).
+    pub by_server: BTreeMap<Host, ServerIndex>,
 }
 
-impl Input<'_> {
-    /// The servers of the endings, each once.
+/// One server's share of the detectors' input.
+#[derive(Debug, Default)]
+pub struct ServerIndex {
+    /// Indices into [`Input::endings`].
+    pub endings: Vec<usize>,
+    /// Indices into [`Input::starts`].
+    pub starts: Vec<usize>,
+    /// Indices into [`Input::open`].
+    pub open: Vec<usize>,
+}
+
+impl<'a> Input<'a> {
+    /// The index of endings, starts and open connections per server.
+    pub fn index(
+        endings: &[Ending],
+        starts: &[Start],
+        open: &[Start],
+    ) -> BTreeMap<Host, ServerIndex> {
+        let mut by: BTreeMap<Host, ServerIndex> = BTreeMap::new();
+        for (i, e) in endings.iter().enumerate() {
+            by.entry(e.server).or_default().endings.push(i);
+        }
+        for (i, s) in starts.iter().enumerate() {
+            by.entry(s.server).or_default().starts.push(i);
+        }
+        for (i, s) in open.iter().enumerate() {
+            by.entry(s.server).or_default().open.push(i);
+        }
+        by
+    }
+
+    /// The servers of the endings, each once, in order.
     pub fn servers(&self) -> Vec<Host> {
-        let mut s: Vec<Host> = self.endings.iter().map(|e| e.server).collect();
-        s.sort();
-        s.dedup();
-        s
+        self.by_server
+            .iter()
+            .filter(|(_, ix)| !ix.endings.is_empty())
+            .map(|(h, _)| *h)
+            .collect()
+    }
+
+    /// The endings of connections to `server`.
+    pub fn endings_of(&self, server: Host) -> impl Iterator<Item = &'a Ending> + '_ {
+        let endings = self.endings;
+        self.by_server
+            .get(&server)
+            .into_iter()
+            .flat_map(move |ix| ix.endings.iter().map(move |&i| &endings[i]))
+    }
+
+    /// The starts of connections to `server`.
+    pub fn starts_of(&self, server: Host) -> impl Iterator<Item = &'a Start> + '_ {
+        let starts = self.starts;
+        self.by_server
+            .get(&server)
+            .into_iter()
+            .flat_map(move |ix| ix.starts.iter().map(move |&i| &starts[i]))
+    }
+
+    /// The connections to `server` not finished yet.
+    pub fn open_of(&self, server: Host) -> impl Iterator<Item = &'a Start> + '_ {
+        let open = self.open;
+        self.by_server
+            .get(&server)
+            .into_iter()
+            .flat_map(move |ix| ix.open.iter().map(move |&i| &open[i]))
     }
 
     /// Seconds from the first start to the last end.
@@ -81,28 +147,38 @@ impl Input<'_> {
     /// How many sessions the connections `ids` are, counting the two legs of a proxied session
     /// once.
     pub fn sessions(&self, ids: &[u64]) -> usize {
+        let set: HashSet<u64> = ids.iter().copied().collect();
         let both = self
             .pairs
             .iter()
             .filter(|(a, b, ..)| {
-                ids.contains(&self.endings[*a].id) && ids.contains(&self.endings[*b].id)
+                set.contains(&self.endings[*a].id) && set.contains(&self.endings[*b].id)
             })
             .count();
         ids.len() - both
     }
 }
 
+/// How many items of `a` are in `b` (in O(a + b): clusters can hold thousands of connections).
+pub fn shared<T: Hash + Eq>(a: &[T], b: &[T]) -> usize {
+    let b: HashSet<&T> = b.iter().collect();
+    a.iter().filter(|x| b.contains(x)).count()
+}
+
 /// Gathers the connections of a run and draws the findings.
 #[derive(Debug, Default)]
 pub struct FindingsEngine {
     endings: Vec<Ending>,
-    starts: Vec<Start>,
+    /// Finished connections that were not WebSocket (refused upgrades): attempts to come back.
+    refused: Vec<Start>,
     open: BTreeMap<u64, Start>,
     skipped: u64,
     latest: f64,
     /// Keys of the findings already announced during a live capture.
     announced: HashSet<String>,
     last_poll: f64,
+    /// Seconds (wall clock) the last look took.
+    last_cost: f64,
     changed: bool,
 }
 
@@ -140,19 +216,30 @@ impl FindingsEngine {
         self.open.remove(&record.id);
         self.latest = self.latest.max(record.last_seen);
         self.changed = true;
-        if self.endings.len() >= MAX_ENDINGS {
+        if self.endings.len() + self.refused.len() >= MAX_ENDINGS {
             self.skipped += 1;
             return;
         }
         let ending = Ending::of(record);
-        let mut start = ending.start_of();
-        if !ending.websocket {
-            start.status = record.handshake.as_ref().and_then(|h| h.status);
-        }
-        self.starts.push(start);
         if ending.websocket {
             self.endings.push(ending);
+        } else {
+            let mut start = ending.start_of();
+            start.status = record.handshake.as_ref().and_then(|h| h.status);
+            self.refused.push(start);
         }
+    }
+
+    /// A finished connection given as its compact summary (synthetic endings: benchmarks,
+    /// tests); counted against [`MAX_ENDINGS`] like the others.
+    pub fn add(&mut self, ending: Ending) {
+        self.latest = self.latest.max(ending.end);
+        self.changed = true;
+        if self.endings.len() + self.refused.len() >= MAX_ENDINGS {
+            self.skipped += 1;
+            return;
+        }
+        self.endings.push(ending);
     }
 
     /// Finished connections not kept because [`MAX_ENDINGS`] was reached.
@@ -163,7 +250,9 @@ impl FindingsEngine {
     fn detect(&self, now: f64, final_: bool) -> Vec<Finding> {
         let pairs = legs::pairs(&self.endings);
         let open: Vec<Start> = self.open.values().copied().collect();
-        let mut starts = self.starts.clone();
+        // Every start: of the finished connections, the refused ones and the open ones.
+        let mut starts: Vec<Start> = self.endings.iter().map(Ending::start_of).collect();
+        starts.extend(self.refused.iter().copied());
         starts.extend(open.iter().copied());
         let input = Input {
             endings: &self.endings,
@@ -172,6 +261,7 @@ impl FindingsEngine {
             pairs: &pairs,
             now,
             final_,
+            by_server: Input::index(&self.endings, &starts, &open),
         };
         let mut found: Vec<(Finding, f64)> = Vec::new();
         let mut instants = burst::restarts(&input);
@@ -204,13 +294,17 @@ impl FindingsEngine {
     /// announced once). Looks at most every [`POLL_EVERY_S`] of capture time.
     pub fn poll(&mut self, now: f64) -> Vec<Finding> {
         self.latest = self.latest.max(now);
-        if !self.changed || now - self.last_poll < POLL_EVERY_S {
+        let wait = POLL_EVERY_S.max(self.last_cost / POLL_SHARE);
+        if !self.changed || now - self.last_poll < wait {
             return Vec::new();
         }
         self.last_poll = now;
         self.changed = false;
         let mut new = Vec::new();
-        for f in self.detect(self.latest, false) {
+        let started = std::time::Instant::now();
+        let found = self.detect(self.latest, false);
+        self.last_cost = started.elapsed().as_secs_f64();
+        for f in found {
             if self.announced.insert(key(&f)) {
                 new.push(f);
             }
@@ -238,12 +332,7 @@ const TIGHTER: f64 = 3.0;
 /// together.
 fn one_cause(durations: Vec<Scored>, instants: Vec<Scored>) -> (Vec<Scored>, Vec<Scored>) {
     let overlap = |a: &Finding, b: &Finding| {
-        a.connections
-            .iter()
-            .filter(|c| b.connections.contains(c))
-            .count()
-            * 2
-            >= a.connections.len().min(b.connections.len())
+        shared(&a.connections, &b.connections) * 2 >= a.connections.len().min(b.connections.len())
     };
     let spread = |f: &Finding, key: &str| {
         let v = f.parameters.get(key);
@@ -285,13 +374,7 @@ fn without_overlaps(mut found: Vec<(Finding, f64)>) -> Vec<(Finding, f64)> {
     let mut kept: Vec<(Finding, f64)> = Vec::new();
     for (f, p) in found {
         let overlaps = kept.iter().any(|(k, _)| {
-            k.id != f.id
-                && f.connections
-                    .iter()
-                    .filter(|c| k.connections.contains(c))
-                    .count()
-                    * 2
-                    >= f.connections.len()
+            k.id != f.id && shared(&f.connections, &k.connections) * 2 >= f.connections.len()
         });
         if !overlaps {
             kept.push((f, p));

@@ -37,6 +37,27 @@ pub const VALUE_SCALES: [(f64, f64); 5] = [
 /// Absolute slack of the widest tolerance: scheduling and round trips on a loaded host.
 pub const VALUE_SLACK_S: f64 = 0.05;
 
+/// Is P(X >= k) for X ~ Poisson(lambda), times `trials`, below [`SIGNIFICANCE`]? Returns the
+/// corrected chance when it is, None when not. Most windows are ruled out without the exact
+/// sum: the tail is at least its first term e^-lambda lambda^k / k!, which by Stirling is the
+/// Chernoff bound e^-lambda (e lambda / k)^k divided by sqrt(2 pi k) e^(1/12k) at most; when even
+/// that lower bound is too large, so is the tail.
+fn significant(k: usize, lambda: f64, trials: f64) -> Option<f64> {
+    let kf = k as f64;
+    if k == 0 || kf <= lambda {
+        return None; // at least about a half
+    }
+    let log_chernoff = -lambda + kf * (1.0 + lambda.ln() - kf.ln());
+    let log_first_term_at_least =
+        log_chernoff - 0.5 * (2.0 * std::f64::consts::PI * kf).ln() - 1.0 / (12.0 * kf);
+    if log_first_term_at_least + trials.ln() >= SIGNIFICANCE.ln() {
+        return None;
+    }
+
+    let p = (poisson_tail(k, lambda) * trials).min(1.0);
+    (p < SIGNIFICANCE).then_some(p)
+}
+
 /// P(X >= k) for X ~ Poisson(lambda).
 pub fn poisson_tail(k: usize, lambda: f64) -> f64 {
     if k == 0 {
@@ -48,6 +69,9 @@ pub fn poisson_tail(k: usize, lambda: f64) -> f64 {
     // Sum the terms from k upwards in log space (the lower sum loses everything to rounding
     // when the tail is tiny).
     let mut log_term = -lambda + k as f64 * lambda.ln() - ln_factorial(k);
+    if log_term < -700.0 && k as f64 > lambda {
+        return 0.0; // below the smallest f64 the sum could reach
+    }
     let mut sum = 0.0;
     let mut i = k;
     loop {
@@ -114,6 +138,7 @@ pub fn value_clusters(values: &[f64], min_members: usize) -> Vec<Cluster> {
     order.sort_by(|a, b| a.0.total_cmp(&b.0));
     let n = order.len();
     let logs: Vec<f64> = order.iter().map(|x| x.0).collect();
+    let linear: Vec<f64> = values_of(&order, values);
     // The whole sample's spread, at least a factor of e: a handful of samples within a few
     // percent of each other is still a pattern, but their spread says nothing about noise.
     let range = (logs[n - 1] - logs[0]).max(1.0);
@@ -121,27 +146,24 @@ pub fn value_clusters(values: &[f64], min_members: usize) -> Vec<Cluster> {
     let trials = (n * VALUE_SCALES.len()) as f64;
     let mut candidates = Vec::new();
     for scale in VALUE_SCALES {
-        let mut j = 0;
         for i in 0..n {
-            // The window starts at sample i and spans twice the tolerance.
-            let width = 2.0 * tolerance(logs[i].exp(), scale).ln();
-            j = j.max(i);
-            while j + 1 < n && logs[j + 1] - logs[i] <= width {
-                j += 1;
-            }
+            // The window starts at sample i and spans twice the tolerance: found in linear
+            // space (no logarithm for the many windows too empty to matter).
+            let t = tolerance(linear[i], scale);
+            let j = linear.partition_point(|&v| v <= linear[i] * t * t) - 1;
             let k = j - i + 1;
             if k < min_members {
                 continue;
             }
+            let width = 2.0 * t.ln();
             let lo = logs[i] - band;
             let hi = logs[i] + width + band;
             let in_band = logs.partition_point(|&x| x <= hi) - logs.partition_point(|&x| x < lo);
-            let local = (in_band - k) as f64 * width / (hi - lo - width);
+            let local = in_band.saturating_sub(k) as f64 * width / (hi - lo - width);
             let global = (n - k) as f64 * width / range;
             let lambda = local.max(global).max(1e-9);
             // The window starts at a sample: the chance is that of k - 1 more.
-            let p = (poisson_tail(k - 1, lambda) * trials).min(1.0);
-            if p < SIGNIFICANCE {
+            if let Some(p) = significant(k - 1, lambda, trials) {
                 candidates.push((p, i, j));
             }
         }
@@ -155,7 +177,7 @@ pub fn value_clusters(values: &[f64], min_members: usize) -> Vec<Cluster> {
             continue;
         }
         taken[i..=j].iter_mut().for_each(|t| *t = true);
-        let vals: Vec<f64> = (i..=j).map(|x| logs[x].exp()).collect();
+        let vals: Vec<f64> = linear[i..=j].to_vec();
         out.push(Cluster {
             members: (i..=j).map(|x| order[x].1).collect(),
             value: crate::analysis::ping::median(&vals).unwrap_or(vals[0]),
@@ -165,6 +187,11 @@ pub fn value_clusters(values: &[f64], min_members: usize) -> Vec<Cluster> {
         });
     }
     out
+}
+
+/// The values of the sorted samples, in their order.
+fn values_of(order: &[(f64, usize)], values: &[f64]) -> Vec<f64> {
+    order.iter().map(|&(_, i)| values[i]).collect()
 }
 
 /// A run of events in one short window.
@@ -211,8 +238,7 @@ pub fn time_bursts(times: &[f64], window: f64, min_members: usize, span: f64) ->
         }
         let lambda = ((n - k) as f64 * window / span).max(1e-9);
         // The window starts at an event: the chance is that of k - 1 more.
-        let p = (poisson_tail(k - 1, lambda) * n as f64).min(1.0);
-        if p < SIGNIFICANCE {
+        if let Some(p) = significant(k - 1, lambda, n as f64) {
             candidates.push((p, i, j));
         }
     }
@@ -258,6 +284,23 @@ mod tests {
         assert_eq!(poisson_tail(0, 5.0), 1.0);
         assert!(poisson_tail(200, 1.0) < 1e-300 || poisson_tail(200, 1.0) == 0.0);
         assert!((poisson_tail(70, 70.0) - 0.5).abs() < 0.05);
+    }
+
+    #[test]
+    fn the_quick_bound_never_rejects_what_the_exact_tail_accepts() {
+        for k in 1..40 {
+            for lambda in [1e-6, 1e-3, 0.05, 0.3, 1.0, 3.0, 10.0, 30.0] {
+                for trials in [1.0, 10.0, 1e4] {
+                    let exact = (poisson_tail(k, lambda) * trials).min(1.0);
+                    let quick = significant(k, lambda, trials);
+                    assert_eq!(
+                        quick.is_some(),
+                        exact < SIGNIFICANCE,
+                        "{k} {lambda} {trials}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

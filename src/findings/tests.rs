@@ -155,7 +155,6 @@ fn noise(rng: &mut Rng, n: usize, first_id: u64, quiet_below: Option<f64>) -> Ve
 fn detect(endings: Vec<Ending>) -> Vec<Finding> {
     let mut engine = FindingsEngine::new();
     for e in &endings {
-        engine.starts.push(e.start_of());
         engine.latest = engine.latest.max(e.end);
     }
     engine.endings = endings;
@@ -719,7 +718,6 @@ fn live_announces_each_pattern_once_and_mass_disconnects_after_the_reconnect_win
             Some(Side::Server),
             idle,
         );
-        engine.starts.push(e.start_of());
         engine.endings.push(e);
     }
     engine.changed = true;
@@ -876,4 +874,40 @@ fn look_alike_connections_to_one_server_are_not_proxy_legs() {
     c.fingerprint.key = None;
     a.fingerprint.key = None;
     assert!(detect(vec![a, c]).is_empty());
+}
+
+#[test]
+fn a_sub_protocol_close_code_is_explained() {
+    // graphql-transport-ws servers close with 4408 when connection_init does not come in time:
+    // at the same age for every connection.
+    let endings: Vec<Ending> = (0..4u64)
+        .map(|i| {
+            let start = T0 + 40.0 * i as f64;
+            let mut e = ending(
+                i,
+                host(20 + i as u8, 40_000),
+                host(1, 443),
+                start,
+                start + 3.0 + 0.001 * i as f64,
+                How::Close {
+                    code: 4408,
+                    answered: true,
+                },
+                Some(Side::Server),
+                0.2,
+            );
+            e.protocol_meaning =
+                super::ending::subprotocol_close_meaning("graphql-transport-ws", 4408);
+            e
+        })
+        .collect();
+    let found = detect(endings);
+    assert_eq!(ids(&found), ["max_lifetime"]);
+    assert!(
+        found[0]
+            .evidence
+            .contains("connection initialisation timeout"),
+        "{}",
+        found[0].evidence
+    );
 }

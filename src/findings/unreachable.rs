@@ -21,7 +21,7 @@ const TOGETHER_S: f64 = 2.0;
 
 /// `peer_unreachable` findings, one per silent host.
 pub fn unreachables(input: &Input<'_>) -> Vec<(Finding, f64)> {
-    let mut groups: Vec<(Side, Host, Vec<&Ending>)> = Vec::new();
+    let mut groups: std::collections::BTreeMap<(u8, Host), Vec<&Ending>> = Default::default();
     for e in input.endings.iter().filter(|e| e.unreachable.is_some()) {
         let (side, ..) = e.unreachable.expect("filtered");
         // A silent client is one host (any port); a silent server is one service.
@@ -32,14 +32,21 @@ pub fn unreachables(input: &Input<'_>) -> Vec<(Finding, f64)> {
             },
             Side::Server => e.server,
         };
-        match groups.iter_mut().find(|g| g.0 == side && g.1 == host) {
-            Some(g) => g.2.push(e),
-            None => groups.push((side, host, vec![e])),
-        }
+        groups
+            .entry((u8::from(side == Side::Server), host))
+            .or_default()
+            .push(e);
     }
     groups
         .into_iter()
-        .map(|(side, host, members)| (finding(side, host, &members), 1e-6))
+        .map(|((side, host), members)| {
+            let side = if side == 1 {
+                Side::Server
+            } else {
+                Side::Client
+            };
+            (finding(side, host, &members), 1e-6)
+        })
         .collect()
 }
 
