@@ -19,7 +19,7 @@ use crate::http::{
 };
 use crate::message::{Assembler, Message, MessageLimits, Output, PayloadMode};
 use crate::record::Sink;
-use crate::record::{Address, ConnectionRecord, DeliveryRecord, TcpRecord};
+use crate::record::{Address, ConnectionRecord, TcpRecord};
 use crate::tcp::delivery::Delivery;
 use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
 use crate::ws::deflate::DecoderBudget;
@@ -383,18 +383,7 @@ impl Connection {
         let (client, server) = state.addresses();
         let end = state.tcp_end.map_or(self.last_seen, |(_, t, _)| t);
         for (dir, delivery) in self.delivery.iter().enumerate() {
-            let d = delivery.stats(end);
-            *tcp.delivery.get_mut(state.side(dir)) = DeliveryRecord {
-                last_packet: d.last_packet,
-                last_new_data: d.last_new_data,
-                retransmissions: d.retransmissions,
-                retransmissions_near_end: d.retransmissions_near_end,
-                last_retransmission: d.last_retransmission,
-                unacked_bytes: d.unacked_bytes,
-                unacked_since: d.unacked_since,
-                retransmissions_unacked: d.retransmissions_unacked,
-                last_ack: d.last_ack,
-            };
+            *tcp.delivery.get_mut(state.side(dir)) = delivery.record(end);
         }
         let tcp_end = state.tcp_end.map(|(dir, t, rst)| (state.side(dir), t, rst));
         let State {

@@ -20,8 +20,15 @@ use crate::record::{Finding, FindingId};
 pub const BURST_WINDOW_S: f64 = 0.25;
 
 /// Width of "one instant" for a graceful shutdown: servers write a Close to every client
-/// concurrently or in a loop, which for many clients takes a second or two.
-pub const SHUTDOWN_WINDOW_S: f64 = 2.0;
+/// concurrently (Python websockets) or in one loop (Node ws `clients.forEach`), milliseconds
+/// even for thousands; a second leaves room for a slow loop and is short against the rhythm of
+/// ordinary traffic.
+pub const SHUTDOWN_WINDOW_S: f64 = 1.0;
+
+/// Share of the open connections a shutdown must close: it closes them all (those that do not
+/// answer included); under half is traffic winding down at its own pace (the end of a load
+/// test), not one decision.
+pub const MIN_SHUTDOWN_SHARE: f64 = 0.5;
 
 /// Connections that make a burst.
 pub const MIN_BURST: usize = 3;
@@ -255,7 +262,7 @@ pub fn graceful_shutdowns(input: &Input<'_>) -> Vec<(Finding, f64)> {
                 let t0 = burst.first;
                 let open = open_at(input, server, t0).max(k);
                 let share = k as f64 / open as f64;
-                if share < MIN_SHARE {
+                if share < MIN_SHUTDOWN_SHARE {
                     continue;
                 }
                 let unanswered: Vec<u64> = members

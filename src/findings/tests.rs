@@ -911,3 +911,47 @@ fn a_sub_protocol_close_code_is_explained() {
         found[0].evidence
     );
 }
+
+#[test]
+fn a_shutdown_closes_most_of_the_open_connections_within_a_second() {
+    assert_eq!(burst::SHUTDOWN_WINDOW_S, 1.0);
+    assert_eq!(burst::MIN_SHUTDOWN_SHARE, 0.5);
+    let run = |closed: usize, others_open: usize, step: f64| {
+        let mut endings: Vec<Ending> = (0..closed as u64)
+            .map(|i| {
+                let start = T0 + 11.0 * i as f64;
+                let end = T0 + 1000.0 + step * i as f64;
+                ending(
+                    i,
+                    host(20 + i as u8, 40_000),
+                    host(1, 443),
+                    start,
+                    end,
+                    How::Close {
+                        code: 1001,
+                        answered: true,
+                    },
+                    Some(Side::Server),
+                    1.0 + 0.7 * i as f64,
+                )
+            })
+            .collect();
+        for i in 0..others_open {
+            let id = 100 + i as u64;
+            endings.push(ending(
+                id,
+                host(90, 41_000 + i as u16),
+                host(1, 443),
+                T0 + 3.0 * i as f64,
+                T0 + 5000.0,
+                How::Open,
+                None,
+                1.0,
+            ));
+        }
+        ids(&detect(endings))
+    };
+    assert_eq!(run(6, 6, 0.001), ["graceful_shutdown"], "6 of 12");
+    assert!(run(6, 7, 0.001).is_empty(), "6 of 13: under half");
+    assert!(run(6, 0, 0.6).is_empty(), "at most two within any second");
+}

@@ -15,6 +15,8 @@
 
 use std::collections::VecDeque;
 
+use crate::record::DeliveryRecord;
+
 /// The window before the end of a connection in which retransmissions count as "near the end":
 /// Linux starts the retransmission timeout at 200 ms and doubles it (RFC 6298 §5.5), so ten
 /// seconds hold the first five or six retransmissions of a segment into the void, and an
@@ -180,6 +182,22 @@ impl Delivery {
             while self.in_flight.front().is_some_and(|&(end, _)| end <= acked) {
                 self.in_flight.pop_front();
             }
+        }
+    }
+
+    /// The state at the end, as the connection record carries it.
+    pub fn record(&self, end: f64) -> DeliveryRecord {
+        let d = self.stats(end);
+        DeliveryRecord {
+            last_packet: d.last_packet,
+            last_new_data: d.last_new_data,
+            retransmissions: d.retransmissions,
+            retransmissions_near_end: d.retransmissions_near_end,
+            last_retransmission: d.last_retransmission,
+            unacked_bytes: d.unacked_bytes,
+            unacked_since: d.unacked_since,
+            retransmissions_unacked: d.retransmissions_unacked,
+            last_ack: d.last_ack,
         }
     }
 
