@@ -181,7 +181,7 @@ pub fn restarts(input: &Input<'_>) -> Vec<(Finding, f64)> {
             let one_client = clients.len() == 1 && by == Side::Client && k > 1;
             let evidence = format!(
                 "{k} of the {open} connections open to {server} ended within {} at {} with a {how} from the {} and no Close frame; {back_words}",
-                secs(spread.max(0.0005)),
+                secs(spread),
                 clock(t0),
                 side_word(by),
             );
@@ -217,7 +217,7 @@ pub fn restarts(input: &Input<'_>) -> Vec<(Finding, f64)> {
             parameters.insert("server".into(), json!(server.to_string()));
             parameters.insert("connections".into(), json!(k));
             parameters.insert("open".into(), json!(open));
-            parameters.insert("window_s".into(), json!(round3(spread)));
+            parameters.insert("window_s".into(), json!(round6(spread)));
             parameters.insert("ended_by".into(), json!(side_word(by)));
             parameters.insert("how".into(), json!(how.to_lowercase()));
             parameters.extend(back_params);
@@ -287,7 +287,7 @@ pub fn graceful_shutdowns(input: &Input<'_>) -> Vec<(Finding, f64)> {
                 let mut evidence = format!(
                     "the server {server} sent Close {code} ({short}){reason_words} to {k} of its {} open connections within {} at {}",
                     open,
-                    secs((burst.last - burst.first).max(0.0005)),
+                    secs(burst.last - burst.first),
                     clock(t0)
                 );
                 if !unanswered.is_empty() {
@@ -334,7 +334,7 @@ pub fn graceful_shutdowns(input: &Input<'_>) -> Vec<(Finding, f64)> {
                 parameters.insert("connections".into(), json!(k));
                 parameters.insert("open".into(), json!(open));
                 parameters.insert("unanswered".into(), json!(unanswered));
-                parameters.insert("window_s".into(), json!(round3(burst.last - burst.first)));
+                parameters.insert("window_s".into(), json!(round6(burst.last - burst.first)));
                 parameters.extend(back_params);
                 let mut confidence = count_confidence(k) * (0.5 + 0.5 * share);
                 if planned {
@@ -378,4 +378,8 @@ fn round3(x: f64) -> f64 {
 fn sorted(mut ids: Vec<u64>) -> Vec<u64> {
     ids.sort_unstable();
     ids
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
