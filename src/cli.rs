@@ -21,7 +21,7 @@ pub enum Command {
     Live(LiveArgs),
     /// List the capture interfaces (names for `live -i`).
     Interfaces,
-    /// List the diagnostic ids, their severities and meanings.
+    /// List the diagnostic ids (severities, meanings) and the finding ids.
     Diagnostics,
 }
 
@@ -67,7 +67,8 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub preview_bytes: usize,
     /// Exit 1 when a reported connection has a diagnostic with one of these ids, or of one of
-    /// these severities or worse (error, warning, info). Comma-separated.
+    /// these severities or worse (error, warning, info), or when a finding across connections
+    /// has one of these ids (idle_timeout, server_restart, ...). Comma-separated.
     #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
     pub fail_on: Vec<String>,
     /// Application protocols to recognise and decode inside the messages: auto (default: by

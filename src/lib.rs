@@ -5,8 +5,8 @@
 //! ```text
 //! capture (file | live) ─► decode (link, IP, TCP) ─► tcp::reassembly (per direction)
 //!   ─► http (upgrade handshake) ─► ws::framer (frames, unmasking)
-//!   ─► message (fragments, inflate, UTF-8, RFC rules) ─► analysis (close, ping/pong)
-//!   ─► report (table | json | jsonl)
+//!   ─► message (fragments, inflate, UTF-8, RFC rules) ─► analysis (close, ping/pong, timing)
+//!   ─► findings (patterns across connections) ─► report (table | json | jsonl)
 //! ```
 //!
 //! `connection` owns one connection's stage objects; `pipeline` owns the flow table.
@@ -20,6 +20,7 @@ pub mod connection;
 pub mod decode;
 pub mod diag;
 pub mod error;
+pub mod findings;
 pub mod http;
 pub mod live;
 pub mod message;

@@ -41,6 +41,10 @@ fn main() -> ExitCode {
                     id.description()
                 );
             }
+            println!("\nfindings across connections (also for --fail-on):");
+            for id in wsprobe::record::FindingId::ALL {
+                println!("{:<32} {:<8} {}", id.as_str(), "finding", id.description());
+            }
             ExitCode::SUCCESS
         }
         Command::Interfaces => match wsprobe::live::interfaces() {

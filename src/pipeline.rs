@@ -198,6 +198,7 @@ impl<'s> Pipeline<'s> {
     pub fn sweep_now(&mut self, now: f64) {
         self.now = self.now.max(now);
         self.sweep();
+        self.context.sink.tick(self.now);
     }
 
     /// Has the reporter's output failed (e.g. the reading end of a pipe was closed)?

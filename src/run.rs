@@ -15,9 +15,10 @@ use crate::cli::{Format, PayloadArg, ReportArgs};
 use crate::connection::ConnectionConfig;
 use crate::diag::{DiagnosticId, Severity};
 use crate::error::{Error, Result};
+use crate::findings::FindingsEngine;
 use crate::message::{MessageLimits, PayloadMode};
 use crate::pipeline::{Pipeline, TableLimits};
-use crate::record::{Address, ConnectionRecord, OtherConnection, Summary};
+use crate::record::{Address, ConnectionRecord, Finding, FindingId, OtherConnection, Summary};
 use crate::record::{Event, Sink};
 use crate::report::json::JsonReport;
 use crate::report::jsonl::JsonlReport;
@@ -34,10 +35,11 @@ pub enum Outcome {
     Matched,
 }
 
-/// `--fail-on` parsed: ids, and a severity threshold.
+/// `--fail-on` parsed: diagnostic ids, finding ids, and a severity threshold.
 #[derive(Debug, Clone, Default)]
 pub struct FailOn {
     ids: HashSet<DiagnosticId>,
+    findings: HashSet<FindingId>,
     severity: Option<Severity>,
 }
 
@@ -50,6 +52,8 @@ impl FailOn {
                 fail.severity = Some(fail.severity.map_or(s, |t| t.min(s)));
             } else if let Some(id) = DiagnosticId::parse(word) {
                 fail.ids.insert(id);
+            } else if let Some(id) = FindingId::parse(word) {
+                fail.findings.insert(id);
             } else {
                 let known = DiagnosticId::ALL
                     .iter()
@@ -60,7 +64,7 @@ impl FailOn {
                     None => String::new(),
                 };
                 return Err(format!(
-                    "--fail-on: unknown diagnostic id or severity {word:?}{hint} (`wsprobe diagnostics` lists them)"
+                    "--fail-on: unknown diagnostic id, finding id or severity {word:?}{hint} (`wsprobe diagnostics` lists them)"
                 ));
             }
         }
@@ -73,6 +77,10 @@ impl FailOn {
                 self.ids.contains(&id) || self.severity.is_some_and(|s| id.severity() >= s)
             })
         })
+    }
+
+    fn matches_finding(&self, finding: &Finding) -> bool {
+        self.findings.contains(&finding.id)
     }
 }
 
@@ -189,8 +197,8 @@ impl std::fmt::Display for AddressFilter {
     }
 }
 
-/// Passes on only the chosen connections, counts the totals of what passes, and notes whether
-/// any matched `--fail-on`.
+/// Passes on only the chosen connections, counts the totals of what passes, gathers them for
+/// the findings across connections, and notes whether anything matched `--fail-on`.
 struct Gate<'a> {
     inner: &'a mut dyn Sink,
     connection: Option<u64>,
@@ -203,6 +211,9 @@ struct Gate<'a> {
     summary: Summary,
     /// Smallest and largest connection id seen, for "no connection N".
     ids: Option<(u64, u64)>,
+    findings: FindingsEngine,
+    /// A live capture: announce patterns as soon as they are established.
+    live_findings: bool,
 }
 
 impl Gate<'_> {
@@ -244,6 +255,16 @@ impl Gate<'_> {
             _ => format!("no connection {id} ({ids})"),
         })
     }
+
+    /// Live: passes on the patterns that became established by `now`.
+    fn announce(&mut self, now: f64) {
+        if !self.live_findings {
+            return;
+        }
+        for f in self.findings.poll(now) {
+            self.inner.finding_established(&f);
+        }
+    }
 }
 
 impl Sink for Gate<'_> {
@@ -264,6 +285,18 @@ impl Sink for Gate<'_> {
             | Event::Close { id, .. } => *id,
         };
         if self.admits(id) {
+            match event {
+                Event::ConnectionSeen {
+                    id,
+                    time,
+                    client,
+                    server,
+                } => self.findings.connection_seen(*id, *time, client, server),
+                Event::Handshake { id, handshake } => {
+                    self.findings.handshake(*id, handshake.status)
+                }
+                _ => {}
+            }
             self.inner.event(event);
         }
     }
@@ -276,7 +309,15 @@ impl Sink for Gate<'_> {
         }
         self.matched |= self.fail_on.matches(&record);
         self.summary.add_connection(&record);
+        self.findings.connection(&record);
+        let now = record.last_seen;
         self.inner.connection(record);
+        self.announce(now);
+    }
+
+    fn tick(&mut self, now: f64) {
+        self.announce(now);
+        self.inner.tick(now);
     }
 
     fn other_connection(&mut self, connection: &OtherConnection) {
@@ -288,6 +329,17 @@ impl Sink for Gate<'_> {
     }
 
     fn finish(&mut self, inputs: &[InputSummary], unfiltered: &Summary) -> std::io::Result<()> {
+        let findings = self.findings.finish();
+        self.matched |= findings.iter().any(|f| self.fail_on.matches_finding(f));
+        for f in &findings {
+            *self
+                .summary
+                .findings
+                .entry(f.id.as_str().to_string())
+                .or_insert(0) += 1;
+        }
+        self.summary.findings_skipped_connections = self.findings.skipped();
+        self.inner.findings(&findings);
         self.summary.unfiltered_tcp_connections = unfiltered.tcp_connections;
         // Key logs belong to the run, not to a connection: they pass every filter.
         self.summary.key_logs = unfiltered.key_logs.clone();
@@ -331,6 +383,8 @@ pub struct RunOptions {
     pub live_events: bool,
     /// TLS keys: `--keylog` files (or `$SSLKEYLOGFILE`) and pcapng Decryption Secrets Blocks.
     pub keys: Arc<KeyStore>,
+    /// Announce findings across connections as soon as they are established (live).
+    pub live_findings: bool,
 }
 
 impl RunOptions {
@@ -413,6 +467,7 @@ impl RunOptions {
             flush_each_line: live,
             live_events: live && args.format == Format::Table,
             keys,
+            live_findings: live,
         })
     }
 
@@ -502,6 +557,8 @@ impl<'a> Session<'a> {
                 matched: false,
                 summary: Summary::default(),
                 ids: None,
+                findings: FindingsEngine::new(),
+                live_findings: options.live_findings,
             },
         }
     }

@@ -53,7 +53,14 @@ How every capture is taken (the pitfalls are in shared/research/recording-captur
 - `-i lo` gives Ethernet (DLT_EN10MB, all-zero MACs); `-i any` gives Linux cooked v2
   (SLL2) with tcpdump 4.99/libpcap 1.10, `-y LINUX_SLL` forces cooked v1; on `-i any`
   each loopback packet appears once, not twice.
-- only loopback addresses (127.0.0.1, ::1) and the listed server ports.
+- only loopback addresses (127.0.0.1, ::1) and the listed server ports; peer-unreachable.pcap
+  is taken inside two network namespaces record.py creates for it (wsp-find-srv, wsp-find-cli,
+  10.250.0.1 and .2 on a veth pair) and deletes afterwards.
+- the findings captures (captures/record/findings_scenarios.py) each reproduce one cause of
+  connections ending; their truth files add an `incident` object: the cause (a finding id), the
+  parameters it must have (`expected`, from the configuration: nginx's proxy_read_timeout, the
+  server's ping_timeout ...), and what the endpoints, nginx and record.py logged, with
+  CLOCK_REALTIME times comparable to the capture's.
 
 ## Ground truth: `NAME.truth.json` (schema `wsprobe-truth/1`)
 
@@ -286,6 +293,12 @@ def write(specs, captures, analyse):
         s.append(f"- link type: {a['encapsulation']}; packets: {a['packets']}; bytes: {a['bytes']}; "
                  f"**dropped by kernel: {rec['dropped_by_kernel']}**")
         s.append(f"- expected outcome: {spec['expected']}")
+        if truth.get("incident"):
+            inc = truth["incident"]
+            exp = ", ".join(f"{k} {v}" for k, v in inc.get("expected", {}).items())
+            s.append(f"- incident (truth for the findings): `{inc['cause']}`: {exp}; "
+                     f"{len(inc.get('events', []))} logged events, e.g. "
+                     + "; ".join(e["what"] for e in inc.get("events", [])[:3]))
         s.append("- ground truth per connection:")
         if len(conns) > 8:
             kinds = collections.Counter(c["end"]["kind"] for c in conns)

@@ -182,15 +182,17 @@ class Capture:
         self.spec, self.path = spec, path
         self.errpath = os.path.join(tmp, "capture.stderr")
         bpf = spec["bpf"]
+        netns = ["ip", "netns", "exec", spec["netns"]] if spec.get("netns") else []
         if spec["tool"] == "dumpcap":
             self.argv = ["dumpcap", "-i", spec["iface"], "-B", "128", "-f", bpf, "-w", path]
             self.shown = f"dumpcap -i {spec['iface']} -B 128 -f '{bpf}' -w {spec['file']}"
             ready = "Capturing on"
         else:
             extra = ["-y", spec["linktype_opt"]] if spec.get("linktype_opt") else []
-            self.argv = ["tcpdump", "-i", spec["iface"], *extra, "-B", "131072", "--immediate-mode",
-                         "-U", "-Z", "root", "-w", path, bpf]
-            self.shown = (f"tcpdump -i {spec['iface']} {' '.join(extra) + ' ' if extra else ''}"
+            self.argv = [*netns, "tcpdump", "-i", spec["iface"], *extra, "-B", "131072",
+                         "--immediate-mode", "-U", "-Z", "root", "-w", path, bpf]
+            self.shown = (f"{' '.join(netns) + ' ' if netns else ''}"
+                          f"tcpdump -i {spec['iface']} {' '.join(extra) + ' ' if extra else ''}"
                           f"-B 131072 --immediate-mode -U -w {spec['file']} '{bpf}'")
             ready = "listening on"
         self.err = open(self.errpath, "w+b")
@@ -246,14 +248,17 @@ SPECS = []
 
 
 def capture(file, *, ports, title, exercises, expected, iface="lo", tool="tcpdump",
-            linktype_opt=None, killed=None, optional=False, keep=True):
-    """A recorded scenario. keep=False: the recording is only the source of derived captures."""
+            linktype_opt=None, killed=None, optional=False, keep=True, **hooks):
+    """A recorded scenario. keep=False: the recording is only the source of derived captures.
+    hooks (findings_scenarios.py): netns (capture inside this network namespace), setup(tmp)
+    and teardown() around the capture, postprocess(conns, ctx) on the merged truth, and
+    stop_capture_first (the endpoints are killed only after the capture stopped)."""
     def deco(fn):
         bpf = " or ".join(f"tcp port {p}" for p in ports)
         SPECS.append(dict(file=file, stem=file.rsplit(".", 1)[0], ports=ports, title=title,
                           exercises=exercises, expected=expected, iface=iface, tool=tool,
                           linktype_opt=linktype_opt, killed=killed, fn=fn, bpf=bpf,
-                          optional=optional, keep=keep))
+                          optional=optional, keep=keep, **hooks))
         return fn
     return deco
 
@@ -566,6 +571,12 @@ import late_data  # noqa: E402
 
 late_data.register(sys.modules[__name__])
 
+# The causes of connections ending that findings explain (idle timeout behind nginx, restart,
+# graceful shutdown, heartbeat timeout, unreachable peer, connection lifetime).
+import findings_scenarios  # noqa: E402  (captures/record/findings_scenarios.py)
+
+findings_scenarios.register(sys.modules[__name__])
+
 
 # --------------------------------------------------------------------------
 # ground truth
@@ -846,28 +857,38 @@ def record(spec, attempts=3):
         tmp = tempfile.mkdtemp(prefix=spec["stem"] + "-", dir=os.path.join(SCRATCH, "logs"))
         ctx = Ctx(spec, tmp)
         tmpcap = os.path.join(tmp, spec["file"])
-        cap = Capture(spec, tmpcap, tmp)
+        if spec.get("setup"):
+            spec["setup"](tmp)
         try:
-            spec["fn"](ctx)
-        except SkipCapture:
-            cap.p.send_signal(signal.SIGINT)
-            cap.p.wait()
-            raise
-        except Exception as e:  # noqa: BLE001
-            last = e
-            print(f"  attempt {attempt}: scenario failed: {e}", flush=True)
+            cap = Capture(spec, tmpcap, tmp)
+            try:
+                spec["fn"](ctx)
+            except SkipCapture:
+                cap.p.send_signal(signal.SIGINT)
+                cap.p.wait()
+                raise
+            except Exception as e:  # noqa: BLE001
+                last = e
+                print(f"  attempt {attempt}: scenario failed: {e}", flush=True)
+                ctx.cleanup()
+                cap.stop()
+                continue
+            finally:
+                if not spec.get("stop_capture_first"):
+                    ctx.cleanup()
+            stats = cap.stop()
             ctx.cleanup()
-            cap.stop()
-            continue
         finally:
-            ctx.cleanup()
-        stats = cap.stop()
+            if spec.get("teardown"):
+                spec["teardown"]()
         if stats["dropped"] != 0:
             last = RuntimeError(f"{stats['dropped']} packets dropped by kernel")
             print(f"  attempt {attempt}: {last}; re-recording", flush=True)
             continue
         evs = load_events(ctx.logs)
         conns = merge(evs, spec, ctx.killed)
+        if spec.get("postprocess"):
+            conns = spec["postprocess"](conns, ctx)
         truth = {
             "schema": SCHEMA,
             "capture": spec["file"],
@@ -887,6 +908,9 @@ def record(spec, attempts=3):
         }
         if spec.get("post"):  # TLS scenarios: key logs, derived captures, TLS truth
             spec["post"](ctx, tmpcap, truth)
+        if getattr(ctx, "incident", None):
+            # Findings captures: the cause, as the endpoints and record.py logged it.
+            truth["incident"] = ctx.incident
         check = analyse(tmpcap, spec["ports"], truth)
         if not check["frames_match"]:
             print("  WARNING: tshark frame counts differ from the truth:",

@@ -3,7 +3,7 @@
 
 use super::clock;
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::record::CloseRecord;
+use crate::record::{CloseRecord, TcpRecord, UnreachableRecord};
 use crate::ws::opcode::close_code_meaning;
 
 /// A Close frame as seen.
@@ -57,6 +57,52 @@ pub struct EndContext {
     /// Heartbeats are data frames, so they already end the idle time the WebSocket sees; this
     /// says which of the last frames were only heartbeats.
     pub app_heartbeat: Option<String>,
+    /// One side went silent (see [`unreachable`]).
+    pub unreachable: Option<UnreachableRecord>,
+}
+
+/// Retransmissions into silence that make a peer "unreachable": Linux's first retransmission
+/// timeout is 200 ms and doubles, so three take at least 1.4 s; one or two are ordinary loss.
+pub const MIN_UNREACHABLE_RETRANSMISSIONS: u64 = 3;
+
+/// Seconds the peer must have been silent while the other side retransmitted: shorter silences
+/// are a slow ACK, not a vanished peer.
+pub const MIN_UNREACHABLE_SILENCE_S: f64 = 1.0;
+
+/// A side that went silent while the other kept retransmitting data it never acknowledged,
+/// and sent no FIN or RST of its own: network loss or a vanished host (RFC 9293 §3.8.3: the
+/// sender retransmits with backoff until it gives up).
+pub fn unreachable(
+    tcp: &TcpRecord,
+    tcp_end: Option<(Side, f64, bool)>,
+) -> Option<UnreachableRecord> {
+    [Side::Client, Side::Server].into_iter().find_map(|sender| {
+        let silent = sender.peer();
+        if tcp_end.is_some_and(|(side, _, _)| side == silent) {
+            return None; // it ended the connection itself: it was there
+        }
+        let d = tcp.delivery.get(sender);
+        let since = d.unacked_since?;
+        let last_retransmission = d.last_retransmission?;
+        if d.retransmissions_unacked < MIN_UNREACHABLE_RETRANSMISSIONS {
+            return None;
+        }
+        let heard = tcp
+            .delivery
+            .get(silent)
+            .last_packet
+            .unwrap_or(f64::NEG_INFINITY);
+        if last_retransmission - heard.max(since) < MIN_UNREACHABLE_SILENCE_S {
+            return None;
+        }
+        Some(UnreachableRecord {
+            side: silent,
+            since,
+            retransmissions: d.retransmissions_unacked,
+            retransmitting_for: ((last_retransmission - since).max(0.0) * 1000.0).round() / 1000.0,
+            unacked_bytes: d.unacked_bytes,
+        })
+    })
 }
 
 impl CloseTracker {
@@ -78,6 +124,11 @@ impl CloseTracker {
     /// Was a Close frame seen from either side?
     pub fn closing(&self) -> bool {
         self.first.is_some()
+    }
+
+    /// The first Close frame: its sender and time.
+    pub fn first_close(&self) -> Option<(Side, f64)> {
+        self.first.as_ref().map(|f| (f.side, f.time))
     }
 
     /// A FIN or RST from `side`; only the first counts.
@@ -116,6 +167,7 @@ impl CloseTracker {
             tcp_end_time: tcp.map(|t| t.time),
             idle_before_end: idle,
             last_message: ctx.last_message.clone(),
+            unreachable: ctx.unreachable,
             summary: String::new(),
         };
         if let Some(status) = &ctx.refused {
@@ -258,6 +310,24 @@ impl CloseTracker {
                 }
             },
         }
+        if let Some(u) = ctx.unreachable {
+            let words = format!(
+                "{} unreachable since {}: the {} retransmitted {} times over {} with no ACK",
+                u.side.as_str(),
+                super::clock(u.since),
+                u.side.peer().as_str(),
+                u.retransmissions,
+                human_seconds(u.retransmitting_for)
+            );
+            if record.outcome == "open" && self.first.is_none() {
+                record.summary = format!(
+                    "{words}; no FIN or RST from the {} reached the capture",
+                    u.side.as_str()
+                );
+            } else {
+                record.summary = format!("{}; {words}", record.summary);
+            }
+        }
         if let Some(reason) = &ctx.app_reason {
             record.summary.push_str(&format!("; {reason}"));
         }
@@ -323,6 +393,53 @@ mod tests {
             "1006 abnormal: stream reset by the client (CANCEL) after 250 ms idle"
         );
         assert_eq!(d[0].id, DiagnosticId::AbnormalClosure);
+    }
+
+    #[test]
+    fn a_silent_peer_is_unreachable_not_still_open() {
+        use crate::record::{DeliveryRecord, PerSide};
+        let tcp = TcpRecord {
+            delivery: PerSide {
+                client: DeliveryRecord {
+                    last_packet: Some(10.2),
+                    ..DeliveryRecord::default()
+                },
+                server: DeliveryRecord {
+                    last_packet: Some(16.4),
+                    unacked_since: Some(10.4),
+                    last_retransmission: Some(16.4),
+                    retransmissions_unacked: 5,
+                    unacked_bytes: 42,
+                    ..DeliveryRecord::default()
+                },
+            },
+            ..TcpRecord::default()
+        };
+        let u = unreachable(&tcp, None).expect("unreachable");
+        assert_eq!(
+            (u.side, u.since, u.retransmissions),
+            (Side::Client, 10.4, 5)
+        );
+        assert_eq!(u.retransmitting_for, 6.0);
+        let ctx = EndContext {
+            unreachable: Some(u),
+            ..EndContext::default()
+        };
+        let r = CloseTracker::default().record(&ctx, &mut Vec::new());
+        assert_eq!(r.outcome, "open");
+        assert_eq!(
+            r.summary,
+            "client unreachable since 00:00:10.400: the server retransmitted 5 times over 6.0 s with no ACK; no FIN or RST from the client reached the capture"
+        );
+        // The silent side's own FIN says it was there after all; so do packets from it during
+        // the retransmissions, and so do too few retransmissions.
+        assert!(unreachable(&tcp, Some((Side::Client, 17.0, false))).is_none());
+        let mut heard = tcp;
+        heard.delivery.client.last_packet = Some(16.0);
+        assert!(unreachable(&heard, None).is_none());
+        let mut few = tcp;
+        few.delivery.server.retransmissions_unacked = 2;
+        assert!(unreachable(&few, None).is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod close;
 pub mod ping;
+pub mod timing;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -12,7 +13,7 @@ use crate::http::{Negotiated, RequestHead, ResponseHead, derive_accept_key};
 use crate::message::{Message, PayloadMode};
 use crate::record::{
     Address, ConnectionRecord, FrameRecord, HandshakeRecord, MessageRecord, OpcodeCounts, PerSide,
-    TcpRecord,
+    TcpRecord, TimingRecord,
 };
 use crate::record::{Event, Sink};
 use crate::ws::frame::FrameHeader;
@@ -20,6 +21,7 @@ use crate::ws::opcode::OpCode;
 
 use close::{CloseTracker, EndContext};
 use ping::PingTracker;
+use timing::{TimingTracker, round6};
 
 /// Diagnostics listed per id and connection; the rest are only counted, so a storm of
 /// violations cannot grow memory.
@@ -79,6 +81,9 @@ pub struct Analysis {
     frames_dropped: u64,
     close: CloseTracker,
     ping: PingTracker,
+    timing: TimingTracker,
+    /// Pings outstanding per side (client, server) when the close handshake began.
+    pings_at_close: Option<[(u64, Option<f64>); 2]>,
     diagnostics: Vec<Diagnostic>,
     counts: BTreeMap<DiagnosticId, u64>,
     last_frame_time: Option<f64>,
@@ -125,6 +130,8 @@ impl Analysis {
             frames_dropped: 0,
             close: CloseTracker::default(),
             ping: PingTracker::default(),
+            timing: TimingTracker::default(),
+            pings_at_close: None,
             diagnostics: Vec::new(),
             counts: BTreeMap::new(),
             last_frame_time: None,
@@ -218,6 +225,10 @@ impl Analysis {
         self.key = req.key.clone();
         self.request_missing = req.missing_upgrade_headers();
         self.app.handshake_request(&req.path, &req.protocols);
+        self.timing.handshake(Side::Client, time);
+        if let Some(key) = &req.key {
+            self.timing.key(key);
+        }
         self.handshake = Some(HandshakeRecord {
             path: req.path.clone(),
             host: req.host.clone(),
@@ -290,6 +301,7 @@ impl Analysis {
         }
         handshake.accepted =
             crate::http::handshake::has_token(resp.upgrade.as_deref(), "websocket");
+        self.timing.handshake(Side::Server, time);
         handshake.subprotocol = resp.protocol.clone();
         handshake.extensions = resp.extensions.clone();
         handshake.accept_valid = match (&self.key, &resp.accept) {
@@ -519,6 +531,7 @@ impl Analysis {
         }
         self.last_frame_time = Some(time);
         self.started.get_or_insert(time);
+        self.timing.frame(side, h, time);
         if !(self.options.keep_frames || self.options.frame_events) {
             return;
         }
@@ -558,6 +571,14 @@ impl Analysis {
             OpCode::Pong => rtt = self.ping.pong(side, m.time, &m.payload, &mut self.scratch),
             OpCode::Close => {
                 if let Some((code, reason)) = &m.close {
+                    if !self.close.closing() {
+                        // What was still unanswered when the close began (a pong may still
+                        // come after the Close: such answers are late, RFC 6455 §5.5.1).
+                        self.pings_at_close = Some([
+                            self.ping.outstanding(Side::Client),
+                            self.ping.outstanding(Side::Server),
+                        ]);
+                    }
                     self.ping.close_sent(side);
                     self.close.close_frame(side, m.time, *code, reason);
                     released = self.app.close_frame(side, m.time, *code, reason);
@@ -695,6 +716,10 @@ impl Analysis {
             Some((_, time, _)) => ("the connection ended", time),
             None => ("the capture ended", last_seen),
         };
+        let pings_at_end = self.pings_at_close.unwrap_or([
+            self.ping.outstanding(Side::Client),
+            self.ping.outstanding(Side::Server),
+        ]);
         self.ping.settle(ending, at, &mut self.scratch);
         self.drain_scratch(sink);
         let app = self.app.finish(tcp_end, last_seen);
@@ -726,6 +751,8 @@ impl Analysis {
                 sink,
             );
         }
+        let unreachable = close::unreachable(&tcp, tcp_end);
+        let tracking_stopped = stopped.is_some();
         let ctx = EndContext {
             refused: self.refused.clone(),
             last_frame_time: self.last_frame_time,
@@ -736,9 +763,14 @@ impl Analysis {
             app_meaning: app.close_meaning,
             app_reason: app.end_reason,
             app_heartbeat: app.last_heartbeat,
+            unreachable,
         };
         let close = self.close.record(&ctx, &mut self.scratch);
         self.drain_scratch(sink);
+        let mut timing = self.timing_record(first_seen, last_seen, tcp_end, pings_at_end);
+        if tracking_stopped && timing.ended_by == "none" {
+            timing.ended_by = "stopped";
+        }
         ConnectionRecord {
             id: self.id,
             client,
@@ -756,6 +788,8 @@ impl Analysis {
             app: app.record,
             tcp,
             http2: None,
+            timing,
+            fingerprint: self.timing.fingerprint(),
             diagnostics: self.diagnostics,
             diagnostic_counts: self
                 .counts
@@ -764,6 +798,43 @@ impl Analysis {
                 .collect(),
             tls: None,
         }
+    }
+}
+
+impl Analysis {
+    /// When and how the end began, each side's last activity, the pings at the end.
+    fn timing_record(
+        &self,
+        first_seen: f64,
+        last_seen: f64,
+        tcp_end: Option<(Side, f64, bool)>,
+        pings_at_end: [(u64, Option<f64>); 2],
+    ) -> TimingRecord {
+        let close = self.close.first_close();
+        let (end_time, ended_by, ended_from) = match (close, tcp_end) {
+            (Some((side, t)), Some((_, tcp_t, _))) if t <= tcp_t => (t, "close", Some(side)),
+            (Some((side, t)), None) => (t, "close", Some(side)),
+            (_, Some((side, t, rst))) => (t, if rst { "rst" } else { "fin" }, Some(side)),
+            (None, None) => (last_seen, "none", None),
+        };
+        let mut record = TimingRecord {
+            end_time,
+            ended_by,
+            ended_from,
+            age: round6((end_time - self.started.unwrap_or(first_seen)).max(0.0)),
+            ..TimingRecord::default()
+        };
+        self.timing.fill(end_time, &mut record);
+        for (i, side) in [Side::Client, Side::Server].into_iter().enumerate() {
+            let (ping, pong) = self.ping.last_ping_pong(side);
+            *record.last_ping.get_mut(side) = ping;
+            *record.last_pong.get_mut(side) = pong;
+            *record.since_last_ping.get_mut(side) = ping.map(|t| round6((end_time - t).max(0.0)));
+            *record.ping_interval.get_mut(side) = self.ping.interval(side).map(round6);
+            *record.unanswered_pings_at_end.get_mut(side) = pings_at_end[i].0;
+            *record.first_unanswered_ping.get_mut(side) = pings_at_end[i].1;
+        }
+        record
     }
 }
 

@@ -12,6 +12,9 @@ use crate::record::PingRecord;
 const MAX_OUTSTANDING: usize = 64;
 /// Round-trip samples kept for the median.
 const MAX_SAMPLES: usize = 4096;
+/// Intervals between one side's pings kept for their median (a heartbeat's period shows in the
+/// first few).
+const MAX_INTERVALS: usize = 64;
 
 #[derive(Debug)]
 struct Outstanding {
@@ -52,6 +55,10 @@ pub struct PingTracker {
     rtt_min: Option<f64>,
     rtt_max: Option<f64>,
     record: PingRecord,
+    /// Per side (client, server): time of the last ping and pong sent, intervals between pings.
+    last_ping: [Option<f64>; 2],
+    last_pong: [Option<f64>; 2],
+    intervals: [Vec<f64>; 2],
 }
 
 fn index(side: Side) -> usize {
@@ -69,7 +76,14 @@ impl PingTracker {
             Side::Client => self.record.client_pings += 1,
             Side::Server => self.record.server_pings += 1,
         }
-        let queue = &mut self.outstanding[index(side)];
+        let i = index(side);
+        if let Some(prev) = self.last_ping[i]
+            && self.intervals[i].len() < MAX_INTERVALS
+        {
+            self.intervals[i].push((time - prev).max(0.0));
+        }
+        self.last_ping[i] = Some(time);
+        let queue = &mut self.outstanding[i];
         if queue.len() == MAX_OUTSTANDING
             && let Some(old) = queue.pop_front()
         {
@@ -109,6 +123,7 @@ impl PingTracker {
         payload: &[u8],
         out: &mut Vec<Diagnostic>,
     ) -> Option<f64> {
+        self.last_pong[index(side)] = Some(time);
         let queue = &mut self.outstanding[index(side.peer())];
         let matched = queue.iter().position(|p| p.payload == payload);
         match matched {
@@ -184,25 +199,46 @@ impl PingTracker {
         }
     }
 
+    /// `side`'s pings still waiting for a pong: how many, and when the oldest was sent.
+    pub fn outstanding(&self, side: Side) -> (u64, Option<f64>) {
+        let queue = &self.outstanding[index(side)];
+        (queue.len() as u64, queue.front().map(|p| p.time))
+    }
+
+    /// Time of `side`'s last ping and last pong.
+    pub fn last_ping_pong(&self, side: Side) -> (Option<f64>, Option<f64>) {
+        (self.last_ping[index(side)], self.last_pong[index(side)])
+    }
+
+    /// Median seconds between `side`'s pings, when it sent two or more.
+    pub fn interval(&self, side: Side) -> Option<f64> {
+        median(&self.intervals[index(side)])
+    }
+
     /// The statistics so far.
     pub fn record(&self) -> PingRecord {
         let mut record = self.record.clone();
         let ms = |s: f64| (s * 1e6).round() / 1e3;
         record.rtt_min_ms = self.rtt_min.map(ms);
         record.rtt_max_ms = self.rtt_max.map(ms);
-        if !self.rtts.is_empty() {
-            let mut sorted = self.rtts.clone();
-            sorted.sort_by(f64::total_cmp);
-            let mid = sorted.len() / 2;
-            let median = if sorted.len().is_multiple_of(2) {
-                (sorted[mid - 1] + sorted[mid]) / 2.0
-            } else {
-                sorted[mid]
-            };
-            record.rtt_median_ms = Some(ms(median));
-        }
+        record.rtt_median_ms = median(&self.rtts).map(ms);
         record
     }
+}
+
+/// The median of some samples; None for none.
+pub fn median(samples: &[f64]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    Some(if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    })
 }
 
 #[cfg(test)]
@@ -245,6 +281,24 @@ mod tests {
             (3, 1, 2, 1)
         );
         assert_eq!(r.rtt_min_ms, Some(4.0));
+    }
+
+    #[test]
+    fn heartbeat_period_and_the_pings_left_unanswered() {
+        let mut t = PingTracker::default();
+        let mut d = Vec::new();
+        for (i, answered) in [true, true, false, false].into_iter().enumerate() {
+            let at = 10.0 + 0.5 * i as f64;
+            t.ping(Side::Server, at, &[i as u8], &mut d);
+            if answered {
+                t.pong(Side::Client, at + 0.001, &[i as u8], &mut d);
+            }
+        }
+        assert_eq!(t.interval(Side::Server), Some(0.5));
+        assert_eq!(t.interval(Side::Client), None);
+        assert_eq!(t.outstanding(Side::Server), (2, Some(11.0)));
+        assert_eq!(t.last_ping_pong(Side::Server).0, Some(11.5));
+        assert_eq!(t.last_ping_pong(Side::Client).1, Some(10.501));
     }
 
     #[test]

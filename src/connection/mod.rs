@@ -27,6 +27,7 @@ use crate::record::{ConnectionRecord, OtherConnection, OtherKind, Sink, TcpRecor
 use crate::sniff::{Carried, FirstBytes};
 use crate::stream::tls::{KeyStore, TlsEvent, TlsLayer, looks_like_client_hello};
 use crate::stream::{Chunk, End, Layer, Out};
+use crate::tcp::delivery::Delivery;
 use crate::tcp::reassembly::{
     PacketClock, Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent,
 };
@@ -257,6 +258,8 @@ struct State {
 /// One TCP connection under analysis.
 pub struct Connection {
     reassembly: [Reassembler; 2],
+    /// Per direction: acknowledgements and retransmissions (for the end of the connection).
+    delivery: [Delivery; 2],
     state: State,
     last_seen: f64,
 }
@@ -275,6 +278,7 @@ impl Connection {
                 Reassembler::new(config.reassembly),
                 Reassembler::new(config.reassembly),
             ],
+            delivery: [Delivery::new(), Delivery::new()],
             state: State {
                 id,
                 roles,
@@ -371,6 +375,10 @@ impl Connection {
         }
         state.syn_seen |= seg.syn;
         state.synack_seen |= seg.syn && seg.ack_flag;
+        self.delivery[dir].on_segment(seg.seq, seg.payload.len(), seg.syn, seg.fin, seg.rst, time);
+        if seg.ack_flag && !seg.rst {
+            self.delivery[1 - dir].on_peer_ack(seg.ack, time);
+        }
         let flags = SegmentFlags {
             syn: seg.syn,
             fin: seg.fin,
@@ -623,6 +631,10 @@ impl Connection {
         if ctx.config.listed_freed_on_finish {
             ctx.listed_bytes -= session.listed_bytes;
             session.listed_bytes = 0;
+        }
+        let end = state.tcp_end.map_or(self.last_seen, |(_, t, _)| t);
+        for (dir, delivery) in self.delivery.iter().enumerate() {
+            *tcp.delivery.get_mut(state.roles.side(dir)) = delivery.record(end);
         }
         let (client, server) = session.addresses(&state.roles);
         let (record_id, other_kind) = (state.id, state.other_kind());

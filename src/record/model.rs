@@ -75,6 +75,11 @@ pub struct Summary {
     /// What each TLS key log (file or pcapng block) gave; absent when none was used.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub key_logs: Vec<crate::record::tls::KeyLogSummary>,
+    /// Finding count per id (`findings` in the report).
+    pub findings: BTreeMap<String, u64>,
+    /// Finished connections the findings could not consider: past their memory cap
+    /// (`findings::MAX_ENDINGS`); 0 normally.
+    pub findings_skipped_connections: u64,
 }
 
 impl Summary {
@@ -436,8 +441,26 @@ pub struct CloseRecord {
     pub idle_before_end: Option<f64>,
     /// The last message before the end, as `client text 18 B`.
     pub last_message: Option<String>,
+    /// One side went silent: the other kept retransmitting data it never acknowledged (no FIN or
+    /// RST from it reached the capture). Null otherwise.
+    pub unreachable: Option<UnreachableRecord>,
     /// One line for people: what happened.
     pub summary: String,
+}
+
+/// A side that stopped answering at the TCP level (network loss, a vanished host).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct UnreachableRecord {
+    /// The side that went silent.
+    pub side: Side,
+    /// When: first-send time of the oldest byte it never acknowledged.
+    pub since: f64,
+    /// Retransmissions of the other side from then on.
+    pub retransmissions: u64,
+    /// Seconds from `since` to the other side's last retransmission.
+    pub retransmitting_for: f64,
+    /// Payload bytes the other side sent that were never acknowledged.
+    pub unacked_bytes: u64,
 }
 
 /// Ping/pong statistics.
@@ -485,6 +508,99 @@ pub struct TcpRecord {
     /// window, or after a limit or the end closed it); not used, and said in the `tcp_gap`
     /// diagnostic.
     pub late_after_gap: u64,
+    /// Per direction: acknowledgements and retransmissions, especially at the end.
+    pub delivery: PerSide<DeliveryRecord>,
+}
+
+/// One direction's delivery at the end of the connection (or of the capture).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct DeliveryRecord {
+    /// Time of this side's last packet.
+    pub last_packet: Option<f64>,
+    /// Time of its last packet that carried new bytes.
+    pub last_new_data: Option<f64>,
+    /// Segments that repeated sequence space already sent (payload, SYN or FIN).
+    pub retransmissions: u64,
+    /// Of those, how many came in the last 10 s before the end (`tcp::delivery::NEAR_END_SECONDS`).
+    pub retransmissions_near_end: u64,
+    /// Time of the last retransmission.
+    pub last_retransmission: Option<f64>,
+    /// Payload bytes sent that the peer never acknowledged.
+    pub unacked_bytes: u64,
+    /// First-send time of the oldest byte (or FIN) still unacknowledged at the end.
+    pub unacked_since: Option<f64>,
+    /// Retransmissions from `unacked_since` on (into the silence).
+    pub retransmissions_unacked: u64,
+    /// Time the peer last acknowledged new data of this side.
+    pub last_ack: Option<f64>,
+}
+
+/// The last frame of one direction.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct LastFrameRecord {
+    /// Capture time of the packet that completed its header.
+    pub time: f64,
+    /// `text`, `binary`, `continuation`, `close`, `ping`, `pong` or `reserved-N`.
+    pub opcode: &'static str,
+    /// Payload length from its header.
+    pub length: u64,
+}
+
+/// Timing facts about how the connection ended, for people and for the findings across
+/// connections (`findings` in the report).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct TimingRecord {
+    /// When the end began: the first Close frame, FIN or RST, whichever came first; the last
+    /// packet when the connection was still open.
+    pub end_time: f64,
+    /// What began the end: `close`, `fin`, `rst`; `none` when the connection was still open at
+    /// the end of the capture, `stopped` when wsprobe stopped following it (`--idle-timeout`,
+    /// table limits).
+    pub ended_by: &'static str,
+    /// Who began it (the Close's, FIN's or RST's sender); null when still open.
+    pub ended_from: Option<Side>,
+    /// Seconds from the start of the WebSocket (the 101, else the first frame, else the first
+    /// packet) to `end_time`.
+    pub age: f64,
+    /// Seconds with nothing from either side before `end_time` (frames, the upgrade request and
+    /// answer; the Close that began the end is not counted).
+    pub idle: Option<f64>,
+    /// The same per direction: seconds since that side last sent something.
+    pub idle_by_side: PerSide<Option<f64>>,
+    /// The longest silence (nothing either way) between the start and the end, in seconds:
+    /// a connection that survived a silence longer than a suspected idle timeout disproves it.
+    pub longest_silence: Option<f64>,
+    /// The last frame of each direction (any opcode).
+    pub last_frame: PerSide<Option<LastFrameRecord>>,
+    /// Time of each side's last ping.
+    pub last_ping: PerSide<Option<f64>>,
+    /// Seconds from each side's last ping to `end_time`.
+    pub since_last_ping: PerSide<Option<f64>>,
+    /// Median seconds between each side's pings (two pings or more).
+    pub ping_interval: PerSide<Option<f64>>,
+    /// Pings of each side still waiting for their pong when the end began.
+    pub unanswered_pings_at_end: PerSide<u64>,
+    /// Send time of the oldest of those.
+    pub first_unanswered_ping: PerSide<Option<f64>>,
+    /// Time of the last pong each side sent.
+    pub last_pong: PerSide<Option<f64>>,
+}
+
+/// A compact digest of a connection's opening, kept for pairing the two legs of a proxied
+/// session (same Sec-WebSocket-Key, same frames with the same masking keys). Not in the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Hash of the Sec-WebSocket-Key the client sent.
+    pub key: Option<u64>,
+    /// Hash of the first frames' headers (direction, FIN, RSV, opcode, length, masking key).
+    pub frames: u64,
+    /// Frames in that hash (at most `analysis::FINGERPRINT_FRAMES`).
+    pub frame_count: u32,
+    /// Of them, frames with a masking key.
+    pub masked: u32,
+    /// Those masking keys were not all the same (a client that always uses one key, or zero,
+    /// makes frames of unrelated connections look alike).
+    pub varied_masks: bool,
 }
 
 /// One connection's analysis.
@@ -526,6 +642,11 @@ pub struct ConnectionRecord {
     /// The HTTP/2 stream this WebSocket rides on (RFC 8441); absent for WebSocket over TCP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http2: Option<super::http2::Http2StreamRecord>,
+    /// How the end came, in time.
+    pub timing: TimingRecord,
+    /// For pairing proxy legs (not serialized).
+    #[serde(skip)]
+    pub fingerprint: Fingerprint,
     /// Findings (at most [`crate::analysis::MAX_DIAGNOSTICS_PER_ID`] per id; counts are exact).
     pub diagnostics: Vec<Diagnostic>,
     /// Exact count per diagnostic id, including those not listed.

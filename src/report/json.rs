@@ -3,7 +3,7 @@
 
 use super::Output;
 use crate::capture::InputSummary;
-use crate::record::{ConnectionRecord, SCHEMA_VERSION, Summary, Tool};
+use crate::record::{ConnectionRecord, Finding, SCHEMA_VERSION, Summary, Tool};
 use crate::record::{Event, Sink};
 
 /// Lets serde_json write into the report's output. Write errors are remembered by [`Output`]
@@ -29,6 +29,7 @@ pub struct JsonReport {
     /// The document's opening has been written. It waits for the first connection or the end,
     /// so that a run that fails before either writes nothing at all.
     started: bool,
+    findings: Vec<Finding>,
 }
 
 impl JsonReport {
@@ -39,6 +40,7 @@ impl JsonReport {
             connections: 0,
             pretty,
             started: false,
+            findings: Vec::new(),
         }
     }
 
@@ -80,12 +82,25 @@ impl Sink for JsonReport {
         self.out.failed()
     }
 
+    fn findings(&mut self, findings: &[Finding]) {
+        self.findings = findings.to_vec();
+    }
+
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
         self.start();
+        let findings = if self.pretty {
+            serde_json::to_string_pretty(&self.findings)
+        } else {
+            serde_json::to_string(&self.findings)
+        }
+        .expect("bug: findings serialize");
         let inputs = serde_json::to_string(inputs).expect("bug: inputs serialize");
         let summary = serde_json::to_string(summary).expect("bug: summary serializes");
         self.out.write_all(
-            format!("\n],\n\"inputs\":{inputs},\n\"summary\":{summary}\n}}\n").as_bytes(),
+            format!(
+                "\n],\n\"findings\":{findings},\n\"inputs\":{inputs},\n\"summary\":{summary}\n}}\n"
+            )
+            .as_bytes(),
         );
         self.out.result()
     }

@@ -5,6 +5,7 @@ mod util;
 mod app;
 mod captures;
 mod cli;
+mod findings;
 mod golden;
 mod hostile;
 mod http2;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::text::cut;
 use crate::analysis::clock;
 use crate::diag::Side;
-use crate::record::{Address, ConnectionRecord, Event, MessageRecord};
+use crate::record::{Address, ConnectionRecord, Event, Finding, MessageRecord};
 
 /// What the live event lines need to remember per open connection.
 #[derive(Default)]
@@ -156,6 +156,23 @@ impl LiveLines {
         );
         self.open.remove(&record.id);
         line
+    }
+
+    /// The line for a pattern across connections established while capturing.
+    pub fn finding(&mut self, f: &Finding, width: usize) -> Option<String> {
+        let time = f.time.unwrap_or(self.last_time);
+        let mut line = cut(
+            &format!(
+                "{} pattern {} ({:.0} % sure): {}",
+                clock(time),
+                f.id.as_str(),
+                f.confidence * 100.0,
+                f.evidence
+            ),
+            width,
+        );
+        line.push('\n');
+        Some(line)
     }
 
     /// Time, connection, endpoints, what happened.

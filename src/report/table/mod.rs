@@ -10,6 +10,7 @@ mod log;
 mod rows;
 mod summary;
 mod text;
+mod why;
 mod wide;
 
 use std::fmt::Write as _;
@@ -17,7 +18,7 @@ use std::fmt::Write as _;
 use super::Output;
 use crate::capture::InputSummary;
 use crate::diag::Severity;
-use crate::record::{ConnectionRecord, Summary};
+use crate::record::{ConnectionRecord, Finding, Summary};
 use crate::record::{Event, Sink};
 
 use live::LiveLines;
@@ -52,6 +53,8 @@ pub struct TableReport {
     omitted: u64,
     /// Live capture: one line per event as it happens, before the final report.
     live: Option<LiveLines>,
+    /// Findings across connections, for the "Why connections ended" section.
+    findings: Vec<Finding>,
 }
 
 const RED: &str = "\x1b[31m";
@@ -70,6 +73,7 @@ impl TableReport {
             records: Vec::new(),
             omitted: 0,
             live: None,
+            findings: Vec::new(),
         }
     }
 
@@ -214,6 +218,20 @@ impl Sink for TableReport {
         self.out.failed()
     }
 
+    fn finding_established(&mut self, f: &Finding) {
+        let width = self.width();
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        if let Some(line) = live.finding(f, width) {
+            self.write_line(&line);
+        }
+    }
+
+    fn findings(&mut self, findings: &[Finding]) {
+        self.findings = findings.to_vec();
+    }
+
     fn connection(&mut self, record: ConnectionRecord) {
         let width = self.width();
         if let Some(live) = &mut self.live {
@@ -280,6 +298,14 @@ impl Sink for TableReport {
             Severity::Warning => self.colour(YELLOW, s),
             Severity::Info => self.colour(CYAN, s),
         };
+        let sure = |s: &str, confidence: f64| match confidence {
+            c if c >= 0.8 => self.colour(GREEN, s),
+            c if c >= 0.5 => self.colour(YELLOW, s),
+            _ => s.to_string(),
+        };
+        for l in why::section(&self.findings, summary, log_width, &sure).unwrap_or_default() {
+            let _ = writeln!(text, "{l}");
+        }
         for l in summary::diagnostics(&self.records, log_width, &paint) {
             let _ = writeln!(text, "{l}");
         }
