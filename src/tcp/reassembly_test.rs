@@ -702,6 +702,37 @@ fn late_segment_after_its_ack_is_delivered_in_order() {
 }
 
 #[test]
+fn the_first_bytes_after_a_syn_shown_late_wait_the_whole_window() {
+    // The stream's first segment shown after its ACK and after the data that
+    // follows it, on a slow clock (the packet count binds), with sequence
+    // numbers crossing 2^31: it is used up to the last packet of the window,
+    // and is a gap one packet later.
+    let input = stream(40);
+    let isn = 0x7fff_fff0u32;
+    for (waited, used) in [
+        (DEFAULT_LATE_PACKETS - 1, true),
+        (DEFAULT_LATE_PACKETS, false),
+    ] {
+        let mut h = Harness::new();
+        h.step = 0.05;
+        h.seg_flags(isn, SYN, &[]);
+        h.ack(isn.wrapping_add(41));
+        h.seg(isn.wrapping_add(11), &input[10..]); // covered from here
+        h.wait(waited, waited as f64 * 0.05);
+        h.seg(isn.wrapping_add(1), &input[..10]);
+        if used {
+            assert_eq!(h.take(), vec![data(&input)]);
+            assert_eq!(h.stats().gaps, 0);
+            assert!(h.late.is_empty());
+        } else {
+            assert_eq!(h.take(), vec![gap(0, 10), data(&input[10..])]);
+            assert_eq!(h.late.len(), 1);
+            assert_eq!((h.late[0].gap_offset, h.late[0].arrived), (0, 10));
+        }
+    }
+}
+
+#[test]
 fn a_late_segment_arriving_as_the_window_ends_is_used() {
     let input = stream(30);
     let mut h = Harness::new();
@@ -1645,18 +1676,25 @@ impl Conversation {
         out
     }
 
-    /// Index of the first packet after `i` whose ACK covers packet `i`'s data.
+    /// Index of the first packet of the capture whose ACK covers packet `i`'s
+    /// data: the earliest proof that the peer has it, and so the latest point
+    /// where the reassembler's grace window for it can start. It comes before
+    /// `i` only once `i` has been moved past it (moves never put a packet
+    /// ahead of one it followed, except the moved packet itself).
     fn covering_ack(&self, i: usize) -> Option<usize> {
         let p = self.packets[i];
-        (i + 1..self.packets.len()).find(|&j| {
-            let q = self.packets[j];
-            q.from != p.from && q.ack.is_some_and(|a| a >= p.hi)
-        })
+        self.packets
+            .iter()
+            .position(|q| q.from != p.from && q.ack.is_some_and(|a| a >= p.hi))
     }
 
     /// Moves up to `count` data segments to `1..=max_distance` packets after
     /// the first ACK that covers them; returns how many distinct segments were
-    /// moved (one may be moved twice).
+    /// moved. A segment picked twice is placed again after that same first
+    /// ACK, not after a later one, so it never drifts further from it. Each
+    /// later move can still put one more packet between a segment and its
+    /// ACK, so no segment ends up more than `max_distance + count - 1` packets
+    /// after its first covering ACK.
     fn move_after_acks(&mut self, count: usize, max_distance: usize, rng: &mut Rng) -> usize {
         let mut moved = std::collections::HashSet::new();
         for _ in 0..count {
@@ -1669,12 +1707,22 @@ impl Conversation {
                 continue;
             };
             let p = self.packets.remove(i);
-            // `cover` shifted down by one with the removal.
+            let cover = if cover > i { cover - 1 } else { cover };
             let to = (cover + 1 + rng.below(max_distance)).min(self.packets.len());
             self.packets.insert(to, p);
             moved.insert((p.from, p.lo));
         }
         moved.len()
+    }
+
+    /// The most packets by which a data segment follows the first ACK that
+    /// covers it (0 if none does).
+    fn most_packets_after_ack(&self) -> usize {
+        (0..self.packets.len())
+            .filter(|&i| self.packets[i].hi > self.packets[i].lo)
+            .filter_map(|i| self.covering_ack(i).filter(|&a| a < i).map(|a| i - a))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Drops `percent` of the movable data segments from the capture.
@@ -1811,8 +1859,9 @@ fn conversation_inputs() -> impl Strategy<Value = [Vec<u8>; 2]> {
 }
 
 proptest! {
-    /// Data segments that the capture shows 1-16 packets after the ACK that
-    /// covers them, in both directions, are rebuilt exactly with the default
+    /// Data segments that the capture shows 1-16 packets after the first ACK
+    /// that covers them (up to 7 more when other moved segments land in
+    /// between), in both directions, are rebuilt exactly with the default
     /// grace window, and counted as late; nothing is a gap.
     #[test]
     fn data_after_its_ack_is_rebuilt_exactly(
@@ -1826,6 +1875,14 @@ proptest! {
         let mut rng = Rng(seed);
         let mut c = Conversation::new(inputs, [isn.0, isn.1], syn, &mut rng);
         let moved = c.move_after_acks(moves, 16, &mut rng);
+        // The premise: every segment arrives within the packet count of the
+        // grace window after its first covering ACK (its hole's window starts
+        // there or later), so the window holds the hole open whatever the clock.
+        let most = c.most_packets_after_ack();
+        prop_assert!(
+            most < 16 + moves && most as u64 <= DEFAULT_LATE_PACKETS,
+            "a segment {} packets after its ACK ({} moves)", most, moves
+        );
         // Slow: 0.5 s pass in 10 packets, so the packet count is what holds the
         // hole open; fast: the time does.
         let dt = if slow_clock { 0.05 } else { 0.0001 };
