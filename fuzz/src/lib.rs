@@ -174,6 +174,7 @@ pub fn config_from(flags: u8) -> ConnectionConfig {
             keep_frames: flags & 16 != 0,
             frame_events: flags & 16 != 0,
             payload,
+            redact: flags & 32 == 0,
         },
         payload,
         message_limits: if tiny {

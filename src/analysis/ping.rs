@@ -5,12 +5,12 @@
 use std::collections::VecDeque;
 
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::record::PingRecord;
+use crate::record::{PingRecord, RttSample};
 
 /// Outstanding pings kept per side; a peer that pings without end cannot grow memory.
 const MAX_OUTSTANDING: usize = 64;
-/// Round-trip samples kept for the median.
-const MAX_SAMPLES: usize = 4096;
+/// Round-trip samples kept for the median and the record.
+pub const MAX_SAMPLES: usize = 4096;
 
 #[derive(Debug)]
 struct Outstanding {
@@ -18,11 +18,17 @@ struct Outstanding {
     payload: Vec<u8>,
 }
 
+/// Seconds to milliseconds, rounded to the microsecond.
+fn ms(s: f64) -> f64 {
+    (s * 1e6).round() / 1e3
+}
+
 /// Pairs one connection's pings and pongs.
 #[derive(Debug, Default)]
 pub struct PingTracker {
     outstanding: [VecDeque<Outstanding>; 2],
-    rtts: Vec<f64>,
+    /// (pong time, who pinged, round trip in seconds).
+    rtts: Vec<(f64, Side, f64)>,
     rtt_min: Option<f64>,
     rtt_max: Option<f64>,
     record: PingRecord,
@@ -79,7 +85,7 @@ impl PingTracker {
                 self.rtt_min = Some(self.rtt_min.map_or(rtt, |m| m.min(rtt)));
                 self.rtt_max = Some(self.rtt_max.map_or(rtt, |m| m.max(rtt)));
                 if self.rtts.len() < MAX_SAMPLES {
-                    self.rtts.push(rtt);
+                    self.rtts.push((time, side.peer(), rtt));
                 }
             }
             None => {
@@ -120,11 +126,19 @@ impl PingTracker {
     /// The statistics so far.
     pub fn record(&self) -> PingRecord {
         let mut record = self.record.clone();
-        let ms = |s: f64| (s * 1e6).round() / 1e3;
         record.rtt_min_ms = self.rtt_min.map(ms);
         record.rtt_max_ms = self.rtt_max.map(ms);
+        record.rtt_samples = self
+            .rtts
+            .iter()
+            .map(|&(time, from, rtt)| RttSample {
+                time,
+                from,
+                rtt_ms: ms(rtt),
+            })
+            .collect();
         if !self.rtts.is_empty() {
-            let mut sorted = self.rtts.clone();
+            let mut sorted: Vec<f64> = self.rtts.iter().map(|s| s.2).collect();
             sorted.sort_by(f64::total_cmp);
             let mid = sorted.len() / 2;
             let median = if sorted.len().is_multiple_of(2) {

@@ -738,6 +738,7 @@ mod tests {
                 keep_frames: false,
                 frame_events: false,
                 payload: PayloadMode::Full,
+                redact: true,
             },
             payload: PayloadMode::Full,
             message_limits: MessageLimits::default(),
