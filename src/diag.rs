@@ -141,6 +141,15 @@ diagnostic_ids! {
     CaptureEndedMidFrame = "capture_ended_mid_frame", Info, "the capture ended inside a frame";
     TcpOverlapConflict = "tcp_overlap_conflict", Warning, "retransmitted TCP bytes differ from the bytes first seen";
     HandshakeUnanswered = "handshake_unanswered", Info, "an upgrade request with no captured answer";
+    // HTTP/2 (RFC 9113, RFC 7541) and WebSocket over HTTP/2 (RFC 8441):
+    H2ProtocolError = "h2_protocol_error", Error, "an HTTP/2 frame breaks RFC 9113 (a connection error): decoding of that connection stops, or, for a bad SETTINGS value or frame size, the frame is noted and decoding goes on";
+    H2HpackError = "h2_hpack_error", Error, "an HTTP/2 header block that does not decode (RFC 7541; a COMPRESSION_ERROR), or an HPACK table size update above the peer's setting";
+    H2HeadersUnreadable = "h2_headers_unreadable", Warning, "HTTP/2 header fields refer to HPACK table entries the capture never showed (started late, or bytes lost): those fields are unreadable";
+    H2HandshakeNotSeen = "h2_handshake_not_seen", Info, "an HTTP/2 stream whose headers were not readable carries WebSocket frames: a probable RFC 8441 WebSocket, handshake not seen";
+    H2ConnectWithoutSetting = "h2_connect_without_setting", Error, "an extended CONNECT (RFC 8441) although the server never sent SETTINGS_ENABLE_CONNECT_PROTOCOL = 1";
+    H2StreamReset = "h2_stream_reset", Warning, "a WebSocket stream reset by RST_STREAM with an error code (not NO_ERROR or CANCEL)";
+    H2GoawayError = "h2_goaway_error", Warning, "an HTTP/2 connection shut down by a GOAWAY with an error code";
+    H2FrameResync = "h2_frame_resync", Warning, "HTTP/2 frame boundaries found again after a capture gap or bytes that are not frames";
 }
 
 impl Serialize for DiagnosticId {

@@ -63,7 +63,6 @@ pub struct Pipeline<'s> {
     tombstones: HashMap<FlowKey, f64, RandomState>,
     context: Context<'s>,
     limits: TableLimits,
-    next_id: u64,
     packets: u64,
     now: f64,
     last_sweep: f64,
@@ -78,7 +77,6 @@ impl<'s> Pipeline<'s> {
             tombstones: HashMap::default(),
             context: Context::new(sink, config),
             limits,
-            next_id: 0,
             packets: 0,
             now: 0.0,
             last_sweep: f64::NEG_INFINITY,
@@ -106,7 +104,9 @@ impl<'s> Pipeline<'s> {
                 let from_a = src_is_lo == slot.a_is_lo;
                 slot.connection
                     .on_segment(&segment, from_a, time, &mut self.context);
-                if slot.connection.ended() {
+                let ended = slot.connection.ended();
+                self.report_finished();
+                if ended {
                     self.finish(key);
                     self.tombstones.insert(key, time);
                 }
@@ -124,8 +124,7 @@ impl<'s> Pipeline<'s> {
         if self.table.len() >= self.limits.max_connections {
             self.evict_idlest();
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.context.alloc_id();
         self.summary.tcp_connections += 1;
         let mut connection = Box::new(Connection::new(
             id,
@@ -135,8 +134,10 @@ impl<'s> Pipeline<'s> {
             &self.context.config,
         ));
         connection.on_segment(&segment, true, time, &mut self.context);
+        self.report_finished();
         if connection.ended() {
             let record = connection.finish(None, &mut self.context);
+            self.report_finished();
             self.report(record);
             self.tombstones.insert(key, time);
         } else {
@@ -159,7 +160,18 @@ impl<'s> Pipeline<'s> {
     fn finish_early(&mut self, key: FlowKey, stopped: Option<String>) {
         if let Some(slot) = self.table.remove(&key) {
             let record = slot.connection.finish(stopped, &mut self.context);
+            self.report_finished();
             self.report(record);
+        }
+    }
+
+    /// Reports the records connections finished while going on (HTTP/2 WebSocket streams).
+    fn report_finished(&mut self) {
+        if !self.context.has_finished() {
+            return; // the per-packet path: nothing to do, and no allocation
+        }
+        for record in self.context.take_finished() {
+            self.report(Some(record));
         }
     }
 

@@ -357,6 +357,63 @@ def rec_refused(ctx):
     ka.wait(20)
 
 
+NGINX_NO_UPGRADE = """
+daemon off;
+master_process off;
+error_log {tmp}/nginx-error.log info;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log {tmp}/nginx-access.log;
+    client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
+    uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            # The classic mistake: no `proxy_set_header Upgrade $http_upgrade;` and
+            # `proxy_set_header Connection "upgrade";`, so the hop-by-hop upgrade headers are
+            # not forwarded.
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+        }}
+    }}
+}}
+"""
+
+
+def wait_port(port, timeout=10):
+    import socket
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+@capture("proxy-strips-upgrade.pcap", ports=[27000, 27001],
+         title="nginx without proxy_set_header Upgrade in front of a WebSocket server",
+         exercises="Node ws client -> nginx 1.22 (:27000, `proxy_pass` + `proxy_http_version 1.1` but no "
+                   "`proxy_set_header Upgrade`/`Connection`) -> Python websockets server (:27001). nginx "
+                   "drops the hop-by-hop `Upgrade` and sends `Connection: close`, so the server sees a GET "
+                   "with Sec-WebSocket-Key but no Upgrade and answers 426 Upgrade Required, which nginx "
+                   "relays to the client. The server logs the request it refused (no Upgrade header).",
+         expected="2 connections, both refused with 426 (no WebSocket frames): client -> nginx (a complete "
+                  "upgrade request) and nginx -> server (the same request without `Upgrade: websocket` "
+                  "and `Connection: Upgrade`).")
+def rec_proxy_strips_upgrade(ctx):
+    srv = ctx.server_py("echo", "--port", "27001", "--no-deflate")
+    conf = os.path.join(ctx.tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_NO_UPGRADE.format(tmp=ctx.tmp, port=27000, upstream=27001))
+    ctx._start(["nginx", "-p", ctx.tmp, "-c", conf], "nginx",
+               ["nginx", "-c", "nginx.conf  # see the config in record.py: NGINX_NO_UPGRADE"])
+    wait_port(27000)
+    ctx.node("node_client.js", "refusedonce", "--url", "ws://127.0.0.1:27000/chat", name="client").wait(30)
+    srv.wait(20)
+
+
 @capture("ping-unanswered.pcap", ports=[9005], title="Pings that never get a pong",
          exercises="Node ws server with autoPong: false; Python websockets client sends one text (echoed), "
                    "two pings with payloads 0.5 s apart (no pong is ever sent), then closes 1000 \"no pong\".",

@@ -28,6 +28,9 @@ pub struct CloseTracker {
     first: Option<CloseFrame>,
     reply: Option<CloseFrame>,
     tcp_end: Option<TcpEnd>,
+    /// What ended the transport, in words, when it is not TCP (an HTTP/2 stream's
+    /// RST_STREAM: "stream reset by the client (CANCEL)").
+    end_words: Option<String>,
 }
 
 /// What the rest of the analysis knows when the record is built.
@@ -73,6 +76,11 @@ impl CloseTracker {
         }
     }
 
+    /// The end given to [`CloseTracker::tcp_end`] is an HTTP/2 stream's, described by `words`.
+    pub fn set_end_words(&mut self, words: String) {
+        self.end_words = Some(words);
+    }
+
     /// Builds the record, pushing `abnormal_closure` or `close_handshake_incomplete`.
     pub fn record(&self, ctx: &EndContext, out: &mut Vec<Diagnostic>) -> CloseRecord {
         let tcp = self.tcp_end;
@@ -101,11 +109,14 @@ impl CloseTracker {
             return record;
         }
         let tcp_words = |t: TcpEnd| {
-            let mut s = format!(
-                "{} sent {}",
-                t.side.as_str(),
-                if t.rst { "RST" } else { "FIN" }
-            );
+            let mut s = match &self.end_words {
+                Some(words) => words.clone(),
+                None => format!(
+                    "{} sent {}",
+                    t.side.as_str(),
+                    if t.rst { "RST" } else { "FIN" }
+                ),
+            };
             if let Some(idle) = idle {
                 s.push_str(&format!(" after {} idle", human_seconds(idle)));
             }
@@ -229,6 +240,24 @@ mod tests {
         assert_eq!(
             r.summary,
             "1006 abnormal: server sent RST after 62 s idle; last message: client text 5 B"
+        );
+        assert_eq!(d[0].id, DiagnosticId::AbnormalClosure);
+    }
+
+    #[test]
+    fn a_stream_reset_is_described_as_such() {
+        let mut t = CloseTracker::default();
+        t.tcp_end(Side::Client, 10.0, true);
+        t.set_end_words("stream reset by the client (CANCEL)".into());
+        let ctx = EndContext {
+            last_frame_time: Some(9.75),
+            ..EndContext::default()
+        };
+        let mut d = Vec::new();
+        let r = t.record(&ctx, &mut d);
+        assert_eq!(
+            r.summary,
+            "1006 abnormal: stream reset by the client (CANCEL) after 250 ms idle"
         );
         assert_eq!(d[0].id, DiagnosticId::AbnormalClosure);
     }

@@ -313,6 +313,97 @@ impl Analysis {
         }
     }
 
+    /// An RFC 8441 extended CONNECT on an HTTP/2 stream: the WebSocket handshake over HTTP/2
+    /// (no key, no Accept; RFC 8441 §4-§5 rules instead of RFC 6455 §4.1's).
+    pub fn handshake_request_h2(
+        &mut self,
+        req: &crate::stream::http2::H2RequestHead,
+        time: f64,
+        sink: &mut dyn Sink,
+    ) {
+        self.handshake = Some(HandshakeRecord {
+            path: req.path.clone().unwrap_or_default(),
+            host: req.authority.clone().or_else(|| req.host.clone()),
+            origin: req.origin.clone(),
+            user_agent: req.user_agent.clone(),
+            version: req.version.clone(),
+            offered_subprotocols: req.protocols.clone(),
+            offered_extensions: req.extensions.clone(),
+            request_time: Some(time),
+            ..HandshakeRecord::default()
+        });
+        let problems = req.problems();
+        if !problems.is_empty() {
+            self.diag(
+                Diagnostic::new(
+                    DiagnosticId::HandshakeInvalid,
+                    Some(Side::Client),
+                    Some(time),
+                    format!("extended CONNECT: {}", problems.join("; ")),
+                ),
+                sink,
+            );
+        }
+    }
+
+    /// The answer to an extended CONNECT: a 2xx opens the WebSocket (returns what it
+    /// negotiated), anything else refuses it.
+    pub fn handshake_response_h2(
+        &mut self,
+        resp: &crate::stream::http2::H2ResponseHead,
+        time: f64,
+        sink: &mut dyn Sink,
+    ) -> Option<Negotiated> {
+        let handshake = self.handshake.get_or_insert_with(HandshakeRecord::default);
+        handshake.status = resp.status;
+        handshake.reason = Some(String::new());
+        handshake.response_time = Some(time);
+        let status = resp
+            .status
+            .map_or_else(|| "unreadable :status".to_string(), |s| s.to_string());
+        if !resp.is_success() && resp.status.is_some() {
+            self.refused = Some(status.clone());
+            let path = handshake.path.clone();
+            self.diag(
+                Diagnostic::new(
+                    DiagnosticId::HandshakeRejected,
+                    Some(Side::Server),
+                    Some(time),
+                    format!("extended CONNECT of {path} refused: :status {status}"),
+                ),
+                sink,
+            );
+            self.emit_handshake(sink);
+            return None;
+        }
+        handshake.accepted = true;
+        handshake.subprotocol = resp.protocol.clone();
+        handshake.extensions = resp.extensions.clone();
+        handshake.accept_valid = None;
+        self.started = Some(time);
+        if !resp.malformed.is_empty() {
+            self.diag(
+                Diagnostic::new(
+                    DiagnosticId::HandshakeInvalid,
+                    Some(Side::Server),
+                    Some(time),
+                    format!(
+                        "answer to the extended CONNECT: {}",
+                        resp.malformed.join("; ")
+                    ),
+                ),
+                sink,
+            );
+        }
+        self.emit_handshake(sink);
+        Some(Negotiated::from_response(resp.extensions.as_deref()))
+    }
+
+    /// The transport end given to [`Analysis::finish`] is an HTTP/2 stream's, in `words`.
+    pub fn set_end_words(&mut self, words: String) {
+        self.close.set_end_words(words);
+    }
+
     /// The endpoint (`host/path`, no query) of an accepted upgrade.
     pub fn upgraded_target(&self) -> Option<String> {
         let h = self.handshake.as_ref().filter(|h| h.accepted)?;
@@ -495,6 +586,7 @@ impl Analysis {
             close,
             ping: self.ping.record(),
             tcp,
+            http2: None,
             diagnostics: self.diagnostics,
             diagnostic_counts: self
                 .counts
@@ -541,9 +633,13 @@ pub fn clock(t: f64) -> String {
     )
 }
 
-/// `HTTP/1.x`.
-fn http_version(minor: u8) -> String {
-    format!("HTTP/1.{minor}")
+/// `HTTP/1.x`, or `HTTP/2` for a stream of an HTTP/2 connection.
+fn http_version(minor: u8, http2: bool) -> String {
+    if http2 {
+        "HTTP/2".to_string()
+    } else {
+        format!("HTTP/1.{minor}")
+    }
 }
 
 fn header_list(headers: &[(String, String)], redact: bool) -> Vec<Header> {
@@ -564,7 +660,7 @@ fn header_list(headers: &[(String, String)], redact: bool) -> Vec<Header> {
 fn request_record(req: &RequestHead, time: f64, redact: bool) -> HandshakeRecord {
     HandshakeRecord {
         method: req.method.clone(),
-        http_version: http_version(req.minor_version),
+        http_version: http_version(req.minor_version, req.http2),
         path: if redact {
             redact::target(&req.path).into_owned()
         } else {
@@ -582,7 +678,7 @@ fn request_record(req: &RequestHead, time: f64, redact: bool) -> HandshakeRecord
         offered_extensions: req.extensions.clone(),
         request_time: Some(time),
         request_headers: header_list(&req.headers, redact),
-        request_head_bytes: Some(req.head_size as u64),
+        request_head_bytes: (req.head_size > 0).then_some(req.head_size as u64),
         ..HandshakeRecord::default()
     }
 }
@@ -593,8 +689,8 @@ fn add_response(h: &mut HandshakeRecord, resp: &ResponseHead, time: f64, redact:
     h.reason = Some(resp.reason.clone());
     h.response_time = Some(time);
     h.response_headers = header_list(&resp.headers, redact);
-    h.response_head_bytes = Some(resp.head_size as u64);
-    h.response_http_version = Some(http_version(resp.minor_version));
+    h.response_head_bytes = (resp.head_size > 0).then_some(resp.head_size as u64);
+    h.response_http_version = Some(http_version(resp.minor_version, resp.http2));
 }
 
 fn message_record(m: &Message, payload: PayloadMode) -> MessageRecord {

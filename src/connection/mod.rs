@@ -4,12 +4,15 @@
 //! ```text
 //! TCP reassembly ─► sniff ─┬─(HTTP head)──► http::layer (upgrade) ─┬─► WebSocket session
 //!   (per direction)        │                                       └─► plain HTTP (analysis)
+//!                          ├─(HTTP/2 preface)─► stream::http2 ──► one WebSocket session per
+//!                          │                                      extended-CONNECT stream
 //!                          └─(anything else: mid-stream capture)─────► WebSocket session (hunting)
 //! ```
 //!
 //! This file owns the TCP facts, the roles (who is the client) and the routing between layers;
 //! what each layer does lives in its own module.
 
+mod http2;
 mod websocket;
 
 use crate::analysis::{Analysis, AnalysisOptions};
@@ -62,6 +65,11 @@ pub struct Context<'s> {
     /// permessage-deflate decoders alive (see [`MessageLimits::max_inflaters`]).
     decoders: DecoderBudget,
     targets: Targets,
+    /// Connection numbers handed out (TCP connections and HTTP/2 WebSocket streams).
+    next_id: u64,
+    /// Records finished while a connection goes on (HTTP/2 WebSocket streams), for the
+    /// pipeline to report.
+    finished: Vec<ConnectionRecord>,
 }
 
 /// Endpoints (`host/path`) seen upgraded to WebSocket, and refused plain requests to
@@ -90,7 +98,27 @@ impl<'s> Context<'s> {
             listed_bytes: 0,
             decoders: DecoderBudget::new(config.message_limits.max_inflaters),
             targets: Targets::default(),
+            next_id: 0,
+            finished: Vec::new(),
         }
+    }
+
+    /// The next connection number.
+    pub fn alloc_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Are there records for [`Context::take_finished`]?
+    pub fn has_finished(&self) -> bool {
+        !self.finished.is_empty()
+    }
+
+    /// Records finished since the last call (WebSocket streams of HTTP/2 connections that go
+    /// on): report them.
+    pub fn take_finished(&mut self) -> Vec<ConnectionRecord> {
+        std::mem::take(&mut self.finished)
     }
 
     /// End of all input: the records of refused plain requests to endpoints that another
@@ -175,6 +203,8 @@ enum Route {
     Http1,
     /// WebSocket frames with no HTTP before them (a mid-stream capture).
     Frames,
+    /// HTTP/2 (the client preface): WebSockets on extended-CONNECT streams.
+    Http2,
 }
 
 struct State {
@@ -182,6 +212,7 @@ struct State {
     roles: Roles,
     routes: [Route; 2],
     http1: Option<Http1Layer>,
+    http2: Option<Box<http2::H2Conn>>,
     session: Session,
     tcp_end: Option<(usize, f64, bool)>,
     fin_seen: [bool; 2],
@@ -224,6 +255,7 @@ impl Connection {
                 roles,
                 routes: [Route::Sniff, Route::Sniff],
                 http1: None,
+                http2: None,
                 session: Session::new(Analysis::new(id, config.analysis), [a, b], time),
                 tcp_end: None,
                 fin_seen: [false; 2],
@@ -253,6 +285,9 @@ impl Connection {
     /// The connection is idle: release per-direction state that can be rebuilt when it wakes.
     pub fn hibernate(&mut self) {
         self.state.session.hibernate();
+        if let Some(h2) = &mut self.state.http2 {
+            h2.streams.hibernate();
+        }
     }
 
     /// Has TCP ended (RST, or FIN both ways)?
@@ -263,6 +298,11 @@ impl Connection {
     /// Is it reported (upgrade attempt or frames seen)?
     pub fn is_interesting(&self) -> bool {
         self.state.session.analysis.is_interesting()
+            || self
+                .state
+                .http2
+                .as_ref()
+                .is_some_and(|h2| h2.streams.has_websockets())
     }
 
     /// Did either side send FIN or RST?
@@ -362,6 +402,9 @@ impl Connection {
         ctx: &mut Context<'_>,
     ) -> Option<ConnectionRecord> {
         let state = &mut self.state;
+        if let Some(h2) = &mut state.http2 {
+            h2.streams.set_stopped(stopped.clone());
+        }
         for dir in 0..2 {
             self.reassembly[dir].flush(&mut |event| state.on_stream(dir, event, ctx));
         }
@@ -510,6 +553,21 @@ impl State {
         match self.routes[dir] {
             Route::Sniff => {}
             Route::Frames => self.session.push(dir, time, chunk, &mut self.roles, ctx),
+            Route::Http2 => {
+                let from = self.roles.side(dir);
+                let facts = self.tcp_facts();
+                let State {
+                    http2,
+                    session,
+                    roles,
+                    ..
+                } = self;
+                let Some(h2) = http2 else { return };
+                let http2::H2Conn { layer, streams } = &mut **h2;
+                layer.push(from, time, chunk, &mut |out| {
+                    streams.on_out(out, time, session, roles, facts, ctx)
+                });
+            }
             Route::Http1 => {
                 let from = self.roles.side(dir);
                 let State {
@@ -538,6 +596,25 @@ impl State {
                 return;
             }
         };
+        let h2_client = is_http2_start(data);
+        if h2_client || crate::stream::http2::is_server_preface(data) {
+            // The client preface, or the server's SETTINGS (h2c servers send theirs without
+            // waiting for the client's): both directions are HTTP/2.
+            let client_dir = if h2_client { dir } else { 1 - dir };
+            if self.roles.decide(client_dir) {
+                self.session.roles_decided(&self.roles);
+            }
+            self.routes = [Route::Http2, Route::Http2];
+            self.http2 = Some(Box::new(http2::H2Conn::new()));
+            return;
+        }
+        if crate::stream::http2::looks_like_frames(data) {
+            // HTTP/2 frames with no preface: the capture started inside the connection. The
+            // roles stay as guessed (the layer hunts in both directions).
+            self.routes = [Route::Http2, Route::Http2];
+            self.http2 = Some(Box::new(http2::H2Conn::midstream()));
+            return;
+        }
         // A response cut after "HT" (or up to "HTTP") also looks like a request method: try the
         // role this direction is believed to have first.
         let order = if self.roles.side(dir) == Side::Server {
@@ -573,8 +650,37 @@ impl State {
         self.session.start(dir, false, &self.roles, ctx);
     }
 
+    fn tcp_facts(&self) -> TcpRecord {
+        TcpRecord {
+            syn_seen: self.syn_seen,
+            gaps: self.gaps,
+            gap_bytes: self.gap_bytes,
+            ..TcpRecord::default()
+        }
+    }
+
     fn end_dir(&mut self, dir: usize, how: End, ctx: &mut Context<'_>) {
         let time = self.time;
+        if self.routes[dir] == Route::Http2 {
+            let from = self.roles.side(dir);
+            let facts = self.tcp_facts();
+            let State {
+                http2,
+                session,
+                roles,
+                ..
+            } = self;
+            if let Some(h2) = http2 {
+                let http2::H2Conn { layer, streams } = &mut **h2;
+                layer.end(from, time, how, &mut |out| {
+                    streams.on_out(out, time, session, roles, facts, ctx)
+                });
+                if dir == 1 {
+                    streams.finish_all(time, roles, facts, ctx);
+                }
+            }
+            return;
+        }
         if self.routes[dir] == Route::Http1
             && let Some(http1) = &mut self.http1
         {
@@ -585,6 +691,14 @@ impl State {
             });
         }
         self.session.finish_dir(dir, time, &mut self.roles, ctx);
+    }
+}
+
+/// The client's HTTP/2 connection preface (RFC 9113 §3.4), or enough of it to tell.
+fn is_http2_start(data: &[u8]) -> bool {
+    match crate::stream::http2::is_client_preface(data) {
+        Some(is) => is,
+        None => data.len() >= 4,
     }
 }
 

@@ -74,6 +74,11 @@ impl Session {
         }
     }
 
+    /// A session on the same connection (an HTTP/2 stream's WebSocket), starting at `time`.
+    pub(super) fn sibling(&self, analysis: Analysis, time: f64) -> Session {
+        Session::new(analysis, self.ends, time)
+    }
+
     /// What the handshake negotiated; applies to directions started after it.
     pub(super) fn set_negotiated(&mut self, negotiated: Option<Negotiated>) {
         self.negotiated = negotiated;

@@ -43,8 +43,10 @@ pub struct RequestHead {
     /// Every header line as sent, in order (bounded by [`super::MAX_HEADERS`] and
     /// [`super::MAX_HEAD_BYTES`]).
     pub headers: Vec<(String, String)>,
-    /// Bytes of the head, request line to the empty line.
+    /// Bytes of the head, request line to the empty line (0: not known, e.g. HTTP/2).
     pub head_size: usize,
+    /// An HTTP/2 extended CONNECT (RFC 8441) read as this head; `headers` are its fields.
+    pub http2: bool,
 }
 
 /// Headers of a response that matter to a WebSocket upgrade.
@@ -72,8 +74,10 @@ pub struct ResponseHead {
     pub chunked: bool,
     /// Every header line as sent, in order (bounded like the request's).
     pub headers: Vec<(String, String)>,
-    /// Bytes of the head, status line to the empty line.
+    /// Bytes of the head, status line to the empty line (0: not known, e.g. HTTP/2).
     pub head_size: usize,
+    /// An HTTP/2 response read as this head.
+    pub http2: bool,
 }
 
 /// Collects repeated headers (RFC 9110 §5.3: a list header may be split over several lines).

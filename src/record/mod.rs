@@ -2,8 +2,10 @@
 //! the reporters read (`model`), and the [`Sink`] interface between them. Below all stages, so
 //! that no stage imports a reporter.
 
+pub mod http2;
 pub mod model;
 pub mod sink;
 
+pub use http2::{Http2ConnectionRecord, Http2GoAwayRecord, Http2OtherStream, Http2StreamRecord};
 pub use model::*;
 pub use sink::{Event, Sink};

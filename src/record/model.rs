@@ -362,6 +362,9 @@ pub struct ConnectionRecord {
     pub ping: PingRecord,
     /// TCP facts.
     pub tcp: TcpRecord,
+    /// The HTTP/2 stream this WebSocket rides on (RFC 8441); absent for WebSocket over TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2: Option<super::http2::Http2StreamRecord>,
     /// Findings (at most [`crate::analysis::MAX_DIAGNOSTICS_PER_ID`] per id; counts are exact).
     pub diagnostics: Vec<Diagnostic>,
     /// Exact count per diagnostic id, including those not listed.

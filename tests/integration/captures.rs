@@ -81,6 +81,10 @@ fn recorded_captures_match_the_endpoints_ground_truth() {
         };
         let truth: Value =
             serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+        if truth["schema"] != "wsprobe-truth/1" {
+            // Another truth model (HTTP/2 streams: tests/integration/http2.rs).
+            continue;
+        }
         let capture = ["pcap", "pcapng"]
             .iter()
             .map(|ext| captures_dir().join(format!("{name}.{ext}")))
@@ -239,4 +243,41 @@ fn killed_server_fails_the_gate_and_a_clean_capture_does_not() {
         .arg(captures_dir().join("demo.pcap"))
         .assert()
         .code(0);
+}
+
+/// nginx without `proxy_set_header Upgrade` between a client and a WebSocket server: both legs
+/// are refused upgrades, and each says what happened on its hop.
+#[test]
+fn a_proxy_that_strips_upgrade_is_named_on_both_legs() {
+    let report = report_of(&captures_dir().join("proxy-strips-upgrade.pcap"), &[]);
+    let conns = report["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2);
+    let rejected = |port: u64| -> String {
+        let c = conns
+            .iter()
+            .find(|c| c["server"]["port"] == port)
+            .unwrap_or_else(|| panic!("no connection to :{port}"));
+        assert_eq!(c["close"]["outcome"], "not_websocket");
+        assert_eq!(c["handshake"]["status"], 426);
+        let d = c["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == "handshake_rejected")
+            .expect("handshake_rejected");
+        d["message"].as_str().unwrap().to_string()
+    };
+    // The client asked correctly; the proxy's next hop dropped the headers.
+    assert!(
+        rejected(27000).contains("a proxy between"),
+        "{}",
+        rejected(27000)
+    );
+    // What reached the server lacked them.
+    let server_leg = rejected(27001);
+    assert!(
+        server_leg
+            .contains("reached the server without `Upgrade: websocket` and `Connection: Upgrade`"),
+        "{server_leg}"
+    );
 }

@@ -6,6 +6,7 @@ mod captures;
 mod cli;
 mod golden;
 mod hostile;
+mod http2;
 mod live;
 mod mutants;
 mod properties;
