@@ -58,6 +58,8 @@ CREATE OR REPLACE VIEW wsprobe.connections AS SELECT
   JSON_VALUE(line, '$."websocket.offered_subprotocols"') AS websocket_offered_subprotocols,
   JSON_VALUE(line, '$."websocket.extensions"') AS websocket_extensions,
   JSON_VALUE(line, '$."websocket.offered_extensions"') AS websocket_offered_extensions,
+  SAFE_CAST(JSON_VALUE(line, '$."websocket.http2.stream_id"') AS INT64) AS websocket_http2_stream_id,
+  JSON_VALUE(line, '$."websocket.http2.end"') AS websocket_http2_end,
   SAFE_CAST(JSON_VALUE(line, '$."websocket.close.code"') AS INT64) AS websocket_close_code,
   JSON_VALUE(line, '$."websocket.close.reason"') AS websocket_close_reason,
   JSON_VALUE(line, '$."websocket.close.initiator"') AS websocket_close_initiator,

@@ -56,6 +56,8 @@ CREATE TABLE IF NOT EXISTS wsprobe.connections (
     `websocket.offered_subprotocols` Nullable(String),
     `websocket.extensions` Nullable(String),
     `websocket.offered_extensions` Nullable(String),
+    `websocket.http2.stream_id` Nullable(Int64),
+    `websocket.http2.end` Nullable(String),
     `websocket.close.code` Nullable(Int64),
     `websocket.close.reason` Nullable(String),
     `websocket.close.initiator` Nullable(String),

@@ -58,6 +58,8 @@ CREATE OR REPLACE VIEW connections AS SELECT * FROM read_json('table=connections
     'websocket.offered_subprotocols': 'VARCHAR',
     'websocket.extensions': 'VARCHAR',
     'websocket.offered_extensions': 'VARCHAR',
+    'websocket.http2.stream_id': 'BIGINT',
+    'websocket.http2.end': 'VARCHAR',
     'websocket.close.code': 'BIGINT',
     'websocket.close.reason': 'VARCHAR',
     'websocket.close.initiator': 'VARCHAR',

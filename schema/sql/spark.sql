@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS wsprobe_connections (
   `websocket.offered_subprotocols` STRING,
   `websocket.extensions` STRING,
   `websocket.offered_extensions` STRING,
+  `websocket.http2.stream_id` BIGINT,
+  `websocket.http2.end` STRING,
   `websocket.close.code` BIGINT,
   `websocket.close.reason` STRING,
   `websocket.close.initiator` STRING,

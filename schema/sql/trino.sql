@@ -58,6 +58,8 @@ CREATE OR REPLACE VIEW hive.wsprobe.connections AS SELECT
   json_extract_scalar(line, '$["websocket.offered_subprotocols"]') AS websocket_offered_subprotocols,
   json_extract_scalar(line, '$["websocket.extensions"]') AS websocket_extensions,
   json_extract_scalar(line, '$["websocket.offered_extensions"]') AS websocket_offered_extensions,
+  try_cast(json_extract_scalar(line, '$["websocket.http2.stream_id"]') AS bigint) AS websocket_http2_stream_id,
+  json_extract_scalar(line, '$["websocket.http2.end"]') AS websocket_http2_end,
   try_cast(json_extract_scalar(line, '$["websocket.close.code"]') AS bigint) AS websocket_close_code,
   json_extract_scalar(line, '$["websocket.close.reason"]') AS websocket_close_reason,
   json_extract_scalar(line, '$["websocket.close.initiator"]') AS websocket_close_initiator,

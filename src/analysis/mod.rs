@@ -321,17 +321,12 @@ impl Analysis {
         time: f64,
         sink: &mut dyn Sink,
     ) {
-        self.handshake = Some(HandshakeRecord {
-            path: req.path.clone().unwrap_or_default(),
-            host: req.authority.clone().or_else(|| req.host.clone()),
-            origin: req.origin.clone(),
-            user_agent: req.user_agent.clone(),
-            version: req.version.clone(),
-            offered_subprotocols: req.protocols.clone(),
-            offered_extensions: req.extensions.clone(),
-            request_time: Some(time),
-            ..HandshakeRecord::default()
-        });
+        self.offered_protocols = req.protocols.clone();
+        self.handshake = Some(request_record(
+            &req.to_request_head(),
+            time,
+            self.options.redact,
+        ));
         let problems = req.problems();
         if !problems.is_empty() {
             self.diag(
@@ -355,9 +350,13 @@ impl Analysis {
         sink: &mut dyn Sink,
     ) -> Option<Negotiated> {
         let handshake = self.handshake.get_or_insert_with(HandshakeRecord::default);
+        add_response(
+            handshake,
+            &resp.to_response_head(),
+            time,
+            self.options.redact,
+        );
         handshake.status = resp.status;
-        handshake.reason = Some(String::new());
-        handshake.response_time = Some(time);
         let status = resp
             .status
             .map_or_else(|| "unreadable :status".to_string(), |s| s.to_string());
@@ -377,7 +376,12 @@ impl Analysis {
             return None;
         }
         handshake.accepted = true;
-        handshake.subprotocol = resp.protocol.clone();
+        handshake.subprotocol = match &resp.protocol {
+            Some(p) if self.options.redact => {
+                Some(redact::chosen_subprotocol(p, &self.offered_protocols))
+            }
+            other => other.clone(),
+        };
         handshake.extensions = resp.extensions.clone();
         handshake.accept_valid = None;
         self.started = Some(time);

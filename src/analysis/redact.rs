@@ -41,6 +41,8 @@ fn secret_header(name: &str) -> bool {
 /// A query parameter that carries a credential (OAuth, signed URLs, API keys, sessions).
 fn secret_parameter(name: &str) -> bool {
     let n = squash(&percent_decode(name));
+    // Not `session_id` or `sid`: Jupyter's and Engine.IO's name sessions, not credentials
+    // (Zeek's jupyter baseline logs them as they are); PHP's and Java's session ids are.
     const EXACT: &[&str] = &[
         "auth",
         "key",
@@ -52,9 +54,8 @@ fn secret_parameter(name: &str) -> bool {
         "passwd",
         "ticket",
         "bearer",
-        "session",
-        "sessionid",
-        "sid_token",
+        "phpsessid",
+        "jsessionid",
         "otp",
     ];
     EXACT.contains(&n.as_str())
@@ -204,6 +205,14 @@ pub fn chosen_subprotocol(chosen: &str, offered: &[String]) -> String {
 
 /// A header value with any credential replaced; `name` decides how.
 pub fn header(name: &str, value: &str) -> String {
+    // HTTP/2 pseudo-headers: only `:path` can carry one (in its query).
+    if let Some(pseudo) = name.strip_prefix(':') {
+        return if pseudo.eq_ignore_ascii_case("path") {
+            target(value).into_owned()
+        } else {
+            value.to_string()
+        };
+    }
     if name.eq_ignore_ascii_case("cookie") {
         return value
             .split(';')
@@ -269,6 +278,8 @@ mod tests {
             "dGhlIHNhbXBsZSBub25jZQ=="
         );
         assert_eq!(header("Host", "example.test"), "example.test");
+        assert_eq!(header(":authority", "example.test"), "example.test");
+        assert_eq!(header(":path", "/ws?token=abc"), "/ws?token=REDACTED");
         assert_eq!(
             header("WWW-Authenticate", "Bearer realm=\"x\""),
             "Bearer realm=\"x\""
@@ -290,6 +301,11 @@ mod tests {
             "/ws?x=REDACTED"
         );
         assert!(matches!(target("/ws?room=7"), Cow::Borrowed(_)));
+        assert!(matches!(
+            target("/api/kernels/1/channels?session_id=deeecee7"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(target("/app?PHPSESSID=x1"), "/app?PHPSESSID=REDACTED");
         assert!(matches!(target("/plain"), Cow::Borrowed(_)));
     }
 

@@ -255,6 +255,11 @@ fn url(r: &ConnectionRecord, h: Option<&HandshakeRecord>) -> String {
     if h.path.starts_with("ws://") || h.path.starts_with("wss://") {
         return h.path.clone();
     }
+    // An HTTP/2 extended CONNECT (RFC 8441) says its scheme.
+    let scheme = match h.request_headers.iter().find(|x| x.name == ":scheme") {
+        Some(x) if x.value.eq_ignore_ascii_case("https") => "wss",
+        _ => "ws",
+    };
     let host = h
         .host
         .as_deref()
@@ -277,7 +282,7 @@ fn url(r: &ConnectionRecord, h: Option<&HandshakeRecord>) -> String {
             c => c.to_string(),
         })
         .collect();
-    format!("ws://{host}{path}")
+    format!("{scheme}://{host}{path}")
 }
 
 /// One HAR entry for a connection.
@@ -314,8 +319,9 @@ pub fn entry(r: &ConnectionRecord) -> Value {
         "content": {"size": 0, "mimeType": "x-unknown"},
         "redirectURL": location,
         "headersSize": h.and_then(|h| h.response_head_bytes).map_or(-1, |n| n as i64),
-        // A 101 has no body; other answers' bodies are skipped, not measured.
-        "bodySize": if status == Some(101) { 0 } else { -1 },
+        // An accepted upgrade (101, or an HTTP/2 200) has no body; other answers' bodies
+        // are skipped, not measured.
+        "bodySize": if h.is_some_and(|h| h.accepted) || status == Some(101) { 0 } else { -1 },
     });
     let messages: Vec<Value> = r
         .messages
@@ -359,6 +365,7 @@ pub fn entry(r: &ConnectionRecord) -> Value {
             "messages_listed": r.messages.as_ref().map_or(0, Vec::len),
             "diagnostics": r.diagnostics,
             "diagnostic_counts": r.diagnostic_counts,
+            "http2": r.http2,
         },
     });
     if let Some(code) = c.code {

@@ -105,6 +105,7 @@ WS.Panel = {
       ['gaps', t.gaps ? t.gaps + ' (' + WS.bytes(t.gap_bytes) + ' missing)' : '0'],
       ['retransmissions', t.retransmissions],
       ['out of order', t.out_of_order],
+      ['HTTP/2 stream', c.http2 ? c.http2.stream_id + (c.http2.end ? ', ended by ' + c.http2.end + (c.http2.end_from ? ' from the ' + c.http2.end_from : '') : '') : null],
       ['messages', c.message_counts.client + ' from the client (' + WS.bytes(c.payload_bytes.client) + '), ' +
         c.message_counts.server + ' from the server (' + WS.bytes(c.payload_bytes.server) + ')'],
     ]), frames);

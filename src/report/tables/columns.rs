@@ -193,6 +193,8 @@ pub const CONNECTIONS: TableSpec = TableSpec {
         "websocket.offered_subprotocols": Str = "Subprotocols the client offered, comma-separated (tokens REDACTED unless --no-redact).";
         "websocket.extensions": Str = "Extensions accepted by the server.";
         "websocket.offered_extensions": Str = "Extensions the client offered.";
+        "websocket.http2.stream_id": Int = "WebSocket over HTTP/2 (RFC 8441): the stream it rides on; null over HTTP/1.1.";
+        "websocket.http2.end": Str = "How that stream ended: end_stream, rst_stream CODE, goaway; null while open.";
         "websocket.close.code": Int = "First Close frame's code; 1005 for an empty Close; 1006 when TCP ended with no Close frame.";
         "websocket.close.reason": Str = "Close reason.";
         "websocket.close.initiator": Str = "client or server: who sent the first Close (for 1006: whose FIN/RST came first).";
@@ -539,6 +541,14 @@ pub fn connection_row(r: &ConnectionRecord, keys: &ConnectionKeys) -> Vec<Cell> 
         .put(
             "websocket.offered_extensions",
             h.and_then(|h| h.offered_extensions.as_deref()),
+        )
+        .put(
+            "websocket.http2.stream_id",
+            r.http2.as_ref().map(|s| u64::from(s.stream_id)),
+        )
+        .put(
+            "websocket.http2.end",
+            r.http2.as_ref().and_then(|s| s.end.as_deref()),
         );
     let c = &r.close;
     row.put("websocket.close.code", c.code)
