@@ -2,6 +2,7 @@
 
 mod util;
 
+mod browser;
 mod captures;
 mod cli;
 mod golden;
@@ -10,4 +11,5 @@ mod http2;
 mod live;
 mod mutants;
 mod properties;
+mod reports;
 mod synthetic;

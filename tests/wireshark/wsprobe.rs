@@ -28,11 +28,13 @@ pub const VIOLATIONS: &[&str] = &[
     "data_after_close",
 ];
 
-/// wsprobe's JSON report of `path`.
+/// wsprobe's JSON report of `path`, credentials kept (`--no-redact`): the peers' logs show
+/// the handshake as sent (Zeek logs wstunnel's bearer token).
 pub fn report(path: &Path) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_wsprobe"))
         .args(["analyze", "--format", "json", "--frames", "--messages"])
         .args(["--payload", "full", "--max-message-bytes", "1073741824"])
+        .arg("--no-redact")
         .arg(path)
         .env("NO_COLOR", "1")
         .output()
