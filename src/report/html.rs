@@ -71,18 +71,27 @@ impl std::io::Write for ToOutput {
 
 /// The embedded report: JSON → gzip → base64 → the page. Base64 has no `<`, so nothing in the
 /// data can end its `<script>` element.
-type DataWriter = flate2::write::GzEncoder<
-    base64::write::EncoderWriter<'static, base64::engine::GeneralPurpose, ToOutput>,
+/// serde_json writes a record in many small pieces; the buffer hands the compressor large
+/// ones (without it, compressing costs five times the analysis).
+type DataWriter = std::io::BufWriter<
+    flate2::write::GzEncoder<
+        base64::write::EncoderWriter<'static, base64::engine::GeneralPurpose, ToOutput>,
+    >,
 >;
 
 fn data_writer(out: Output, failed: std::rc::Rc<std::cell::Cell<bool>>) -> DataWriter {
-    flate2::write::GzEncoder::new(
-        base64::write::EncoderWriter::new(
-            ToOutput(out, failed),
-            &base64::engine::general_purpose::STANDARD,
+    std::io::BufWriter::with_capacity(
+        1 << 16,
+        flate2::write::GzEncoder::new(
+            base64::write::EncoderWriter::new(
+                ToOutput(out, failed),
+                &base64::engine::general_purpose::STANDARD,
+            ),
+            // zlib's default level: on these rows a quarter smaller than level 3 for half again
+            // its CPU (GNU gzip on 300 MB of message rows: 13.9 MB in 2.0 s against 18.1 MB
+            // in 1.4 s).
+            flate2::Compression::default(),
         ),
-        // Level 3: within a few percent of level 6's size at a third of its time.
-        flate2::Compression::new(3),
     )
 }
 
@@ -108,6 +117,23 @@ fn bytes(n: u64) -> String {
         1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
         1_048_576..1_073_741_824 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
         _ => format!("{:.2} GiB", n as f64 / 1_073_741_824.0),
+    }
+}
+
+/// A time span for the page's header: `342 ms`, `12 s`, `2 h 5 min`, `10 d 15 h`.
+fn span_words(s: f64) -> String {
+    match s {
+        s if s < 3600.0 => human_seconds(s),
+        s if s < 86_400.0 => format!(
+            "{} h {} min",
+            (s / 3600.0) as u64,
+            (s % 3600.0 / 60.0) as u64
+        ),
+        s => format!(
+            "{} d {} h",
+            (s / 86_400.0) as u64,
+            (s % 86_400.0 / 3600.0) as u64
+        ),
     }
 }
 
@@ -182,7 +208,7 @@ impl HtmlReport {
                 "<p class=\"span\">{} → {} UTC ({} of traffic) · wsprobe {}</p>",
                 esc(&super::timefmt::rfc3339_micros(a)[..23]),
                 esc(&super::timefmt::rfc3339_micros(b)[11..23]),
-                human_seconds(b - a),
+                span_words(b - a),
                 env!("CARGO_PKG_VERSION")
             );
         }
@@ -348,7 +374,8 @@ impl Sink for HtmlReport {
         let _ = data.write_all(b"\n],");
         let _ = data.write_all(&tail.as_bytes()[1..tail.len() - 1]);
         let _ = data.write_all(b"}");
-        let mut base64 = data.finish()?;
+        let gzip = data.into_inner().map_err(|e| e.into_error())?;
+        let mut base64 = gzip.finish()?;
         let mut out = base64.finish()?.0;
         out.write_all(b"</script>\n");
         let summary_html = self.summary_html(inputs, summary);
