@@ -29,3 +29,23 @@ if ! command -v cargo >/dev/null 2>&1; then
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
 fi
+
+# Where cargo puts its build: CARGO_TARGET_DIR, build.target-dir in a config, or ./target.
+# Asked of cargo itself, never assumed.
+wsprobe_target_dir() {
+  cargo metadata --format-version 1 --no-deps \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'
+}
+
+# Builds the wsprobe binary with cargo profile $1 (release, dev, ...) and prints its path, as
+# cargo reports it (so it is right whatever the target directory is).
+wsprobe_build() {
+  local exe
+  exe=$(cargo build --quiet --profile "$1" --bin wsprobe --message-format=json-render-diagnostics \
+    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+  if [ -z "$exe" ] || [ ! -x "$exe" ]; then
+    echo "setup: cargo built no wsprobe binary (profile $1)" >&2
+    return 1
+  fi
+  printf '%s\n' "$exe"
+}

@@ -74,12 +74,17 @@ pub struct ReportArgs {
     /// these severities or worse (error, warning, info). Comma-separated.
     #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
     pub fail_on: Vec<String>,
-    /// Report only this connection id.
+    /// Report only this connection id (the ids of a previous report). Exit 2 when there is none.
     #[arg(long, value_name = "ID")]
     pub connection: Option<u64>,
-    /// Report only connections with this endpoint (IP or IP:PORT, client or server).
-    #[arg(long, value_name = "IP[:PORT]")]
+    /// Report only connections with this endpoint, client or server side: IP, IP:PORT,
+    /// [IPv6]:PORT, :PORT or PORT. The totals count only what matches.
+    #[arg(long, value_name = "ENDPOINT")]
     pub address: Option<String>,
+    /// Table: every column in full, as wide as it needs (for a wide terminal or a file). The
+    /// default table fits the terminal's width (COLUMNS when set, else 100 when not a terminal).
+    #[arg(long)]
+    pub wide: bool,
     /// Indent the JSON report.
     #[arg(long)]
     pub pretty: bool,
@@ -92,6 +97,14 @@ pub struct ReportArgs {
     /// Out-of-order TCP bytes held per direction (bytes).
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     pub max_buffered_bytes: usize,
+    /// Packets of a connection to wait for data the capture shows after the peer's ACK of it
+    /// (reordering at multi-queue NICs, `-i any`, merged taps) before the hole is a gap; the
+    /// wait also lasts --late-seconds. 0 and 0: a gap at the ACK.
+    #[arg(long, default_value_t = crate::tcp::reassembly::DEFAULT_LATE_PACKETS, value_name = "N")]
+    pub late_packets: u64,
+    /// Capture seconds to wait for such late data (with --late-packets).
+    #[arg(long, default_value_t = crate::tcp::reassembly::DEFAULT_LATE_SECONDS, value_name = "SECS")]
+    pub late_seconds: f64,
     /// Connections tracked at once.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_connections: usize,
@@ -153,6 +166,10 @@ pub struct AnalyzeArgs {
     /// Capture files; '-' reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
+    /// Packet filter as for tcpdump (pcap-filter(7)), e.g. 'tcp port 8080': only the packets
+    /// that match are analysed. Needs libpcap (the default build).
+    #[arg(short = 'f', long, value_name = "BPF")]
+    pub filter: Option<String>,
     /// Report options.
     #[command(flatten)]
     pub report: ReportArgs,
@@ -167,7 +184,8 @@ pub struct LiveArgs {
     /// Interface to capture on (`any` for all; `wsprobe interfaces` lists them).
     #[arg(short = 'i', long, value_name = "IFACE")]
     pub interface: String,
-    /// BPF capture filter, as for tcpdump (e.g. 'tcp port 8080').
+    /// Packet filter as for tcpdump (pcap-filter(7)), e.g. 'tcp port 8080': only the packets
+    /// that match are captured and analysed (applied in the kernel).
     #[arg(short = 'f', long, value_name = "BPF")]
     pub filter: Option<String>,
     /// Bytes captured per packet.

@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod sniff;
 pub mod stream;
 pub mod tcp;
 pub mod ws;

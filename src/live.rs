@@ -247,14 +247,5 @@ pub fn live(args: &LiveArgs, options: &RunOptions) -> Result<Outcome> {
         );
     }
 
-    let matched = session.matched();
-    session
-        .sink()
-        .finish(&[input], &summary)
-        .map_err(Error::Output)?;
-    Ok(if matched {
-        Outcome::Matched
-    } else {
-        Outcome::Clean
-    })
+    session.finish(&[input], &summary)
 }

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 
 use crate::capture::Packet;
-use crate::connection::{Connection, ConnectionConfig, Context};
+use crate::connection::{Connection, ConnectionConfig, Context, Finished};
 use crate::decode::{Skip, decode};
 use crate::record::Sink;
-use crate::record::{ConnectionRecord, Summary};
+use crate::record::Summary;
 use crate::tcp::FlowKey;
 
 /// Limits on the flow table.
@@ -125,7 +125,6 @@ impl<'s> Pipeline<'s> {
             self.evict_idlest();
         }
         let id = self.context.alloc_id();
-        self.summary.tcp_connections += 1;
         let mut connection = Box::new(Connection::new(
             id,
             segment.src,
@@ -136,9 +135,9 @@ impl<'s> Pipeline<'s> {
         connection.on_segment(&segment, true, time, &mut self.context);
         self.report_finished();
         if connection.ended() {
-            let record = connection.finish(None, &mut self.context);
+            let finished = connection.finish_any(None, &mut self.context);
             self.report_finished();
-            self.report(record);
+            self.report(finished);
             self.tombstones.insert(key, time);
         } else {
             self.table.insert(
@@ -159,9 +158,9 @@ impl<'s> Pipeline<'s> {
     /// Finishes a connection; `stopped` explains why when TCP has not ended.
     fn finish_early(&mut self, key: FlowKey, stopped: Option<String>) {
         if let Some(slot) = self.table.remove(&key) {
-            let record = slot.connection.finish(stopped, &mut self.context);
+            let finished = slot.connection.finish_any(stopped, &mut self.context);
             self.report_finished();
-            self.report(record);
+            self.report(finished);
         }
     }
 
@@ -171,33 +170,21 @@ impl<'s> Pipeline<'s> {
             return; // the per-packet path: nothing to do, and no allocation
         }
         for record in self.context.take_finished() {
-            self.report(Some(record));
+            self.report(Finished::Reported(record));
         }
     }
 
-    fn report(&mut self, record: Option<ConnectionRecord>) {
-        let Some(record) = record else {
-            return;
-        };
-        let s = &mut self.summary;
-        s.connections += 1;
-        let frames = record.frames.client.total() + record.frames.server.total();
-        let websocket = record.handshake.as_ref().is_some_and(|h| h.accepted) || frames > 0;
-        s.websocket_connections += u64::from(websocket);
-        s.frames += frames;
-        s.messages += record.message_counts.client
-            + record.message_counts.server
-            + [record.frames.client, record.frames.server]
-                .iter()
-                .map(|f| f.close + f.ping + f.pong)
-                .sum::<u64>();
-        for (id, n) in &record.diagnostic_counts {
-            *s.diagnostics.entry(id.clone()).or_insert(0) += n;
+    fn report(&mut self, finished: Finished) {
+        match finished {
+            Finished::Reported(record) => {
+                self.summary.add_connection(&record);
+                self.context.sink.connection(record);
+            }
+            Finished::Other(other) => {
+                self.summary.add_other(&other);
+                self.context.sink.other_connection(&other);
+            }
         }
-        *s.outcomes
-            .entry(record.close.outcome.to_string())
-            .or_insert(0) += 1;
-        self.context.sink.connection(record);
     }
 
     /// A clock tick without a packet (live capture on a quiet interface): moves the pipeline's
@@ -217,6 +204,10 @@ impl<'s> Pipeline<'s> {
     fn sweep(&mut self) {
         let now = self.now;
         let limits = self.limits;
+        // Quiet connections stop waiting for late data (cheap when nothing is held).
+        for slot in self.table.values_mut() {
+            slot.connection.tick(now, &mut self.context);
+        }
         let expired: Vec<(FlowKey, f64)> = self
             .table
             .iter()
@@ -233,6 +224,18 @@ impl<'s> Pipeline<'s> {
         for (key, idle) in expired {
             let why = format!("no packets for {idle:.0} s, tracking stopped (--idle-timeout)");
             self.finish_early(key, Some(why));
+        }
+        // TCP ended while bytes were missing: they did not come late either.
+        let config = self.context.config;
+        let lingering: Vec<FlowKey> = self
+            .table
+            .iter()
+            .filter(|(_, slot)| slot.connection.linger_over(now, &config))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in lingering {
+            self.finish(key);
+            self.tombstones.insert(key, now);
         }
         let mut idle: Vec<(f64, FlowKey)> = Vec::new();
         for (key, slot) in self.table.iter_mut() {
@@ -299,8 +302,11 @@ impl<'s> Pipeline<'s> {
             self.finish(key);
         }
         for record in self.context.take_late_records() {
-            self.report(Some(record));
+            // Its TCP connection was counted (as not WebSocket) when it finished.
+            self.summary.add_late_record(&record);
+            self.context.sink.connection(record);
         }
+        self.summary.unfiltered_tcp_connections = self.summary.tcp_connections;
         self.summary
     }
 }
@@ -309,7 +315,7 @@ impl<'s> Pipeline<'s> {
 mod tests {
     use super::*;
     use crate::capture::{InputSummary, LinkType};
-    use crate::record::Event;
+    use crate::record::{ConnectionRecord, Event};
 
     #[derive(Default)]
     struct Records(Vec<ConnectionRecord>);

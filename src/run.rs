@@ -3,8 +3,10 @@
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
+use std::net::IpAddr;
 
 use crate::analysis::AnalysisOptions;
+use crate::capture::filter::PacketFilter;
 use crate::capture::{InputSummary, file::read_capture};
 use crate::cli::{Format, PayloadArg, ReportArgs, TableFormat};
 use crate::connection::ConnectionConfig;
@@ -12,13 +14,13 @@ use crate::diag::{DiagnosticId, Severity};
 use crate::error::{Error, Result};
 use crate::message::{MessageLimits, PayloadMode};
 use crate::pipeline::{Pipeline, TableLimits};
-use crate::record::{ConnectionRecord, Summary};
+use crate::record::{Address, ConnectionRecord, OtherConnection, Summary};
 use crate::record::{Event, Sink};
 use crate::report::har::HarReport;
 use crate::report::html::HtmlReport;
 use crate::report::json::JsonReport;
 use crate::report::jsonl::JsonlReport;
-use crate::report::table::TableReport;
+use crate::report::table::{TableOptions, TableReport};
 use crate::report::tables::{FileFormat, TableWriter, TablesConfig};
 use crate::tcp::reassembly::ReassemblyLimits;
 
@@ -39,7 +41,7 @@ pub struct FailOn {
 }
 
 impl FailOn {
-    /// Parses the words; an unknown one is a usage error.
+    /// Parses the words; an unknown one is a usage error (with the nearest id, if one is near).
     pub fn parse(words: &[String]) -> std::result::Result<FailOn, String> {
         let mut fail = FailOn::default();
         for word in words.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
@@ -48,8 +50,16 @@ impl FailOn {
             } else if let Some(id) = DiagnosticId::parse(word) {
                 fail.ids.insert(id);
             } else {
+                let known = DiagnosticId::ALL
+                    .iter()
+                    .map(|id| id.as_str())
+                    .chain(["error", "warning", "info"]);
+                let hint = match did_you_mean(word, known) {
+                    Some(near) => format!("; did you mean {near:?}?"),
+                    None => String::new(),
+                };
                 return Err(format!(
-                    "--fail-on: unknown diagnostic id or severity {word:?} (see `wsprobe diagnostics`)"
+                    "--fail-on: unknown diagnostic id or severity {word:?}{hint} (`wsprobe diagnostics` lists them)"
                 ));
             }
         }
@@ -65,30 +75,173 @@ impl FailOn {
     }
 }
 
-/// Passes on only the chosen connections and notes whether any matched `--fail-on`.
+/// The known word nearest to `word`, when it is near enough to be a slip (the measure and
+/// threshold clap uses for its own suggestions).
+pub fn did_you_mean<'k>(word: &str, known: impl Iterator<Item = &'k str>) -> Option<&'k str> {
+    known
+        .map(|k| (strsim::jaro_winkler(word, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// `--address`: an endpoint kept on either side of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressFilter {
+    ip: Option<IpAddr>,
+    port: Option<u16>,
+}
+
+/// The forms `--address` takes, for its error message.
+const ADDRESS_FORMS: &str = "IP, IP:PORT, [IPv6]:PORT, :PORT or PORT (e.g. 10.0.0.5, 10.0.0.5:443, [::1]:8080, :8080, 8080; host names are not looked up)";
+
+impl AddressFilter {
+    /// Parses IP, IP:PORT, [IPv6]:PORT, [IPv6], :PORT or PORT.
+    pub fn parse(text: &str) -> std::result::Result<AddressFilter, String> {
+        let t = text.trim();
+        let bad = |why: &str| format!("--address {t:?}: {why}; use {ADDRESS_FORMS}");
+        let port = |p: &str| -> std::result::Result<u16, String> {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(&format!("{p:?} is not a port number")));
+            }
+            p.parse::<u16>()
+                .map_err(|_| bad(&format!("port {p} is out of range (0-65535)")))
+        };
+        let ip = |a: &str| -> std::result::Result<IpAddr, String> {
+            a.parse::<IpAddr>()
+                .map(|ip| ip.to_canonical())
+                .map_err(|_| bad(&format!("{a:?} is not an IP address")))
+        };
+        if t.is_empty() {
+            return Err(bad("empty"));
+        }
+        if let Some(p) = t.strip_prefix(':')
+            && !p.contains(':')
+        {
+            return Ok(AddressFilter {
+                ip: None,
+                port: Some(port(p)?),
+            });
+        }
+        if t.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(AddressFilter {
+                ip: None,
+                port: Some(port(t)?),
+            });
+        }
+        if let Some(rest) = t.strip_prefix('[') {
+            let Some((inside, after)) = rest.split_once(']') else {
+                return Err(bad("no closing ']'"));
+            };
+            let ip = Some(ip(inside)?);
+            return match after {
+                "" => Ok(AddressFilter { ip, port: None }),
+                _ => match after.strip_prefix(':') {
+                    Some(p) => Ok(AddressFilter {
+                        ip,
+                        port: Some(port(p)?),
+                    }),
+                    None => Err(bad(&format!("{after:?} after ']'"))),
+                },
+            };
+        }
+        // One colon: IPv4:PORT. More: a bare IPv6 address (its port needs brackets).
+        match t.matches(':').count() {
+            1 => {
+                let (a, p) = t.split_once(':').expect("bug: one colon");
+                Ok(AddressFilter {
+                    ip: Some(ip(a)?),
+                    port: Some(port(p)?),
+                })
+            }
+            _ => Ok(AddressFilter {
+                ip: Some(ip(t)?),
+                port: None,
+            }),
+        }
+    }
+
+    /// Is `a` this endpoint?
+    pub fn matches(&self, a: &Address) -> bool {
+        self.port.is_none_or(|p| p == a.port)
+            && self.ip.is_none_or(|want| {
+                a.ip.parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.to_canonical() == want)
+            })
+    }
+
+    /// Does either end of a connection match?
+    pub fn matches_either(&self, client: &Address, server: &Address) -> bool {
+        self.matches(client) || self.matches(server)
+    }
+}
+
+impl std::fmt::Display for AddressFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.ip, self.port) {
+            (Some(IpAddr::V6(ip)), Some(p)) => write!(f, "[{ip}]:{p}"),
+            (Some(ip), Some(p)) => write!(f, "{ip}:{p}"),
+            (Some(ip), None) => write!(f, "{ip}"),
+            (None, Some(p)) => write!(f, ":{p}"),
+            (None, None) => write!(f, "any"),
+        }
+    }
+}
+
+/// Passes on only the chosen connections, counts the totals of what passes, and notes whether
+/// any matched `--fail-on`.
 struct Gate<'a> {
     inner: &'a mut dyn Sink,
     connection: Option<u64>,
-    address: Option<String>,
+    address: Option<AddressFilter>,
+    /// Connections admitted by `--address` (decided when they are first seen, for their events).
     admitted: HashSet<u64>,
     fail_on: FailOn,
     matched: bool,
+    /// Totals of what passed.
+    summary: Summary,
+    /// Smallest and largest connection id seen, for "no connection N".
+    ids: Option<(u64, u64)>,
 }
 
 impl Gate<'_> {
-    fn admits_address(&self, ip: &str, port: u16) -> bool {
-        match &self.address {
-            None => true,
-            Some(want) => {
-                let want = want.trim_start_matches('[');
-                want == ip || *want == format!("{ip}:{port}") || *want == format!("{ip}]:{port}")
-            }
-        }
+    fn admits_ends(&self, id: u64, client: &Address, server: &Address) -> bool {
+        self.connection.is_none_or(|c| c == id)
+            && self
+                .address
+                .as_ref()
+                .is_none_or(|a| a.matches_either(client, server))
     }
 
     fn admits(&self, id: u64) -> bool {
         self.connection.is_none_or(|c| c == id)
             && (self.address.is_none() || self.admitted.contains(&id))
+    }
+
+    fn saw_id(&mut self, id: u64) {
+        self.ids = Some(
+            self.ids
+                .map_or((id, id), |(lo, hi)| (lo.min(id), hi.max(id))),
+        );
+    }
+
+    /// The filters are on and matched no TCP connection at all.
+    fn nothing_matched(&self) -> Option<String> {
+        let id = self.connection?;
+        if self.summary.tcp_connections > 0 {
+            return None;
+        }
+        let ids = match self.ids {
+            Some((lo, hi)) if lo == hi => format!("the only id is {lo}"),
+            Some((lo, hi)) => format!("ids {lo}-{hi}"),
+            None => "no TCP connections were seen".into(),
+        };
+        Some(match &self.address {
+            Some(a) if self.ids.is_some_and(|(lo, hi)| (lo..=hi).contains(&id)) => {
+                format!("connection {id} does not have endpoint {a} (--address)")
+            }
+            _ => format!("no connection {id} ({ids})"),
+        })
     }
 }
 
@@ -98,9 +251,7 @@ impl Sink for Gate<'_> {
             Event::ConnectionSeen {
                 id, client, server, ..
             } => {
-                if self.admits_address(&client.ip, client.port)
-                    || self.admits_address(&server.ip, server.port)
-                {
+                if self.admits_ends(*id, client, server) {
                     self.admitted.insert(*id);
                 }
                 *id
@@ -117,18 +268,27 @@ impl Sink for Gate<'_> {
     }
 
     fn connection(&mut self, record: ConnectionRecord) {
-        let by_address = self.admits_address(&record.client.ip, record.client.port)
-            || self.admits_address(&record.server.ip, record.server.port);
+        self.saw_id(record.id);
         self.admitted.remove(&record.id);
-        if self.connection.is_some_and(|c| c != record.id) || !by_address {
+        if !self.admits_ends(record.id, &record.client, &record.server) {
             return;
         }
         self.matched |= self.fail_on.matches(&record);
+        self.summary.add_connection(&record);
         self.inner.connection(record);
     }
 
-    fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
-        self.inner.finish(inputs, summary)
+    fn other_connection(&mut self, connection: &OtherConnection) {
+        self.saw_id(connection.id);
+        if self.admits_ends(connection.id, &connection.client, &connection.server) {
+            self.summary.add_other(connection);
+            self.inner.other_connection(connection);
+        }
+    }
+
+    fn finish(&mut self, inputs: &[InputSummary], unfiltered: &Summary) -> std::io::Result<()> {
+        self.summary.unfiltered_tcp_connections = unfiltered.tcp_connections;
+        self.inner.finish(inputs, &self.summary)
     }
 
     fn output_failed(&self) -> bool {
@@ -151,7 +311,11 @@ pub struct RunOptions {
     /// `--connection`.
     pub only_connection: Option<u64>,
     /// `--address`.
-    pub only_address: Option<String>,
+    pub only_address: Option<AddressFilter>,
+    /// `--wide`.
+    pub wide: bool,
+    /// Columns the table fits in (COLUMNS, else the terminal's, else 100).
+    pub width: usize,
     /// Indent JSON.
     pub pretty: bool,
     /// Flush every JSON line (live).
@@ -222,6 +386,17 @@ impl RunOptions {
             PayloadArg::Full => PayloadMode::Full,
         };
         let fail_on = FailOn::parse(&args.fail_on)?;
+        if args.late_seconds.is_nan() || args.late_seconds < 0.0 {
+            return Err(format!(
+                "--late-seconds {}: expected a number of seconds, 0 or more",
+                args.late_seconds
+            ));
+        }
+        let only_address = args
+            .address
+            .as_deref()
+            .map(AddressFilter::parse)
+            .transpose()?;
         let message_limits = MessageLimits {
             max_kept_bytes: args.max_message_bytes,
             max_inflated_bytes: args.max_inflated_bytes,
@@ -244,6 +419,8 @@ impl RunOptions {
                 message_limits,
                 reassembly: ReassemblyLimits {
                     max_buffered_bytes: args.max_buffered_bytes,
+                    late_packets: args.late_packets,
+                    late_seconds: args.late_seconds,
                     ..ReassemblyLimits::default()
                 },
                 max_listed_bytes,
@@ -262,7 +439,9 @@ impl RunOptions {
             },
             fail_on,
             only_connection: args.connection,
-            only_address: args.address.clone(),
+            only_address,
+            wide: args.wide,
+            width: output_width(),
             pretty: args.pretty,
             flush_each_line: live,
             live_events: live && args.format == Format::Table,
@@ -301,7 +480,16 @@ impl RunOptions {
             Format::Table => {
                 let colour = std::io::stdout().is_terminal()
                     && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-                let table = TableReport::new(stdout, colour, self.messages);
+                let table = TableReport::new(
+                    stdout,
+                    TableOptions {
+                        colour,
+                        messages: self.messages,
+                        width: self.width,
+                        wide: self.wide,
+                        filtered: self.filter_words(),
+                    },
+                );
                 if self.live_events {
                     Box::new(table.with_live_events())
                 } else {
@@ -310,6 +498,42 @@ impl RunOptions {
             }
         }
     }
+}
+
+impl RunOptions {
+    /// The filters in words, for the report's totals; None without filters.
+    fn filter_words(&self) -> Option<String> {
+        let mut words = Vec::new();
+        if let Some(id) = self.only_connection {
+            words.push(format!("--connection {id}"));
+        }
+        if let Some(a) = &self.only_address {
+            words.push(format!("--address {a}"));
+        }
+        (!words.is_empty()).then(|| words.join(" "))
+    }
+}
+
+/// The default table width when standard output is not a terminal and COLUMNS is unset: one
+/// line per connection fits at 100 with most endpoints, and 100 columns show whole in CI logs,
+/// pagers and code blocks of issue trackers, where 120 often scrolls.
+pub const DEFAULT_WIDTH: usize = 100;
+
+/// COLUMNS when it is a number (also when piped: `COLUMNS=80 wsprobe ... | less`), else the
+/// terminal's width, else [`DEFAULT_WIDTH`].
+fn output_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    {
+        return n;
+    }
+    console::Term::stdout()
+        .size_checked()
+        .map(|(_, cols)| usize::from(cols))
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_WIDTH)
 }
 
 /// Feeds one packet source through a pipeline; used by `analyze` and `live`.
@@ -328,6 +552,8 @@ impl<'a> Session<'a> {
                 admitted: HashSet::new(),
                 fail_on: options.fail_on.clone(),
                 matched: false,
+                summary: Summary::default(),
+                ids: None,
             },
         }
     }
@@ -341,54 +567,65 @@ impl<'a> Session<'a> {
     pub fn matched(&self) -> bool {
         self.gate.matched
     }
+
+    /// End of input: the report's last part, and the outcome. `--connection` with no such
+    /// connection is an error, and then nothing is written (nothing was before: no event or
+    /// record passed).
+    pub fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> Result<Outcome> {
+        if let Some(message) = self.gate.nothing_matched() {
+            return Err(Error::NotFound(message));
+        }
+        self.gate.finish(inputs, summary).map_err(Error::Output)?;
+        Ok(if self.gate.matched {
+            Outcome::Matched
+        } else {
+            Outcome::Clean
+        })
+    }
 }
 
 /// `wsprobe analyze`: every file through one pipeline (connections may span files).
-/// Returns the outcome and the fatal errors met (each file is still tried).
+///
+/// A file that cannot be opened or is not a capture stops the command before anything is
+/// analysed (the error, one line; nothing on standard output). Standard input is checked as it
+/// is read: when it is not a capture, no report is written either.
 pub fn analyze(
     files: &[String],
+    filter: Option<&str>,
     options: &RunOptions,
     progress: bool,
-) -> Result<(Outcome, Vec<Error>)> {
+) -> Result<Outcome> {
+    for path in files.iter().filter(|p| *p != "-") {
+        crate::capture::file::check_file(path)?;
+    }
+    let mut filter = filter
+        .map(PacketFilter::new)
+        .transpose()
+        .map_err(Error::Usage)?;
     let mut reporter = options.reporter()?;
     let mut session = Session::new(reporter.as_mut(), options);
     let mut inputs = Vec::new();
-    let mut errors = Vec::new();
     let summary;
     {
         let mut pipeline = Pipeline::new(session.sink(), options.connection, options.table);
         for path in files {
-            match analyze_one(path, &mut pipeline, progress) {
-                Ok(summary) => {
-                    if let Some(e) = &summary.error {
-                        eprintln!("wsprobe: {path}: {e}; the report covers what came before");
-                    }
-                    inputs.push(summary);
-                }
-                Err(e) => {
-                    eprintln!("wsprobe: {e}");
-                    errors.push(e);
-                }
+            let summary = analyze_one(path, &mut pipeline, filter.as_mut(), progress)?;
+            if let Some(e) = &summary.error {
+                eprintln!("wsprobe: {path}: {e}; the report covers what came before");
             }
+            inputs.push(summary);
         }
         summary = pipeline.finish_all();
     }
-    let matched = session.matched();
-    session
-        .sink()
-        .finish(&inputs, &summary)
-        .map_err(Error::Output)?;
-    Ok((
-        if matched {
-            Outcome::Matched
-        } else {
-            Outcome::Clean
-        },
-        errors,
-    ))
+    session.finish(&inputs, &summary)
 }
 
-fn analyze_one(path: &str, pipeline: &mut Pipeline<'_>, progress: bool) -> Result<InputSummary> {
+fn analyze_one(
+    path: &str,
+    pipeline: &mut Pipeline<'_>,
+    mut filter: Option<&mut PacketFilter>,
+    progress: bool,
+) -> Result<InputSummary> {
     let (reader, size): (Box<dyn std::io::Read + Send>, Option<u64>) = if path == "-" {
         (Box::new(std::io::stdin()), None)
     } else {
@@ -397,20 +634,21 @@ fn analyze_one(path: &str, pipeline: &mut Pipeline<'_>, progress: bool) -> Resul
             source,
         })?;
         let size = file.metadata().ok().map(|m| m.len());
-        if file.metadata().is_ok_and(|m| m.is_dir()) {
-            return Err(Error::Open {
-                path: path.into(),
-                source: std::io::Error::other("is a directory"),
-            });
-        }
         (Box::new(file), size)
     };
     let bar = progress_bar(path, size, progress);
     let mut skipped = 0u64;
+    let mut filtered = 0u64;
     let mut summary = read_capture(
         reader,
         path,
         |packet| {
+            if let Some(f) = filter.as_deref_mut()
+                && !f.matches(packet)
+            {
+                filtered += 1;
+                return;
+            }
             if pipeline.packet(packet).is_err() {
                 skipped += 1;
             }
@@ -425,6 +663,7 @@ fn analyze_one(path: &str, pipeline: &mut Pipeline<'_>, progress: bool) -> Resul
         bar.finish_and_clear();
     }
     summary.skipped_packets += skipped;
+    summary.filtered_out = filter.is_some().then_some(filtered);
     Ok(summary)
 }
 

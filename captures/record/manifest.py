@@ -128,6 +128,9 @@ reception of it.
                                            // "killed": an endpoint process was SIGKILLed
                                            // "refused": the upgrade got a non-101 status
                                            // "http_only": plain HTTP, no upgrade attempted
+                                           // "connect_refused": the connection attempt was
+                                           //   refused (SYN answered by RST), logged by the client
+                                           // "tls": a plain TLS exchange (notes: server_name)
                                            // "abnormal": anything else
         "killed_side": null,               // "server" | "client" when kind == "killed"
         "signal": null,                    // "SIGKILL" when kind == "killed"
@@ -184,6 +187,11 @@ OBSERVED = """\
 - `-i any` on loopback gives each packet once, not twice: every packet in
   ipv6-sll2.pcap and sll1.pcap has packet type 0 ("to us"), none "outgoing".
   IPv6 over `lo` uses MSS 65476, IPv4 65495; loopback segments reach 64 KiB.
+- Loopback never shows a data segment after the ACK that covers it, so the late-* captures
+  are derived (captures/record/late_data.py) from real recordings, as a skewed merge of two
+  taps or a SPAN port would show them. tshark's TCP analysis labels such late segments
+  "retransmissions" (the "TCP retransmissions" lines above), but with
+  `tcp.reassemble_out_of_order` it still reassembles them: they are the only copy.
 """
 
 
@@ -259,6 +267,12 @@ def write(specs, captures, analyse):
         s.append("- commands (`$PY` = the venv's python; logs go to a scratch dir):")
         s += [f"  - `{c}`" for c in rec["endpoint_commands"]]
         s.append(f"- capture: `{rec['command']}` ({rec['tool']})")
+        if truth.get("derived"):
+            dv = truth["derived"]
+            s.append(f"- **derived** from the recording {dv['from']} (not kept): {dv['how']}"
+                     + "".join(f"\n  - `{c}`" for c in dv.get("commands", [])))
+            s.append("- data segments the capture shows after an ACK that covered them (tcp.late_after_ack): "
+                     + ", ".join(f"{k} {v}" for k, v in dv["late_after_ack"].items()))
         s.append(f"- link type: {a['encapsulation']}; packets: {a['packets']}; bytes: {a['bytes']}; "
                  f"**dropped by kernel: {rec['dropped_by_kernel']}**")
         s.append(f"- expected outcome: {spec['expected']}")

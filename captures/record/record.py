@@ -241,15 +241,24 @@ SPECS = []
 
 
 def capture(file, *, ports, title, exercises, expected, iface="lo", tool="tcpdump",
-            linktype_opt=None, killed=None, optional=False):
+            linktype_opt=None, killed=None, optional=False, keep=True):
+    """A recorded scenario. keep=False: the recording is only the source of derived captures."""
     def deco(fn):
         bpf = " or ".join(f"tcp port {p}" for p in ports)
         SPECS.append(dict(file=file, stem=file.rsplit(".", 1)[0], ports=ports, title=title,
                           exercises=exercises, expected=expected, iface=iface, tool=tool,
                           linktype_opt=linktype_opt, killed=killed, fn=fn, bpf=bpf,
-                          optional=optional))
+                          optional=optional, keep=keep))
         return fn
     return deco
+
+
+def derived(file, source, *, ports, title, exercises, expected, derive):
+    """A capture made from the recording of scenario `source` (a stem) by `derive(src, out, tmp)`,
+    which writes `out` and returns the truth's "derived" block; the truth is the source's
+    endpoint logs. Recorded (and derived again) whenever its source is."""
+    SPECS.append(dict(file=file, stem=file.rsplit(".", 1)[0], ports=ports, title=title,
+                      exercises=exercises, expected=expected, source=source, derive=derive))
 
 
 @capture("demo.pcap", ports=[8765], title="README demo: Python websockets echo, permessage-deflate",
@@ -382,12 +391,12 @@ http {{
 
 
 def wait_port(port, timeout=10):
-    import socket
+    """Waits until something listens on `port`, without connecting (a probe would be captured)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+        if out.strip():
+            return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on {port}")
 
@@ -503,8 +512,54 @@ def rec_chromium(ctx):
                 out.write(json.dumps(e, ensure_ascii=False) + "\n")
 
 
+@capture("server-restart.pcap", ports=[26030, 26443], killed="server",
+         title="Server restart: refused attempts, and TLS and plain HTTP beside WebSocket",
+         exercises="Python client: (1) a plain TLS exchange (stdlib ssl, SNI `wsprobe.test`, TLS 1.3) with a "
+                   "Python TLS server on :26443; (2) GET /health without upgrade (its own connection) to the Node "
+                   "http+ws server on :26030; (3) WebSocket /live, two messages echoed, then record.py SIGKILLs "
+                   "the server; (4) the client retries every 100 ms and each attempt is refused (SYN answered "
+                   "by RST: nothing listens) until record.py starts the server again (0.6 s after the first "
+                   "refusal); (5) WebSocket /live again, one message echoed, client close 1000 \"back\".",
+         expected="2 WebSocket connections (the first ends 1006 with the server's FIN, the second cleanly "
+                  "with 1000 \"back\"), 1 TLS connection with SNI wsprobe.test, 1 HTTP connection without "
+                  "upgrade, several refused attempts to 127.0.0.1:26030.")
+def rec_restart(ctx):
+    cert, key = os.path.join(ctx.tmp, "cert.pem"), os.path.join(ctx.tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=wsprobe.test"],
+                   check=True, capture_output=True)
+    # The command line in the truth names the files; the process gets their real paths.
+    tls = ctx._start([PY, os.path.join(HERE, "tls_server.py"), "--port", "26443", "--cert", cert, "--key", key,
+                      "--log", ctx.log("server-tls")], "server-tls",
+                     ["$PY", "captures/record/tls_server.py", "--port", "26443", "--cert", "cert.pem",
+                      "--key", "key.pem", "--log", "server-tls.jsonl"])
+    tls.wait_for("READY")
+    srv = ctx.node("node_server.js", "keepalive", "--port", "26030", name="server")
+    srv.wait_for("READY")
+    cli = ctx.py("py_client.py", "restart", "--uri", "ws://127.0.0.1:26030/live", "--tls-port", "26443",
+                 name="client")
+    cli.wait_for("EXCHANGED")
+    time.sleep(0.2)
+    srv.kill(signal.SIGKILL)
+    ctx.killed = "server"
+    cli.wait_for("REFUSED")
+    time.sleep(0.6)
+    again = ctx.node("node_server.js", "keepalive", "--port", "26030", name="server-restarted")
+    again.wait_for("READY")
+    cli.wait(30)
+    again.wait(20)
+    tls.wait(20)
+
+
 class SkipCapture(Exception):
     pass
+
+
+# Scenarios kept in files of their own (each registers with `capture` / `derived`).
+sys.dont_write_bytecode = True
+import late_data  # noqa: E402
+
+late_data.register(sys.modules[__name__])
 
 
 # --------------------------------------------------------------------------
@@ -577,8 +632,8 @@ def merge(evs, spec, killed):
             return None
 
         copen, sopen = first("client", "open"), first("server", "open")
-        cany = first("client", "open", "http", "refused")
-        sany = first("server", "open", "http", "refused")
+        cany = first("client", "open", "http", "refused", "connect_refused", "tls")
+        sany = first("server", "open", "http", "refused", "tls")
         caddr, cport = ((cany or {}).get("local") or (sany or {}).get("remote") or split_key(k))
         if sany:
             saddr, sport = sany["local"]
@@ -640,18 +695,27 @@ def merge(evs, spec, killed):
             "client_reported": reported("client"),
             "server_reported": reported("server"),
         }
+        clean = all(close[x] is not None
+                    for x in ("client_sent", "client_received", "server_sent", "server_received"))
+        tls = first("client", "tls") or first("server", "tls")
         if refused:
             end = {"kind": "refused", "killed_side": None, "signal": None, "http_status": refused["status"]}
+        elif first("client", "connect_refused"):
+            end = {"kind": "connect_refused", "killed_side": None, "signal": None, "http_status": None}
+        elif tls:
+            end = {"kind": "tls", "killed_side": None, "signal": None, "http_status": None}
         elif not (copen or sopen):
             end = {"kind": "http_only", "killed_side": None, "signal": None, "http_status": None}
+        elif clean:
+            end = {"kind": "clean", "killed_side": None, "signal": None, "http_status": None}
         elif killed:
             end = {"kind": "killed", "killed_side": killed, "signal": "SIGKILL", "http_status": None}
-        elif all(close[x] is not None for x in ("client_sent", "client_received", "server_sent", "server_received")):
-            end = {"kind": "clean", "killed_side": None, "signal": None, "http_status": None}
         else:
             end = {"kind": "abnormal", "killed_side": None, "signal": None, "http_status": None}
 
         notes = {}
+        if tls:
+            notes.update(server_name=tls.get("server_name"), tls_version=tls.get("version"))
         for e in es:
             if e["ev"] == "note":
                 notes.update({x: y for x, y in e.items() if x not in ("ev", "t", "role", "impl", "conn")})
@@ -813,11 +877,20 @@ def record(spec, attempts=3):
         if not check["frames_match"]:
             print("  WARNING: tshark frame counts differ from the truth:",
                   check["tshark_frames"], check["truth_frames"], flush=True)
-        shutil.copyfile(tmpcap, out)
-        with open(os.path.join(CAPTURES, spec["stem"] + ".truth.json"), "w", encoding="utf-8") as f:
-            f.write(dumps(truth) + "\n")
+        if spec.get("keep", True):
+            shutil.copyfile(tmpcap, out)
+            with open(os.path.join(CAPTURES, spec["stem"] + ".truth.json"), "w", encoding="utf-8") as f:
+                f.write(dumps(truth) + "\n")
         print(f"  ok: {stats['captured']} packets, 0 dropped, {check['bytes']} bytes, "
               f"{len(conns)} connections", flush=True)
+        for child in (s for s in SPECS if s.get("source") == spec["stem"]):
+            print(f"== {child['file']} (derived from {spec['file']})", flush=True)
+            child_out = os.path.join(CAPTURES, child["file"])
+            info = child["derive"](tmpcap, child_out, tmp)
+            child_truth = dict(truth, capture=child["file"], derived=info)
+            with open(os.path.join(CAPTURES, child["stem"] + ".truth.json"), "w", encoding="utf-8") as f:
+                f.write(dumps(child_truth) + "\n")
+            print(f"  ok: {os.path.getsize(child_out)} bytes; {info['how']}", flush=True)
         return
     raise RuntimeError(f"{spec['file']}: failed after {attempts} attempts: {last}")
 
@@ -837,7 +910,10 @@ def main():
         if os.geteuid() != 0:
             sys.exit("run as root (capturing on lo)")
         os.makedirs(os.path.join(SCRATCH, "logs"), exist_ok=True)
-        specs = [s for s in SPECS if not args.names or s["stem"] in args.names or s["file"] in args.names]
+        chosen = {s["stem"] for s in SPECS if not args.names or s["stem"] in args.names or s["file"] in args.names}
+        # A derived capture is made by recording its source.
+        chosen = {next((s["source"] for s in SPECS if s["stem"] == c and s.get("source")), c) for c in chosen}
+        specs = [s for s in SPECS if s["stem"] in chosen and not s.get("source")]
         for spec in specs:
             print(f"== {spec['file']}", flush=True)
             try:

@@ -21,7 +21,7 @@ use wsprobe::pipeline::{Pipeline, TableLimits};
 use wsprobe::record::Sink;
 use wsprobe::report::json::JsonReport;
 use wsprobe::report::jsonl::JsonlReport;
-use wsprobe::report::table::TableReport;
+use wsprobe::report::table::{TableOptions, TableReport};
 use wsprobe::tcp::reassembly::ReassemblyLimits;
 use wsprobe::ws::framer::FrameEvent;
 
@@ -190,6 +190,9 @@ pub fn config_from(flags: u8) -> ConnectionConfig {
             ReassemblyLimits {
                 max_buffered_bytes: 256,
                 max_buffered_segments: 4,
+                // A short grace window, so the late-data paths are reached.
+                late_packets: 2,
+                late_seconds: 0.001,
             }
         } else {
             ReassemblyLimits::default()
@@ -199,13 +202,23 @@ pub fn config_from(flags: u8) -> ConnectionConfig {
     }
 }
 
-/// A reporter writing nowhere: json, jsonl or table by `which`.
+/// A reporter writing nowhere: json, jsonl or table by `which` (the table at a width and
+/// layout `which` also picks, so that every fitting step of the layout is exercised).
 pub fn null_sink(which: u8) -> Box<dyn Sink> {
     let out = Box::new(std::io::sink());
     match which % 3 {
         0 => Box::new(JsonReport::new(out, false)),
         1 => Box::new(JsonlReport::new(out, false)),
-        _ => Box::new(TableReport::new(out, false, true)),
+        _ => Box::new(TableReport::new(
+            out,
+            TableOptions {
+                colour: which & 0x80 != 0,
+                messages: true,
+                width: 20 + usize::from(which) * 7 % 200,
+                wide: which & 0x40 != 0,
+                filtered: None,
+            },
+        )),
     }
 }
 

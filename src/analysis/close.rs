@@ -1,6 +1,7 @@
 //! How a connection ended: Close frames and TCP FIN/RST in, a [`CloseRecord`] out, with the
 //! 1006 inference (TCP ended with no Close frame) that endpoints only ever report vaguely.
 
+use super::clock;
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::record::CloseRecord;
 use crate::ws::opcode::close_code_meaning;
@@ -150,16 +151,19 @@ impl CloseTracker {
                         first.side.as_str(),
                         tcp_words(t)
                     );
+                    // The finding is the unanswered Close's: its sender, its time.
                     out.push(Diagnostic::new(
                         DiagnosticId::CloseHandshakeIncomplete,
-                        Some(first.side.peer()),
-                        Some(t.time),
+                        Some(first.side),
+                        Some(first.time),
                         format!(
-                            "{} sent Close {} but {} never answered with a Close before TCP ended ({})",
+                            "{} sent Close {} at {}; the {} never answered with a Close before TCP ended ({} at {})",
                             first.side.as_str(),
                             first.code,
+                            clock(first.time),
                             first.side.peer().as_str(),
-                            tcp_words(t)
+                            tcp_words(t),
+                            clock(t.time)
                         ),
                     ));
                 } else {

@@ -156,6 +156,16 @@ impl Analysis {
         self.diagnostics.push(d);
     }
 
+    /// The last listed finding that `matches`, to amend it with what was learnt later (the
+    /// bytes of a TCP gap turning up late). Events already streamed keep the first text; the
+    /// connection's record has the amended one. None when it was not listed (over the per-id cap).
+    pub fn last_diag_mut(
+        &mut self,
+        matches: impl Fn(&Diagnostic) -> bool,
+    ) -> Option<&mut Diagnostic> {
+        self.diagnostics.iter_mut().rev().find(|d| matches(d))
+    }
+
     fn drain_scratch(&mut self, sink: &mut dyn Sink) {
         let found = std::mem::take(&mut self.scratch);
         for d in found {
@@ -421,6 +431,11 @@ impl Analysis {
         self.handshake.is_some()
     }
 
+    /// When the upgrade request was captured.
+    pub fn request_time(&self) -> Option<f64> {
+        self.handshake.as_ref().and_then(|h| h.request_time)
+    }
+
     /// A frame header from `side`, seen in a packet captured at `time`.
     pub fn frame(&mut self, side: Side, h: &FrameHeader, time: f64, sink: &mut dyn Sink) {
         let counts = self.frames.get_mut(side);
@@ -473,7 +488,8 @@ impl Analysis {
             OpCode::Close => {
                 if let Some((code, reason)) = &m.close {
                     if !self.close.closing() {
-                        self.ping.settle("the close handshake", &mut self.scratch);
+                        self.ping
+                            .settle("the close handshake", m.time, &mut self.scratch);
                     }
                     self.close.close_frame(side, m.time, *code, reason);
                     if self.interesting {
@@ -535,12 +551,11 @@ impl Analysis {
         if let Some((side, time, rst)) = tcp_end {
             self.close.tcp_end(side, time, rst);
         }
-        let ending = if tcp_end.is_some() {
-            "the connection ended"
-        } else {
-            "the capture ended"
+        let (ending, at) = match tcp_end {
+            Some((_, time, _)) => ("the connection ended", time),
+            None => ("the capture ended", last_seen),
         };
-        self.ping.settle(ending, &mut self.scratch);
+        self.ping.settle(ending, at, &mut self.scratch);
         self.drain_scratch(sink);
         if self.messages_dropped > 0 {
             let dropped = self.messages_dropped;
@@ -548,7 +563,7 @@ impl Analysis {
                 Diagnostic::new(
                     DiagnosticId::LimitExceeded,
                     None,
-                    None,
+                    Some(last_seen),
                     format!("{dropped} messages not listed: more than {MAX_MESSAGES_KEPT} in one connection (use --format jsonl to stream them all)"),
                 ),
                 sink,
@@ -560,7 +575,7 @@ impl Analysis {
                 Diagnostic::new(
                     DiagnosticId::LimitExceeded,
                     None,
-                    None,
+                    Some(last_seen),
                     format!("{dropped} frames not listed in frames_detail: more than {MAX_FRAMES_KEPT} in one connection (use --format jsonl to stream them all)"),
                 ),
                 sink,

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 
+use super::clock;
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::record::{PingRecord, RttSample};
 
@@ -21,6 +22,26 @@ struct Outstanding {
 /// Seconds to milliseconds, rounded to the microsecond.
 fn ms(s: f64) -> f64 {
     (s * 1e6).round() / 1e3
+}
+
+/// `ping_unanswered` for a ping `side` sent: the finding is the ping's (its sender, its time).
+fn unanswered(side: Side, ping: &Outstanding, until: String) -> Diagnostic {
+    let payload = std::str::from_utf8(&ping.payload)
+        .ok()
+        .filter(|t| !t.is_empty() && t.len() <= 40 && !t.chars().any(char::is_control))
+        .map(|t| format!(" {t:?}"))
+        .unwrap_or_else(|| format!(" of {} B", ping.payload.len()));
+    Diagnostic::new(
+        DiagnosticId::PingUnanswered,
+        Some(side),
+        Some(ping.time),
+        format!(
+            "{} ping{payload} sent at {} got no pong from the {} {until}",
+            side.as_str(),
+            clock(ping.time),
+            side.peer().as_str()
+        ),
+    )
 }
 
 /// Pairs one connection's pings and pongs.
@@ -54,14 +75,10 @@ impl PingTracker {
             && let Some(old) = queue.pop_front()
         {
             self.record.unanswered += 1;
-            out.push(Diagnostic::new(
-                DiagnosticId::PingUnanswered,
-                Some(side.peer()),
-                Some(old.time),
-                format!(
-                    "{} ping sent at this time got no pong while {MAX_OUTSTANDING} later pings were sent",
-                    side.as_str()
-                ),
+            out.push(unanswered(
+                side,
+                &old,
+                format!("while {MAX_OUTSTANDING} later pings were sent"),
             ));
         }
         queue.push_back(Outstanding {
@@ -103,21 +120,17 @@ impl PingTracker {
         }
     }
 
-    /// The close handshake began or the connection ended: pings still outstanding never got
-    /// their pong.
-    pub fn settle(&mut self, reason: &str, out: &mut Vec<Diagnostic>) {
+    /// The close handshake began or the connection ended (`what`, at `time`): pings still
+    /// outstanding never got their pong.
+    pub fn settle(&mut self, what: &str, time: f64, out: &mut Vec<Diagnostic>) {
         for side in [Side::Client, Side::Server] {
             let queue = &mut self.outstanding[index(side)];
             while let Some(old) = queue.pop_front() {
                 self.record.unanswered += 1;
-                out.push(Diagnostic::new(
-                    DiagnosticId::PingUnanswered,
-                    Some(side.peer()),
-                    Some(old.time),
-                    format!(
-                        "{} ping sent at this time got no pong before {reason}",
-                        side.as_str()
-                    ),
+                out.push(unanswered(
+                    side,
+                    &old,
+                    format!("before {what} at {}", clock(time)),
                 ));
             }
         }
@@ -165,8 +178,14 @@ mod tests {
         t.ping(Side::Client, 20.0, b"b", &mut d);
         t.pong(Side::Server, 20.010, b"zz", &mut d);
         t.ping(Side::Client, 30.0, b"c", &mut d);
-        t.settle("the close", &mut d);
+        t.settle("the close", 31.0, &mut d);
         let ids: Vec<_> = d.iter().map(|x| x.id).collect();
+        // The finding is the ping's: its sender and its time, both in the text.
+        assert_eq!((d[1].from, d[1].time), (Some(Side::Client), Some(20.0)));
+        assert_eq!(
+            d[1].message,
+            "client ping \"b\" sent at 00:00:20.000 got no pong from the server before the close at 00:00:31.000"
+        );
         assert_eq!(
             ids,
             [
@@ -196,7 +215,7 @@ mod tests {
         t.ping(Side::Server, 1.1, b"2", &mut d);
         t.pong(Side::Client, 1.2, b"1", &mut d);
         t.pong(Side::Client, 1.3, b"2", &mut d);
-        t.settle("the end", &mut d);
+        t.settle("the end", 2.0, &mut d);
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(t.record().answered, 2);
     }
@@ -208,7 +227,7 @@ mod tests {
         t.ping(Side::Client, 1.0, b"1", &mut d);
         t.ping(Side::Client, 2.0, b"2", &mut d);
         t.pong(Side::Server, 2.1, b"2", &mut d);
-        t.settle("the end", &mut d);
+        t.settle("the end", 2.0, &mut d);
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(t.record().unanswered, 0);
     }

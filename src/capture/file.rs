@@ -221,6 +221,39 @@ where
     Ok(summary)
 }
 
+/// Checks, before anything is analysed, that `path` opens and starts like a capture (pcap or
+/// pcapng magic), so that a wrong argument fails the command cleanly instead of after the other
+/// files were reported. Standard input (`-`) is checked as it is read.
+pub fn check_file(path: &str) -> Result<()> {
+    let open_error = |source| Error::Open {
+        path: path.into(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(open_error)?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(open_error(std::io::Error::other("is a directory")));
+    }
+    let mut head = Vec::with_capacity(8);
+    file.take(8).read_to_end(&mut head).map_err(open_error)?;
+    if head.is_empty() {
+        return Err(Error::Empty { path: path.into() });
+    }
+    let magic = head.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let pcapng = "0a0d0d0a";
+    let starts_like = |m: &str| m.starts_with(&magic) || magic.starts_with(m);
+    if starts_like(pcapng)
+        || ["d4c3b2a1", "a1b2c3d4", "4d3cb2a1", "a1b23c4d"]
+            .iter()
+            .any(|m| starts_like(m))
+    {
+        return Ok(());
+    }
+    Err(Error::NotACapture {
+        path: path.into(),
+        magic,
+    })
+}
+
 fn is_pcap_magic(hex: &str) -> bool {
     ["d4c3b2a1", "a1b2c3d4", "4d3cb2a1", "a1b23c4d"]
         .iter()

@@ -21,9 +21,12 @@ use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::layer::{Http1Event, Http1Layer};
 use crate::http::{Role as HttpRole, plausible_start};
 use crate::message::{MessageLimits, Output, PayloadMode};
-use crate::record::{ConnectionRecord, Sink, TcpRecord};
+use crate::record::{ConnectionRecord, OtherConnection, OtherKind, Sink, TcpRecord};
+use crate::sniff::{Carried, FirstBytes};
 use crate::stream::{Chunk, End, Layer, Out};
-use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
+use crate::tcp::reassembly::{
+    PacketClock, Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent,
+};
 use crate::ws::deflate::DecoderBudget;
 
 use websocket::Session;
@@ -223,6 +226,10 @@ struct State {
     /// that belongs to no connection. The bytes sent were refused, never delivered.
     refused: bool,
     syn_seen: bool,
+    /// A SYN-ACK was seen: the connection was accepted.
+    synack_seen: bool,
+    /// The first bytes of each direction, to say what a connection that is not reported carried.
+    first_bytes: [FirstBytes; 2],
     gaps: u64,
     gap_bytes: u64,
     time: f64,
@@ -263,6 +270,8 @@ impl Connection {
                 packets: [0, 0],
                 refused: false,
                 syn_seen: false,
+                synack_seen: false,
+                first_bytes: Default::default(),
                 gaps: 0,
                 gap_bytes: 0,
                 time,
@@ -290,9 +299,22 @@ impl Connection {
         }
     }
 
-    /// Has TCP ended (RST, or FIN both ways)?
+    /// Has TCP ended (RST, or FIN both ways), with no data the capture may still show late?
+    /// While a direction misses bytes its FIN or the peer's ACK prove were sent, the connection
+    /// stays open for them; [`Connection::linger_over`] says when to stop waiting.
     pub fn ended(&self) -> bool {
+        self.tcp_ended() && !self.reassembly.iter().any(Reassembler::awaiting_late_data)
+    }
+
+    /// Has TCP ended (RST, or FIN both ways)?
+    pub fn tcp_ended(&self) -> bool {
         self.state.rst_seen || self.state.fin_seen == [true, true]
+    }
+
+    /// TCP has ended and nothing came for longer than the late-data grace window
+    /// (`--late-seconds`) by `now`: the missing bytes are not coming; finish the connection.
+    pub fn linger_over(&self, now: f64, config: &ConnectionConfig) -> bool {
+        self.tcp_ended() && now - self.last_seen > config.reassembly.late_seconds
     }
 
     /// Is it reported (upgrade attempt or frames seen)?
@@ -327,6 +349,7 @@ impl Connection {
             state.syn_seen = true;
         }
         state.syn_seen |= seg.syn;
+        state.synack_seen |= seg.syn && seg.ack_flag;
         let flags = SegmentFlags {
             syn: seg.syn,
             fin: seg.fin,
@@ -339,9 +362,14 @@ impl Connection {
             let (x, y) = self.reassembly.split_at_mut(1);
             (&mut y[0], &mut x[0])
         };
+        // The reassemblers' grace window for late data runs on this clock.
+        let clock = PacketClock {
+            packets: state.packets[0] + state.packets[1] + 1,
+            time,
+        };
         if !seg.payload.is_empty() || seg.syn || seg.fin {
             let before = this.stats();
-            this.on_segment(seg.seq, flags, seg.payload, &mut |event| {
+            this.on_segment(seg.seq, flags, seg.payload, clock, &mut |event| {
                 state.on_stream(dir, event, ctx)
             });
             let after = this.stats();
@@ -359,10 +387,17 @@ impl Connection {
                 );
                 state.session.analysis.diag(d, ctx.sink);
             }
+        } else {
+            this.tick(clock, &mut |event| state.on_stream(dir, event, ctx));
         }
         if seg.ack_flag && !seg.rst {
-            // The peer's bytes below this ack reached this side: holes there are capture loss.
-            other.on_peer_ack(seg.ack, &mut |event| state.on_stream(1 - dir, event, ctx));
+            // The peer's bytes below this ack reached this side: holes there are capture loss
+            // (once the capture has had time to show them late).
+            other.on_peer_ack(seg.ack, clock, &mut |event| {
+                state.on_stream(1 - dir, event, ctx)
+            });
+        } else {
+            other.tick(clock, &mut |event| state.on_stream(1 - dir, event, ctx));
         }
         if seg.fin {
             state.fin_seen[dir] = true;
@@ -376,6 +411,23 @@ impl Connection {
             state.rst_seen = true;
             state.tcp_end.get_or_insert((dir, time, true));
         }
+    }
+
+    /// No packet of this connection came by capture time `now` (an idle sweep): holes that
+    /// waited for late data long enough in a quiet connection become gaps, and what was held
+    /// after them is delivered, instead of waiting for packets that do not come.
+    pub fn tick(&mut self, now: f64, ctx: &mut Context<'_>) {
+        let state = &mut self.state;
+        let clock = PacketClock {
+            packets: state.packets[0] + state.packets[1],
+            time: now,
+        };
+        let last_packet = state.time;
+        state.time = now.max(last_packet);
+        for dir in 0..2 {
+            self.reassembly[dir].tick(clock, &mut |event| state.on_stream(dir, event, ctx));
+        }
+        state.time = last_packet;
     }
 
     /// The flow table is full and this connection is finished early to make room: says so in
@@ -397,10 +449,18 @@ impl Connection {
     /// `stopped` says why analysis stops following a connection TCP has not ended (idle
     /// timeout, table full); None at the end of the capture or of TCP.
     pub fn finish(
-        mut self,
+        self,
         stopped: Option<String>,
         ctx: &mut Context<'_>,
     ) -> Option<ConnectionRecord> {
+        match self.finish_any(stopped, ctx) {
+            Finished::Reported(record) => Some(record),
+            Finished::Other(_) => None,
+        }
+    }
+
+    /// [`Connection::finish`], also saying what a connection that is not reported carried.
+    pub fn finish_any(mut self, stopped: Option<String>, ctx: &mut Context<'_>) -> Finished {
         let state = &mut self.state;
         if let Some(h2) = &mut state.http2 {
             h2.streams.set_stopped(stopped.clone());
@@ -455,10 +515,21 @@ impl Connection {
                 waiting = Some(target);
             }
         }
-        if !session.analysis.is_interesting() && waiting.is_none() {
-            // No record: nothing listed is kept.
+        if !session.analysis.is_interesting() {
+            // No record (yet): nothing listed is kept.
             ctx.listed_bytes -= session.listed_bytes;
-            return None;
+            session.listed_bytes = 0;
+        }
+        if !session.analysis.is_interesting() && waiting.is_none() {
+            let (client, server) = session.addresses(&state.roles);
+            return Finished::Other(OtherConnection {
+                id: state.id,
+                client,
+                server,
+                first_seen: state.first_seen,
+                last_seen: self.last_seen,
+                kind: state.other_kind(),
+            });
         }
         let mut tcp = TcpRecord {
             syn_seen: state.syn_seen,
@@ -466,18 +537,23 @@ impl Connection {
             gap_bytes: state.gap_bytes,
             ..TcpRecord::default()
         };
-        for r in &self.reassembly {
+        for (dir, r) in self.reassembly.iter().enumerate() {
             let s = r.stats();
             tcp.retransmissions += s.retransmitted_segments;
             tcp.out_of_order += s.out_of_order_segments;
+            tcp.late_after_ack += s.late_after_ack_segments;
+            tcp.late_after_gap += s.late_after_gap_segments;
             if s.overlap_conflicts > 0 {
+                // Counted over the connection: reported at its end, for the side that sent them.
+                let side = state.roles.side(dir);
                 let d = Diagnostic::new(
                     DiagnosticId::TcpOverlapConflict,
-                    None,
-                    None,
+                    Some(side),
+                    Some(self.last_seen),
                     format!(
-                        "{} retransmitted TCP bytes differed from the bytes first seen; the first copy was kept",
-                        s.overlap_conflicts
+                        "{} retransmitted TCP bytes from the {} differed from the bytes first seen (over the whole connection); the first copy was kept",
+                        s.overlap_conflicts,
+                        side.as_str()
                     ),
                 );
                 session.analysis.diag(d, ctx.sink);
@@ -487,7 +563,7 @@ impl Connection {
             let d = Diagnostic::new(
                 DiagnosticId::LimitExceeded,
                 None,
-                None,
+                Some(self.last_seen),
                 format!(
                     "{} messages not listed: the listed messages held in memory passed {} bytes (--max-listed-bytes); they are counted in the totals (--format jsonl streams every message)",
                     session.unlisted, ctx.config.max_listed_bytes
@@ -500,6 +576,7 @@ impl Connection {
             session.listed_bytes = 0;
         }
         let (client, server) = session.addresses(&state.roles);
+        let (record_id, other_kind) = (state.id, state.other_kind());
         let roles = state.roles;
         let tcp_end = state.tcp_end.map(|(dir, t, rst)| (roles.side(dir), t, rst));
         let State {
@@ -509,22 +586,46 @@ impl Connection {
         } = self.state;
         let last_seen = self.last_seen;
         if let Some(target) = waiting {
+            let other = OtherConnection {
+                id: record_id,
+                client: client.clone(),
+                server: server.clone(),
+                first_seen,
+                last_seen,
+                kind: other_kind,
+            };
             let record = session.analysis.finish(
                 client, server, first_seen, last_seen, tcp_end, tcp, stopped, &mut Quiet,
             );
             ctx.targets.waiting.push((target, record));
-            return None;
+            return Finished::Other(other);
         }
-        Some(session.analysis.finish(
+        Finished::Reported(session.analysis.finish(
             client, server, first_seen, last_seen, tcp_end, tcp, stopped, ctx.sink,
         ))
     }
 }
 
+/// What a finished connection gives.
+// Moved once per connection, as the `Option<ConnectionRecord>` of `finish` is: no box needed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Finished {
+    /// It carried an upgrade attempt or frames: its record.
+    Reported(ConnectionRecord),
+    /// It did not: what it was, for the summary.
+    Other(OtherConnection),
+}
+
 impl State {
     fn on_stream(&mut self, dir: usize, event: StreamEvent<'_>, ctx: &mut Context<'_>) {
         match event {
-            StreamEvent::Data(bytes) => self.route(dir, Chunk::Data(bytes), ctx),
+            StreamEvent::Data(bytes) => {
+                if !self.first_bytes[dir].decided() {
+                    self.first_bytes[dir].push(bytes);
+                }
+                self.route(dir, Chunk::Data(bytes), ctx)
+            }
             StreamEvent::Gap { offset, len } => {
                 self.gaps += 1;
                 self.gap_bytes = self.gap_bytes.saturating_add(len);
@@ -533,13 +634,33 @@ impl State {
                     DiagnosticId::TcpGap,
                     Some(side),
                     Some(self.time),
-                    format!(
-                        "{len} bytes from the {} missing from the capture at stream byte {offset}",
-                        side.as_str()
-                    ),
+                    gap_text(side, offset, len),
                 );
                 self.session.analysis.diag(d, ctx.sink);
                 self.route(dir, Chunk::Gap(len), ctx);
+            }
+            StreamEvent::LateForGap {
+                gap_offset,
+                gap_len,
+                arrived,
+                packets_late,
+                seconds_late,
+            } => {
+                // The layers above resynchronised past the gap; its bytes cannot be replayed.
+                // Say in the gap's own diagnostic that they were in the capture after all. (The
+                // roles may have been settled after the gap was reported: either side's text.)
+                let texts = [Side::Client, Side::Server].map(|s| gap_text(s, gap_offset, gap_len));
+                let found = self.session.analysis.last_diag_mut(|d| {
+                    d.id == DiagnosticId::TcpGap
+                        && texts.iter().any(|t| d.message.split(';').next() == Some(t))
+                });
+                if let Some(d) = found {
+                    let plural = if packets_late == 1 { "" } else { "s" };
+                    d.message = format!(
+                        "{}; {arrived} of them arrived in the capture {packets_late} packet{plural} ({seconds_late:.3} s) after the gap was declared, too late to be used (--late-packets, --late-seconds)",
+                        d.message.split(';').next().unwrap_or_default()
+                    );
+                }
             }
         }
     }
@@ -650,6 +771,34 @@ impl State {
         self.session.start(dir, false, &self.roles, ctx);
     }
 
+    /// What a connection that is not reported was: a refused or unanswered attempt, HTTP/2,
+    /// else what its client's first bytes (or, for a server that speaks first, the server's)
+    /// said.
+    fn other_kind(&self) -> OtherKind {
+        let client = self.roles.client_dir;
+        let server = 1 - client;
+        if self.syn_seen && !self.synack_seen {
+            if matches!(self.tcp_end, Some((dir, _, true)) if dir == server) {
+                return OtherKind::Refused;
+            }
+            if self.packets[server] == 0 {
+                return OtherKind::Unanswered;
+            }
+        }
+        if self.routes.contains(&Route::Http2) {
+            return OtherKind::Http2;
+        }
+        match self.first_bytes[client].carried() {
+            Carried::Tls(server_name) => OtherKind::Tls { server_name },
+            Carried::Http => OtherKind::Http,
+            Carried::Other => OtherKind::Other,
+            Carried::Nothing if self.first_bytes[server].carried() != Carried::Nothing => {
+                OtherKind::Other
+            }
+            Carried::Nothing => OtherKind::NoData,
+        }
+    }
+
     fn tcp_facts(&self) -> TcpRecord {
         TcpRecord {
             syn_seen: self.syn_seen,
@@ -692,6 +841,14 @@ impl State {
         }
         self.session.finish_dir(dir, time, &mut self.roles, ctx);
     }
+}
+
+/// The text of a `tcp_gap` diagnostic (amended when its bytes arrive late).
+fn gap_text(side: Side, offset: u64, len: u64) -> String {
+    format!(
+        "{len} bytes from the {} missing from the capture at stream byte {offset}",
+        side.as_str()
+    )
 }
 
 /// The client's HTTP/2 connection preface (RFC 9113 §3.4), or enough of it to tell.
@@ -805,11 +962,19 @@ fn on_http1(
                 session.analysis.diag(d, ctx.sink);
             }
             Http1Event::Unanswered => {
+                // The finding is the request's (client, its time).
+                let asked = session.analysis.request_time();
                 let d = Diagnostic::new(
                     DiagnosticId::HandshakeUnanswered,
-                    Some(Side::Server),
-                    None,
-                    "no answer to the upgrade request was captured".into(),
+                    Some(Side::Client),
+                    asked,
+                    match asked {
+                        Some(t) => format!(
+                            "no answer to the upgrade request sent at {} was captured",
+                            crate::analysis::clock(t)
+                        ),
+                        None => "no answer to the upgrade request was captured".into(),
+                    },
                 );
                 session.analysis.diag(d, ctx.sink);
             }

@@ -45,15 +45,18 @@ impl Tool {
     }
 }
 
-/// Totals over all inputs.
+/// Totals over all inputs (over what the filters let through, in reports).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     /// Connections reported.
     pub connections: u64,
     /// Connections whose upgrade was accepted or that carried frames.
     pub websocket_connections: u64,
-    /// Data messages plus control frames.
+    /// Data messages (text and binary), both directions. Control frames are not messages:
+    /// they are counted in `control_frames`.
     pub messages: u64,
+    /// Control frames (close, ping, pong), both directions.
+    pub control_frames: u64,
     /// Frames of every opcode.
     pub frames: u64,
     /// Diagnostic count per id.
@@ -62,6 +65,161 @@ pub struct Summary {
     pub tcp_connections: u64,
     /// Outcome count (`clean`, `abnormal`, ...).
     pub outcomes: BTreeMap<String, u64>,
+    /// The TCP connections not reported (no upgrade attempt, no frames), by what they carried.
+    pub other_tcp: OtherTcp,
+    /// TCP connections in the inputs before the filters (`--connection`, `--address`), for
+    /// the table's "of N"; equal to `tcp_connections` without filters.
+    #[serde(skip)]
+    pub unfiltered_tcp_connections: u64,
+}
+
+impl Summary {
+    /// Counts a reported connection.
+    pub fn add_connection(&mut self, record: &ConnectionRecord) {
+        // An HTTP/2 connection's WebSocket streams share its TCP connection, counted once
+        // (as not WebSocket itself) when it finishes.
+        if record.http2.is_none() {
+            self.tcp_connections += 1;
+        }
+        self.add_record(record);
+    }
+
+    /// Counts a record that was first counted as a plain HTTP connection: a refused request
+    /// that turned out, at the end of the capture, to be for a WebSocket endpoint.
+    pub fn add_late_record(&mut self, record: &ConnectionRecord) {
+        self.other_tcp.http = self.other_tcp.http.saturating_sub(1);
+        self.add_record(record);
+    }
+
+    fn add_record(&mut self, record: &ConnectionRecord) {
+        self.connections += 1;
+        let frames = record.frames.client.total() + record.frames.server.total();
+        let websocket = record.handshake.as_ref().is_some_and(|h| h.accepted) || frames > 0;
+        self.websocket_connections += u64::from(websocket);
+        self.frames += frames;
+        self.messages += record.message_counts.client + record.message_counts.server;
+        self.control_frames += [record.frames.client, record.frames.server]
+            .iter()
+            .map(|f| f.close + f.ping + f.pong)
+            .sum::<u64>();
+        for (id, n) in &record.diagnostic_counts {
+            *self.diagnostics.entry(id.clone()).or_insert(0) += n;
+        }
+        *self
+            .outcomes
+            .entry(record.close.outcome.to_string())
+            .or_insert(0) += 1;
+    }
+
+    /// Counts a connection that is not reported.
+    pub fn add_other(&mut self, c: &OtherConnection) {
+        self.tcp_connections += 1;
+        let o = &mut self.other_tcp;
+        match &c.kind {
+            OtherKind::Tls { server_name } => {
+                o.tls += 1;
+                if let Some(name) = server_name {
+                    *o.tls_server_names.entry(name.clone()).or_insert(0) += 1;
+                }
+            }
+            OtherKind::Http => o.http += 1,
+            OtherKind::Http2 => o.http2 += 1,
+            OtherKind::Other => o.other += 1,
+            OtherKind::NoData => o.no_data += 1,
+            OtherKind::Refused => add_attempt(&mut o.refused, c),
+            OtherKind::Unanswered => add_attempt(&mut o.unanswered, c),
+        }
+    }
+}
+
+fn add_attempt(list: &mut Vec<Attempts>, c: &OtherConnection) {
+    match list.iter_mut().find(|a| a.server == c.server) {
+        Some(a) => {
+            a.attempts += 1;
+            a.first = a.first.min(c.first_seen);
+            a.last = a.last.max(c.last_seen);
+        }
+        None => list.push(Attempts {
+            server: c.server.clone(),
+            attempts: 1,
+            first: c.first_seen,
+            last: c.last_seen,
+        }),
+    }
+}
+
+/// TCP connections that carried no WebSocket and no upgrade attempt.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OtherTcp {
+    /// TLS: the client's first bytes were a ClientHello. Inside may be anything, WebSocket too.
+    pub tls: u64,
+    /// The ClientHellos' server names (SNI), with how many connections named each.
+    pub tls_server_names: BTreeMap<String, u64>,
+    /// HTTP requests without an upgrade.
+    pub http: u64,
+    /// HTTP/2 connections; their WebSocket streams (RFC 8441) are reported as connections of
+    /// their own.
+    pub http2: u64,
+    /// Data that is neither.
+    pub other: u64,
+    /// Established, but no data either way.
+    pub no_data: u64,
+    /// Refused attempts: a SYN answered by RST, per server endpoint, in order of first attempt.
+    pub refused: Vec<Attempts>,
+    /// Attempts whose SYN got no answer in the capture, per server endpoint.
+    pub unanswered: Vec<Attempts>,
+}
+
+/// Connection attempts to one server endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempts {
+    /// Where they went.
+    pub server: Address,
+    /// How many.
+    pub attempts: u64,
+    /// Time of the first one's first packet.
+    pub first: f64,
+    /// Time of the last one's last packet.
+    pub last: f64,
+}
+
+/// A TCP connection that is not reported, as the summary counts it.
+#[derive(Debug, Clone)]
+pub struct OtherConnection {
+    /// Connection number (shared with reported connections).
+    pub id: u64,
+    /// The side that sent the SYN (else the guess: the higher port).
+    pub client: Address,
+    /// The other side.
+    pub server: Address,
+    /// First packet's time.
+    pub first_seen: f64,
+    /// Last packet's time.
+    pub last_seen: f64,
+    /// What it carried.
+    pub kind: OtherKind,
+}
+
+/// What an unreported TCP connection was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtherKind {
+    /// TLS, with the ClientHello's server name when it had one.
+    Tls {
+        /// SNI.
+        server_name: Option<String>,
+    },
+    /// HTTP without an upgrade.
+    Http,
+    /// HTTP/2 (its WebSocket streams are reported on their own).
+    Http2,
+    /// Some other data.
+    Other,
+    /// No data.
+    NoData,
+    /// The SYN was answered by RST.
+    Refused,
+    /// The SYN got no answer.
+    Unanswered,
 }
 
 /// One end of a connection.
@@ -326,6 +484,14 @@ pub struct TcpRecord {
     pub retransmissions: u64,
     /// Segments that arrived ahead of a hole.
     pub out_of_order: u64,
+    /// Data segments the capture showed after the peer's ACK that covered them (reordering by
+    /// the capture point: multi-queue NICs, `-i any`, merged taps, SPAN ports); they arrived
+    /// within the grace window (`--late-packets`, `--late-seconds`) and were used as usual.
+    pub late_after_ack: u64,
+    /// Segments that brought bytes of a hole already reported as a gap (later than the grace
+    /// window, or after a limit or the end closed it); not used, and said in the `tcp_gap`
+    /// diagnostic.
+    pub late_after_gap: u64,
 }
 
 /// One connection's analysis.

@@ -26,22 +26,32 @@ pub struct JsonReport {
     out: Output,
     connections: usize,
     pretty: bool,
+    /// The document's opening has been written. It waits for the first connection or the end,
+    /// so that a run that fails before either writes nothing at all.
+    started: bool,
 }
 
 impl JsonReport {
     /// Writes to `writer`; `pretty` indents.
     pub fn new(writer: Box<dyn std::io::Write>, pretty: bool) -> Self {
-        let mut out = Output::new(writer);
+        JsonReport {
+            out: Output::new(writer),
+            connections: 0,
+            pretty,
+            started: false,
+        }
+    }
+
+    fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
         let tool = serde_json::to_string(&Tool::this()).expect("bug: tool serializes");
-        out.write_all(
+        self.out.write_all(
             format!("{{\"schema_version\":{SCHEMA_VERSION},\"tool\":{tool},\"connections\":[")
                 .as_bytes(),
         );
-        JsonReport {
-            out,
-            connections: 0,
-            pretty,
-        }
     }
 }
 
@@ -49,6 +59,7 @@ impl Sink for JsonReport {
     fn event(&mut self, _event: &Event<'_>) {}
 
     fn connection(&mut self, record: ConnectionRecord) {
+        self.start();
         if self.connections > 0 {
             self.out.write_all(b",");
         }
@@ -70,6 +81,7 @@ impl Sink for JsonReport {
     }
 
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
+        self.start();
         let inputs = serde_json::to_string(inputs).expect("bug: inputs serialize");
         let summary = serde_json::to_string(summary).expect("bug: summary serializes");
         self.out.write_all(

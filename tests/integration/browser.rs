@@ -3,7 +3,8 @@
 //! 27000-27999), so no browser-automation package is needed. Each test opens a report, waits
 //! for the page's `data-ready`, reads the browser's console log (any entry fails the test:
 //! the page logs nothing, so an entry is a script error or a blocked network request), checks
-//! the timeline, panels and plots, and saves a screenshot under `target/browser/`.
+//! the timeline, panels and plots, and saves a screenshot under `browser/` in cargo's target
+//! directory.
 //!
 //! Chromium and chromedriver come from the packages `chromium` and `chromium-driver`
 //! (scripts/test.sh installs them). Without them the tests fail and say so; set
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::util::{captures_dir, wsprobe};
+use crate::util::{captures_dir, target_dir, wsprobe};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -212,7 +213,7 @@ impl Browser {
         let png = base64::engine::general_purpose::STANDARD
             .decode(b64.as_str().expect("screenshot data"))
             .unwrap();
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser");
+        let dir = target_dir().join("browser");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, png).unwrap();
@@ -236,10 +237,10 @@ impl Drop for Browser {
     }
 }
 
-/// Writes `wsprobe analyze --format html ARGS` to target/browser/NAME and returns its path
+/// Writes `wsprobe analyze --format html ARGS` to TARGET/browser/NAME and returns its path
 /// and the `--format json --messages` report of the same input.
 fn html_and_json(name: &str, args: &[&str]) -> (PathBuf, Value) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser");
+    let dir = target_dir().join("browser");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     let out = wsprobe()
@@ -368,8 +369,10 @@ fn html_report_follows_a_dark_system_theme() {
 #[test]
 fn html_report_of_the_benchmark_capture_renders_in_under_3_s() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let pcap = root.join("target/bench/small-20mb-s1.pcap");
+    // Where benches/compare.sh keeps its captures too.
+    let pcap = target_dir().join("bench/small-20mb-s1.pcap");
     if !pcap.exists() {
+        std::fs::create_dir_all(pcap.parent().unwrap()).unwrap();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(&cargo)
             .current_dir(&root)

@@ -102,11 +102,8 @@ fn recorded_captures_match_the_endpoints_ground_truth() {
                 })
                 .collect();
             let kind = tc["end"]["kind"].as_str().unwrap();
-            if kind == "http_only" {
-                assert!(
-                    found.is_empty(),
-                    "{label}: plain HTTP reported as WebSocket"
-                );
+            if matches!(kind, "http_only" | "connect_refused" | "tls") {
+                assert!(found.is_empty(), "{label}: {kind} reported as WebSocket");
                 continue;
             }
             assert_eq!(found.len(), 1, "{label}: found {} connections", found.len());
@@ -216,6 +213,114 @@ fn recorded_captures_match_the_endpoints_ground_truth() {
         }
     }
     assert!(checked >= 60, "only {checked} connections checked");
+}
+
+/// The summary's account of what was not WebSocket, against what the endpoints logged: the
+/// plain HTTP connections, the TLS ones with their server names, and the refused attempts per
+/// server endpoint.
+#[test]
+fn the_summary_of_what_was_not_websocket_matches_the_ground_truth() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(captures_dir()).unwrap() {
+        let truth_path = entry.unwrap().path();
+        let Some(name) = truth_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".truth.json"))
+        else {
+            continue;
+        };
+        let truth: Value =
+            serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+        if truth["schema"] != "wsprobe-truth/1" {
+            continue; // other schemas (HTTP/2) have tests of their own
+        }
+        let capture = ["pcap", "pcapng"]
+            .iter()
+            .map(|ext| captures_dir().join(format!("{name}.{ext}")))
+            .find(|p| p.exists())
+            .unwrap();
+        let report = report_of(&capture, &[]);
+        let other = &report["summary"]["other_tcp"];
+        let conns = truth["connections"].as_array().unwrap();
+        let kind = |k: &str| {
+            conns
+                .iter()
+                .filter(|c| c["end"]["kind"] == k)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(other["http"], kind("http_only").len(), "{name}: http");
+        let tls = kind("tls");
+        assert_eq!(other["tls"], tls.len(), "{name}: tls");
+        for c in &tls {
+            let sni = c["notes"]["server_name"].as_str().unwrap();
+            assert_eq!(other["tls_server_names"][sni], 1, "{name}: SNI {sni}");
+        }
+        let refused = kind("connect_refused");
+        let listed = other["refused"].as_array().unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|a| a["attempts"].as_u64().unwrap())
+                .sum::<u64>(),
+            refused.len() as u64,
+            "{name}: refused attempts"
+        );
+        for c in &refused {
+            assert!(
+                listed
+                    .iter()
+                    .any(|a| a["server"]["port"] == c["server"]["port"]
+                        && a["server"]["ip"] == c["server"]["addr"]),
+                "{name}: no refused attempts listed for {}",
+                c["server"]
+            );
+        }
+        if !refused.is_empty() {
+            let a = &listed[0];
+            assert!(
+                a["first"].as_f64() < a["last"].as_f64(),
+                "{name}: time span"
+            );
+        }
+        assert_eq!(other["other"], 0, "{name}: nothing unexplained");
+        checked += tls.len() + refused.len() + kind("http_only").len();
+    }
+    assert!(checked >= 10, "only {checked} checked");
+}
+
+/// On every capture, ours and the public ones, every finding carries its time.
+#[test]
+fn every_finding_has_a_time() {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(captures_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    if let Some(public) = public_captures_dir() {
+        files.extend(
+            std::fs::read_dir(public)
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        );
+    }
+    let mut seen = 0;
+    for path in files.iter().filter(|p| {
+        p.extension()
+            .is_some_and(|e| e == "pcap" || e == "pcapng" || e == "dump")
+    }) {
+        let report = report_of(path, &[]);
+        for conn in report["connections"].as_array().unwrap() {
+            for d in conn["diagnostics"].as_array().unwrap() {
+                assert!(d["time"].is_f64(), "{}: {d}", path.display());
+                assert!(
+                    !d["message"].as_str().unwrap().contains("at this time"),
+                    "{d}"
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 10, "{seen}");
 }
 
 #[test]

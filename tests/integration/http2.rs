@@ -13,7 +13,9 @@ use wsprobe::diag::Side;
 use wsprobe::stream::http2::summary::Http2Summary;
 use wsprobe::stream::http2::{Http2Event, Http2Layer};
 use wsprobe::stream::{Chunk, End, Layer, Out};
-use wsprobe::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
+use wsprobe::tcp::reassembly::{
+    PacketClock, Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent,
+};
 use wsprobe::ws::frame::{HeaderParse, parse_frame_header};
 use wsprobe::ws::mask::apply_mask;
 
@@ -32,6 +34,7 @@ fn tcp_pieces(path: &str) -> Vec<Piece> {
         Reassembler::new(ReassemblyLimits::default()),
     ];
     let mut out = Vec::new();
+    let mut packets = 0;
     read_capture(
         file,
         path,
@@ -48,9 +51,16 @@ fn tcp_pieces(path: &str) -> Vec<Piece> {
                 fin: seg.fin,
                 rst: seg.rst,
             };
-            dirs[i].on_segment(seg.seq, flags, seg.payload, &mut |e| match e {
+            packets += 1;
+            let clock = PacketClock {
+                packets,
+                time: p.ts,
+            };
+            dirs[i].on_segment(seg.seq, flags, seg.payload, clock, &mut |e| match e {
                 StreamEvent::Data(d) => out.push((side, p.ts, Some(d.to_vec()), None)),
-                StreamEvent::Gap { .. } => panic!("a gap in a loopback capture"),
+                StreamEvent::Gap { .. } | StreamEvent::LateForGap { .. } => {
+                    panic!("a gap in a loopback capture")
+                }
             });
             if seg.fin {
                 out.push((side, p.ts, None, Some(End::Fin)));

@@ -8,6 +8,7 @@ mod cli;
 mod golden;
 mod hostile;
 mod http2;
+mod late_data;
 mod live;
 mod mutants;
 mod properties;

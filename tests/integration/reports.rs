@@ -658,7 +658,7 @@ fn duckdb_python() -> Option<PathBuf> {
     static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
-            let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/duckdb-venv");
+            let venv = target_dir().join("duckdb-venv");
             let python = venv.join("bin/python");
             let has = |p: &Path| {
                 Command::new(p)

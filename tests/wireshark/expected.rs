@@ -78,7 +78,7 @@ pub const EXPECTED: &[Expected] = &[
     // W11: without the handshake, tshark finds no WebSocket (unless told with decode-as).
     e("synthetic/synthetic-midstream.pcap", "10.0.0.1:40005", "-", "only_in_wsprobe", "", "W11"),
     // W12: a request that lost its Upgrade header on the way (and its 426) is plain HTTP to tshark.
-    e("captures/proxy-strips-upgrade.pcap", "127.0.0.1:34258", "-", "only_in_wsprobe", "", "W12"),
+    e("captures/proxy-strips-upgrade.pcap", "127.0.0.1:49910", "-", "only_in_wsprobe", "", "W12"),
     // W13: WebSocket over HTTP/2 (RFC 8441) is "tunneled data" to tshark.
     e("captures/h2c-websocket.pcap", "127.0.0.1:57652", "-", "only_in_wsprobe", "", "W13"),
 ];
