@@ -220,12 +220,50 @@ impl HtmlReport {
             ("Connections reported", summary.connections),
             ("WebSocket connections", summary.websocket_connections),
             ("TCP connections seen", summary.tcp_connections),
-            ("Messages and control frames", summary.messages),
+            ("Data messages", summary.messages),
+            ("Control frames", summary.control_frames),
             ("Frames", summary.frames),
-            ("Messages listed in this page", self.messages_listed),
+            ("Listed in this page", self.messages_listed),
         ];
         for (k, v) in rows {
             let _ = write!(h, "<tr><th>{k}</th><td>{v}</td></tr>");
+        }
+        // What the TCP connections that are not reported carried.
+        let o = &summary.other_tcp;
+        let refused: u64 = o.refused.iter().map(|a| a.attempts).sum();
+        let unanswered: u64 = o.unanswered.iter().map(|a| a.attempts).sum();
+        let other = [
+            ("TLS", o.tls),
+            ("HTTP", o.http),
+            ("HTTP/2", o.http2),
+            ("other data", o.other),
+            ("no data", o.no_data),
+            ("refused (SYN → RST)", refused),
+            ("unanswered SYN", unanswered),
+        ];
+        let parts: Vec<String> = other
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        if !parts.is_empty() {
+            let mut names: Vec<(&String, &u64)> = o.tls_server_names.iter().collect();
+            names.sort_by(|a, b| b.1.cmp(a.1));
+            let sni: Vec<String> = names
+                .iter()
+                .take(5)
+                .map(|(n, c)| format!("{} ({c})", esc(n)))
+                .collect();
+            let _ = write!(
+                h,
+                "<tr><th>Not WebSocket</th><td>{}{}</td></tr>",
+                parts.join(", "),
+                if sni.is_empty() {
+                    String::new()
+                } else {
+                    format!("<br><span class=\"dim\">TLS to {}</span>", sni.join(", "))
+                }
+            );
         }
         if self.omitted > 0 {
             let _ = write!(

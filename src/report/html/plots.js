@@ -117,8 +117,10 @@ WS.Plots = class {
     const per = (arr) => Array.from(arr, (v, j) => [first + (j + 0.5) * step, v / step]);
     const cards = [];
     const sideColor = [WS.col('client'), WS.col('server')];
-    const listedNote = this.listed < this.report.summary.messages
-      ? 'From the ' + this.listed + ' messages and control frames listed in this page, of ' + this.report.summary.messages +
+    const sum = this.report.summary;
+    const all = (sum.messages || 0) + (sum.control_frames || 0);
+    const listedNote = this.listed < all
+      ? 'From the ' + this.listed + ' messages and control frames listed in this page, of ' + all +
         ' (--max-listed-bytes bounds what a page lists).' : null;
     for (const [id, title, series, unit] of [
       ['plot-messages', 'Messages per second', count, 'msg/s'],
