@@ -15,8 +15,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # tshark asks whether non-root users may capture; answer before installing.
   echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections 2>/dev/null || true
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  # Wait for another apt (a parallel job, unattended upgrades) instead of failing at once.
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -9,7 +9,9 @@
 # check): scripts/check-quickstart.sh uses it to check this script's plumbing cheaply.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WSPROBE_EXTRA_PKGS="tshark tcpdump python3 ${WSPROBE_EXTRA_PKGS:-}" source scripts/setup.sh
+# chromium + chromium-driver: the HTML report's browser tests (tests/integration/browser.rs);
+# python3-venv: the DuckDB tests install the duckdb package into TARGET/duckdb-venv.
+WSPROBE_EXTRA_PKGS="tshark tcpdump python3 python3-venv chromium chromium-driver ${WSPROBE_EXTRA_PKGS:-}" source scripts/setup.sh
 
 target_dir=$(wsprobe_target_dir)
 mkdir -p "$target_dir"
@@ -44,6 +46,8 @@ echo "== file analysis builds without libpcap"
 cargo check --no-default-features --quiet
 echo "== cargo test"
 run_tests --all-targets
+echo "== the parquet feature (--table-format parquet): its build and its test"
+cargo test --features parquet --test integration parquet 2>&1 | tee -a "$log"
 echo "== quick start from a clean clone, with and without CARGO_TARGET_DIR"
 bash scripts/check-quickstart.sh
 echo "== fuzz (short run of every target)"

@@ -34,6 +34,10 @@ pub enum Format {
     Json,
     /// One JSON event per line.
     Jsonl,
+    /// One self-contained HTML page: summary, timeline, per-connection panels, plots.
+    Html,
+    /// HTTP Archive 1.2 with Chrome's `_webSocketMessages` (opens in DevTools, HTTP Toolkit).
+    Har,
 }
 
 /// How much payload message records carry.
@@ -60,9 +64,9 @@ pub struct ReportArgs {
     /// per connection in json, `frame` events in jsonl, a frame log in the table.
     #[arg(long)]
     pub frames: bool,
-    /// How much payload goes into message records.
-    #[arg(long, value_enum, default_value_t = PayloadArg::Preview)]
-    pub payload: PayloadArg,
+    /// How much payload goes into message records [default: preview; full for --format har].
+    #[arg(long, value_enum)]
+    pub payload: Option<PayloadArg>,
     /// Bytes shown with --payload preview.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub preview_bytes: usize,
@@ -133,9 +137,44 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub keylog: Vec<std::path::PathBuf>,
     /// Bytes of listed messages (--messages, json and table) held in memory at once; past it
-    /// messages are counted but not listed.
-    #[arg(long, default_value_t = crate::connection::DEFAULT_MAX_LISTED_BYTES, value_name = "BYTES")]
-    pub max_listed_bytes: u64,
+    /// messages are counted but not listed. For html and har it bounds all messages written
+    /// [default: 256 MiB; 32 MiB for --format html].
+    #[arg(long, value_name = "BYTES")]
+    pub max_listed_bytes: Option<u64>,
+    /// Dataset tables, HAR and HTML options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where reports go besides standard output, and what they may contain.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Also write dataset tables (connections, diagnostics; messages with --messages) under
+    /// DIR, hive-partitioned: DIR/table=T/date=YYYY-MM-DD/sensor=S/part-RUN.jsonl[.gz].
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<std::path::PathBuf>,
+    /// Gzip the --out-dir tables (.jsonl.gz).
+    #[arg(long, requires = "out_dir")]
+    pub compress: bool,
+    /// File format of the --out-dir tables (parquet needs a build with `--features parquet`).
+    #[arg(long, value_enum, default_value_t = TableFormat::Jsonl, requires = "out_dir")]
+    pub table_format: TableFormat,
+    /// Name of this capture point in the tables [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub sensor: Option<String>,
+    /// Keep credentials (Authorization, Cookie, Set-Cookie, tokens in the query string and in
+    /// Sec-WebSocket-Protocol) in every report; by default their values become REDACTED.
+    #[arg(long)]
+    pub no_redact: bool,
+}
+
+/// File format of the dataset tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    /// JSON Lines, one flat object per row.
+    Jsonl,
+    /// Apache Parquet (build with `--features parquet`).
+    Parquet,
 }
 
 /// `wsprobe analyze`.

@@ -159,7 +159,7 @@ pub fn live(args: &LiveArgs, options: &RunOptions) -> Result<Outcome> {
     listening.push_str("; Ctrl-C to stop and report");
     eprintln!("{listening}");
 
-    let mut reporter = options.reporter();
+    let mut reporter = options.reporter()?;
     let mut session = Session::new(reporter.as_mut(), options);
     let started = Instant::now();
     let mut skipped = 0u64;

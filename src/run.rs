@@ -11,7 +11,7 @@ use crate::analysis::AnalysisOptions;
 use crate::app::{APP_MAX_BYTES, AppSelection};
 use crate::capture::filter::PacketFilter;
 use crate::capture::{InputSummary, file::read_capture_with_secrets};
-use crate::cli::{Format, PayloadArg, ReportArgs};
+use crate::cli::{Format, PayloadArg, ReportArgs, TableFormat};
 use crate::connection::ConnectionConfig;
 use crate::diag::{DiagnosticId, Severity};
 use crate::error::{Error, Result};
@@ -20,9 +20,12 @@ use crate::message::{MessageLimits, PayloadMode};
 use crate::pipeline::{Pipeline, TableLimits};
 use crate::record::{Address, ConnectionRecord, Finding, FindingId, OtherConnection, Summary};
 use crate::record::{Event, Sink};
+use crate::report::har::HarReport;
+use crate::report::html::HtmlReport;
 use crate::report::json::JsonReport;
 use crate::report::jsonl::JsonlReport;
 use crate::report::table::{TableOptions, TableReport};
+use crate::report::tables::{FileFormat, TableWriter, TablesConfig};
 use crate::stream::tls::KeyStore;
 use crate::tcp::reassembly::ReassemblyLimits;
 
@@ -385,15 +388,63 @@ pub struct RunOptions {
     pub keys: Arc<KeyStore>,
     /// Announce findings across connections as soon as they are established (live).
     pub live_findings: bool,
+    /// `--out-dir` and its options.
+    pub tables: Option<TablesConfig>,
+}
+
+/// Where `--out-dir` goes and how, validated; None without `--out-dir`.
+fn tables_config(args: &ReportArgs) -> std::result::Result<Option<TablesConfig>, String> {
+    let o = &args.output;
+    let Some(dir) = &o.out_dir else {
+        return Ok(None);
+    };
+    let format = match o.table_format {
+        TableFormat::Jsonl => FileFormat::Jsonl,
+        TableFormat::Parquet => FileFormat::Parquet,
+    };
+    if !format.available() {
+        return Err("--table-format parquet: this wsprobe was built without the `parquet` feature; rebuild with `cargo install --path . --features parquet`, or write jsonl and convert with `duckdb -c \"COPY (FROM read_json('DIR/table=connections/**/*.jsonl.gz')) TO 'connections.parquet'\"`".into());
+    }
+    if format == FileFormat::Parquet && o.compress {
+        return Err(
+            "--compress is for jsonl tables; parquet files are always compressed (snappy)".into(),
+        );
+    }
+    let sensor = o
+        .sensor
+        .clone()
+        .unwrap_or_else(crate::report::tables::host_name);
+    Ok(Some(TablesConfig {
+        dir: dir.clone(),
+        compress: o.compress,
+        format,
+        sensor: crate::report::tables::sanitize_sensor(&sensor),
+        messages: args.messages,
+    }))
 }
 
 impl RunOptions {
     /// Validates report arguments.
     pub fn from_args(args: &ReportArgs, live: bool) -> std::result::Result<RunOptions, String> {
-        let keep_messages = args.messages && args.format != Format::Jsonl;
+        let tables = tables_config(args)?;
+        // html and har show every message; the tables list them with --messages.
+        let keep_messages = matches!(args.format, Format::Html | Format::Har)
+            || (args.messages && (args.format != Format::Jsonl || tables.is_some()));
         // Live table output prints every message as it happens.
         let message_events = args.format == Format::Jsonl || (live && args.format == Format::Table);
-        let payload = match args.payload {
+        let payload_arg = args.payload.unwrap_or(if args.format == Format::Har {
+            PayloadArg::Full
+        } else {
+            PayloadArg::Preview
+        });
+        let max_listed_bytes = args
+            .max_listed_bytes
+            .unwrap_or(if args.format == Format::Html {
+                crate::report::html::DEFAULT_MAX_LISTED_BYTES
+            } else {
+                crate::connection::DEFAULT_MAX_LISTED_BYTES
+            });
+        let payload = match payload_arg {
             // Without message records nobody reads payloads: do not copy them.
             _ if !(keep_messages || message_events) => PayloadMode::None,
             PayloadArg::None => PayloadMode::None,
@@ -439,6 +490,7 @@ impl RunOptions {
                         && (args.format == Format::Jsonl || (live && args.format == Format::Table)),
                     payload,
                     app,
+                    redact: !args.output.no_redact,
                 },
                 payload: kept,
                 message_limits,
@@ -448,9 +500,13 @@ impl RunOptions {
                     late_seconds: args.late_seconds,
                     ..ReassemblyLimits::default()
                 },
-                max_listed_bytes: args.max_listed_bytes,
-                // The table report keeps every record until the end.
-                listed_freed_on_finish: args.format != Format::Table,
+                max_listed_bytes,
+                // The table report keeps every record until the end; html and har write them
+                // as they come, but the budget then bounds the size of the whole file.
+                listed_freed_on_finish: !matches!(
+                    args.format,
+                    Format::Table | Format::Html | Format::Har
+                ),
             },
             table: TableLimits {
                 max_connections: args.max_connections.max(1),
@@ -468,16 +524,36 @@ impl RunOptions {
             live_events: live && args.format == Format::Table,
             keys,
             live_findings: live,
+            tables,
         })
     }
 
-    /// The reporter for the chosen format, writing to standard output.
-    pub fn reporter(&self) -> Box<dyn Sink> {
+    /// The reporter for the chosen format, writing to standard output, and the `--out-dir`
+    /// tables beside it.
+    pub fn reporter(&self) -> Result<Box<dyn Sink>> {
+        let primary = self.primary_reporter();
+        let Some(config) = &self.tables else {
+            return Ok(primary);
+        };
+        let writer = TableWriter::create(config.clone()).map_err(|source| Error::Open {
+            path: config.dir.clone(),
+            source,
+        })?;
+        Ok(Box::new(crate::report::Tee::new(
+            primary,
+            writer,
+            self.format == Format::Jsonl,
+        )))
+    }
+
+    fn primary_reporter(&self) -> Box<dyn Sink> {
         let stdout = Box::new(std::io::BufWriter::with_capacity(
             1 << 16,
             std::io::stdout(),
         ));
         match self.format {
+            Format::Html => Box::new(HtmlReport::new(stdout)),
+            Format::Har => Box::new(HarReport::new(stdout, self.pretty)),
             Format::Json => Box::new(JsonReport::new(stdout, self.pretty)),
             Format::Jsonl => Box::new(JsonlReport::new(stdout, self.flush_each_line)),
             Format::Table => {
@@ -607,7 +683,7 @@ pub fn analyze(
         .map(PacketFilter::new)
         .transpose()
         .map_err(Error::Usage)?;
-    let mut reporter = options.reporter();
+    let mut reporter = options.reporter()?;
     let mut session = Session::new(reporter.as_mut(), options);
     let mut inputs = Vec::new();
     let summary;

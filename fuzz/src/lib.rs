@@ -175,6 +175,7 @@ pub fn config_from(flags: u8) -> ConnectionConfig {
             frame_events: flags & 16 != 0,
             payload,
             app: wsprobe::app::AppSelection::auto(),
+            redact: flags & 32 == 0,
         },
         payload,
         message_limits: if tiny {

@@ -3,6 +3,7 @@
 
 pub mod close;
 pub mod ping;
+pub mod redact;
 pub mod timing;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -12,8 +13,8 @@ use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::{Negotiated, RequestHead, ResponseHead, derive_accept_key};
 use crate::message::{Message, PayloadMode};
 use crate::record::{
-    Address, ConnectionRecord, FrameRecord, HandshakeRecord, MessageRecord, OpcodeCounts, PerSide,
-    TcpRecord, TimingRecord,
+    Address, ConnectionRecord, FrameRecord, HandshakeRecord, Header, MessageRecord, OpcodeCounts,
+    PerSide, TcpRecord, TimingRecord,
 };
 use crate::record::{Event, Sink};
 use crate::ws::frame::FrameHeader;
@@ -48,6 +49,8 @@ pub struct AnalysisOptions {
     pub frame_events: bool,
     /// Application protocols to recognise (`--app`).
     pub app: AppSelection,
+    /// Replace credentials in the handshake by `REDACTED` ([`redact`]); `--no-redact` clears it.
+    pub redact: bool,
 }
 
 /// Records (and control frames between them) held back while the application protocol is
@@ -69,6 +72,8 @@ pub struct Analysis {
     interesting: bool,
     handshake: Option<HandshakeRecord>,
     key: Option<String>,
+    /// The subprotocols offered, as sent (the record may hold them redacted).
+    offered_protocols: Vec<String>,
     /// Upgrade headers the request lacked (`Upgrade: websocket`, `Connection: Upgrade`).
     request_missing: Vec<&'static str>,
     refused: Option<String>,
@@ -119,6 +124,7 @@ impl Analysis {
             interesting: false,
             handshake: None,
             key: None,
+            offered_protocols: Vec::new(),
             request_missing: Vec::new(),
             refused: None,
             frames: PerSide::default(),
@@ -223,23 +229,14 @@ impl Analysis {
     pub fn handshake_request(&mut self, req: &RequestHead, time: f64, sink: &mut dyn Sink) {
         let problems = req.problems();
         self.key = req.key.clone();
+        self.offered_protocols = req.protocols.clone();
         self.request_missing = req.missing_upgrade_headers();
         self.app.handshake_request(&req.path, &req.protocols);
         self.timing.handshake(Side::Client, time);
         if let Some(key) = &req.key {
             self.timing.key(key);
         }
-        self.handshake = Some(HandshakeRecord {
-            path: req.path.clone(),
-            host: req.host.clone(),
-            origin: req.origin.clone(),
-            user_agent: req.user_agent.clone(),
-            version: req.version.clone(),
-            offered_subprotocols: req.protocols.clone(),
-            offered_extensions: req.extensions.clone(),
-            request_time: Some(time),
-            ..HandshakeRecord::default()
-        });
+        self.handshake = Some(request_record(req, time, self.options.redact));
         if !problems.is_empty() {
             self.diag(
                 Diagnostic::new(
@@ -261,9 +258,7 @@ impl Analysis {
         sink: &mut dyn Sink,
     ) -> Option<Negotiated> {
         let handshake = self.handshake.get_or_insert_with(HandshakeRecord::default);
-        handshake.status = Some(resp.status);
-        handshake.reason = Some(resp.reason.clone());
-        handshake.response_time = Some(time);
+        add_response(handshake, resp, time, self.options.redact);
         self.app.handshake_response(
             resp.status,
             resp.status == 101,
@@ -302,7 +297,12 @@ impl Analysis {
         handshake.accepted =
             crate::http::handshake::has_token(resp.upgrade.as_deref(), "websocket");
         self.timing.handshake(Side::Server, time);
-        handshake.subprotocol = resp.protocol.clone();
+        handshake.subprotocol = match &resp.protocol {
+            Some(p) if self.options.redact => {
+                Some(redact::chosen_subprotocol(p, &self.offered_protocols))
+            }
+            other => other.clone(),
+        };
         handshake.extensions = resp.extensions.clone();
         handshake.accept_valid = match (&self.key, &resp.accept) {
             (Some(key), Some(accept)) => Some(derive_accept_key(key) == accept.trim()),
@@ -351,20 +351,10 @@ impl Analysis {
         signs: &[String],
         sink: &mut dyn Sink,
     ) {
-        self.handshake = Some(HandshakeRecord {
-            path: req.path.clone(),
-            host: req.host.clone(),
-            origin: req.origin.clone(),
-            user_agent: req.user_agent.clone(),
-            version: req.version.clone(),
-            offered_subprotocols: req.protocols.clone(),
-            offered_extensions: req.extensions.clone(),
-            request_time: Some(times.0),
-            status: Some(resp.status),
-            reason: Some(resp.reason.clone()),
-            response_time: Some(times.1),
-            ..HandshakeRecord::default()
-        });
+        let mut handshake = request_record(req, times.0, self.options.redact);
+        add_response(&mut handshake, resp, times.1, self.options.redact);
+        let path = handshake.path.clone();
+        self.handshake = Some(handshake);
         let status = format!("{} {}", resp.status, resp.reason);
         let status = status.trim_end();
         self.refused = Some(status.to_string());
@@ -372,7 +362,7 @@ impl Analysis {
         let message = format!(
             "{} {} was not an upgrade request (no `{}`) and was answered {status} ({}): it reached the server without its upgrade headers; something in the path (a proxy that does not forward them, e.g. nginx without `proxy_set_header Upgrade $http_upgrade` and `Connection \"upgrade\"`) strips them, or the client never sent them",
             req.method,
-            req.path,
+            path,
             missing.join("`, no `"),
             signs.join("; "),
         );
@@ -405,17 +395,12 @@ impl Analysis {
         time: f64,
         sink: &mut dyn Sink,
     ) {
-        self.handshake = Some(HandshakeRecord {
-            path: req.path.clone().unwrap_or_default(),
-            host: req.authority.clone().or_else(|| req.host.clone()),
-            origin: req.origin.clone(),
-            user_agent: req.user_agent.clone(),
-            version: req.version.clone(),
-            offered_subprotocols: req.protocols.clone(),
-            offered_extensions: req.extensions.clone(),
-            request_time: Some(time),
-            ..HandshakeRecord::default()
-        });
+        self.offered_protocols = req.protocols.clone();
+        self.handshake = Some(request_record(
+            &req.to_request_head(),
+            time,
+            self.options.redact,
+        ));
         self.app
             .handshake_request(req.path.as_deref().unwrap_or(""), &req.protocols);
         let problems = req.problems();
@@ -441,9 +426,13 @@ impl Analysis {
         sink: &mut dyn Sink,
     ) -> Option<Negotiated> {
         let handshake = self.handshake.get_or_insert_with(HandshakeRecord::default);
+        add_response(
+            handshake,
+            &resp.to_response_head(),
+            time,
+            self.options.redact,
+        );
         handshake.status = resp.status;
-        handshake.reason = Some(String::new());
-        handshake.response_time = Some(time);
         if let Some(status) = resp.status {
             self.app
                 .handshake_response(status, resp.is_success(), resp.protocol.as_deref(), time);
@@ -467,7 +456,12 @@ impl Analysis {
             return None;
         }
         handshake.accepted = true;
-        handshake.subprotocol = resp.protocol.clone();
+        handshake.subprotocol = match &resp.protocol {
+            Some(p) if self.options.redact => {
+                Some(redact::chosen_subprotocol(p, &self.offered_protocols))
+            }
+            other => other.clone(),
+        };
         handshake.extensions = resp.extensions.clone();
         handshake.accept_valid = None;
         self.started = Some(time);
@@ -872,6 +866,66 @@ pub fn clock(t: f64) -> String {
         day_ms / 1000 % 60,
         day_ms % 1000
     )
+}
+
+/// `HTTP/1.x`, or `HTTP/2` for a stream of an HTTP/2 connection.
+fn http_version(minor: u8, http2: bool) -> String {
+    if http2 {
+        "HTTP/2".to_string()
+    } else {
+        format!("HTTP/1.{minor}")
+    }
+}
+
+fn header_list(headers: &[(String, String)], redact: bool) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|(name, value)| Header {
+            name: name.clone(),
+            value: if redact {
+                redact::header(name, value)
+            } else {
+                value.clone()
+            },
+        })
+        .collect()
+}
+
+/// The request's part of the handshake record.
+fn request_record(req: &RequestHead, time: f64, redact: bool) -> HandshakeRecord {
+    HandshakeRecord {
+        method: req.method.clone(),
+        http_version: http_version(req.minor_version, req.http2),
+        path: if redact {
+            redact::target(&req.path).into_owned()
+        } else {
+            req.path.clone()
+        },
+        host: req.host.clone(),
+        origin: req.origin.clone(),
+        user_agent: req.user_agent.clone(),
+        version: req.version.clone(),
+        offered_subprotocols: if redact {
+            redact::subprotocols(&req.protocols)
+        } else {
+            req.protocols.clone()
+        },
+        offered_extensions: req.extensions.clone(),
+        request_time: Some(time),
+        request_headers: header_list(&req.headers, redact),
+        request_head_bytes: (req.head_size > 0).then_some(req.head_size as u64),
+        ..HandshakeRecord::default()
+    }
+}
+
+/// The answer's part of the handshake record.
+fn add_response(h: &mut HandshakeRecord, resp: &ResponseHead, time: f64, redact: bool) {
+    h.status = Some(resp.status);
+    h.reason = Some(resp.reason.clone());
+    h.response_time = Some(time);
+    h.response_headers = header_list(&resp.headers, redact);
+    h.response_head_bytes = (resp.head_size > 0).then_some(resp.head_size as u64);
+    h.response_http_version = Some(http_version(resp.minor_version, resp.http2));
 }
 
 fn message_record(m: &Message, payload: PayloadMode) -> MessageRecord {

@@ -6,12 +6,12 @@ use std::collections::VecDeque;
 
 use super::clock;
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::record::PingRecord;
+use crate::record::{PingRecord, RttSample};
 
 /// Outstanding pings kept per side; a peer that pings without end cannot grow memory.
 const MAX_OUTSTANDING: usize = 64;
-/// Round-trip samples kept for the median.
-const MAX_SAMPLES: usize = 4096;
+/// Round-trip samples kept for the median and the record.
+pub const MAX_SAMPLES: usize = 4096;
 /// Intervals between one side's pings kept for their median (a heartbeat's period shows in the
 /// first few).
 const MAX_INTERVALS: usize = 64;
@@ -24,6 +24,11 @@ struct Outstanding {
     later_ping: bool,
     /// The pinging side sent its Close before the pong came.
     after_close: bool,
+}
+
+/// Seconds to milliseconds, rounded to the microsecond.
+fn ms(s: f64) -> f64 {
+    (s * 1e6).round() / 1e3
 }
 
 /// `ping_unanswered` for a ping `side` sent: the finding is the ping's (its sender, its time).
@@ -51,7 +56,8 @@ fn unanswered(side: Side, ping: &Outstanding, until: String) -> Diagnostic {
 pub struct PingTracker {
     outstanding: [VecDeque<Outstanding>; 2],
     closed: [bool; 2],
-    rtts: Vec<f64>,
+    /// (pong time, who pinged, round trip in seconds).
+    rtts: Vec<(f64, Side, f64)>,
     rtt_min: Option<f64>,
     rtt_max: Option<f64>,
     record: PingRecord,
@@ -137,7 +143,7 @@ impl PingTracker {
                 self.rtt_min = Some(self.rtt_min.map_or(rtt, |m| m.min(rtt)));
                 self.rtt_max = Some(self.rtt_max.map_or(rtt, |m| m.max(rtt)));
                 if self.rtts.len() < MAX_SAMPLES {
-                    self.rtts.push(rtt);
+                    self.rtts.push((time, side.peer(), rtt));
                 }
                 // A pong after the next ping matters when it is slow enough to be a missed
                 // heartbeat; after the pinger's Close it always does (the close analysis).
@@ -218,10 +224,19 @@ impl PingTracker {
     /// The statistics so far.
     pub fn record(&self) -> PingRecord {
         let mut record = self.record.clone();
-        let ms = |s: f64| (s * 1e6).round() / 1e3;
         record.rtt_min_ms = self.rtt_min.map(ms);
         record.rtt_max_ms = self.rtt_max.map(ms);
-        record.rtt_median_ms = median(&self.rtts).map(ms);
+        record.rtt_samples = self
+            .rtts
+            .iter()
+            .map(|&(time, from, rtt)| RttSample {
+                time,
+                from,
+                rtt_ms: ms(rtt),
+            })
+            .collect();
+        let rtts: Vec<f64> = self.rtts.iter().map(|s| s.2).collect();
+        record.rtt_median_ms = median(&rtts).map(ms);
         record
     }
 }

@@ -1155,6 +1155,7 @@ mod tests {
                 frame_events: false,
                 payload: PayloadMode::Full,
                 app: crate::app::AppSelection::auto(),
+                redact: true,
             },
             payload: PayloadMode::Full,
             message_limits: MessageLimits::default(),

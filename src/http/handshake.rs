@@ -40,6 +40,13 @@ pub struct RequestHead {
     pub content_length: Option<u64>,
     /// `Transfer-Encoding: chunked`.
     pub chunked: bool,
+    /// Every header line as sent, in order (bounded by [`super::MAX_HEADERS`] and
+    /// [`super::MAX_HEAD_BYTES`]).
+    pub headers: Vec<(String, String)>,
+    /// Bytes of the head, request line to the empty line (0: not known, e.g. HTTP/2).
+    pub head_size: usize,
+    /// An HTTP/2 extended CONNECT (RFC 8441) read as this head; `headers` are its fields.
+    pub http2: bool,
 }
 
 /// Headers of a response that matter to a WebSocket upgrade.
@@ -49,6 +56,8 @@ pub struct ResponseHead {
     pub status: u16,
     /// Reason phrase.
     pub reason: String,
+    /// HTTP minor version (1 for HTTP/1.1).
+    pub minor_version: u8,
     /// `Upgrade`, all values joined.
     pub upgrade: Option<String>,
     /// `Connection`, all values joined.
@@ -63,6 +72,12 @@ pub struct ResponseHead {
     pub content_length: Option<u64>,
     /// `Transfer-Encoding: chunked`.
     pub chunked: bool,
+    /// Every header line as sent, in order (bounded like the request's).
+    pub headers: Vec<(String, String)>,
+    /// Bytes of the head, status line to the empty line (0: not known, e.g. HTTP/2).
+    pub head_size: usize,
+    /// An HTTP/2 response read as this head.
+    pub http2: bool,
 }
 
 /// Collects repeated headers (RFC 9110 §5.3: a list header may be split over several lines).
@@ -101,9 +116,11 @@ impl RequestHead {
             minor_version: req.version.unwrap_or(1),
             ..RequestHead::default()
         };
+        head.headers.reserve(req.headers.len());
         for h in req.headers.iter() {
             let value = header_value(h);
             let name = h.name;
+            head.headers.push((name.to_string(), value.clone()));
             if name.eq_ignore_ascii_case("host") {
                 head.host.get_or_insert(value);
             } else if name.eq_ignore_ascii_case("origin") {
@@ -217,11 +234,14 @@ impl ResponseHead {
         let mut head = ResponseHead {
             status: resp.code.unwrap_or(0),
             reason: resp.reason.unwrap_or("").to_string(),
+            minor_version: resp.version.unwrap_or(1),
             ..ResponseHead::default()
         };
+        head.headers.reserve(resp.headers.len());
         for h in resp.headers.iter() {
             let value = header_value(h);
             let name = h.name;
+            head.headers.push((name.to_string(), value.clone()));
             if name.eq_ignore_ascii_case("upgrade") {
                 join(&mut head.upgrade, &value);
             } else if name.eq_ignore_ascii_case("connection") {

@@ -257,10 +257,23 @@ pub struct Address {
     pub port: u16,
 }
 
+/// One header line of a handshake head.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Header {
+    /// Field name as sent.
+    pub name: String,
+    /// Field value (credentials replaced by `REDACTED` unless `--no-redact`).
+    pub value: String,
+}
+
 /// The opening handshake.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HandshakeRecord {
-    /// Request target.
+    /// Request method (`GET` for an upgrade).
+    pub method: String,
+    /// `HTTP/1.1` (or `HTTP/1.0`) of the request.
+    pub http_version: String,
+    /// Request target (credentials in the query replaced by `REDACTED` unless `--no-redact`).
     pub path: String,
     /// `Host`.
     pub host: Option<String>,
@@ -290,6 +303,16 @@ pub struct HandshakeRecord {
     pub request_time: Option<f64>,
     /// Capture time of the answer.
     pub response_time: Option<f64>,
+    /// Every request header in order (credentials redacted unless `--no-redact`).
+    pub request_headers: Vec<Header>,
+    /// Every response header in order, when an answer was captured.
+    pub response_headers: Vec<Header>,
+    /// Bytes of the request head; null when unknown.
+    pub request_head_bytes: Option<u64>,
+    /// Bytes of the response head; null when no answer was captured.
+    pub response_head_bytes: Option<u64>,
+    /// `HTTP/1.1` of the answer, when captured.
+    pub response_http_version: Option<String>,
 }
 
 /// Frames of one direction by opcode.
@@ -485,6 +508,20 @@ pub struct PingRecord {
     pub rtt_median_ms: Option<f64>,
     /// Largest round trip, milliseconds.
     pub rtt_max_ms: Option<f64>,
+    /// Each answered ping in order (at most [`crate::analysis::ping::MAX_SAMPLES`]): when its
+    /// pong came, who pinged, the round trip.
+    pub rtt_samples: Vec<RttSample>,
+}
+
+/// One answered ping.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct RttSample {
+    /// Capture time of the pong.
+    pub time: f64,
+    /// The side that sent the ping.
+    pub from: Side,
+    /// Round trip, milliseconds.
+    pub rtt_ms: f64,
 }
 
 /// TCP facts that bear on the WebSocket analysis.

@@ -3,6 +3,7 @@
 mod util;
 
 mod app;
+mod browser;
 mod captures;
 mod cli;
 mod findings;
@@ -13,6 +14,7 @@ mod late_data;
 mod live;
 mod mutants;
 mod properties;
+mod reports;
 mod synthetic;
 mod tls;
 mod tls_harness;

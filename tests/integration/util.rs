@@ -420,3 +420,10 @@ impl Rng {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
+
+/// Cargo's target directory, wherever it is (CARGO_TARGET_DIR, a configured target-dir, or
+/// ./target): the parent of the directory cargo gives integration tests for their files.
+pub fn target_dir() -> PathBuf {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().map(PathBuf::from).unwrap_or(tmp)
+}

@@ -28,7 +28,8 @@ pub const VIOLATIONS: &[&str] = &[
     "data_after_close",
 ];
 
-/// wsprobe's JSON report of `path`.
+/// wsprobe's JSON report of `path`, credentials kept (`--no-redact`): the peers' logs show
+/// the handshake as sent (Zeek logs wstunnel's bearer token).
 pub fn report(path: &Path) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_wsprobe"))
         .args(["analyze", "--format", "json", "--frames", "--messages"])
@@ -40,6 +41,7 @@ pub fn report(path: &Path) -> Value {
                 .map(|k| vec!["--keylog".into(), k.into_os_string()])
                 .unwrap_or_default(),
         )
+        .arg("--no-redact")
         .arg(path)
         .env("NO_COLOR", "1")
         .env_remove("SSLKEYLOGFILE")

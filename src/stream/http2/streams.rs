@@ -10,6 +10,10 @@ use crate::http::{RequestHead, ResponseHead};
 /// Bytes kept of one header value; longer ones are cut (they are only shown).
 pub const MAX_VALUE_KEPT: usize = 4096;
 
+/// Fields of one header block kept for the handshake record (as many as an HTTP/1.1 head may
+/// have lines, [`crate::http::MAX_HEADERS`]).
+pub const MAX_FIELDS_KEPT: usize = crate::http::MAX_HEADERS;
+
 /// Streams tracked at once per connection. Browsers allow 100 concurrent streams (Chromium
 /// announces SETTINGS_MAX_CONCURRENT_STREAMS 1000 as a server would); past this cap new streams
 /// are counted but not followed.
@@ -49,6 +53,9 @@ pub struct H2RequestHead {
     pub unknown_fields: u32,
     /// RFC 9113 §8.2/§8.3 rules the block breaks (a malformed request).
     pub malformed: Vec<String>,
+    /// Every field as decoded, pseudo-headers included, in order (at most
+    /// [`MAX_FIELDS_KEPT`], values cut at [`MAX_VALUE_KEPT`]): the handshake record's headers.
+    pub fields: Vec<(String, String)>,
 }
 
 /// A response header block (RFC 9113 §8.3.2).
@@ -64,6 +71,8 @@ pub struct H2ResponseHead {
     pub unknown_fields: u32,
     /// RFC 9113 §8.2/§8.3 rules the block breaks.
     pub malformed: Vec<String>,
+    /// Every field as decoded, in order (bounded like the request's).
+    pub fields: Vec<(String, String)>,
 }
 
 fn text(v: &[u8]) -> String {
@@ -113,6 +122,9 @@ impl BlockReader {
             self.unknown += 1;
             return;
         };
+        if self.req.fields.len() < MAX_FIELDS_KEPT {
+            self.req.fields.push((text(name), text(value)));
+        }
         if name.iter().any(u8::is_ascii_uppercase) && self.malformed.len() < 8 {
             self.malformed.push(format!(
                 "field name {:?} has upper-case letters (RFC 9113 §8.2.1)",
@@ -231,6 +243,7 @@ impl BlockReader {
             extensions: self.req.extensions.take(),
             unknown_fields: self.unknown,
             malformed: self.malformed,
+            fields: std::mem::take(&mut self.req.fields),
         }
     }
 }
@@ -304,6 +317,9 @@ impl H2RequestHead {
             extensions: self.extensions.clone(),
             content_length: None,
             chunked: false,
+            headers: self.fields.clone(),
+            head_size: 0,
+            http2: true,
         }
     }
 }
@@ -332,6 +348,10 @@ impl H2ResponseHead {
             extensions: self.extensions.clone(),
             content_length: None,
             chunked: false,
+            headers: self.fields.clone(),
+            head_size: 0,
+            minor_version: 0,
+            http2: true,
         }
     }
 }
