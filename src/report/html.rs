@@ -415,7 +415,9 @@ fn why_html(findings: &[Finding], summary: &Summary) -> String {
     } else {
         h.push_str("<ol class=\"findings\">");
     }
-    let mut legs: Vec<(String, Vec<(usize, &Finding)>)> = Vec::new();
+    // Proxy leg pairs that say the same (same proxy, same explanation and advice) share one.
+    type Key<'a> = (String, &'a str, &'a str);
+    let mut legs: Vec<(Key<'_>, Vec<(usize, &Finding)>)> = Vec::new();
     for (i, f) in findings.iter().enumerate() {
         if f.id == FindingId::ProxyLegs {
             let proxy = f
@@ -424,9 +426,10 @@ fn why_html(findings: &[Finding], summary: &Summary) -> String {
                 .and_then(|v| v.as_str())
                 .unwrap_or("")
                 .to_string();
-            match legs.iter_mut().find(|(p, _)| *p == proxy) {
+            let key = (proxy, f.explanation.as_str(), f.advice.as_str());
+            match legs.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, v)) => v.push((i, f)),
-                None => legs.push((proxy, vec![(i, f)])),
+                None => legs.push((key, vec![(i, f)])),
             }
             continue;
         }
@@ -463,7 +466,7 @@ fn why_html(findings: &[Finding], summary: &Summary) -> String {
             conn_links(&f.connections)
         );
     }
-    for (proxy, pairs) in &legs {
+    for ((proxy, _, _), pairs) in &legs {
         let ids: Vec<String> = pairs.iter().map(|(i, _)| i.to_string()).collect();
         let first = pairs[0].1;
         let confidence = pairs

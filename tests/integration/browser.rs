@@ -292,6 +292,13 @@ fn check_page(b: &Browser, json: &Value) -> Value {
         "one bar per connection: {canvas}"
     );
     assert_eq!(canvas["unique"], conns.len(), "{canvas}");
+    let findings = json["findings"].as_array().map_or(0, Vec::len);
+    let why = b.eval("return document.querySelectorAll('#summary-findings li.finding').length");
+    assert_eq!(
+        why.as_u64().unwrap() > 0,
+        findings > 0,
+        "Why connections ended: {why}"
+    );
     let present = b.eval(
         "const q = (s) => !!document.querySelector(s); \
          return {summary: q('#summary-outcomes'), panel: q('#panel .panel'), handshake: q('#panel pre'), \
@@ -340,6 +347,160 @@ fn html_report_renders_in_chromium_with_one_bar_per_connection() {
     let (before, after) = (zoom[0].as_f64().unwrap(), zoom[1].as_f64().unwrap());
     assert!((after / before - 0.25).abs() < 1e-6, "{zoom}");
     assert!(b.console().is_empty());
+}
+
+/// The panel of connection `id`, opened as a link to it does, as the titles of its cards.
+fn open_panel(b: &Browser, id: u64) -> Vec<String> {
+    b.eval(&format!("location.hash = '#conn-{id}'; return 0"));
+    let started = Instant::now();
+    loop {
+        let shown = b.eval("const p = document.querySelector('#panel .panel'); return p ? p.dataset.connection : null");
+        if shown.as_str().and_then(|s| s.parse::<u64>().ok()) == Some(id) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "panel {id} never opened: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let titles =
+        b.eval("return [...document.querySelectorAll('#panel .card h2')].map(h => h.textContent)");
+    titles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Findings across connections, TLS, HTTP/2 and application protocols, in the page: the summary
+/// lists the findings and can show each one's connections on the timeline, instants are bands,
+/// the idle timeout is marked on the silence plot, and the panels show the new stages' facts.
+#[test]
+fn html_report_shows_findings_tls_http2_and_app_sessions() {
+    let (page, json) = html_and_json(
+        "findings.html",
+        &[
+            "captures/idle-timeout-nginx.pcap",
+            "captures/restart-reconnect.pcap",
+            "captures/peer-unreachable.pcap",
+            "captures/h2-chromium.pcapng",
+            "captures/app-mqtt.pcap",
+            "--keylog",
+            "captures/h2-chromium.keys",
+        ],
+    );
+    let Some(b) = Browser::start((1400, 2400), &[]) else {
+        return;
+    };
+    b.open(&page);
+    check_page(&b, &json);
+    let findings = json["findings"].as_array().unwrap();
+    let ids: Vec<&str> = findings.iter().map(|f| f["id"].as_str().unwrap()).collect();
+    for want in [
+        "idle_timeout",
+        "server_restart",
+        "peer_unreachable",
+        "proxy_legs",
+    ] {
+        assert!(ids.contains(&want), "{want} in {ids:?}");
+    }
+    let page_state = b.eval(
+        "return {bands: WS.timeline.bands.map(b => b.label), buttons: document.querySelectorAll('#summary-findings button.show').length, \
+                 items: document.querySelectorAll('#summary-findings li.finding').length, \
+                 idleLine: document.querySelectorAll('#plot-idle .finding-line').length, \
+                 idleNote: [...document.querySelectorAll('#plot-idle .note.finding')].map(n => n.textContent)}",
+    );
+    assert_eq!(page_state["buttons"], page_state["items"], "{page_state}");
+    let bands = page_state["bands"].as_array().unwrap();
+    assert!(bands.iter().any(|b| b == "restart"), "{page_state}");
+    assert!(
+        bands
+            .iter()
+            .any(|b| b.as_str().unwrap().starts_with("silent")),
+        "{page_state}"
+    );
+    assert_eq!(page_state["idleLine"], 1, "{page_state}");
+    assert!(
+        page_state["idleNote"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("idle_timeout"),
+        "{page_state}"
+    );
+    // The timeline shows one finding's connections, then all again.
+    let k = ids.iter().position(|id| *id == "server_restart").unwrap();
+    let members = findings[k]["connections"].as_array().unwrap().len();
+    let shown = b.eval(&format!(
+        "WS.timeline.showFinding({k}); const n = WS.timeline.visible.length; WS.timeline.showFinding(null); \
+         return [n, WS.timeline.visible.length]"
+    ));
+    assert_eq!(shown[0], members, "{shown}");
+    assert_eq!(
+        shown[1],
+        json["connections"].as_array().unwrap().len(),
+        "{shown}"
+    );
+    // The summary's button does the same.
+    let clicked = b.eval(
+        "document.querySelector('#summary-findings li.finding button.show').click(); return WS.timeline.visible.length",
+    );
+    assert!(clicked.as_u64().unwrap() < json["connections"].as_array().unwrap().len() as u64);
+    let conns = json["connections"].as_array().unwrap();
+    // A connection that is part of a finding says so in its panel.
+    let member = findings[k]["connections"][0].as_u64().unwrap();
+    let titles = open_panel(&b, member);
+    assert!(titles.iter().any(|t| t == "Part of"), "{titles:?}");
+    assert!(
+        titles.iter().any(|t| t == "Timing of the end"),
+        "{titles:?}"
+    );
+    // A WebSocket over HTTP/2 over TLS: TLS and the stream.
+    let h2 = conns.iter().find(|c| c["http2"].is_object()).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let titles = open_panel(&b, h2);
+    for want in ["TLS", "HTTP/2 stream"] {
+        assert!(titles.iter().any(|t| t == want), "{want} in {titles:?}");
+    }
+    let tls = b.eval("return document.querySelector('#panel').textContent");
+    assert!(tls.as_str().unwrap().contains("TLS_AES_256_GCM_SHA384"));
+    // MQTT: the session, and the decoded packets beside the raw messages.
+    let mqtt = conns
+        .iter()
+        .find(|c| c["app"]["protocol"] == "mqtt")
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let titles = open_panel(&b, mqtt);
+    assert!(
+        titles.iter().any(|t| t == "Application protocol"),
+        "{titles:?}"
+    );
+    let decoded = b.eval(
+        "return [...document.querySelectorAll('#panel-log td.app')].map(td => td.textContent).filter(t => t.includes('CONNACK')).length",
+    );
+    assert!(decoded.as_u64().unwrap() >= 1, "{decoded}");
+    // The unreachable peer: its time on the bar, its facts in the panel.
+    let silent = conns
+        .iter()
+        .find(|c| c["close"]["unreachable"].is_object())
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    open_panel(&b, silent);
+    let text = b.eval("return document.querySelector('#panel').textContent");
+    assert!(
+        text.as_str().unwrap().contains("peer unreachable"),
+        "{text}"
+    );
+    let marks = b.eval(&format!(
+        "return WS.timeline.rows.find(r => r.c.id === {silent}).marks.filter(m => m.kind === 'unreachable').length"
+    ));
+    assert_eq!(marks, 1);
+    assert!(b.console().is_empty(), "{:?}", b.console());
+    b.screenshot("html-report-findings.png");
 }
 
 #[test]
