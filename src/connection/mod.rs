@@ -822,16 +822,24 @@ impl State {
             }
             Route::Http1 => {
                 let from = self.roles.side(dir);
+                let facts = self.tcp_facts();
                 let State {
                     http1,
+                    http2,
                     session,
                     roles,
                     ..
                 } = self;
+                let mut above = Above {
+                    session,
+                    http2,
+                    facts,
+                };
                 let http1 = http1.get_or_insert_with(Http1Layer::new);
                 http1.push(from, time, chunk, &mut |out| {
-                    on_http1(session, roles, time, out, ctx)
+                    on_http1(&mut above, roles, time, out, ctx)
                 });
+                self.stamp_tls(ctx);
             }
         }
     }
@@ -916,7 +924,7 @@ impl State {
                 return OtherKind::Unanswered;
             }
         }
-        if self.routes.contains(&Route::Http2) {
+        if self.http2.is_some() {
             return OtherKind::Http2;
         }
         match self.first_bytes[client].carried() {
@@ -946,7 +954,28 @@ impl State {
             tls.end(from, time, how, &mut |out| self.on_tls(out, ctx));
             self.tls = Some(tls);
         }
-        if self.routes[dir] == Route::Http2 {
+        let facts = self.tcp_facts();
+        if self.routes[dir] == Route::Http1
+            && let Some(http1) = &mut self.http1
+        {
+            let from = self.roles.side(dir);
+            let State {
+                session,
+                http2,
+                roles,
+                ..
+            } = self;
+            let mut above = Above {
+                session,
+                http2,
+                facts,
+            };
+            http1.end(from, time, how, &mut |out| {
+                on_http1(&mut above, roles, time, out, ctx)
+            });
+        }
+        // HTTP/2 from the first byte, or after `Upgrade: h2c` through HTTP/1.1.
+        if self.http2.is_some() {
             let from = self.roles.side(dir);
             let facts = self.tcp_facts();
             let State {
@@ -966,15 +995,6 @@ impl State {
             }
             self.stamp_tls(ctx);
             return;
-        }
-        if self.routes[dir] == Route::Http1
-            && let Some(http1) = &mut self.http1
-        {
-            let from = self.roles.side(dir);
-            let State { session, roles, .. } = self;
-            http1.end(from, time, how, &mut |out| {
-                on_http1(session, roles, time, out, ctx)
-            });
         }
         self.session.finish_dir(dir, time, &mut self.roles, ctx);
     }
@@ -1041,18 +1061,38 @@ fn plain_exchange(
         .plain_exchange(&request, &response, times, &signs, ctx.sink);
 }
 
-/// What the HTTP/1.1 layer pushes out, delivered to the session.
+/// What sits above the HTTP/1.1 layer: the connection's WebSocket session, or, after an
+/// `Upgrade: h2c`, an HTTP/2 layer with its own sessions.
+struct Above<'a> {
+    session: &'a mut Session,
+    http2: &'a mut Option<Box<http2::H2Conn>>,
+    facts: TcpRecord,
+}
+
+/// What the HTTP/1.1 layer pushes out, delivered to the layer above.
 fn on_http1(
-    session: &mut Session,
+    above: &mut Above<'_>,
     roles: &mut Roles,
     time: f64,
     out: Out<'_, Http1Event>,
     ctx: &mut Context<'_>,
 ) {
+    let session = &mut *above.session;
     match out {
-        Out::Data { from, chunk, .. } => {
-            let dir = roles.dir(from);
-            session.push(dir, time, chunk, roles, ctx);
+        Out::Data { from, chunk, .. } => match above.http2.as_deref_mut() {
+            Some(http2::H2Conn { layer, streams }) => {
+                let facts = above.facts;
+                layer.push(from, time, chunk, &mut |out| {
+                    streams.on_out(out, time, session, roles, facts, ctx)
+                });
+            }
+            None => {
+                let dir = roles.dir(from);
+                session.push(dir, time, chunk, roles, ctx);
+            }
+        },
+        Out::Event(Http1Event::SwitchedToHttp2 { method, path }) => {
+            *above.http2 = Some(Box::new(http2::H2Conn::after_h2c_upgrade(&method, &path)));
         }
         Out::Event(event) => match event {
             Http1Event::Request { head, upgrade } => {
@@ -1098,6 +1138,7 @@ fn on_http1(
                 );
                 session.analysis.diag(d, ctx.sink);
             }
+            Http1Event::SwitchedToHttp2 { .. } => {} // handled above
             Http1Event::Unanswered => {
                 // The finding is the request's (client, its time).
                 let asked = session.analysis.request_time();
@@ -1128,6 +1169,7 @@ mod tests {
     use crate::record::Event;
     use crate::record::Summary;
     use crate::ws::frame::encode_frame;
+    use crate::ws::frame::encode_frame as encode_frame_ws;
 
     struct Null;
 
@@ -1481,5 +1523,72 @@ mod tests {
         assert_eq!(record.handshake.as_ref().unwrap().status, Some(101));
         assert_eq!(texts(&record, Side::Server), ["hi"]);
         assert_ne!(record.close.outcome, "not_websocket");
+    }
+
+    #[test]
+    fn an_upgrade_to_h2c_hands_the_connection_to_http2_and_its_websocket_streams() {
+        use crate::stream::http2::frame::{PREFACE, encode_frame, flag, kind};
+        // HPACK literal without indexing, new name (RFC 7541 §6.2.2), short strings only.
+        fn lit(name: &str, value: &str) -> Vec<u8> {
+            let mut v = vec![0x00, name.len() as u8];
+            v.extend_from_slice(name.as_bytes());
+            v.push(value.len() as u8);
+            v.extend_from_slice(value.as_bytes());
+            v
+        }
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        exchange(
+            &mut d,
+            &mut ctx,
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+        );
+        // The server's SETTINGS (extended CONNECT allowed) and its answer to the GET (stream 1).
+        let mut server = encode_frame(kind::SETTINGS, 0, 0, &[0, 8, 0, 0, 0, 1]);
+        server.extend(encode_frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            1,
+            &[0x88], // :status 200
+        ));
+        d.send(&mut ctx, true, &server);
+        let mut connect = Vec::new();
+        for (name, value) in [
+            (":method", "CONNECT"),
+            (":protocol", "websocket"),
+            (":scheme", "http"),
+            (":path", "/chat"),
+            (":authority", "x"),
+            ("sec-websocket-version", "13"),
+        ] {
+            connect.extend(lit(name, value));
+        }
+        let mut client = PREFACE.to_vec();
+        client.extend(encode_frame(kind::SETTINGS, 0, 0, &[]));
+        client.extend(encode_frame(kind::HEADERS, flag::END_HEADERS, 3, &connect));
+        d.send(&mut ctx, false, &client);
+        d.send(
+            &mut ctx,
+            true,
+            &encode_frame(kind::HEADERS, flag::END_HEADERS, 3, &[0x88]),
+        );
+        let hi = encode_frame_ws(true, 0, 1, Some([1, 2, 3, 4]), b"over h2c");
+        d.send(&mut ctx, false, &encode_frame(kind::DATA, 0, 3, &hi));
+        let echo = encode_frame_ws(true, 0, 1, None, b"over h2c");
+        d.send(&mut ctx, true, &encode_frame(kind::DATA, 0, 3, &echo));
+        assert!(d.conn.is_interesting());
+        assert!(
+            d.conn.finish(None, &mut ctx).is_none(),
+            "the carrier is not a WebSocket"
+        );
+        let streams = ctx.take_finished();
+        assert_eq!(streams.len(), 1);
+        let ws = &streams[0];
+        assert_eq!(ws.http2.as_ref().unwrap().stream_id, 3);
+        assert_eq!(ws.handshake.as_ref().unwrap().path, "/chat");
+        assert_eq!(texts(ws, Side::Client), ["over h2c"]);
+        assert_eq!(texts(ws, Side::Server), ["over h2c"]);
     }
 }
