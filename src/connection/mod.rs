@@ -12,165 +12,27 @@
 //! This file owns the TCP facts, the roles (who is the client) and the routing between layers;
 //! what each layer does lives in its own module.
 
+mod context;
+mod http1;
 mod http2;
 mod websocket;
 
-use std::sync::Arc;
-
-use crate::analysis::{Analysis, AnalysisOptions, TransportEnd};
+use crate::analysis::{Analysis, TransportEnd};
 use crate::decode::{Endpoint, Segment};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::http::layer::{Http1Event, Http1Layer};
+use crate::http::layer::Http1Layer;
 use crate::http::{Role as HttpRole, plausible_start};
-use crate::message::{MessageLimits, Output, PayloadMode};
-use crate::record::{ConnectionRecord, OtherConnection, OtherKind, Sink, TcpRecord};
+use crate::record::{ConnectionRecord, OtherConnection, OtherKind, TcpRecord};
 use crate::sniff::{Carried, FirstBytes};
-use crate::stream::tls::{KeyStore, TlsEvent, TlsLayer, looks_like_client_hello};
+use crate::stream::tls::{TlsEvent, TlsLayer, looks_like_client_hello};
 use crate::stream::{Chunk, End, Layer, Out};
 use crate::tcp::delivery::Delivery;
-use crate::tcp::reassembly::{
-    PacketClock, Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent,
-};
-use crate::ws::deflate::DecoderBudget;
+use crate::tcp::reassembly::{PacketClock, Reassembler, SegmentFlags, StreamEvent};
 
+use context::Quiet;
+pub use context::{ConnectionConfig, Context, DEFAULT_MAX_LISTED_BYTES};
+use http1::{Above, on_http1};
 use websocket::Session;
-
-/// Settings shared by every connection.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionConfig {
-    /// Analysis options.
-    pub analysis: AnalysisOptions,
-    /// Payload kept per message.
-    pub payload: PayloadMode,
-    /// Message caps.
-    pub message_limits: MessageLimits,
-    /// TCP caps.
-    pub reassembly: ReassemblyLimits,
-    /// Bytes of listed messages (records kept for `--messages` in the json and table reports)
-    /// held at once across connections; past it messages are counted but not listed.
-    pub max_listed_bytes: u64,
-    /// The reporter writes and frees a connection's record when the connection finishes (json);
-    /// otherwise (table) it keeps every record until the end, and listed bytes stay charged.
-    pub listed_freed_on_finish: bool,
-}
-
-/// Default for [`ConnectionConfig::max_listed_bytes`].
-pub const DEFAULT_MAX_LISTED_BYTES: u64 = 256 << 20;
-
-/// What a listed message record costs besides its payload text (measured: about 170 bytes).
-const LISTED_RECORD_BYTES: u64 = 192;
-
-/// Scratch space and output shared across connections.
-pub struct Context<'s> {
-    /// Where findings go.
-    pub sink: &'s mut dyn Sink,
-    /// Settings.
-    pub config: ConnectionConfig,
-    outputs: Vec<Output>,
-    /// Bytes of listed messages held now (see [`ConnectionConfig::max_listed_bytes`]).
-    listed_bytes: u64,
-    /// permessage-deflate decoders alive (see [`MessageLimits::max_inflaters`]).
-    decoders: DecoderBudget,
-    targets: Targets,
-    /// Connection numbers handed out (TCP connections and HTTP/2 WebSocket streams).
-    next_id: u64,
-    /// Records finished while a connection goes on (HTTP/2 WebSocket streams), for the
-    /// pipeline to report.
-    finished: Vec<ConnectionRecord>,
-    /// TLS keys for every connection (empty without key logs).
-    keys: Arc<KeyStore>,
-}
-
-/// Endpoints (`host/path`) seen upgraded to WebSocket, and refused plain requests to
-/// endpoints not (yet) known as such: a request that another connection's upgrade shows to be
-/// for a WebSocket endpoint is reported even when it came earlier in the capture.
-#[derive(Default)]
-struct Targets {
-    upgraded: std::collections::HashSet<String>,
-    /// Records built for refused plain exchanges, with their target; reported at the end if
-    /// the target was upgraded by then.
-    waiting: Vec<(String, ConnectionRecord)>,
-}
-
-/// Endpoints remembered as upgraded: far more than a capture's distinct WebSocket URLs.
-const MAX_UPGRADED_TARGETS: usize = 65_536;
-/// Refused plain exchanges held until the end of the capture (each a small record).
-const MAX_WAITING_EXCHANGES: usize = 4096;
-
-impl<'s> Context<'s> {
-    /// A context writing to `sink`.
-    pub fn new(sink: &'s mut dyn Sink, config: ConnectionConfig) -> Self {
-        Context {
-            sink,
-            config,
-            outputs: Vec::new(),
-            listed_bytes: 0,
-            decoders: DecoderBudget::new(config.message_limits.max_inflaters),
-            targets: Targets::default(),
-            next_id: 0,
-            finished: Vec::new(),
-            keys: Arc::new(KeyStore::new(false)),
-        }
-    }
-
-    /// The TLS keys connections decrypt with from now on.
-    pub fn set_keys(&mut self, keys: Arc<KeyStore>) {
-        self.keys = keys;
-    }
-
-    /// The next connection number.
-    pub fn alloc_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
-
-    /// Are there records for [`Context::take_finished`]?
-    pub fn has_finished(&self) -> bool {
-        !self.finished.is_empty()
-    }
-
-    /// Records finished since the last call (WebSocket streams of HTTP/2 connections that go
-    /// on): report them.
-    pub fn take_finished(&mut self) -> Vec<ConnectionRecord> {
-        std::mem::take(&mut self.finished)
-    }
-
-    /// End of all input: the records of refused plain requests to endpoints that another
-    /// connection upgraded later in the capture.
-    pub fn take_late_records(&mut self) -> Vec<ConnectionRecord> {
-        let targets = std::mem::take(&mut self.targets);
-        targets
-            .waiting
-            .into_iter()
-            .filter(|(target, _)| targets.upgraded.contains(target))
-            .map(|(_, record)| record)
-            .collect()
-    }
-
-    fn note_upgraded(&mut self, target: Option<String>) {
-        if let Some(target) = target
-            && self.targets.upgraded.len() < MAX_UPGRADED_TARGETS
-        {
-            self.targets.upgraded.insert(target);
-        }
-    }
-}
-
-/// Keeps nothing: records built for later are not announced as events.
-struct Quiet;
-
-impl Sink for Quiet {
-    fn event(&mut self, _: &crate::record::Event<'_>) {}
-    fn connection(&mut self, _: ConnectionRecord) {}
-    fn finish(
-        &mut self,
-        _: &[crate::capture::InputSummary],
-        _: &crate::record::Summary,
-    ) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Which direction is the client's. Direction 0 is "a to b", a being the first packet's sender.
 #[derive(Debug, Clone, Copy)]
@@ -517,33 +379,7 @@ impl Connection {
             state.end_dir(dir, how, ctx);
         }
         let session = &mut state.session;
-        let mut waiting = None;
-        if !session.analysis.is_interesting()
-            && let Some(exchange) = session.candidate.take()
-        {
-            let target = exchange.request.target().unwrap_or_default();
-            if ctx.targets.upgraded.contains(&target) {
-                session.make_interesting(&state.roles, ctx);
-                let sign = format!("another connection upgraded {target}");
-                session.analysis.plain_exchange(
-                    &exchange.request,
-                    &exchange.response,
-                    exchange.times,
-                    &[sign],
-                    ctx.sink,
-                );
-            } else if ctx.targets.waiting.len() < MAX_WAITING_EXCHANGES {
-                let sign = format!("another connection upgraded {target} later in the capture");
-                session.analysis.plain_exchange(
-                    &exchange.request,
-                    &exchange.response,
-                    exchange.times,
-                    &[sign],
-                    &mut Quiet,
-                );
-                waiting = Some(target);
-            }
-        }
+        let waiting = http1::settle_candidate(session, &state.roles, ctx);
         if let Some(tls) = &state.tls {
             let record = tls.record();
             let opaque = (!record.decrypted).then(|| {
@@ -1016,160 +852,21 @@ fn is_http2_start(data: &[u8]) -> bool {
     }
 }
 
-/// Plain requests remembered while their answers are awaited (pipelining is rarely deeper).
-const MAX_PLAIN_PENDING: usize = 16;
-
-/// A request that did not ask for an upgrade has its answer: ordinary web traffic stays out of
-/// the report; an exchange that shows it concerns a WebSocket endpoint is reported as a refused
-/// upgrade; one refused by a host/path that another connection may upgrade is kept in case.
-fn plain_exchange(
-    session: &mut Session,
-    roles: &Roles,
-    request: crate::http::RequestHead,
-    response: crate::http::ResponseHead,
-    times: (f64, f64),
-    ctx: &mut Context<'_>,
-) {
-    if session.analysis.has_handshake() {
-        return; // one WebSocket story per connection: the first
-    }
-    let mut signs = crate::http::handshake::websocket_signs(&request, &response);
-    let target = request.target();
-    // Only refusals (4xx, 5xx) count by endpoint: Engine.IO's long-polling GETs share the
-    // WebSocket's path and are answered 200.
-    let refused_get = request.method == "GET" && response.status >= 400 && target.is_some();
-    if signs.is_empty() && refused_get {
-        let target = target.unwrap_or_default();
-        if ctx.targets.upgraded.contains(&target) {
-            signs.push(format!("another connection upgraded {target}"));
-        } else if session.candidate.is_none() {
-            session.candidate = Some(websocket::PlainExchange {
-                request,
-                response,
-                times,
-            });
-            return;
-        }
-    }
-    if signs.is_empty() {
-        return;
-    }
-    session.candidate = None;
-    session.make_interesting(roles, ctx);
-    session
-        .analysis
-        .plain_exchange(&request, &response, times, &signs, ctx.sink);
-}
-
-/// What sits above the HTTP/1.1 layer: the connection's WebSocket session, or, after an
-/// `Upgrade: h2c`, an HTTP/2 layer with its own sessions.
-struct Above<'a> {
-    session: &'a mut Session,
-    http2: &'a mut Option<Box<http2::H2Conn>>,
-    facts: TcpRecord,
-}
-
-/// What the HTTP/1.1 layer pushes out, delivered to the layer above.
-fn on_http1(
-    above: &mut Above<'_>,
-    roles: &mut Roles,
-    time: f64,
-    out: Out<'_, Http1Event>,
-    ctx: &mut Context<'_>,
-) {
-    let session = &mut *above.session;
-    match out {
-        Out::Data { from, chunk, .. } => match above.http2.as_deref_mut() {
-            Some(http2::H2Conn { layer, streams }) => {
-                let facts = above.facts;
-                layer.push(from, time, chunk, &mut |out| {
-                    streams.on_out(out, time, session, roles, facts, ctx)
-                });
-            }
-            None => {
-                let dir = roles.dir(from);
-                session.push(dir, time, chunk, roles, ctx);
-            }
-        },
-        Out::Event(Http1Event::SwitchedToHttp2 { method, path }) => {
-            *above.http2 = Some(Box::new(http2::H2Conn::after_h2c_upgrade(&method, &path)));
-        }
-        Out::Event(event) => match event {
-            Http1Event::Request { head, upgrade } => {
-                if upgrade {
-                    session.make_interesting(roles, ctx);
-                    session.analysis.handshake_request(&head, time, ctx.sink);
-                } else {
-                    let kept = session.plain_requests.len() < MAX_PLAIN_PENDING;
-                    session
-                        .plain_requests
-                        .push_back(kept.then_some((head, time)));
-                }
-            }
-            Http1Event::Response { head, to_upgrade } => {
-                if to_upgrade == Some(true) || (to_upgrade.is_none() && head.status == 101) {
-                    session.make_interesting(roles, ctx);
-                    let negotiated = session.analysis.handshake_response(&head, time, ctx.sink);
-                    if negotiated.is_some() {
-                        session.set_negotiated(negotiated);
-                        ctx.note_upgraded(session.analysis.upgraded_target());
-                    }
-                } else if to_upgrade == Some(false)
-                    && let Some(Some((request, asked))) = session.plain_requests.pop_front()
-                {
-                    plain_exchange(session, roles, request, head, (asked, time), ctx);
-                }
-            }
-            Http1Event::Upgraded(_) => {}
-            Http1Event::Frames { from, synced } => {
-                session.start(roles.dir(from), synced, roles, ctx);
-            }
-            Http1Event::HeadLimit { from, what } => {
-                // Not garbage: HTTP past a limit. Say so rather than drop it.
-                session.make_interesting(roles, ctx);
-                let d = Diagnostic::new(
-                    DiagnosticId::LimitExceeded,
-                    Some(from),
-                    Some(time),
-                    format!(
-                        "HTTP head from the {} {what}; the rest of this direction is not read",
-                        from.as_str()
-                    ),
-                );
-                session.analysis.diag(d, ctx.sink);
-            }
-            Http1Event::SwitchedToHttp2 { .. } => {} // handled above
-            Http1Event::Unanswered => {
-                // The finding is the request's (client, its time).
-                let asked = session.analysis.request_time();
-                let d = Diagnostic::new(
-                    DiagnosticId::HandshakeUnanswered,
-                    Some(Side::Client),
-                    asked,
-                    match asked {
-                        Some(t) => format!(
-                            "no answer to the upgrade request sent at {} was captured",
-                            crate::analysis::clock(t)
-                        ),
-                        None => "no answer to the upgrade request was captured".into(),
-                    },
-                );
-                session.analysis.diag(d, ctx.sink);
-            }
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::AnalysisOptions;
     use crate::capture::InputSummary;
     use crate::http::MAX_HEAD_BYTES;
     use crate::http::layer::MAX_HELD_BYTES;
+    use crate::message::{MessageLimits, PayloadMode};
     use crate::record::Event;
+    use crate::record::Sink;
     use crate::record::Summary;
+    use crate::tcp::reassembly::ReassemblyLimits;
     use crate::ws::frame::encode_frame;
     use crate::ws::frame::encode_frame as encode_frame_ws;
+    use context::LISTED_RECORD_BYTES;
 
     struct Null;
 

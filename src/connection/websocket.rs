@@ -12,7 +12,8 @@ use crate::ws::framer::{FrameEvent, Framer};
 
 use crate::record::Address;
 
-use super::{Context, LISTED_RECORD_BYTES, Roles};
+use super::Roles;
+use super::context::{Context, LISTED_RECORD_BYTES};
 
 fn address(e: &Endpoint) -> Address {
     Address {
