@@ -17,7 +17,7 @@ mod http1;
 mod http2;
 mod websocket;
 
-use crate::analysis::{Analysis, TransportEnd};
+use crate::analysis::TransportEnd;
 use crate::decode::{Endpoint, Segment};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::layer::Http1Layer;
@@ -32,7 +32,7 @@ use crate::tcp::reassembly::{PacketClock, Reassembler, SegmentFlags, StreamEvent
 use context::Quiet;
 pub use context::{ConnectionConfig, Context, DEFAULT_MAX_LISTED_BYTES};
 use http1::{Above, on_http1};
-use websocket::Session;
+use websocket::LazySession;
 
 /// Which direction is the client's. Direction 0 is "a to b", a being the first packet's sender.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +97,7 @@ struct State {
     routes: [Route; 2],
     http1: Option<Http1Layer>,
     http2: Option<Box<http2::H2Conn>>,
-    session: Session,
+    session: LazySession,
     tcp_end: Option<(usize, f64, bool)>,
     fin_seen: [bool; 2],
     rst_seen: bool,
@@ -150,7 +150,7 @@ impl Connection {
                 routes: [Route::Sniff, Route::Sniff],
                 http1: None,
                 http2: None,
-                session: Session::new(Analysis::new(id, config.analysis), [a, b], time),
+                session: LazySession::new(id, [a, b], time),
                 tcp_end: None,
                 fin_seen: [false; 2],
                 rst_seen: false,
@@ -180,7 +180,9 @@ impl Connection {
 
     /// The connection is idle: release per-direction state that can be rebuilt when it wakes.
     pub fn hibernate(&mut self) {
-        self.state.session.hibernate();
+        if let Some(session) = self.state.session.made_mut() {
+            session.hibernate();
+        }
         if let Some(h2) = &mut self.state.http2 {
             h2.streams.hibernate();
         }
@@ -206,7 +208,10 @@ impl Connection {
 
     /// Is it reported (upgrade attempt or frames seen)?
     pub fn is_interesting(&self) -> bool {
-        self.state.session.analysis.is_interesting()
+        self.state
+            .session
+            .made()
+            .is_some_and(|s| s.analysis.is_interesting())
             || self
                 .state
                 .http2
@@ -276,7 +281,7 @@ impl Connection {
                         limits.max_buffered_bytes, limits.max_buffered_segments
                     ),
                 );
-                state.session.analysis.diag(d, ctx.sink);
+                state.session.get(&ctx.config).analysis.diag(d, ctx.sink);
             }
         } else {
             this.tick(clock, &mut |event| state.on_stream(dir, event, ctx));
@@ -332,7 +337,11 @@ impl Connection {
                 "finished early: more than {max_connections} connections open at once (--max-connections); this one had been idle longest, and what it sent later is analysed as a new connection"
             ),
         );
-        self.state.session.analysis.diag(d, ctx.sink);
+        self.state
+            .session
+            .get(&ctx.config)
+            .analysis
+            .diag(d, ctx.sink);
     }
 
     /// End of the connection or of the capture: flush held bytes, end streams, build the
@@ -363,7 +372,7 @@ impl Connection {
             // A stale segment of a connection that was already gone (onewesong's capture: the
             // client's leftover 7-byte frame, answered by RST). Its bytes reached no endpoint; they
             // are not hunted for the one-frame-at-the-end lock, which is weak evidence on its own.
-            state.session.drop_unlocked();
+            state.session.get(&ctx.config).drop_unlocked();
         }
         let how = match state.tcp_end {
             Some((_, _, true)) => End::Rst,
@@ -378,7 +387,7 @@ impl Connection {
             };
             state.end_dir(dir, how, ctx);
         }
-        let session = &mut state.session;
+        let session = state.session.get(&ctx.config);
         let waiting = http1::settle_candidate(session, &state.roles, ctx);
         if let Some(tls) = &state.tls {
             let record = tls.record();
@@ -482,6 +491,7 @@ impl Connection {
             tls,
             ..
         } = self.state;
+        let session = session.into_session(&ctx.config);
         let tls = tls.map(|t| t.record());
         let last_seen = self.last_seen;
         if let Some(target) = waiting {
@@ -537,7 +547,7 @@ impl State {
                     Some(self.time),
                     gap_text(side, offset, len),
                 );
-                self.session.analysis.diag(d, ctx.sink);
+                self.session.get(&ctx.config).analysis.diag(d, ctx.sink);
                 self.route(dir, Chunk::Gap(len), ctx);
             }
             StreamEvent::LateForGap {
@@ -551,7 +561,7 @@ impl State {
                 // Say in the gap's own diagnostic that they were in the capture after all. (The
                 // roles may have been settled after the gap was reported: either side's text.)
                 let texts = [Side::Client, Side::Server].map(|s| gap_text(s, gap_offset, gap_len));
-                let found = self.session.analysis.last_diag_mut(|d| {
+                let found = self.session.get(&ctx.config).analysis.last_diag_mut(|d| {
                     d.id == DiagnosticId::TcpGap
                         && texts.iter().any(|t| d.message.split(';').next() == Some(t))
                 });
@@ -613,11 +623,13 @@ impl State {
     /// The ClientHello's sender is the client; both directions go through TLS from now on.
     fn start_tls(&mut self, client_dir: usize, ctx: &mut Context<'_>) {
         if self.roles.decide(client_dir) {
-            self.session.roles_decided(&self.roles);
+            self.session.get(&ctx.config).roles_decided(&self.roles);
         }
         self.tls = Some(Box::new(TlsLayer::new(ctx.keys.clone())));
         // Every TLS connection is reported, decrypted or not.
-        self.session.make_interesting(&self.roles, ctx);
+        self.session
+            .get(&ctx.config)
+            .make_interesting(&self.roles, ctx);
     }
 
     /// What TLS pushes out: plaintext to the layers above, findings to the analysis.
@@ -627,7 +639,9 @@ impl State {
                 let dir = self.roles.dir(from);
                 self.route_plain(dir, chunk, ctx);
             }
-            Out::Event(TlsEvent::Diagnostic(d)) => self.session.analysis.diag(d, ctx.sink),
+            Out::Event(TlsEvent::Diagnostic(d)) => {
+                self.session.get(&ctx.config).analysis.diag(d, ctx.sink)
+            }
             Out::Event(_) => {}
         }
     }
@@ -640,7 +654,11 @@ impl State {
         let time = self.time;
         match self.routes[dir] {
             Route::Sniff => {}
-            Route::Frames => self.session.push(dir, time, chunk, &mut self.roles, ctx),
+            Route::Frames => {
+                self.session
+                    .get(&ctx.config)
+                    .push(dir, time, chunk, &mut self.roles, ctx)
+            }
             Route::Http2 => {
                 let from = self.roles.side(dir);
                 let facts = self.tcp_facts();
@@ -650,6 +668,7 @@ impl State {
                     roles,
                     ..
                 } = self;
+                let session = session.get(&ctx.config);
                 let Some(h2) = http2 else { return };
                 let http2::H2Conn { layer, streams } = &mut **h2;
                 layer.push(from, time, chunk, &mut |out| {
@@ -666,6 +685,7 @@ impl State {
                     roles,
                     ..
                 } = self;
+                let session = session.get(&ctx.config);
                 let mut above = Above {
                     session,
                     http2,
@@ -698,7 +718,7 @@ impl State {
             // waiting for the client's): both directions are HTTP/2.
             let client_dir = if h2_client { dir } else { 1 - dir };
             if self.roles.decide(client_dir) {
-                self.session.roles_decided(&self.roles);
+                self.session.get(&ctx.config).roles_decided(&self.roles);
             }
             self.routes = [Route::Http2, Route::Http2];
             self.http2 = Some(Box::new(http2::H2Conn::new()));
@@ -727,7 +747,7 @@ impl State {
                     1 - dir
                 };
                 if self.roles.decide(client_dir) {
-                    self.session.roles_decided(&self.roles);
+                    self.session.get(&ctx.config).roles_decided(&self.roles);
                 }
                 if roles_were_certain && self.roles.dir(Side::Client) != client_dir {
                     // The roles are known (SYN) and this direction's bytes are not what its
@@ -743,7 +763,9 @@ impl State {
 
     fn start_frames(&mut self, dir: usize, ctx: &mut Context<'_>) {
         self.routes[dir] = Route::Frames;
-        self.session.start(dir, false, &self.roles, ctx);
+        self.session
+            .get(&ctx.config)
+            .start(dir, false, &self.roles, ctx);
     }
 
     /// What a connection that is not reported was: a refused or unanswered attempt, HTTP/2,
@@ -801,6 +823,7 @@ impl State {
                 roles,
                 ..
             } = self;
+            let session = session.get(&ctx.config);
             let mut above = Above {
                 session,
                 http2,
@@ -820,6 +843,7 @@ impl State {
                 roles,
                 ..
             } = self;
+            let session = session.get(&ctx.config);
             if let Some(h2) = http2 {
                 let http2::H2Conn { layer, streams } = &mut **h2;
                 layer.end(from, time, how, &mut |out| {
@@ -832,7 +856,9 @@ impl State {
             self.stamp_tls(ctx);
             return;
         }
-        self.session.finish_dir(dir, time, &mut self.roles, ctx);
+        self.session
+            .get(&ctx.config)
+            .finish_dir(dir, time, &mut self.roles, ctx);
     }
 }
 
