@@ -1105,6 +1105,18 @@ fn community_id_of_a_captured_flow_is_the_specs() {
     ]);
     let list = rows(&dir, "connections");
     assert_eq!(list.len(), 1);
+    // Without --sensor, the sensor is this machine's name, in the row and the partition.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(list[0]["sensor"], host.trim(), "the default sensor");
+    assert!(
+        files_under(&dir)
+            .iter()
+            .any(|p| p.to_string_lossy().contains("table=connections/date=")
+                && p.to_string_lossy()
+                    .contains(&format!("/sensor={}/", host.trim()))),
+        "a sensor={} partition",
+        host.trim()
+    );
     assert_eq!(
         list[0]["network.community_id"],
         "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
