@@ -683,8 +683,7 @@ pub struct ConnectionRecord {
     pub app: Option<AppRecord>,
     /// TCP facts.
     pub tcp: TcpRecord,
-    /// The HTTP/2 stream this WebSocket rides on (RFC 8441); absent for WebSocket over TCP.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The HTTP/2 stream this WebSocket rides on (RFC 8441); null for WebSocket over TCP.
     pub http2: Option<super::http2::Http2StreamRecord>,
     /// The HTTP/2 connection this TCP connection carried, when its WebSocket streams are
     /// listed as entries of their own (this entry is listed for its TLS facts).
