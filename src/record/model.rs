@@ -418,8 +418,7 @@ pub struct MessageRecord {
     /// Pongs: milliseconds since the ping they answer (paired by payload, RFC 6455 §5.5.3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<f64>,
-    /// The application protocol's reading of the message (absent when none was recognised).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The application protocol's reading of the message (null when none was recognised).
     pub app: Option<AppMessageRecord>,
 }
 
