@@ -124,26 +124,27 @@ impl HarReport {
 }
 
 /// Why a record is not a HAR entry (it is known not to carry WebSocket), or None.
-fn not_an_entry(r: &ConnectionRecord) -> Option<&'static str> {
+fn not_an_entry(r: &ConnectionRecord) -> Option<String> {
     let frames = r.frames.client.total() + r.frames.server.total();
     if r.handshake.is_some() || frames > 0 {
         return None;
     }
+    // The TCP connection under RFC 8441 streams: they are the entries.
+    if let Some(h2) = &r.http2_connection {
+        let streams = match h2.websocket_streams {
+            1 => "its WebSocket stream is an entry of its own".to_string(),
+            n => format!("its {n} WebSocket streams are entries of their own"),
+        };
+        return Some(format!("HTTP/2 connection: {streams}"));
+    }
     match &r.tls {
         Some(t) if t.decrypted => {
-            Some("TLS connection, decrypted: no WebSocket upgrade or frame in it")
+            Some("TLS connection, decrypted: no WebSocket upgrade or frame in it".to_string())
         }
         // Undecrypted TLS may be WebSocket: it stays, with what its sizes suggest.
         Some(_) => None,
-        None => Some("no WebSocket upgrade or frame"),
+        None => Some("no WebSocket upgrade or frame".to_string()),
     }
-    .map(|why| {
-        if r.close.summary.starts_with("HTTP/2") {
-            "HTTP/2 connection: its WebSocket streams are entries of their own"
-        } else {
-            why
-        }
-    })
 }
 
 /// The numeric opcode of a record's opcode name.

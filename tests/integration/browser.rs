@@ -248,6 +248,39 @@ fn html_report_shows_findings_tls_http2_and_app_sessions() {
     }
     let tls = b.eval("return document.querySelector('#panel').textContent");
     assert!(tls.as_str().unwrap().contains("TLS_AES_256_GCM_SHA384"));
+    // The TCP connection that carried the streams: the HTTP/2 connection, linking to them.
+    let carrier = conns
+        .iter()
+        .find(|c| c["http2_connection"].is_object())
+        .unwrap();
+    let titles = open_panel(&b, carrier["id"].as_u64().unwrap());
+    assert!(
+        titles.iter().any(|t| t == "HTTP/2 connection"),
+        "{titles:?}"
+    );
+    let mut links: Vec<u64> = b
+        .eval("return [...document.querySelectorAll('#panel .card a[href^=\"#conn-\"]')].map(a => Number(a.getAttribute('href').slice(6)))")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    links.sort_unstable();
+    links.dedup();
+    let mut streams: Vec<u64> = conns
+        .iter()
+        .filter(|c| {
+            c["http2"].is_object()
+                && c["client"] == carrier["client"]
+                && c["server"] == carrier["server"]
+        })
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect();
+    streams.sort_unstable();
+    assert_eq!(streams.len(), 2, "{streams:?}");
+    for s in &streams {
+        assert!(links.contains(s), "stream #{s} linked: {links:?}");
+    }
     // MQTT: the session, and the decoded packets beside the raw messages.
     let mqtt = conns
         .iter()

@@ -129,9 +129,12 @@ fn har_of_every_capture_is_valid_har_1_2_that_chrome_imports() {
                 .iter()
                 .filter(|c| not.contains(&c["id"].as_u64().unwrap()))
             {
+                // Never a WebSocket (an upgrade, frames or an RFC 8441 stream); never
+                // undecrypted TLS, which may be one.
                 assert!(c["handshake"].is_null(), "{file}: {c}");
+                assert!(c["http2"].is_null(), "{file}: {c}");
                 assert!(
-                    c["tls"]["decrypted"] == true || c.get("http2").is_none(),
+                    c["tls"].is_null() || c["tls"]["decrypted"] == true,
                     "{file}"
                 );
             }
@@ -308,7 +311,14 @@ fn har_entries_say_wss_http2_the_app_decode_and_the_findings() {
         assert_eq!(e["_wsprobe"]["tls"]["version"], "TLSv1.3");
         assert_eq!(e["_wsprobe"]["tls"]["alpn"], "h2");
     }
-    assert_eq!(h2["log"]["_wsprobe"]["not_entries"][0]["id"], 1);
+    // The TCP connection that carried them is listed apart, saying so.
+    let not = &h2["log"]["_wsprobe"]["not_entries"];
+    assert_eq!(not.as_array().unwrap().len(), 1, "{not}");
+    assert_eq!(not[0]["id"], 1);
+    assert_eq!(
+        not[0]["why"],
+        "HTTP/2 connection: its 2 WebSocket streams are entries of their own"
+    );
     // WebSocket over TLS (HTTP/1.1): wss, from the tls record.
     let wss = json_of(&[
         "analyze",

@@ -117,13 +117,21 @@ WS.Panel = {
 
   http2(c) {
     const s = c.http2;
-    if (!s) return null;
-    const k = s.connection || {};
+    // The TCP connection under RFC 8441 streams: the HTTP/2 connection's facts and its streams.
+    const carrier = !s && c.http2_connection;
+    if (!s && !carrier) return null;
+    const k = (s ? s.connection : c.http2_connection) || {};
     const g = k.goaway;
-    return WS.card('HTTP/2 stream', WS.kv([
-      ['stream', s.stream_id + (s.handshake_seen ? '' : ' (recognised from its DATA: the extended CONNECT was not captured)')],
-      ['ended', s.end ? s.end + (s.end_from ? ' from the ' + s.end_from : '') + (s.end_time ? ' at ' + WS.clock(s.end_time, 6) : '') : 'open'],
-      ['END_STREAM', ['client', 'server'].filter((x) => s.end_stream[x]).join(', ') || null],
+    const same = (a, b) => a.ip === b.ip && a.port === b.port;
+    const streams = carrier ? ((WS.report && WS.report.connections) || [])
+      .filter((x) => x.http2 && same(x.client, c.client) && same(x.server, c.server)) : [];
+    const links = streams.length ? WS.el('span', {}, ...streams.flatMap((x, i) => [i ? ', ' : '',
+      WS.el('a', { href: '#conn-' + x.id, text: '#' + x.id }), ' (stream ' + x.http2.stream_id + ')'])) : null;
+    return WS.card(carrier ? 'HTTP/2 connection' : 'HTTP/2 stream', WS.kv([
+      ['stream', s ? s.stream_id + (s.handshake_seen ? '' : ' (recognised from its DATA: the extended CONNECT was not captured)') : null],
+      ['WebSocket streams', links],
+      ['ended', s ? (s.end ? s.end + (s.end_from ? ' from the ' + s.end_from : '') + (s.end_time ? ' at ' + WS.clock(s.end_time, 6) : '') : 'open') : null],
+      ['END_STREAM', s ? ['client', 'server'].filter((x) => s.end_stream[x]).join(', ') || null : null],
       ['ENABLE_CONNECT_PROTOCOL', k.enable_connect_protocol === null || k.enable_connect_protocol === undefined ? null : k.enable_connect_protocol ? 'yes' : 'no'],
       ['streams on the connection', (k.websocket_streams || 0) + ' WebSocket, ' + (k.other_streams || 0) + ' other'],
       ['other streams', (k.other || []).slice(0, 5).map((o) => (o.method || '') + ' ' + (o.path || '') + ' ' + (o.status || o.reset || '')).join('; ') || null],

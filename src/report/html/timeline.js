@@ -60,7 +60,7 @@ WS.buildRows = function (report) {
     const server = (c.server.ip.indexOf(':') >= 0 ? '[' + c.server.ip + ']' : c.server.ip) + ':' + c.server.port;
     const label = '#' + c.id + ' ' + (h ? h.path : server) + ' ← ' + c.client.ip + ':' + c.client.port;
     const findings = WS.findingsOf.get(c.id) || [];
-    const extra = [c.app ? c.app.protocol : '', c.tls ? 'tls ' + (c.tls.sni || '') : '', c.http2 ? 'http2' : '',
+    const extra = [c.app ? c.app.protocol : '', c.tls ? 'tls ' + (c.tls.sni || '') : '', c.http2 || c.http2_connection ? 'http2' : '',
       ...findings.map((k) => report.findings[k].id)].join(' ');
     rows.push({
       c, i, start: c.first_seen, end: Math.max(c.last_seen, c.first_seen), outcome: cl.outcome, marks, label, findings,
