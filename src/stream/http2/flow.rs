@@ -14,8 +14,11 @@
 //! sender acknowledges it, and a WINDOW_UPDATE from when it is seen.
 //!
 //! A sender is *blocked* on a stream when its credit there (the lesser of the stream's and the
-//! connection's window) is used up to zero by its DATA: an RFC 9113 sender sends what its window
-//! allows, so a window used exactly to its end means it had more to send.
+//! connection's window) is used up to zero by its DATA on that stream: an RFC 9113 sender sends
+//! what its window allows, so a window used exactly to its end means it had more to send. When
+//! another stream used the connection's window up, a WebSocket stream may have had nothing to
+//! send: its wait counts only if its next DATA follows the credit at once
+//! ([`CONFIRM_SECONDS`]).
 
 use std::collections::HashMap;
 
@@ -25,6 +28,10 @@ use super::streams::idx;
 
 /// Both windows' size before any SETTINGS or WINDOW_UPDATE (RFC 9113 §6.9.2).
 pub const DEFAULT_WINDOW: i64 = 65_535;
+
+/// A WebSocket stream held up by another stream's use of the connection window waited only if
+/// its next DATA comes this soon after the connection's credit is back.
+pub const CONFIRM_SECONDS: f64 = 0.25;
 
 /// WebSocket streams followed at once (more are not measured).
 const MAX_FOLLOWED: usize = 1024;
@@ -63,12 +70,23 @@ impl Stall {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Blocked {
+    since: f64,
+    window: Exhausted,
+    size: i64,
+    /// The stream's own DATA used the credit up (it had more to send).
+    certain: bool,
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct StreamWindows {
     /// Per sender (client, server).
     window: [i64; 2],
-    /// Per sender: blocked since, which window, its size.
-    blocked: [Option<(f64, Exhausted, i64)>; 2],
+    /// Per sender: out of credit.
+    blocked: [Option<Blocked>; 2],
+    /// Per sender: an uncertain wait that ended, counted if the next DATA follows at once.
+    tentative: [Option<Stall>; 2],
 }
 
 /// The credit of both senders on one HTTP/2 connection.
@@ -114,6 +132,7 @@ impl FlowControl {
         self.streams.entry(stream_id).or_insert(StreamWindows {
             window: initial,
             blocked: [None; 2],
+            tentative: [None; 2],
         });
     }
 
@@ -130,16 +149,17 @@ impl FlowControl {
     pub fn sender_done(&mut self, stream_id: u32, sender: Side) -> Option<Stall> {
         let w = self.streams.get_mut(&stream_id)?;
         let s = idx(sender);
-        let (since, window, size) = w.blocked[s].take()?;
+        w.tentative[s] = None;
+        let b = w.blocked[s].take()?;
         // No more DATA will come: its window no longer matters.
         w.window[s] = i64::MAX / 2;
-        Some(Stall {
+        b.certain.then_some(Stall {
             stream_id,
             sender,
-            since,
+            since: b.since,
             until: None,
-            window,
-            size,
+            window: b.window,
+            size: b.size,
         })
     }
 
@@ -180,12 +200,23 @@ impl FlowControl {
     }
 
     /// `sender` sent a DATA frame of `length` bytes (padding included: it counts, §6.9.1) on
-    /// `stream_id`. Marks the stream blocked when its credit is used up.
-    pub fn data(&mut self, stream_id: u32, sender: Side, length: u32, time: f64) {
-        if !self.known || length == 0 {
-            return;
+    /// `stream_id`. Marks the stream blocked when its credit is used up; returns an uncertain
+    /// wait of this stream that this DATA confirms.
+    pub fn data(&mut self, stream_id: u32, sender: Side, length: u32, time: f64) -> Option<Stall> {
+        if !self.known {
+            return None;
         }
         let s = idx(sender);
+        let mut confirmed = None;
+        if let Some(w) = self.streams.get_mut(&stream_id)
+            && let Some(t) = w.tentative[s].take()
+            && t.until.is_some_and(|until| time - until <= CONFIRM_SECONDS)
+        {
+            confirmed = Some(t);
+        }
+        if length == 0 {
+            return confirmed;
+        }
         let length = i64::from(length);
         self.connection[s] -= length;
         let connection = self.connection[s];
@@ -193,22 +224,37 @@ impl FlowControl {
         let initial = self.initial[s];
         if let Some(w) = self.streams.get_mut(&stream_id) {
             w.window[s] -= length;
-            if w.blocked[s].is_none() {
-                if w.window[s] <= 0 {
-                    w.blocked[s] = Some((time, Exhausted::Stream, initial));
-                } else if connection <= 0 {
-                    w.blocked[s] = Some((time, Exhausted::Connection, opened));
+            if w.blocked[s].is_none_or(|b| !b.certain) {
+                let (window, size) = if w.window[s] <= 0 {
+                    (Exhausted::Stream, initial)
+                } else {
+                    (Exhausted::Connection, opened)
+                };
+                if w.window[s] <= 0 || connection <= 0 {
+                    w.blocked[s] = Some(Blocked {
+                        since: time,
+                        window,
+                        size,
+                        certain: true,
+                    });
                 }
             }
         }
         if connection <= 0 {
-            // Every WebSocket stream of this sender waits for the connection's credit too.
-            for w in self.streams.values_mut() {
-                if w.blocked[s].is_none() && w.window[s] > 0 {
-                    w.blocked[s] = Some((time, Exhausted::Connection, opened));
+            // The other WebSocket streams of this sender wait for the connection's credit too,
+            // if they have anything to send.
+            for (&id, w) in &mut self.streams {
+                if id != stream_id && w.blocked[s].is_none() && w.window[s] > 0 {
+                    w.blocked[s] = Some(Blocked {
+                        since: time,
+                        window: Exhausted::Connection,
+                        size: opened,
+                        certain: false,
+                    });
                 }
             }
         }
+        confirmed
     }
 
     /// `receiver` sent WINDOW_UPDATE of `increment` on `stream_id` (0: the connection).
@@ -260,32 +306,38 @@ fn reopened(
     connection: i64,
     time: f64,
 ) -> Option<Stall> {
-    let (since, window, size) = w.blocked[s]?;
+    let b = w.blocked[s]?;
     if w.window[s] <= 0 || connection <= 0 {
         return None;
     }
     w.blocked[s] = None;
-    Some(Stall {
+    let stall = Stall {
         stream_id,
         sender: if s == 0 { Side::Client } else { Side::Server },
-        since,
+        since: b.since,
         until: Some(time),
-        window,
-        size,
-    })
+        window: b.window,
+        size: b.size,
+    };
+    if b.certain {
+        Some(stall)
+    } else {
+        w.tentative[s] = Some(stall);
+        None
+    }
 }
 
 fn blocked_stalls(stream_id: u32, w: &StreamWindows) -> Vec<Stall> {
     (0..2)
         .filter_map(|s| {
-            let (since, window, size) = w.blocked[s]?;
+            let b = w.blocked[s].filter(|b| b.certain)?;
             Some(Stall {
                 stream_id,
                 sender: if s == 0 { Side::Client } else { Side::Server },
-                since,
+                since: b.since,
                 until: None,
-                window,
-                size,
+                window: b.window,
+                size: b.size,
             })
         })
         .collect()
@@ -326,10 +378,27 @@ mod tests {
         // A download on stream 3 uses the connection's 65,535 bytes.
         f.data(3, Side::Server, 65_535, 1.0);
         assert!(f.window_update(Side::Client, 1, 1000, 1.5).is_empty());
-        let ended = f.window_update(Side::Client, 0, 65_535, 4.0);
-        assert_eq!(ended.len(), 1);
-        assert_eq!(ended[0].window, Exhausted::Connection);
-        assert_eq!(ended[0].since, 1.0);
+        // The WebSocket may have had nothing to send: its next DATA, at once, says it had.
+        assert!(f.window_update(Side::Client, 0, 65_535, 4.0).is_empty());
+        let stall = f.data(1, Side::Server, 100, 4.01).unwrap();
+        assert_eq!(stall.window, Exhausted::Connection);
+        assert_eq!((stall.since, stall.until), (1.0, Some(4.0)));
+    }
+
+    #[test]
+    fn an_idle_websocket_is_not_held_up_by_another_streams_download() {
+        let mut f = FlowControl::new(true);
+        f.follow(1);
+        f.data(3, Side::Server, 65_535, 1.0);
+        assert!(f.window_update(Side::Client, 0, 65_535, 4.0).is_empty());
+        // Its next message comes long after the credit: it was not waiting.
+        assert!(f.data(1, Side::Server, 100, 9.0).is_none());
+        assert!(f.finish().is_empty());
+        // Still out of credit at the end, and nothing of its own was waiting: not claimed.
+        let mut f = FlowControl::new(true);
+        f.follow(1);
+        f.data(3, Side::Server, 65_535, 1.0);
+        assert!(f.finish().is_empty());
     }
 
     #[test]

@@ -755,7 +755,8 @@ impl Http2Layer {
         match how {
             How::Skip => {}
             How::Data { .. } => {
-                self.flow.data(h.stream_id, side, h.length, time);
+                let confirmed = self.flow.data(h.stream_id, side, h.length, time);
+                self.stalls(confirmed.into_iter().collect(), time, out);
                 if h.has(flag::END_STREAM) {
                     self.close_half(h.stream_id, side, time, out);
                 }
@@ -788,7 +789,8 @@ impl Http2Layer {
                 ..
             } => {
                 // Only DATA on a stream of unknown kind is buffered: probe it.
-                self.flow.data(stream_id, side, h.length, time);
+                let confirmed = self.flow.data(stream_id, side, h.length, time);
+                self.stalls(confirmed.into_iter().collect(), time, out);
                 self.probe(stream_id, side, time, data, out);
                 if end_stream {
                     self.close_half(stream_id, side, time, out);
