@@ -28,6 +28,7 @@ Prerequisites (Debian 12; run as root, capturing on `lo` needs it):
 ```sh
 apt-get install -y tcpdump tshark        # tshark brings dumpcap and capinfos
 apt-get install -y chromium              # optional: only for chromium.pcap
+apt-get install -y ruby-actioncable puma # app-actioncable.pcap (Rails ActionCable on Puma)
 # node >= 18 with npm, python3 >= 3.10 with the venv module
 python3 captures/record/record.py --setup # venv (websockets) + npm ci (ws) into $WSPROBE_REC_DIR
 python3 captures/record/record.py        # records everything, rewrites truth files and this manifest
@@ -255,6 +256,11 @@ def connection_summary(c):
     return "; ".join(parts)
 
 
+# Notes the scenario modules add (app_scenarios.py: protocols with no capture, and why), printed
+# after the table as "Not recorded": (title, text).
+NOTES = []
+
+
 def write(specs, captures, analyse):
     out = [HEADER]
     rows = []
@@ -332,6 +338,10 @@ def write(specs, captures, analyse):
     out.append("| --- | --- | --- | --- | --- | --- |")
     out += rows
     out.append(f"\nTotal size of the captures and truth files: {total} bytes.\n")
+    if NOTES:
+        out.append("### Not recorded\n")
+        out += [f"- **{title}**: {text}" for title, text in NOTES]
+        out.append("")
     out += sections
     out.append(OBSERVED)
     with open(os.path.join(captures, "MANIFEST.md"), "w", encoding="utf-8") as f:
