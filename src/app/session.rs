@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::record::{AppHeartbeatRecord, AppRequestsRecord, PerSide};
+use crate::record::{AppHeartbeatRecord, AppHeartbeatTimeoutRecord, AppRequestsRecord, PerSide};
 
 use super::{End, human, ms};
 
@@ -142,6 +142,7 @@ impl Heartbeat {
                 server: self.max_gap[1].map(ms),
             },
             last: self.last.iter().flatten().copied().reduce(f64::max),
+            timed_out: None,
         }
     }
 
@@ -153,6 +154,31 @@ impl Heartbeat {
         let (closer, t) = end.first()?;
         let waited = (t - ping).max(0.0);
         Some((waited, closer, ping))
+    }
+}
+
+/// The structured fact beside an `app_heartbeat_timeout` diagnostic: `ended_by` gave up at
+/// `end` after waiting since `since` (its unanswered ping when `ping_unanswered`, else the silent
+/// side's last heartbeat or packet); `limit`: the protocol's configured timeout, seconds.
+pub fn timeout(
+    ended_by: Side,
+    silent: Side,
+    ping_unanswered: bool,
+    since: f64,
+    end: f64,
+    limit: Option<f64>,
+) -> AppHeartbeatTimeoutRecord {
+    AppHeartbeatTimeoutRecord {
+        kind: if ping_unanswered {
+            "ping_unanswered"
+        } else {
+            "beats_stopped"
+        },
+        silent,
+        ended_by,
+        since,
+        waited_ms: ms((end - since).max(0.0)),
+        limit_ms: limit.map(ms),
     }
 }
 

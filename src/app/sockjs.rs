@@ -330,4 +330,38 @@ mod tests {
         }
         assert_eq!(s.name(), "stomp");
     }
+
+    #[test]
+    fn close_2010_is_another_connection_and_an_error() {
+        // Only polling transports can get 2010 (a second receiving request of one session), so
+        // no WebSocket capture shows it: the reading is checked here.
+        let mut s = SockJs::new(&HandshakeInfo::default());
+        let mut d = Decoded::default();
+        s.message(&input(Side::Server, 1.0, "o"), &mut d);
+        let mut d = Decoded::default();
+        s.message(
+            &input(
+                Side::Server,
+                2.0,
+                r#"c[2010,"Another connection still open"]"#,
+            ),
+            &mut d,
+        );
+        assert_eq!(d.packets[0].kind, "c");
+        let end = End {
+            last_seen: 2.1,
+            ..End::default()
+        };
+        let mut diags = Vec::new();
+        let fin = s.finish(&end, &mut diags);
+        assert_eq!(diags[0].id, DiagnosticId::AppError);
+        assert!(
+            diags[0]
+                .message
+                .contains("a second transport for the same session"),
+            "{}",
+            diags[0].message
+        );
+        assert_eq!(fin.session.close.unwrap().code, Some(2010));
+    }
 }

@@ -236,8 +236,7 @@ impl Decoder for Tunnel {
         );
         Finish {
             session,
-            close_meaning: None,
-            end_reason: None,
+            ..Finish::default()
         }
     }
 }
