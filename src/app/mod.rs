@@ -5,6 +5,10 @@
 //! first data messages (at least two consistent ones, see [`Fit`]). While the content decides,
 //! every candidate decoder is fed the same messages, so the winner has already decoded them and
 //! nothing needs to be replayed; the analysis holds those few message records back until then.
+//! Recognition must stay cheap, since most traffic is no known protocol: the candidates are
+//! only the protocols whose first bytes the first message can start with ([`admits`]), their
+//! `fit` rejects with typed probes that skip what they do not need, and a handshake's claim
+//! that its content does not honour ends the decoding after a few messages.
 //!
 //! Each protocol is one module behind the [`Decoder`] trait; the session pieces they share
 //! (heartbeat pairing, request pairing) are in [`session`].
@@ -31,7 +35,7 @@ use crate::record::{
     AppHeartbeatRecord, AppMessageRecord, AppPacketRecord, AppRecord, AppSessionRecord,
 };
 
-use recognise::{preview, recognise_handshake};
+use recognise::{Preview, recognise_handshake};
 
 /// Bytes of each message kept for decoding: the assembler keeps at least this much of every
 /// message while application decoding is on (the records still show only the preview).
@@ -614,7 +618,7 @@ enum State {
         /// Sender and time of each message held.
         seen: Vec<(Side, f64)>,
         /// The first few of them, as the recognition's evidence.
-        previews: Vec<String>,
+        previews: Vec<Preview>,
     },
     Decoding(Active),
     GaveUp,
@@ -831,7 +835,7 @@ impl AppSession {
                 }
                 seen.push((m.from, m.time));
                 if previews.len() < EVIDENCE_MESSAGES {
-                    previews.push(preview(m));
+                    previews.push(Preview::of(m));
                 }
                 candidates.retain_mut(|c| {
                     let fit = c.decoder.fit(m);
@@ -856,7 +860,11 @@ impl AppSession {
                     let evidence = format!(
                         "{} consistent messages: {}",
                         c.consistent,
-                        previews.join(", ")
+                        previews
+                            .iter()
+                            .map(Preview::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     );
                     let byte_stream = c.decoder.byte_stream();
                     let senders = std::mem::take(seen);

@@ -14,12 +14,14 @@ use super::{Decoded, Decoder, End, Finish, Fit, HandshakeInfo, Input, Packet, cu
 
 /// `/prefix/<server>/<session>/websocket`: SockJS's WebSocket URL.
 pub fn is_sockjs_path(path: &str) -> bool {
-    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    let n = parts.len();
-    if n < 4 || parts[n - 1] != "websocket" {
+    let mut parts = path.trim_end_matches('/').rsplit('/');
+    if parts.next() != Some("websocket") {
         return false;
     }
-    let (server, session) = (parts[n - 3], parts[n - 2]);
+    // A prefix before them (possibly empty: `/<server>/<session>/websocket` has four parts).
+    let (Some(session), Some(server), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
     let ok = |s: &str| !s.is_empty() && !s.contains('.') && s.len() <= 64;
     ok(server) && ok(session) && server.chars().all(|c| c.is_ascii_alphanumeric())
 }
