@@ -309,7 +309,13 @@ fn finding(members: &[Candidate<'_>], by_reason: bool) -> Finding {
         ender = side_word(ender),
     );
     let mut parameters = serde_json::Map::new();
-    parameters.insert("timeout_s".into(), json!(round3(timeout)));
+    // The configured timeout: the protocol's own when the delays confirm it (they run a few
+    // ms late on a busy event loop), else the delays' median.
+    parameters.insert(
+        "timeout_s".into(),
+        json!(round3(confirmed.unwrap_or(timeout))),
+    );
+    parameters.insert("observed_timeout_s".into(), json!(round3(timeout)));
     parameters.insert("side".into(), json!(side_word(silent)));
     parameters.insert("pinging_side".into(), json!(side_word(pinger)));
     parameters.insert("ended_by".into(), json!(side_word(ender)));
