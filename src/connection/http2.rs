@@ -33,6 +33,15 @@ impl H2Conn {
         }
     }
 
+    /// A connection that switched to HTTP/2 with `Upgrade: h2c` (RFC 7540 §3.2): the
+    /// upgraded request is stream 1.
+    pub(super) fn after_h2c_upgrade(method: &str, path: &str) -> Self {
+        H2Conn {
+            layer: Http2Layer::after_h2c_upgrade(method, path),
+            streams: H2Streams::default(),
+        }
+    }
+
     /// A connection whose start was not captured.
     pub(super) fn midstream() -> Self {
         H2Conn {
