@@ -1,7 +1,7 @@
 """Application-protocol captures (Socket.IO 4 and 2, graphql-ws, subscriptions-transport-ws,
 MQTT with aedes + mqtt.js, STOMP with @stomp/stompjs, JSON-RPC with rpc-websockets, Rails
-ActionCable with @rails/actioncable, SockJS with sockjs-client, STOMP over SockJS) and their
-failure modes. Registered with record.py's `capture` decorator; imported by record.py.
+ActionCable with @rails/actioncable, SockJS with sockjs-client, STOMP over SockJS, SSH, TLS and
+HTTP tunnelled through websockify) and their failure modes. Registered with record.py's `capture` decorator; imported by record.py.
 
 The endpoints are the real libraries (pinned in captures/record/app/package.json + lock,
 installed into $WSPROBE_APP_DIR, default /work/scratch/app, by `record.py --setup`). Every
@@ -11,7 +11,8 @@ disconnect reasons) are in each connection's "app" list (ev "app" lines of the l
 Endpoints that do not use `ws` log the same frame-level events from their own WebSocket layer:
 the Ruby ActionCable server from websocket-driver (app/wslog.rb; Debian's ruby-actioncable and
 puma, `apt-get install ruby-actioncable puma`), the SockJS endpoints from websocket-driver under
-faye-websocket (app/fayelog.js).
+faye-websocket (app/fayelog.js), websockify from hooks on its own WebSocket class (tunnel.py;
+`apt-get install websockify openssh-server curl`, sshd run on a port of its own, never :22).
 
 Not recorded: SignalR and Phoenix Channels. Their servers are ASP.NET Core and Elixir's Phoenix
 (hex packages); neither Debian nor npm has a maintained server implementation (npm has the real
@@ -347,4 +348,57 @@ def rec_sockjs(ctx):
 def rec_stomp_sockjs(ctx):
     srv = server(ctx, "stomp.js", "sockjs", 24062)
     node(ctx, "stomp.js", "client", "sockjs", 24062).wait(30)
+    srv.wait(20)
+
+
+SSHD_CONFIG = """\
+ListenAddress 127.0.0.1
+Port {port}
+HostKey {tmp}/hostkey
+PidFile none
+UsePAM no
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+"""
+
+
+@R.capture("app-tunnels.pcap", ports=[24071, 24072, 24073],
+           title="Tunnels through websockify: SSH, TLS 1.3 and HTTP inside binary WebSocket messages",
+           exercises="websockify 0.10.0 (Debian python3-websockify, its LibProxyServer, frames logged by hooks on "
+                     "its WebSocket class: captures/record/tunnel.py) on three ports in front of OpenSSH 9.2 sshd, "
+                     "openssl s_server (TLS 1.3, certificate for tunnel.test) and Python's http.server; the client "
+                     "is Python websockets (subprotocol binary, as noVNC asks) carrying the bytes of a real TCP "
+                     "client: OpenSSH ssh (version exchange, key exchange, then refused: no authentication method), "
+                     "openssl s_client -servername tunnel.test (handshake, close_notify) and curl (GET "
+                     "/tunnel-probe, 404; this client offers no subprotocol). " + APP,
+           expected="3 connections, each a tunnel named from its first binary messages (the HTTP one recognised "
+                    "from its content alone, no subprotocol): ssh with the client's SSH-2.0 identification, "
+                    "tls with a ClientHello for tunnel.test, http with curl's request line; the server's first message is the SSH server's banner, the ServerHello, the "
+                    "404 status line.")
+def rec_tunnels(ctx):
+    tmp = ctx.tmp
+    R.sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(tmp, "hostkey")])
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
+    conf = os.path.join(tmp, "sshd_config")
+    with open(conf, "w") as f:
+        f.write(SSHD_CONFIG.format(port=24171, tmp=tmp))
+    ctx._start(["/usr/sbin/sshd", "-D", "-e", "-f", conf], "sshd",
+               ["/usr/sbin/sshd -D -e -f sshd_config  # see SSHD_CONFIG in app_scenarios.py, port 24171"])
+    R.sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+          "-subj", "/CN=tunnel.test", "-days", "1", "-keyout", os.path.join(tmp, "key.pem"),
+          "-out", os.path.join(tmp, "cert.pem")])
+    ctx._start(["openssl", "s_server", "-accept", "127.0.0.1:24172", "-cert", os.path.join(tmp, "cert.pem"),
+                "-key", os.path.join(tmp, "key.pem"), "-tls1_3", "-quiet"], "s_server",
+               ["openssl s_server -accept 127.0.0.1:24172 -cert cert.pem -key key.pem -tls1_3 -quiet"])
+    ctx._start([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", tmp, "24173"],
+               "http", ["python3 -m http.server --bind 127.0.0.1 24173"])
+    for port in (24171, 24172, 24173):
+        R.wait_port(port)
+    srv = ctx.py("tunnel.py", "server", "--listen", "24071:24171", "--listen", "24072:24172",
+                 "--listen", "24073:24173", "--conns", "3", name="server")
+    srv.wait_for("READY")
+    for port, inner, extra in ((24071, "ssh", ()), (24072, "tls", ()), (24073, "http", ("--no-subprotocol",))):
+        ctx.py("tunnel.py", "client", "--port", str(port), "--inner", inner, *extra,
+               name=f"client-{inner}").wait(30)
     srv.wait(20)

@@ -29,6 +29,7 @@ Prerequisites (Debian 12; run as root, capturing on `lo` needs it):
 apt-get install -y tcpdump tshark        # tshark brings dumpcap and capinfos
 apt-get install -y chromium              # optional: only for chromium.pcap
 apt-get install -y ruby-actioncable puma # app-actioncable.pcap (Rails ActionCable on Puma)
+apt-get install -y websockify openssh-server curl # app-tunnels.pcap (websockify, sshd, curl)
 # node >= 18 with npm, python3 >= 3.10 with the venv module
 python3 captures/record/record.py --setup # venv (websockets) + npm ci (ws) into $WSPROBE_REC_DIR
 python3 captures/record/record.py        # records everything, rewrites truth files and this manifest
