@@ -811,3 +811,70 @@ fn several_engine_io_ping_timeouts_each_record_who_gave_up_and_after_how_long() 
     }
     assert_eq!(stuck, 4);
 }
+
+#[test]
+fn tunnels_through_websockify_name_what_the_inner_clients_and_servers_said() {
+    let c = Case::new("app-tunnels");
+    c.no_violations();
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let (conn, truth) = c.pair(i);
+        let inner = &facts_of(truth, "client", "inner_client")[0];
+        let kind = inner["inner"].as_str().unwrap();
+        seen.push(kind.to_string());
+        let app = &conn["app"];
+        assert_eq!(app["protocol"], format!("tunnel:{kind}"), "{app}");
+        // websockify's "binary" subprotocol where the client asked for it, else the bytes.
+        let offered = truth["handshake"]["subprotocol"]["server"].is_string();
+        let by = app["recognised_by"].as_str().unwrap();
+        assert_eq!(
+            by,
+            if offered { "subprotocol" } else { "content" },
+            "{kind}"
+        );
+        // The first message each way is the inner protocol's opening, as its endpoints said.
+        let client = packets_of(conn, "client");
+        let server = packets_of(conn, "server");
+        assert_eq!(client[0]["type"], "banner");
+        assert_eq!(server[0]["type"], "banner");
+        assert_eq!(client[0]["inside"], kind);
+        let (want_client, want_server) = match kind {
+            "ssh" => (
+                inner["local_version"].as_str().unwrap().to_string(),
+                inner["remote_version"].as_str().unwrap().to_string(),
+            ),
+            "tls" => (
+                format!("ClientHello SNI {}", inner["sni"].as_str().unwrap()),
+                "ServerHello".to_string(),
+            ),
+            _ => (
+                inner["request_line"].as_str().unwrap().to_string(),
+                inner["status_line"].as_str().unwrap().to_string(),
+            ),
+        };
+        assert_eq!(client[0]["banner"], want_client.as_str(), "{kind}");
+        assert_eq!(server[0]["banner"], want_server.as_str(), "{kind}");
+        // Every byte each library carried is counted on its side.
+        let logged = |from: &str| -> u64 {
+            truth["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["from"] == from && m["opcode"] == "binary")
+                .map(|m| m["length"].as_u64().unwrap())
+                .sum()
+        };
+        let bytes = &app["session"]["details"]["bytes"];
+        assert_eq!(bytes["client"].as_u64(), Some(logged("client")), "{kind}");
+        assert_eq!(bytes["server"].as_u64(), Some(logged("server")), "{kind}");
+        assert!(
+            app["session"]["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{} tunnelled", kind.to_uppercase())),
+            "{app}"
+        );
+    }
+    seen.sort();
+    assert_eq!(seen, ["http", "ssh", "tls"]);
+}
