@@ -135,6 +135,12 @@ manifest.NOTES.append((
     "MessagePack named) and Phoenix (v1 objects, v2 arrays, heartbeats) decoders are checked by their unit "
     "tests on messages from the protocols' specifications (src/app/signalr.rs, src/app/phoenix.rs)."))
 manifest.NOTES.append((
+    "VNC through websockify",
+    "app-tunnels.pcap carries SSH, TLS and HTTP; not VNC: noVNC's RFB needs a VNC server with a display "
+    "(x11vnc or TigerVNC on an X server) and a browser for noVNC itself, more than a recording of a "
+    "12-byte \"RFB 003.008\" banner is worth here; the tunnel decoder's RFB reading is unit-tested "
+    "(src/app/tunnel.rs)."))
+manifest.NOTES.append((
     "SockJS close 2010",
     "app-sockjs.pcap has the server's c[3000,\"Go away!\"]; 2010 \"Another connection still open\" is "
     "what sockjs sends to a second receiving request of one session, which only the HTTP polling and "
