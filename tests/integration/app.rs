@@ -878,3 +878,85 @@ fn tunnels_through_websockify_name_what_the_inner_clients_and_servers_said() {
     seen.sort();
     assert_eq!(seen, ["http", "ssh", "tls"]);
 }
+
+/// `pcap` (a classic pcap file) without its first packets: everything up to and including the
+/// one that carries the first `HTTP/1.1 101`, and `extra` more: a capture started mid-stream.
+fn started_after_the_handshake(pcap: &[u8], extra: usize) -> Vec<u8> {
+    let big = pcap[..4] == [0xa1, 0xb2, 0xc3, 0xd4];
+    let u32_at = |i: usize| {
+        let b = [pcap[i], pcap[i + 1], pcap[i + 2], pcap[i + 3]];
+        if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let mut out = pcap[..24].to_vec();
+    let (mut i, mut to_drop) = (24, None::<usize>);
+    while i + 16 <= pcap.len() {
+        let end = i + 16 + u32_at(i + 8) as usize;
+        let record = &pcap[i..end];
+        match to_drop {
+            None if record.windows(12).any(|w| w == b"HTTP/1.1 101") => to_drop = Some(extra),
+            None => {}
+            Some(0) => out.extend_from_slice(record),
+            Some(n) => to_drop = Some(n - 1),
+        }
+        i = end;
+    }
+    out
+}
+
+#[test]
+fn a_capture_started_mid_stream_is_recognised_from_its_messages_and_decoded_alike() {
+    for (stem, protocol) in [
+        ("app-socketio2", "socket.io"),
+        ("app-graphql-ws", "graphql-transport-ws"),
+        ("app-actioncable", "actioncable"),
+        ("app-jsonrpc", "json-rpc"),
+    ] {
+        let path = captures_dir().join(format!("{stem}.pcap"));
+        let full = report_of(&path, &["--messages"]);
+        let cut = report_bytes(
+            &started_after_the_handshake(&std::fs::read(&path).unwrap(), 6),
+            &["--messages"],
+        );
+        let conn = &cut["connections"][0];
+        assert!(
+            diag_ids(conn).contains(&"midstream_start".to_string()),
+            "{stem}"
+        );
+        let app = &conn["app"];
+        assert_eq!(app["protocol"], protocol, "{stem}: {app}");
+        assert_eq!(app["recognised_by"], "content", "{stem}");
+        // Each message left is decoded as it was with the handshake in the capture.
+        let port = conn["client"]["port"].as_u64();
+        let whole = full["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client"]["port"].as_u64() == port)
+            .unwrap();
+        // Compared side by side in order, not by time: the resynchronised frames of a
+        // mid-stream start are stamped with the packet that confirmed them.
+        let types = |c: &Value, side: &str| -> Vec<String> {
+            c["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["from"] == side)
+                .filter(|m| matches!(m["opcode"].as_str(), Some("text" | "binary")))
+                .map(|m| m["app"]["type"].as_str().unwrap_or("-").to_string())
+                .collect()
+        };
+        for side in ["client", "server"] {
+            let ours = types(conn, side);
+            let all = types(whole, side);
+            assert!(!ours.is_empty(), "{stem}: no {side} messages");
+            assert!(
+                all.ends_with(&ours),
+                "{stem} {side}: {ours:?} is not the end of {all:?}"
+            );
+        }
+    }
+}
