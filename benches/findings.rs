@@ -101,6 +101,7 @@ fn endings(n: usize) -> Vec<Ending> {
                     varied_masks: true,
                 },
                 stopped: false,
+                app: None,
             }
         })
         .collect()

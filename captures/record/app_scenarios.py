@@ -1,12 +1,23 @@
 """Application-protocol captures (Socket.IO 4 and 2, graphql-ws, subscriptions-transport-ws,
-MQTT with aedes + mqtt.js, STOMP with @stomp/stompjs, JSON-RPC with rpc-websockets) and their
-failure modes. Registered with record.py's `capture` decorator; imported by record.py.
+MQTT with aedes + mqtt.js, STOMP with @stomp/stompjs, JSON-RPC with rpc-websockets, Rails
+ActionCable with @rails/actioncable, SockJS with sockjs-client, STOMP over SockJS, SSH, TLS and
+HTTP tunnelled through websockify) and their failure modes. Registered with record.py's `capture` decorator; imported by record.py.
 
 The endpoints are the real libraries (pinned in captures/record/app/package.json + lock,
 installed into $WSPROBE_APP_DIR, default /work/scratch/app, by `record.py --setup`). Every
 copy of `ws` they load is hooked (app/hook.js) so the truth has the same frame-level facts as
 the other captures; the application facts the libraries reported (events, acks, errors,
-disconnect reasons) are in each connection's "app" list (ev "app" lines of the logs)."""
+disconnect reasons) are in each connection's "app" list (ev "app" lines of the logs).
+Endpoints that do not use `ws` log the same frame-level events from their own WebSocket layer:
+the Ruby ActionCable server from websocket-driver (app/wslog.rb; Debian's ruby-actioncable and
+puma, `apt-get install ruby-actioncable puma`), the SockJS endpoints from websocket-driver under
+faye-websocket (app/fayelog.js), websockify from hooks on its own WebSocket class (tunnel.py;
+`apt-get install websockify openssh-server curl`, sshd run on a port of its own, never :22).
+
+Not recorded: SignalR and Phoenix Channels. Their servers are ASP.NET Core and Elixir's Phoenix
+(hex packages); neither Debian nor npm has a maintained server implementation (npm has the real
+clients, @microsoft/signalr and phoenix, and only mock servers), so those decoders are checked by
+their unit tests on the protocols' specifications."""
 
 import os
 import shlex
@@ -36,6 +47,14 @@ def node(ctx, script, role, mode, port, name=None, extra=()):
     shown = ["node", f"captures/record/app/{script}", role, mode, "--port", str(port), *map(shlex.quote, extra),
              "--log", f"{name}.jsonl"]
     return ctx._start(argv, name, shown, env={"NODE_PATH": APP_MODULES})
+
+
+def ruby(ctx, script, mode, port, name="server", extra=()):
+    log = ctx.log(name)
+    argv = ["ruby", os.path.join(HERE, "app", script), mode, "--port", str(port), *extra, "--log", log]
+    shown = ["ruby", f"captures/record/app/{script}", mode, "--port", str(port), *map(shlex.quote, extra),
+             "--log", f"{name}.jsonl"]
+    return ctx._start(argv, name, shown)
 
 
 def server(ctx, script, mode, port):
@@ -103,6 +122,30 @@ def rec_sio2_timeout(ctx):
 
 
 R.SETUPS.append(setup)
+
+import manifest  # noqa: E402  (captures/record/manifest.py)
+
+manifest.NOTES.append((
+    "SignalR and Phoenix Channels",
+    "no capture: their servers are ASP.NET Core SignalR (.NET) and Elixir's Phoenix (hex packages), "
+    "and neither Debian 12 nor npm offers a maintained server implementation of either protocol (npm has "
+    "the real clients, @microsoft/signalr and phoenix, but only mock servers such as @fakehost/signalr or "
+    "cypress-signalr-mock, and Debian has Elixir and Erlang without Phoenix, Plug or Cowboy). A client "
+    "against a hand-written server would test the hand-written server, so the SignalR (JSON hub protocol, "
+    "MessagePack named) and Phoenix (v1 objects, v2 arrays, heartbeats) decoders are checked by their unit "
+    "tests on messages from the protocols' specifications (src/app/signalr.rs, src/app/phoenix.rs)."))
+manifest.NOTES.append((
+    "VNC through websockify",
+    "app-tunnels.pcap carries SSH, TLS and HTTP; not VNC: noVNC's RFB needs a VNC server with a display "
+    "(x11vnc or TigerVNC on an X server) and a browser for noVNC itself, more than a recording of a "
+    "12-byte \"RFB 003.008\" banner is worth here; the tunnel decoder's RFB reading is unit-tested "
+    "(src/app/tunnel.rs)."))
+manifest.NOTES.append((
+    "SockJS close 2010",
+    "app-sockjs.pcap has the server's c[3000,\"Go away!\"]; 2010 \"Another connection still open\" is "
+    "what sockjs sends to a second receiving request of one session, which only the HTTP polling and "
+    "streaming transports have (a WebSocket session is its own connection), so no WebSocket capture can "
+    "show it; the decoder's reading of it is unit-tested."))
 
 
 @R.capture("app-graphql-ws.pcap", ports=[24011],
@@ -233,4 +276,135 @@ def rec_stomp_hb(ctx):
 def rec_jsonrpc(ctx):
     srv = server(ctx, "jsonrpc.js", "session", 24041)
     node(ctx, "jsonrpc.js", "client", "session", 24041).wait(30)
+    srv.wait(20)
+
+
+@R.capture("app-socketio4-ping-timeouts.pcap", ports=[24005],
+           title="Socket.IO 4: four of six clients stop answering pings; the server drops each after pingTimeout",
+           exercises="socket.io 4.8.1 server (pingInterval 300 ms, pingTimeout 200 ms, websocket transport only) "
+                     "and one socket.io-client 4.8.1 process with six sockets (?who=stuck-0..3, healthy-0..1), each "
+                     "emitting chat once; the four stuck ones stop sending pongs 0.5 s + 0.6 s x i after connecting "
+                     "(their engine drops them), so the server's next ping goes unanswered and it closes each "
+                     "(\"ping timeout\"); the two healthy ones disconnect on their own after ~2.5 s. " + APP,
+           expected="heartbeat_timeout: 4 connections, the client side silent, Engine.IO pings every 300 ms, "
+                    "timeout ~200 ms (pingTimeout); no pattern from the healthy ones.")
+def rec_sio4_timeouts(ctx):
+    srv = server(ctx, "socketio.js", "v4-ping-timeouts", 24005)
+    node(ctx, "socketio.js", "client", "v4-ping-timeouts", 24005).wait(30)
+    srv.wait(20)
+    stuck = [e for e in R.load_events([os.path.join(ctx.tmp, "server.jsonl")])
+             if e["ev"] == "app" and e.get("what") == "disconnect" and e.get("who", "").startswith("stuck")]
+    ctx.incident = {
+        "cause": "heartbeat_timeout",
+        "expected": {"timeout_s": 0.2, "side": "client", "ping_interval_s": 0.3, "connections": 4,
+                     "heartbeat": "engine.io ping/pong"},
+        "path_prefix": "/socket.io/?who=stuck-",
+        "events": [{"wall": e["t"] / 1e9 + (time.time() - time.monotonic()),
+                    "what": f"the server's socket.io reported disconnect {e['reason']!r} for {e['who']} ({e['conn']})"}
+                   for e in stuck],
+    }
+
+
+@R.capture("app-actioncable.pcap", ports=[24051],
+           title="Rails ActionCable: welcome, pings, confirmed and rejected subscriptions, server_restart, unauthorized",
+           exercises="ActionCable 6.1.7.10 (Debian ruby-actioncable, standalone, async adapter) on Puma 5.6.5 "
+                     "(captures/record/app/cable_server.rb) and the npm @rails/actioncable 6.1.710 client in Node "
+                     "with ws as its WebSocket: /cable?user=alice gets welcome, subscribes to EchoChannel "
+                     "(confirm_subscription), performs speak (echoed as a message), subscribes to RejectChannel "
+                     "(reject_subscription), receives the server's 3 s pings, performs restart: "
+                     "ActionCable.server.restart sends disconnect reason server_restart reconnect true and closes; "
+                     "the client stops instead of reconnecting. Then /cable without a user: the connection class "
+                     "rejects it (disconnect reason unauthorized reconnect false, Close). Server frames from "
+                     "websocket-driver (app/wslog.rb). " + APP,
+           expected="2 connections, actioncable recognised by subprotocol actioncable-v1-json; welcome, pings, "
+                    "confirm/reject_subscription, the echoed message, disconnect server_restart / unauthorized "
+                    "with their meaning.")
+def rec_actioncable(ctx):
+    srv = ruby(ctx, "cable_server.rb", "session", 24051, extra=("--conns", "2"))
+    srv.wait_for("READY")
+    node(ctx, "cable.js", "client", "session", 24051).wait(30)
+    srv.wait(20)
+
+
+@R.capture("app-sockjs.pcap", ports=[24061],
+           title="SockJS: sockjs server and sockjs-client, echo, WebSocket-ping heartbeats, close 3000 \"Go away!\"",
+           exercises="sockjs 0.3.24 server (prefix /echo, heartbeat_delay 300 ms) and sockjs-client 1.6.1 in Node "
+                     "(websocket transport, after its /info request): o, four messages each way in a[...] frames "
+                     "(plain, JSON text, quotes and a newline, non-ASCII), the server's heartbeats (on the websocket "
+                     "transport sockjs sends them as WebSocket pings, not h frames), then conn.close(3000, \"Go "
+                     "away!\"): c[3000,\"Go away!\"] followed by WebSocket Close 1000. Frames from websocket-driver "
+                     "under faye-websocket on both sides (app/fayelog.js); application truth from conn.on('data') / "
+                     "conn.write and the client's send / onmessage / onclose. " + APP,
+           expected="sockjs recognised by path; o, a[...] with the messages both libraries logged, c[3000] with its "
+                    "meaning; pings answered.")
+def rec_sockjs(ctx):
+    srv = server(ctx, "sockjs.js", "echo", 24061)
+    node(ctx, "sockjs.js", "client", "echo", 24061).wait(30)
+    srv.wait(20)
+
+
+@R.capture("app-stomp-sockjs.pcap", ports=[24062],
+           title="STOMP over SockJS: @stomp/stompjs with sockjs-client against a STOMP server on sockjs",
+           exercises="as app-stomp (CONNECT/CONNECTED with heart-beats 200,200, SUBSCRIBE and SEND with receipts, "
+                     "MESSAGE, DISCONNECT with a receipt), but @stomp/stompjs 7.2.1 gets a sockjs-client 1.6.1 socket "
+                     "from its webSocketFactory and the STOMP server of app/stomp.js sits behind the sockjs 0.3.24 "
+                     "server (prefix /stomp): every STOMP frame travels inside SockJS framing ([...] from the client, "
+                     "a[...] from the server), heart-beats as [\"\\n\"] / a[\"\\n\"]. Frames from fayelog.js. " + APP,
+           expected="sockjs recognised by path with STOMP 1.2 decoded inside; receipts paired; heart-beats counted.")
+def rec_stomp_sockjs(ctx):
+    srv = server(ctx, "stomp.js", "sockjs", 24062)
+    node(ctx, "stomp.js", "client", "sockjs", 24062).wait(30)
+    srv.wait(20)
+
+
+SSHD_CONFIG = """\
+ListenAddress 127.0.0.1
+Port {port}
+HostKey {tmp}/hostkey
+PidFile none
+UsePAM no
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+"""
+
+
+@R.capture("app-tunnels.pcap", ports=[24071, 24072, 24073],
+           title="Tunnels through websockify: SSH, TLS 1.3 and HTTP inside binary WebSocket messages",
+           exercises="websockify 0.10.0 (Debian python3-websockify, its LibProxyServer, frames logged by hooks on "
+                     "its WebSocket class: captures/record/tunnel.py) on three ports in front of OpenSSH 9.2 sshd, "
+                     "openssl s_server (TLS 1.3, certificate for tunnel.test) and Python's http.server; the client "
+                     "is Python websockets (subprotocol binary, as noVNC asks) carrying the bytes of a real TCP "
+                     "client: OpenSSH ssh (version exchange, key exchange, then refused: no authentication method), "
+                     "openssl s_client -servername tunnel.test (handshake, close_notify) and curl (GET "
+                     "/tunnel-probe, 404; this client offers no subprotocol). " + APP,
+           expected="3 connections, each a tunnel named from its first binary messages (the HTTP one recognised "
+                    "from its content alone, no subprotocol): ssh with the client's SSH-2.0 identification, "
+                    "tls with a ClientHello for tunnel.test, http with curl's request line; the server's first message is the SSH server's banner, the ServerHello, the "
+                    "404 status line.")
+def rec_tunnels(ctx):
+    tmp = ctx.tmp
+    R.sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(tmp, "hostkey")])
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
+    conf = os.path.join(tmp, "sshd_config")
+    with open(conf, "w") as f:
+        f.write(SSHD_CONFIG.format(port=24171, tmp=tmp))
+    ctx._start(["/usr/sbin/sshd", "-D", "-e", "-f", conf], "sshd",
+               ["/usr/sbin/sshd -D -e -f sshd_config  # see SSHD_CONFIG in app_scenarios.py, port 24171"])
+    R.sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+          "-subj", "/CN=tunnel.test", "-days", "1", "-keyout", os.path.join(tmp, "key.pem"),
+          "-out", os.path.join(tmp, "cert.pem")])
+    ctx._start(["openssl", "s_server", "-accept", "127.0.0.1:24172", "-cert", os.path.join(tmp, "cert.pem"),
+                "-key", os.path.join(tmp, "key.pem"), "-tls1_3", "-quiet"], "s_server",
+               ["openssl s_server -accept 127.0.0.1:24172 -cert cert.pem -key key.pem -tls1_3 -quiet"])
+    ctx._start([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", tmp, "24173"],
+               "http", ["python3 -m http.server --bind 127.0.0.1 24173"])
+    for port in (24171, 24172, 24173):
+        R.wait_port(port)
+    srv = ctx.py("tunnel.py", "server", "--listen", "24071:24171", "--listen", "24072:24172",
+                 "--listen", "24073:24173", "--conns", "3", name="server")
+    srv.wait_for("READY")
+    for port, inner, extra in ((24071, "ssh", ()), (24072, "tls", ()), (24073, "http", ("--no-subprotocol",))):
+        ctx.py("tunnel.py", "client", "--port", str(port), "--inner", inner, *extra,
+               name=f"client-{inner}").wait(30)
     srv.wait(20)

@@ -28,6 +28,8 @@ Prerequisites (Debian 12; run as root, capturing on `lo` needs it):
 ```sh
 apt-get install -y tcpdump tshark        # tshark brings dumpcap and capinfos
 apt-get install -y chromium              # optional: only for chromium.pcap
+apt-get install -y ruby-actioncable puma # app-actioncable.pcap (Rails ActionCable on Puma)
+apt-get install -y websockify openssh-server curl # app-tunnels.pcap (websockify, sshd, curl)
 # node >= 18 with npm, python3 >= 3.10 with the venv module
 python3 captures/record/record.py --setup # venv (websockets) + npm ci (ws) into $WSPROBE_REC_DIR
 python3 captures/record/record.py        # records everything, rewrites truth files and this manifest
@@ -255,6 +257,11 @@ def connection_summary(c):
     return "; ".join(parts)
 
 
+# Notes the scenario modules add (app_scenarios.py: protocols with no capture, and why), printed
+# after the table as "Not recorded": (title, text).
+NOTES = []
+
+
 def h2_stream_summary(s):
     if s.get("kind") != "websocket":
         return f"stream {s['stream_id']}: {s.get('method') or 'request'} {s.get('path')} -> {s.get('status')}"
@@ -399,6 +406,10 @@ def write(specs, captures, analyse):
     out.append("| --- | --- | --- | --- | --- | --- |")
     out += rows
     out.append(f"\nTotal size of the captures and truth files: {total} bytes.\n")
+    if NOTES:
+        out.append("### Not recorded\n")
+        out += [f"- **{title}**: {text}" for title, text in NOTES]
+        out.append("")
     out += sections
     covered = {spec["file"] for spec in specs}
     extra, extra_bytes = other_captures(captures, covered)

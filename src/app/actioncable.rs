@@ -10,6 +10,29 @@ use crate::record::{AppCloseRecord, AppHandshakeRecord, AppSessionRecord};
 use super::session::{Heartbeat, Requests};
 use super::{Decoded, Decoder, End, Finish, Fit, Input, Packet, cut, human};
 
+/// Message types a server sends (actioncable/lib/action_cable.rb INTERNAL, and AnyCable's
+/// history and presence extensions, which speak the same protocol).
+const SERVER_TYPES: &[&str] = &[
+    "welcome",
+    "disconnect",
+    "ping",
+    "confirm_subscription",
+    "reject_subscription",
+    "confirm_history",
+    "reject_history",
+    "presence",
+];
+
+/// Commands a client sends (and AnyCable's whisper, history and presence).
+const CLIENT_COMMANDS: &[&str] = &[
+    "subscribe",
+    "unsubscribe",
+    "message",
+    "whisper",
+    "history",
+    "presence",
+];
+
 fn channel(identifier: &str) -> String {
     serde_json::from_str::<Value>(identifier)
         .ok()
@@ -182,6 +205,25 @@ impl Decoder for ActionCable {
                 );
             }
         };
+        let known = match m.from {
+            Side::Server => SERVER_TYPES.contains(&kind.as_str()),
+            Side::Client => CLIENT_COMMANDS.contains(&kind.as_str()),
+        };
+        if !known && kind != "message" {
+            return out.violation(
+                "actioncable",
+                m,
+                format!(
+                    "unknown {} {kind:?} from the {}",
+                    if m.from == Side::Server {
+                        "type"
+                    } else {
+                        "command"
+                    },
+                    m.from.as_str()
+                ),
+            );
+        }
         let mut p = Packet::new(kind.clone(), "").with_opt("channel", chan.clone());
         let mut s = format!("actioncable {kind}");
         if let Some(c) = &chan {
@@ -272,6 +314,14 @@ impl Decoder for ActionCable {
             && self.close.is_none()
         {
             out.push(Diagnostic::new(DiagnosticId::AppHeartbeatTimeout, Some(Side::Server), Some(t), format!("actioncable: no ping from the server for {} > staleThreshold 6 s; the client closed to reconnect", human(t - last))));
+            fin.heartbeat_timeout = Some(super::session::timeout(
+                Side::Client,
+                Side::Server,
+                false,
+                last,
+                t,
+                Some(6.0),
+            ));
             fin.end_reason = Some("actioncable: server pings stopped".into());
         }
         let mut session = AppSessionRecord {

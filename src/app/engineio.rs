@@ -681,6 +681,14 @@ impl Decoder for EngineIo {
                         Some(t),
                         msg,
                     ));
+                    fin.heartbeat_timeout = Some(super::session::timeout(
+                        pinger,
+                        pinger.peer(),
+                        true,
+                        ping,
+                        t,
+                        Some(timeout),
+                    ));
                     fin.end_reason = Some(format!(
                         "engine.io ping timeout: the {}'s ping was unanswered for {}",
                         pinger.as_str(),
@@ -711,6 +719,14 @@ impl Decoder for EngineIo {
                                 waiter.as_str(),
                                 end.describe()
                             ),
+                        ));
+                        fin.heartbeat_timeout = Some(super::session::timeout(
+                            waiter,
+                            pinger,
+                            false,
+                            since,
+                            t,
+                            Some(interval + timeout),
                         ));
                         fin.end_reason = Some(format!(
                             "engine.io: no ping from the {} for {}",

@@ -586,6 +586,14 @@ impl Decoder for Graphql {
                 Some(t),
                 format!("{proto}: no ka keep-alive from the server for {} (the client's timeout is 30 s by default); the client closed", human(t - last)),
             ));
+            fin.heartbeat_timeout = Some(super::session::timeout(
+                Side::Client,
+                Side::Server,
+                false,
+                last,
+                t,
+                Some(30.0),
+            ));
         }
         let mut session = AppSessionRecord {
             handshake: match (&self.init, &self.ack) {

@@ -46,6 +46,15 @@ fn id_text(v: &Value) -> String {
     }
 }
 
+/// What content recognition reads of an object.
+#[derive(serde::Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow)]
+    jsonrpc: Option<std::borrow::Cow<'a, str>>,
+    notification: Option<serde::de::IgnoredAny>,
+    params: Option<serde::de::IgnoredAny>,
+}
+
 fn is_rpc(o: &Map<String, Value>) -> bool {
     o.get("jsonrpc").and_then(Value::as_str) == Some("2.0")
 }
@@ -234,6 +243,14 @@ impl Decoder for JsonRpc {
     fn fit(&self, m: &Input<'_>) -> Fit {
         if m.binary {
             return Fit::No;
+        }
+        // An object (most messages): typed, so that params and results are skipped, not built.
+        if m.payload.trim_ascii_start().first() == Some(&b'{') {
+            return match serde_json::from_slice::<Probe<'_>>(m.payload) {
+                Ok(p) if p.jsonrpc.as_deref() == Some("2.0") => Fit::Strong,
+                Ok(p) if p.notification.is_some() && p.params.is_some() => Fit::Weak,
+                _ => Fit::No,
+            };
         }
         match serde_json::from_slice::<Value>(m.payload) {
             Ok(Value::Object(o)) if is_rpc(&o) => Fit::Strong,

@@ -5,6 +5,10 @@
 //! first data messages (at least two consistent ones, see [`Fit`]). While the content decides,
 //! every candidate decoder is fed the same messages, so the winner has already decoded them and
 //! nothing needs to be replayed; the analysis holds those few message records back until then.
+//! Recognition must stay cheap, since most traffic is no known protocol: the candidates are
+//! only the protocols whose first bytes the first message can start with ([`admits`]), their
+//! `fit` rejects with typed probes that skip what they do not need, and a handshake's claim
+//! that its content does not honour ends the decoding after a few messages.
 //!
 //! Each protocol is one module behind the [`Decoder`] trait; the session pieces they share
 //! (heartbeat pairing, request pairing) are in [`session`].
@@ -28,15 +32,65 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::record::{AppMessageRecord, AppPacketRecord, AppRecord, AppSessionRecord};
+use crate::record::{
+    AppHeartbeatRecord, AppMessageRecord, AppPacketRecord, AppRecord, AppSessionRecord,
+};
 
-use recognise::{preview, recognise_handshake};
+use recognise::{Preview, recognise_handshake};
 
 /// Bytes of each message kept for decoding: the assembler keeps at least this much of every
 /// message while application decoding is on (the records still show only the preview).
 pub const APP_MAX_BYTES: usize = 1 << 20;
 /// Data messages examined for content recognition before giving up.
 const MAX_SNIFF_MESSAGES: usize = 8;
+/// Messages quoted in the evidence of a content recognition.
+const EVIDENCE_MESSAGES: usize = 3;
+
+/// A cheap necessary condition for a fresh `p` decoder's [`Decoder::fit`] not to be
+/// [`Fit::No`] on a connection's first data message, from its first and last bytes: only the
+/// protocols it admits are built and tried (most content rules out all of them at once).
+fn admits(p: Protocol, m: &Input<'_>) -> bool {
+    let b = m.payload;
+    let first = b.first().copied();
+    let opening = || b.trim_ascii_start().first().copied();
+    match p {
+        // Binary attachments are neutral; text packets start with their type digit.
+        Protocol::SocketIo => m.binary || matches!(first, Some(b'0'..=b'6')),
+        Protocol::Graphql | Protocol::ActionCable => !m.binary && opening() == Some(b'{'),
+        Protocol::JsonRpc => !m.binary && matches!(opening(), Some(b'{' | b'[')),
+        Protocol::Phoenix => {
+            if m.binary {
+                matches!(first, Some(0..=2))
+            } else {
+                matches!(opening(), Some(b'{' | b'['))
+            }
+        }
+        Protocol::SockJs => {
+            !m.binary
+                && match m.from {
+                    Side::Server => matches!(first, Some(b'o' | b'h' | b'a' | b'c')),
+                    Side::Client => first == Some(b'['),
+                }
+        }
+        // A command line, or a heart-beat's end-of-line.
+        Protocol::Stomp => {
+            if m.binary {
+                b.starts_with(b"CONNECT")
+            } else {
+                matches!(first, Some(b'A'..=b'Z' | b'\n' | b'\r'))
+            }
+        }
+        // MessagePack is only known from the handshake; JSON records end with 0x1E.
+        Protocol::SignalR => !m.binary && b.last() == Some(&signalr::RS),
+        Protocol::Mqtt => m.binary,
+        Protocol::Tunnel => {
+            b.starts_with(b"SSH-")
+                || b.starts_with(b"RFB ")
+                || b.starts_with(&[0x16, 3])
+                || matches!(first, Some(b'A'..=b'Z'))
+        }
+    }
+}
 /// Byte-stream packets listed per connection without `--messages` (with it: every packet of a
 /// listed message, within the listing budget).
 pub const PACKETS_LISTED_BRIEF: usize = 100;
@@ -491,6 +545,8 @@ pub struct Finish {
     pub close_meaning: Option<String>,
     /// The protocol's reason for the ending, for the close summary (`engine.io ping timeout`).
     pub end_reason: Option<String>,
+    /// The heartbeat timeout behind an `app_heartbeat_timeout` at the end, for the findings.
+    pub heartbeat_timeout: Option<crate::record::AppHeartbeatTimeoutRecord>,
 }
 
 /// One protocol's decoder, with its per-connection session state.
@@ -536,15 +592,22 @@ struct Active {
     decoder: Box<dyn Decoder>,
     recognised_by: &'static str,
     evidence: String,
-    /// Messages with a violation and no valid packet; with none valid, decoding stops at
-    /// [`MAX_BAD_MESSAGES`] (the content is not this protocol's: no need to say so each time).
+    /// Messages with a violation and no valid packet; when they are most of them, decoding stops
+    /// at [`MAX_BAD_MESSAGES`] (the content is not this protocol's: no need to say so each time).
     bad: u32,
     good: u32,
     stopped: bool,
+    /// The violations of the messages so far while none was well-formed: said when one is (the
+    /// protocol is right and those messages were broken) or at the end, and summed up in one
+    /// diagnostic when decoding stops.
+    deferred: Vec<Diagnostic>,
 }
 
-/// Malformed messages (and no well-formed one) after which a decoder stops.
-const MAX_BAD_MESSAGES: u32 = 20;
+/// Malformed messages (and at most half as many well-formed ones) after which a decoder stops: a handshake that
+/// names a protocol its content does not follow (a path that happens to end in `/cable`, a
+/// subprotocol chosen for its name) shows it in the first messages, and a real session starts
+/// with a well-formed opening. Four leave room for a capture that starts inside a broken burst.
+const MAX_BAD_MESSAGES: u32 = 4;
 
 impl Active {
     fn new(decoder: Box<dyn Decoder>, recognised_by: &'static str, evidence: String) -> Active {
@@ -555,6 +618,7 @@ impl Active {
             bad: 0,
             good: 0,
             stopped: false,
+            deferred: Vec::new(),
         }
     }
 }
@@ -564,7 +628,10 @@ enum State {
     Waiting,
     Sniffing {
         candidates: Vec<Candidate>,
-        seen: Vec<(Side, f64, String)>,
+        /// Sender and time of each message held.
+        seen: Vec<(Side, f64)>,
+        /// The first few of them, as the recognition's evidence.
+        previews: Vec<Preview>,
     },
     Decoding(Active),
     GaveUp,
@@ -700,20 +767,11 @@ impl AppSession {
         if self.start_from_handshake() {
             return;
         }
-        let sel = self.selection;
-        let candidates = Protocol::ALL
-            .iter()
-            .filter(|p| sel.allows(**p))
-            .map(|&p| Candidate {
-                decoder: p.decoder(&self.handshake, sel.flavour),
-                score: 0,
-                consistent: 0,
-                outputs: Vec::new(),
-            })
-            .collect();
+        // The candidates are built at the first message, from those it admits.
         self.state = State::Sniffing {
-            candidates,
+            candidates: Vec::new(),
             seen: Vec::new(),
+            previews: Vec::new(),
         };
     }
 
@@ -732,30 +790,74 @@ impl AppSession {
                 let mut out = Decoded::default();
                 active.decoder.message(m, &mut out);
                 out.secrets.extend(active.decoder.secrets(m));
-                if out.packets.iter().any(|p| p.kind == "invalid") {
+                let invalid = out.packets.iter().any(|p| p.kind == "invalid");
+                if invalid {
                     active.bad += 1;
                 } else if !out.packets.is_empty() {
                     active.good += 1;
                 }
-                if active.good == 0 && active.bad >= MAX_BAD_MESSAGES {
+                // Mostly malformed: a few well-formed ones among them are chance.
+                if active.bad >= MAX_BAD_MESSAGES && active.bad > 2 * active.good {
                     active.stopped = true;
-                    out.diag(
-                        DiagnosticId::AppProtocolViolation,
-                        m.from,
-                        m.time,
-                        format!(
-                            "{}: {MAX_BAD_MESSAGES} malformed messages and none well-formed: the content is not {}; decoding stopped",
-                            active.decoder.name(),
-                            active.decoder.name()
-                        ),
-                    );
+                }
+                if active.good == 0 || active.stopped {
+                    let (violations, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut out.diagnostics)
+                        .into_iter()
+                        .partition(|d| d.id == DiagnosticId::AppProtocolViolation);
+                    out.diagnostics = rest;
+                    active.deferred.extend(violations);
+                    if active.stopped {
+                        let first = active
+                            .deferred
+                            .first()
+                            .map(|d| format!(" (the first: {})", d.message))
+                            .unwrap_or_default();
+                        active.deferred.clear();
+                        let name = active.decoder.name();
+                        out.diag(
+                            DiagnosticId::AppProtocolViolation,
+                            m.from,
+                            m.time,
+                            format!(
+                                "{name}: {} of the first {} messages are malformed{first}: the content is not {name} whatever the {} says; decoding stopped",
+                                active.bad,
+                                active.bad + active.good,
+                                active.recognised_by
+                            ),
+                        );
+                    }
+                } else if !active.deferred.is_empty() {
+                    // The protocol is right after all: those messages were broken.
+                    let mut all = std::mem::take(&mut active.deferred);
+                    all.append(&mut out.diagnostics);
+                    out.diagnostics = all;
                 }
                 let byte_stream = active.decoder.byte_stream();
                 self.account(m, &out, byte_stream);
                 vec![Some(out)]
             }
-            State::Sniffing { candidates, seen } => {
-                seen.push((m.from, m.time, preview(m)));
+            State::Sniffing {
+                candidates,
+                seen,
+                previews,
+            } => {
+                if seen.is_empty() {
+                    let sel = self.selection;
+                    *candidates = Protocol::ALL
+                        .iter()
+                        .filter(|&&p| sel.allows(p) && admits(p, m))
+                        .map(|&p| Candidate {
+                            decoder: p.decoder(&self.handshake, sel.flavour),
+                            score: 0,
+                            consistent: 0,
+                            outputs: Vec::new(),
+                        })
+                        .collect();
+                }
+                seen.push((m.from, m.time));
+                if previews.len() < EVIDENCE_MESSAGES {
+                    previews.push(Preview::of(m));
+                }
                 candidates.retain_mut(|c| {
                     let fit = c.decoder.fit(m);
                     if fit == Fit::No {
@@ -780,14 +882,14 @@ impl AppSession {
                     let evidence = format!(
                         "{} consistent messages: {}",
                         c.consistent,
-                        seen.iter()
-                            .take(3)
-                            .map(|(_, _, p)| p.as_str())
+                        previews
+                            .iter()
+                            .map(Preview::to_string)
                             .collect::<Vec<_>>()
                             .join(", ")
                     );
                     let byte_stream = c.decoder.byte_stream();
-                    let senders: Vec<(Side, f64)> = seen.iter().map(|(s, t, _)| (*s, *t)).collect();
+                    let senders = std::mem::take(seen);
                     self.state = State::Decoding(Active::new(c.decoder, "content", evidence));
                     let outputs = c.outputs;
                     // The held messages are accounted now.
@@ -815,7 +917,12 @@ impl AppSession {
     fn account_decoded(&mut self, out: &Decoded, byte_stream: bool, from: Side, time: Option<f64>) {
         let time = time.unwrap_or(0.0);
         for p in &out.packets {
-            *self.counts.entry(p.kind.clone()).or_insert(0) += 1;
+            match self.counts.get_mut(&p.kind) {
+                Some(n) => *n += 1,
+                None => {
+                    self.counts.insert(p.kind.clone(), 1);
+                }
+            }
             if byte_stream {
                 let cap = if self.keep_packets {
                     PACKETS_LISTED_MAX
@@ -904,8 +1011,19 @@ impl AppSession {
         let State::Decoding(active) = &mut self.state else {
             return ending;
         };
+        // Too few messages to call the protocol wrong: their violations stand.
+        ending.diagnostics.append(&mut active.deferred);
         let fin = active.decoder.finish(&end, &mut ending.diagnostics);
         let mut session = fin.session;
+        if let Some(t) = fin.heartbeat_timeout {
+            session
+                .heartbeat
+                .get_or_insert_with(|| AppHeartbeatRecord {
+                    kind: format!("{} heartbeats", active.decoder.name()),
+                    ..AppHeartbeatRecord::default()
+                })
+                .timed_out = Some(t);
+        }
         session.packet_counts = std::mem::take(&mut self.counts);
         session.idle_before_end = self
             .last_data
@@ -920,7 +1038,9 @@ impl AppSession {
             evidence: active.evidence.clone(),
             note: if active.stopped {
                 Some(format!(
-                    "decoding stopped after {MAX_BAD_MESSAGES} malformed messages: the content does not follow the protocol the {} named",
+                    "decoding stopped after {} malformed messages (of {}): the content does not follow the protocol the {} named",
+                    active.bad,
+                    active.bad + active.good,
                     active.recognised_by
                 ))
             } else {
@@ -1154,14 +1274,120 @@ mod tests {
                 violations += d.diagnostics.len();
             }
         }
-        assert_eq!(violations, MAX_BAD_MESSAGES as usize + 1);
+        // Said once, when decoding stops, naming the first problem.
+        assert_eq!(violations, 1);
         assert!(!s.wants_payload());
         let r = s.finish(None, 31.0).record.unwrap();
         assert!(
             r.note
                 .unwrap()
-                .starts_with("decoding stopped after 20 malformed messages")
+                .starts_with("decoding stopped after 4 malformed messages (of 4)")
         );
+    }
+
+    #[test]
+    fn violations_before_the_first_good_message_are_said_when_it_comes() {
+        let mut s = AppSession::new(AppSelection::parse(&["stomp".into()]).unwrap(), false);
+        let mut diags = Vec::new();
+        for (i, text) in ["NOPE\n\n\0", "CONNECTED\nversion:1.2\n\n\0"]
+            .iter()
+            .enumerate()
+        {
+            for d in s
+                .message(&input(Side::Server, i as f64, text))
+                .into_iter()
+                .flatten()
+            {
+                diags.extend(d.diagnostics);
+            }
+        }
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].id, DiagnosticId::AppProtocolViolation);
+        assert_eq!(diags[0].time, Some(0.0));
+        // And at the end when no good message came.
+        let mut s = AppSession::new(AppSelection::parse(&["stomp".into()]).unwrap(), false);
+        let out = s.message(&input(Side::Server, 1.0, "NOPE\n\n\0"));
+        assert!(out[0].as_ref().unwrap().diagnostics.is_empty());
+        let end = s.finish(None, 2.0);
+        assert!(
+            end.diagnostics
+                .iter()
+                .any(|d| d.id == DiagnosticId::AppProtocolViolation)
+        );
+    }
+
+    #[test]
+    fn the_first_byte_prefilter_never_rules_out_a_protocol_that_fits() {
+        let texts: &[&str] = &[
+            "0{\"sid\":\"a\",\"pingInterval\":25000,\"pingTimeout\":20000}",
+            "2",
+            "3probe",
+            "42[\"chat\",\"a\"]",
+            "40",
+            "{\"type\":\"connection_init\"}",
+            "{\"type\":\"welcome\"}",
+            " {\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\"}",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":2}]",
+            "[\"1\",\"1\",\"room:lobby\",\"phx_join\",{}]",
+            "{\"topic\":\"phoenix\",\"event\":\"heartbeat\",\"payload\":{},\"ref\":\"1\"}",
+            "o",
+            "h",
+            "a[\"x\"]",
+            "c[3000,\"Go away!\"]",
+            "[\"CONNECT\\n\\n\\u0000\"]",
+            "CONNECT\naccept-version:1.2\n\n\0",
+            "\n",
+            "{\"protocol\":\"json\",\"version\":1}\u{1e}",
+            "{\"type\":1,\"target\":\"x\",\"arguments\":[]}\u{1e}",
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "SSH-2.0-OpenSSH_9.2\r\n",
+            "{\"type\":\"tick\",\"seq\":1}",
+            "hello there",
+            "",
+            "  ",
+            "9",
+        ];
+        let binaries: &[&[u8]] = &[
+            &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 0],
+            &[0x20, 2, 0, 0],
+            &[0xC0, 0],
+            &[4, 1, 2, 3],
+            &[0, 1, 2],
+            &[0x16, 3, 1, 0, 5, 1, 0, 0, 1, 0],
+            b"SSH-2.0-x\r\n",
+            b"RFB 003.008\n",
+            b"CONNECT\n\n\0",
+            &[0xff, 0xfe],
+            &[],
+        ];
+        let mut inputs: Vec<Input<'_>> = Vec::new();
+        for from in [Side::Client, Side::Server] {
+            for t in texts {
+                inputs.push(Input {
+                    from,
+                    ..input(from, 1.0, t)
+                });
+            }
+            for b in binaries {
+                inputs.push(Input {
+                    from,
+                    time: 1.0,
+                    binary: true,
+                    payload: b,
+                    length: b.len() as u64,
+                    complete: true,
+                });
+            }
+        }
+        let hs = HandshakeInfo::default();
+        for p in Protocol::ALL {
+            for m in &inputs {
+                if !admits(p, m) {
+                    let fit = p.decoder(&hs, None).fit(m);
+                    assert_eq!(fit, Fit::No, "{} ruled out {:?}", p.name(), m);
+                }
+            }
+        }
     }
 
     #[test]

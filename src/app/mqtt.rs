@@ -943,6 +943,14 @@ impl Decoder for Mqtt {
                         end.describe()
                     ),
                 ));
+                fin.heartbeat_timeout = Some(super::session::timeout(
+                    Side::Client,
+                    Side::Server,
+                    true,
+                    ping,
+                    t,
+                    None,
+                ));
                 fin.end_reason = Some("mqtt keep-alive: PINGRESP never came".into());
             } else if let (Some(k), Some(last)) =
                 (self.keep_alive.filter(|k| *k > 0), self.last_packet[0])
@@ -957,6 +965,14 @@ impl Decoder for Mqtt {
                         Some(Side::Client),
                         Some(t),
                         format!("mqtt: no packet from the client for {} > 1.5 x keep-alive {k} s; the broker closed ({})", human(quiet), end.describe()),
+                    ));
+                    fin.heartbeat_timeout = Some(super::session::timeout(
+                        Side::Server,
+                        Side::Client,
+                        false,
+                        last,
+                        t,
+                        Some(limit),
                     ));
                     fin.end_reason = Some(format!(
                         "mqtt keep-alive expired: the client was silent for {}",

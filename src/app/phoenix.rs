@@ -13,6 +13,23 @@ use super::{
     Decoded, Decoder, End, Finish, Fit, HandshakeInfo, Input, Packet, cut, human, ms, short,
 };
 
+/// What content recognition reads of a v1 object: only Phoenix's keys are allowed.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct V1Probe<'a> {
+    #[serde(borrow)]
+    topic: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    event: Option<std::borrow::Cow<'a, str>>,
+    #[allow(dead_code)]
+    payload: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "ref")]
+    #[allow(dead_code)]
+    reference: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    join_ref: Option<serde::de::IgnoredAny>,
+}
+
 struct Msg {
     join_ref: Option<String>,
     r#ref: Option<String>,
@@ -116,6 +133,20 @@ impl Decoder for Phoenix {
                 Fit::Neutral
             } else {
                 Fit::No
+            };
+        }
+        // A v1 object: typed, failing at the first key Phoenix does not have.
+        if m.payload.trim_ascii_start().first() == Some(&b'{') {
+            let Ok(o) = serde_json::from_slice::<V1Probe<'_>>(m.payload) else {
+                return Fit::No;
+            };
+            let (Some(topic), Some(event)) = (o.topic, o.event) else {
+                return Fit::No;
+            };
+            return if event.starts_with("phx_") || (topic == "phoenix" && event == "heartbeat") {
+                Fit::Strong
+            } else {
+                Fit::Weak
             };
         }
         let Ok(v) = serde_json::from_slice::<Value>(m.payload) else {
@@ -299,6 +330,15 @@ impl Decoder for Phoenix {
                     "phoenix: the {} closed {code} \"heartbeat timeout\"{since}",
                     side.as_str()
                 ),
+            ));
+            let pending = self.heartbeat.pending(Side::Client);
+            fin.heartbeat_timeout = Some(super::session::timeout(
+                *side,
+                side.peer(),
+                pending.is_some(),
+                pending.unwrap_or(*t),
+                *t,
+                None,
             ));
             fin.end_reason = Some("phoenix heartbeat timeout".into());
             self.close = Some(AppCloseRecord {

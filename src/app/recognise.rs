@@ -4,24 +4,62 @@
 
 use super::{HandshakeInfo, Input, Protocol, sockjs};
 
-/// A short rendering of a message for the recognition evidence.
-pub(super) fn preview(m: &Input<'_>) -> String {
-    let bytes = &m.payload[..m.payload.len().min(24)];
-    let side = m.from.as_str();
-    match std::str::from_utf8(bytes) {
-        Ok(s) if !m.binary => format!("{side} {:?}", s),
-        _ => {
-            let hex: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            format!("{side} binary {hex}")
+/// Bytes of a message quoted in the recognition evidence.
+const PREVIEW_BYTES: usize = 24;
+
+/// The start of a message, kept while recognition is undecided and rendered only when a
+/// protocol wins (most connections are decided without one, or never).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Preview {
+    from: crate::diag::Side,
+    binary: bool,
+    len: u8,
+    bytes: [u8; PREVIEW_BYTES],
+}
+
+impl Preview {
+    pub(super) fn of(m: &Input<'_>) -> Preview {
+        let n = m.payload.len().min(PREVIEW_BYTES);
+        let mut bytes = [0; PREVIEW_BYTES];
+        bytes[..n].copy_from_slice(&m.payload[..n]);
+        Preview {
+            from: m.from,
+            binary: m.binary,
+            len: n as u8,
+            bytes,
         }
+    }
+}
+
+impl std::fmt::Display for Preview {
+    /// `client "42[\"chat\""`, `server binary 10200004`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = &self.bytes[..usize::from(self.len)];
+        let side = self.from.as_str();
+        match std::str::from_utf8(bytes) {
+            Ok(s) if !self.binary => write!(f, "{side} {s:?}"),
+            _ => {
+                write!(f, "{side} binary ")?;
+                bytes.iter().take(8).try_for_each(|b| write!(f, "{b:02x}"))
+            }
+        }
+    }
+}
+
+/// `s` in lower case, copied only when it has upper-case letters (they rarely do).
+fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
     }
 }
 
 /// Recognition from the handshake: the selected subprotocol first, then the URL.
 pub(super) fn recognise_handshake(hs: &HandshakeInfo) -> Option<(Protocol, &'static str, String)> {
     if let Some(sub) = &hs.selected {
-        let lower = sub.to_ascii_lowercase();
-        let p = match lower.as_str() {
+        let lower = lowercase(sub);
+        let p = match lower.as_ref() {
             "graphql-transport-ws" | "graphql-ws" | "graphql-subscriptions" => {
                 Some(Protocol::Graphql)
             }
@@ -40,7 +78,7 @@ pub(super) fn recognise_handshake(hs: &HandshakeInfo) -> Option<(Protocol, &'sta
     if hs.selected.is_none() {
         // Offered but not selected: weaker, but it names what the client speaks.
         for sub in &hs.offered {
-            let p = match sub.to_ascii_lowercase().as_str() {
+            let p = match lowercase(sub).as_ref() {
                 "graphql-transport-ws" | "graphql-ws" | "graphql-subscriptions" => {
                     Protocol::Graphql
                 }
@@ -57,7 +95,7 @@ pub(super) fn recognise_handshake(hs: &HandshakeInfo) -> Option<(Protocol, &'sta
         }
     }
     let path = hs.path_only();
-    let lower = path.to_ascii_lowercase();
+    let lower = lowercase(path);
     let last = lower.trim_end_matches('/').rsplit('/').next().unwrap_or("");
     let evidence = || format!("path {}", hs.path);
     if lower.contains("/socket.io") || hs.query("EIO").is_some() {

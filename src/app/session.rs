@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::record::{AppHeartbeatRecord, AppRequestsRecord, PerSide};
+use crate::record::{AppHeartbeatRecord, AppHeartbeatTimeoutRecord, AppRequestsRecord, PerSide};
 
 use super::{End, human, ms};
 
@@ -41,7 +41,7 @@ fn index(side: Side) -> usize {
 #[derive(Debug, Default)]
 pub struct Heartbeat {
     /// What beats, for the record.
-    pub kind: String,
+    pub kind: &'static str,
     /// Interval announced or negotiated, seconds.
     pub interval: Option<f64>,
     /// Timeout announced or negotiated, seconds.
@@ -61,9 +61,9 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// A tracker for `kind` heartbeats.
-    pub fn new(kind: &str) -> Heartbeat {
+    pub fn new(kind: &'static str) -> Heartbeat {
         Heartbeat {
-            kind: kind.to_string(),
+            kind,
             ..Heartbeat::default()
         }
     }
@@ -125,7 +125,7 @@ impl Heartbeat {
     pub fn record(&self) -> AppHeartbeatRecord {
         let pending = self.outstanding.iter().filter(|o| o.is_some()).count() as u64;
         AppHeartbeatRecord {
-            kind: self.kind.clone(),
+            kind: self.kind.to_string(),
             interval_ms: self.interval.map(ms),
             timeout_ms: self.timeout.map(ms),
             configured_by: self.configured_by.clone(),
@@ -142,6 +142,7 @@ impl Heartbeat {
                 server: self.max_gap[1].map(ms),
             },
             last: self.last.iter().flatten().copied().reduce(f64::max),
+            timed_out: None,
         }
     }
 
@@ -156,6 +157,31 @@ impl Heartbeat {
     }
 }
 
+/// The structured fact beside an `app_heartbeat_timeout` diagnostic: `ended_by` gave up at
+/// `end` after waiting since `since` (its unanswered ping when `ping_unanswered`, else the silent
+/// side's last heartbeat or packet); `limit`: the protocol's configured timeout, seconds.
+pub fn timeout(
+    ended_by: Side,
+    silent: Side,
+    ping_unanswered: bool,
+    since: f64,
+    end: f64,
+    limit: Option<f64>,
+) -> AppHeartbeatTimeoutRecord {
+    AppHeartbeatTimeoutRecord {
+        kind: if ping_unanswered {
+            "ping_unanswered"
+        } else {
+            "beats_stopped"
+        },
+        silent,
+        ended_by,
+        since,
+        waited_ms: ms((end - since).max(0.0)),
+        limit_ms: limit.map(ms),
+    }
+}
+
 struct Pending {
     key: String,
     what: String,
@@ -167,7 +193,7 @@ struct Pending {
 #[derive(Default)]
 pub struct Requests {
     /// What is paired, for the record.
-    pub kind: String,
+    pub kind: &'static str,
     pending: VecDeque<Pending>,
     sent: u64,
     answered: u64,
@@ -179,9 +205,9 @@ pub struct Requests {
 
 impl Requests {
     /// A tracker for `kind`.
-    pub fn new(kind: &str) -> Requests {
+    pub fn new(kind: &'static str) -> Requests {
         Requests {
-            kind: kind.to_string(),
+            kind,
             ..Requests::default()
         }
     }
@@ -270,7 +296,7 @@ impl Requests {
         let unanswered = self.pending.len() as u64 + self.given_up;
         self.pending.clear();
         AppRequestsRecord {
-            kind: self.kind.clone(),
+            kind: self.kind.to_string(),
             sent: self.sent,
             answered: self.answered,
             errors: self.errors,

@@ -12,7 +12,8 @@ use crate::record::{AppCloseRecord, AppHandshakeRecord, AppSessionRecord};
 use super::session::{Heartbeat, Requests};
 use super::{Decoded, Decoder, End, Finish, Fit, Input, Packet, cut, human, ms, short};
 
-const RS: u8 = 0x1E;
+/// The record separator that ends every JSON message.
+pub const RS: u8 = 0x1E;
 
 fn type_name(t: i64) -> &'static str {
     match t {
@@ -364,6 +365,14 @@ impl Decoder for SignalR {
                     Some(peer),
                     Some(t),
                     format!("signalr: no message (not even a Ping) from the {} for {} > the 30 s timeout; {}", peer.as_str(), human(t - last), end.describe()),
+                ));
+                fin.heartbeat_timeout = Some(super::session::timeout(
+                    closer,
+                    peer,
+                    false,
+                    last,
+                    t,
+                    Some(30.0),
                 ));
                 fin.end_reason = Some(format!(
                     "signalr timeout: the {} was silent for {}",

@@ -14,12 +14,14 @@ use super::{Decoded, Decoder, End, Finish, Fit, HandshakeInfo, Input, Packet, cu
 
 /// `/prefix/<server>/<session>/websocket`: SockJS's WebSocket URL.
 pub fn is_sockjs_path(path: &str) -> bool {
-    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    let n = parts.len();
-    if n < 4 || parts[n - 1] != "websocket" {
+    let mut parts = path.trim_end_matches('/').rsplit('/');
+    if parts.next() != Some("websocket") {
         return false;
     }
-    let (server, session) = (parts[n - 3], parts[n - 2]);
+    // A prefix before them (possibly empty: `/<server>/<session>/websocket` has four parts).
+    let (Some(session), Some(server), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
     let ok = |s: &str| !s.is_empty() && !s.contains('.') && s.len() <= 64;
     ok(server) && ok(session) && server.chars().all(|c| c.is_ascii_alphanumeric())
 }
@@ -333,5 +335,39 @@ mod tests {
             );
         }
         assert_eq!(s.name(), "stomp");
+    }
+
+    #[test]
+    fn close_2010_is_another_connection_and_an_error() {
+        // Only polling transports can get 2010 (a second receiving request of one session), so
+        // no WebSocket capture shows it: the reading is checked here.
+        let mut s = SockJs::new(&HandshakeInfo::default());
+        let mut d = Decoded::default();
+        s.message(&input(Side::Server, 1.0, "o"), &mut d);
+        let mut d = Decoded::default();
+        s.message(
+            &input(
+                Side::Server,
+                2.0,
+                r#"c[2010,"Another connection still open"]"#,
+            ),
+            &mut d,
+        );
+        assert_eq!(d.packets[0].kind, "c");
+        let end = End {
+            last_seen: 2.1,
+            ..End::default()
+        };
+        let mut diags = Vec::new();
+        let fin = s.finish(&end, &mut diags);
+        assert_eq!(diags[0].id, DiagnosticId::AppError);
+        assert!(
+            diags[0]
+                .message
+                .contains("a second transport for the same session"),
+            "{}",
+            diags[0].message
+        );
+        assert_eq!(fin.session.close.unwrap().code, Some(2010));
     }
 }

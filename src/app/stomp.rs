@@ -476,6 +476,14 @@ impl Stomp {
                             peer.as_str(), human(quiet), human(interval), end.describe()
                         ),
                     ));
+                    fin.heartbeat_timeout = Some(super::session::timeout(
+                        closer,
+                        peer,
+                        false,
+                        last,
+                        t,
+                        Some(2.0 * interval),
+                    ));
                     fin.end_reason = Some(format!(
                         "stomp heart-beat timeout: the {} was silent for {}",
                         peer.as_str(),

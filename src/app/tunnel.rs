@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::diag::{Diagnostic, Side};
 use crate::record::AppSessionRecord;
 
-use super::{Decoded, Decoder, End, Finish, Fit, HandshakeInfo, Input, Packet, cut, human};
+use super::{Decoded, Decoder, End, Finish, Fit, HandshakeInfo, Input, Packet, cut};
 
 /// What a payload's start shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,7 +206,7 @@ impl Decoder for Tunnel {
         }
     }
 
-    fn finish(&mut self, end: &End, _out: &mut Vec<Diagnostic>) -> Finish {
+    fn finish(&mut self, _end: &End, _out: &mut Vec<Diagnostic>) -> Finish {
         let mut session = AppSessionRecord::default();
         for (side, name) in [
             (Side::Client, "client_banner"),
@@ -220,24 +220,20 @@ impl Decoder for Tunnel {
             "bytes".into(),
             serde_json::json!({"client": self.bytes[0], "server": self.bytes[1]}),
         );
-        let idle = end.first().map(|(_, t)| t);
+        let messages = |n: u64| format!("{n} message{}", if n == 1 { "" } else { "s" });
         session.summary = format!(
-            "{} tunnelled: {} B client→server in {} messages, {} B server→client in {}; no application heartbeat (idle tunnels are what proxies kill){}",
+            "{} tunnelled: {} B client→server in {}, {} B server→client in {}; no application heartbeat (idle tunnels are what proxies kill)",
             self.inside
                 .as_ref()
                 .map_or("unknown protocol".to_string(), |i| i.name().to_uppercase()),
             self.bytes[0],
-            self.messages[0],
+            messages(self.messages[0]),
             self.bytes[1],
-            self.messages[1],
-            idle.map(|t| format!("; ended {}", human((end.last_seen - t).max(0.0))))
-                .map(|_| String::new())
-                .unwrap_or_default()
+            messages(self.messages[1]),
         );
         Finish {
             session,
-            close_meaning: None,
-            end_reason: None,
+            ..Finish::default()
         }
     }
 }

@@ -83,6 +83,81 @@ pub struct Start {
 /// like; the full reason is in the connection's record.
 const MAX_REASON_CHARS: usize = 48;
 
+/// Heartbeat kinds of the application decoders (src/app), kept as static names.
+const APP_HEARTBEAT_KINDS: &[&str] = &[
+    "engine.io ping/pong",
+    "MQTT PINGREQ/PINGRESP",
+    "STOMP heart-beat",
+    "SockJS h frame",
+    "ActionCable ping",
+    "graphql ping/pong",
+    "phoenix heartbeat",
+    "SignalR Ping",
+];
+
+/// Application heartbeats of one connection (Engine.IO ping/pong, MQTT PINGREQ, STOMP
+/// heart-beats ...), from its `app.session.heartbeat`: they count as liveness like WebSocket
+/// pings, and their timeout ends connections like a keepalive's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AppBeats {
+    /// What beats (one of the decoders' heartbeat kinds, else "application heartbeats").
+    pub kind: &'static str,
+    /// Heartbeats each side sent (pings, pongs or one-way beats).
+    pub sent: [u32; 2],
+    /// Pings never answered.
+    pub unanswered: u32,
+    /// The interval announced or negotiated, seconds.
+    pub interval: Option<f32>,
+    /// Seconds from the last heartbeat (either side) to the end.
+    pub since_last: Option<f32>,
+    /// The heartbeat timeout that ended the connection, by the protocol's rules.
+    pub timed_out: Option<AppTimeout>,
+}
+
+/// An application heartbeat timeout at the end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AppTimeout {
+    /// The side that gave up.
+    pub ended_by: Side,
+    /// The side that went silent.
+    pub silent: Side,
+    /// The ender's ping got no pong (else the silent side's beats stopped).
+    pub ping_unanswered: bool,
+    /// Seconds it waited (from the unanswered ping or the last beat to the end).
+    pub waited: f32,
+    /// The protocol's configured limit, seconds.
+    pub limit: Option<f32>,
+}
+
+impl AppBeats {
+    fn of(h: &crate::record::AppHeartbeatRecord, end: f64) -> AppBeats {
+        let sat = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        AppBeats {
+            kind: APP_HEARTBEAT_KINDS
+                .iter()
+                .copied()
+                .find(|k| *k == h.kind)
+                .unwrap_or("application heartbeats"),
+            sent: [sat(h.sent.client), sat(h.sent.server)],
+            unanswered: sat(h.unanswered),
+            interval: h.interval_ms.map(|ms| (ms / 1000.0) as f32),
+            since_last: h.last.map(|t| (end - t).max(0.0) as f32),
+            timed_out: h.timed_out.as_ref().map(|t| AppTimeout {
+                ended_by: t.ended_by,
+                silent: t.silent,
+                ping_unanswered: t.kind == "ping_unanswered",
+                waited: (t.waited_ms / 1000.0) as f32,
+                limit: t.limit_ms.map(|ms| (ms / 1000.0) as f32),
+            }),
+        }
+    }
+
+    /// Did any heartbeat flow?
+    pub fn any(&self) -> bool {
+        self.sent != [0, 0]
+    }
+}
+
 /// One finished connection, compactly.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ending {
@@ -135,6 +210,9 @@ pub struct Ending {
     pub fingerprint: Fingerprint,
     /// Tracking stopped before TCP ended (idle timeout of wsprobe, table full).
     pub stopped: bool,
+    /// Application heartbeats, when the application stage decoded a protocol that has them
+    /// (boxed: most connections have none, and endings must stay small).
+    pub app: Option<Box<AppBeats>>,
 }
 
 /// Side index: client 0, server 1.
@@ -229,6 +307,11 @@ impl Ending {
             protocol_meaning,
             fingerprint: r.fingerprint,
             stopped: t.ended_by == "stopped",
+            app: r
+                .app
+                .as_ref()
+                .and_then(|a| a.session.heartbeat.as_ref())
+                .map(|h| Box::new(AppBeats::of(h, t.end_time))),
         }
     }
 
@@ -279,7 +362,21 @@ impl Ending {
     /// ended it had pings unanswered), or a peer that went silent? Then it is no evidence of a
     /// cause shared with other connections.
     pub fn explained_alone(&self) -> bool {
-        self.unreachable.is_some() || self.by.is_some_and(|by| self.unanswered[idx(by)] > 0)
+        self.unreachable.is_some()
+            || self.by.is_some_and(|by| self.unanswered[idx(by)] > 0)
+            || self.app_timeout().is_some()
+    }
+
+    /// The application heartbeat timeout that ended it: the side that gave up is the one that
+    /// began the end.
+    pub fn app_timeout(&self) -> Option<AppTimeout> {
+        let t = self.app.as_ref()?.timed_out?;
+        (self.by == Some(t.ended_by)).then_some(t)
+    }
+
+    /// Heartbeats of the application protocol flowed (either side).
+    pub fn app_beats(&self) -> bool {
+        self.app.as_ref().is_some_and(|a| a.any())
     }
 }
 
@@ -324,9 +421,11 @@ mod tests {
 
     #[test]
     fn an_ending_stays_compact() {
-        // Findings keep one of these per finished connection (up to MAX_ENDINGS).
+        // Findings keep one of these per finished connection (up to MAX_ENDINGS); the
+        // application heartbeats are boxed (8 bytes here, ~56 more on connections that have
+        // them).
         assert!(
-            std::mem::size_of::<Ending>() <= 264,
+            std::mem::size_of::<Ending>() <= 272,
             "{}",
             std::mem::size_of::<Ending>()
         );

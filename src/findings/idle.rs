@@ -308,6 +308,7 @@ fn idle_finding(
         .iter()
         .filter(|e| e.pings[0] + e.pings[1] > 0)
         .count();
+    let app_beating = survivors.iter().filter(|e| e.app_beats()).count();
     let sessions = input.sessions(&member_ids);
     let count = if sessions < k {
         format!("{k} connections ({sessions} proxied sessions, both legs)")
@@ -327,10 +328,15 @@ fn idle_finding(
     if !survivors.is_empty() {
         let ages: Vec<f64> = survivors.iter().map(|e| f64::from(e.age)).collect();
         let max_age = ages.iter().copied().fold(0.0, f64::max);
+        let kept = match (pinging > 0, app_beating > 0) {
+            (true, true) => " (pings, application heartbeats)",
+            (true, false) => " (pings)",
+            (false, true) => " (application heartbeats)",
+            (false, false) => "",
+        };
         evidence.push_str(&format!(
-            "; {} connection(s) that kept sending{} lived longer (up to {})",
+            "; {} connection(s) that kept sending{kept} lived longer (up to {})",
             survivors.len(),
-            if pinging > 0 { " (pings)" } else { "" },
             secs(max_age)
         ));
     }

@@ -93,6 +93,7 @@ fn ending(
             varied_masks: false,
         },
         stopped: false,
+        app: None,
     }
 }
 
@@ -592,6 +593,201 @@ fn unanswered_pings_then_a_consistent_delay_is_a_heartbeat_timeout() {
     assert!((p["timeout_s"].as_f64().unwrap() - 20.0).abs() < 0.05);
     assert_eq!(p["ping_interval_s"], 20.0);
     assert_eq!(found[0].connections, [0, 1, 2, 3]);
+}
+
+/// Application heartbeats: `timed_out` (ended_by, ping_unanswered, waited, limit) when the
+/// decoder found their timeout.
+fn app_beats(
+    kind: &'static str,
+    interval: f32,
+    timed_out: Option<(Side, bool, f32, Option<f32>)>,
+) -> Option<Box<ending::AppBeats>> {
+    Some(Box::new(ending::AppBeats {
+        kind,
+        sent: [5, 5],
+        unanswered: u32::from(timed_out.is_some_and(|t| t.1)),
+        interval: Some(interval),
+        since_last: Some(timed_out.map_or(0.1, |t| t.2)),
+        timed_out: timed_out.map(
+            |(ended_by, ping_unanswered, waited, limit)| ending::AppTimeout {
+                ended_by,
+                silent: ended_by.peer(),
+                ping_unanswered,
+                waited,
+                limit,
+            },
+        ),
+    }))
+}
+
+#[test]
+fn application_ping_timeouts_are_heartbeat_timeouts_with_their_configuration() {
+    // Engine.IO 4: the server pings every 300 ms, the clients stopped answering, the server
+    // dropped each after pingTimeout 200 ms, with an empty Close; WebSocket pings: none.
+    let mut rng = Rng::new(7);
+    let mut endings = noise(&mut rng, 60, 100, None);
+    for i in 0..4u64 {
+        let start = T0 + 5.0 * i as f64;
+        let end = start + 1.0 + 0.6 * i as f64;
+        let mut e = ending(
+            i,
+            host(20 + i as u8, 40_000),
+            host(1, 3000),
+            start,
+            end,
+            How::Close {
+                code: 1005,
+                answered: true,
+            },
+            Some(Side::Server),
+            0.2,
+        );
+        let waited = 0.2 + 0.002 * i as f32;
+        e.app = app_beats(
+            "engine.io ping/pong",
+            0.3,
+            Some((Side::Server, true, waited, Some(0.2))),
+        );
+        endings.push(e);
+    }
+    let found = detect(endings);
+    let hb: Vec<&Finding> = found
+        .iter()
+        .filter(|f| f.id == FindingId::HeartbeatTimeout)
+        .collect();
+    assert_eq!(hb.len(), 1, "{found:#?}");
+    let f = hb[0];
+    assert_eq!(f.connections, [0, 1, 2, 3]);
+    let p = &f.parameters;
+    assert_eq!(p["side"], "client");
+    assert_eq!(p["pinging_side"], "server");
+    assert_eq!(p["ended_by"], "server");
+    assert_eq!(p["heartbeat"], "engine.io ping/pong");
+    assert_eq!(
+        p["timeout_s"], 0.2,
+        "the configured limit the delays confirm"
+    );
+    assert!(
+        (p["observed_timeout_s"].as_f64().unwrap() - 0.2).abs() < 0.01,
+        "{p:?}"
+    );
+    assert_eq!(p["ping_interval_s"], 0.3);
+    assert_eq!(p["configured_timeout_s"], 0.2);
+    assert!(
+        f.evidence
+            .contains("engine.io ping/pong heartbeats every 0.30 s"),
+        "{}",
+        f.evidence
+    );
+    assert!(
+        f.evidence
+            .contains("with a Close 1005, matching its configured limit of 0.20 s"),
+        "{}",
+        f.evidence
+    );
+    assert!(f.explanation.contains("pingTimeout"), "{}", f.explanation);
+    // The configuration confirms it: surer than the delays alone.
+    assert!(f.confidence > stats::count_confidence(4));
+    // Explained by their own heartbeats: no idle timeout, no shutdown from the same endings.
+    assert!(
+        found
+            .iter()
+            .filter(|g| g.id != FindingId::HeartbeatTimeout)
+            .all(|g| g.connections.iter().all(|id| *id >= 100)),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn heartbeats_that_stop_coming_are_timeouts_of_the_waiting_side() {
+    // MQTT: clients stopped sending (keep-alive 1 s); the broker dropped each after 1.5 s.
+    let mut endings = Vec::new();
+    for i in 0..3u64 {
+        let start = T0 + 10.0 * i as f64;
+        let end = start + 1.8 + 0.01 * i as f64;
+        let mut e = ending(
+            i,
+            host(20 + i as u8, 40_000),
+            host(1, 1883),
+            start,
+            end,
+            How::Fin,
+            Some(Side::Server),
+            1.5,
+        );
+        e.app = app_beats(
+            "MQTT PINGREQ/PINGRESP",
+            1.0,
+            Some((Side::Server, false, 1.5 + 0.01 * i as f32, Some(1.5))),
+        );
+        endings.push(e);
+    }
+    let found = detect(endings);
+    assert_eq!(ids(&found), ["heartbeat_timeout"], "{found:#?}");
+    let p = &found[0].parameters;
+    assert_eq!(p["side"], "client", "the silent side");
+    assert_eq!(p["pinging_side"], "client", "whose heartbeats stopped");
+    assert_eq!(p["ended_by"], "server");
+    assert_eq!(
+        p["timeout_s"], 1.5,
+        "1.5 x keep-alive, confirmed by the delays"
+    );
+    assert!((p["observed_timeout_s"].as_f64().unwrap() - 1.51).abs() < 0.01);
+    assert!(
+        found[0].evidence.contains("then stopped"),
+        "{}",
+        found[0].evidence
+    );
+    assert!(found[0].explanation.contains("1.5 x keep-alive"));
+}
+
+#[test]
+fn application_heartbeats_keep_a_connection_alive_and_are_named_among_the_survivors() {
+    // Five silent connections cut after 2 s by the server; three that exchanged STOMP
+    // heart-beats lived on, and did not end with them.
+    let mut endings = Vec::new();
+    for i in 0..5u64 {
+        let start = T0 + 3.0 * i as f64;
+        endings.push(ending(
+            i,
+            host(20 + i as u8, 40_000),
+            host(1, 61613),
+            start,
+            start + 2.0 + 0.005 * i as f64,
+            How::Fin,
+            Some(Side::Server),
+            2.0 - 0.01,
+        ));
+    }
+    for i in 5..8u64 {
+        let start = T0 + 3.0 * i as f64;
+        let mut e = ending(
+            i,
+            host(20 + i as u8, 40_000),
+            host(1, 61613),
+            start,
+            start + 30.0,
+            How::Close {
+                code: 1000,
+                answered: true,
+            },
+            Some(Side::Client),
+            0.1,
+        );
+        e.longest_silence = Some(0.3);
+        e.app = app_beats("STOMP heart-beat", 0.2, None);
+        endings.push(e);
+    }
+    let found = detect(endings);
+    assert_eq!(ids(&found), ["idle_timeout"], "{found:#?}");
+    assert_eq!(found[0].connections, [0, 1, 2, 3, 4]);
+    assert!(
+        found[0]
+            .evidence
+            .contains("3 connection(s) that kept sending (application heartbeats) lived longer"),
+        "{}",
+        found[0].evidence
+    );
 }
 
 #[test]

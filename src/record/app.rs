@@ -99,6 +99,28 @@ pub struct AppHeartbeatRecord {
     pub max_gap_ms: crate::record::PerSide<Option<f64>>,
     /// Time of the last heartbeat from either side.
     pub last: Option<f64>,
+    /// The heartbeat timeout that ended the connection, when the protocol's rules show one.
+    pub timed_out: Option<AppHeartbeatTimeoutRecord>,
+}
+
+/// An application heartbeat timeout that ended the connection: the side that gave up, the side
+/// that went silent, and how long it had waited.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppHeartbeatTimeoutRecord {
+    /// `ping_unanswered` (the ending side's ping got no pong) or `beats_stopped` (no heartbeat,
+    /// or no packet at all, came from the silent side).
+    pub kind: &'static str,
+    /// The side that stopped answering or beating.
+    pub silent: Side,
+    /// The side that gave up and ended the connection.
+    pub ended_by: Side,
+    /// Since when it waited: the unanswered ping, or the silent side's last heartbeat or packet.
+    pub since: f64,
+    /// Milliseconds from `since` to the end.
+    pub waited_ms: f64,
+    /// The limit the protocol configured (pingTimeout, pingInterval + pingTimeout, 1.5 x MQTT
+    /// keep-alive, twice the STOMP heart-beat ...), milliseconds.
+    pub limit_ms: Option<f64>,
 }
 
 /// Requests or operations of a session, paired with their answers.

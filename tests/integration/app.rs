@@ -530,3 +530,433 @@ fn app_none_turns_decoding_off_and_a_forced_name_decodes_anyway() {
         .assert()
         .code(2);
 }
+
+impl Case {
+    /// The report's connection and the truth's for the client port of truth connection `i`.
+    fn pair(&self, i: usize) -> (&Value, &Value) {
+        let t = &self.truth["connections"][i];
+        let port = t["client"]["port"].as_u64().unwrap();
+        let c = self.report["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client"]["port"].as_u64() == Some(port))
+            .unwrap_or_else(|| panic!("no connection from port {port}"));
+        (c, t)
+    }
+}
+
+/// The decoded packets of `from`'s data messages on `conn`, in order.
+fn packets_of(conn: &Value, from: &str) -> Vec<Value> {
+    conn["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == from && matches!(m["opcode"].as_str(), Some("text" | "binary")))
+        .map(|m| {
+            assert!(m["app"].is_object(), "a data message without app: {m}");
+            m["app"].clone()
+        })
+        .collect()
+}
+
+/// The application facts of `role` with `what` in truth connection `t`.
+fn facts_of<'a>(t: &'a Value, role: &str, what: &str) -> Vec<&'a Value> {
+    t["app"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["role"] == role && e["what"] == what)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn actioncable_messages_match_what_the_rails_server_and_the_npm_client_did() {
+    let c = Case::new("app-actioncable");
+    let (conn, truth) = c.pair(0);
+    let app = &conn["app"];
+    assert_eq!(
+        (app["protocol"].as_str(), app["recognised_by"].as_str()),
+        (Some("actioncable"), Some("subprotocol"))
+    );
+    // Every message the client library handled, by its type, in order, is the server's packet.
+    let handled: Vec<&str> = whats(&facts_of(truth, "client", "received"), "type");
+    let server: Vec<String> = packets_of(conn, "server")
+        .iter()
+        .map(|p| p["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(server, handled);
+    assert_eq!(
+        handled,
+        [
+            "welcome",
+            "confirm_subscription",
+            "message",
+            "reject_subscription",
+            "ping",
+            "ping",
+            "disconnect"
+        ]
+    );
+    // The client's commands: two subscriptions, then the actions it performed.
+    let client = packets_of(conn, "client");
+    let commands: Vec<(&str, &str)> = client
+        .iter()
+        .map(|p| {
+            (
+                p["type"].as_str().unwrap(),
+                p["channel"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            ("subscribe", "EchoChannel"),
+            ("message", "EchoChannel"),
+            ("subscribe", "RejectChannel"),
+            ("message", "EchoChannel")
+        ]
+    );
+    let performed: Vec<&str> = whats(&facts_of(truth, "client", "performed"), "action");
+    let actions: Vec<&str> = client.iter().filter_map(|p| p["action"].as_str()).collect();
+    assert_eq!(actions, performed);
+    // The server channel's own account: speak echoed, RejectChannel rejected.
+    assert_eq!(
+        facts_of(truth, "server", "action_received")[0]["text"],
+        "hello cable"
+    );
+    assert!(!facts_of(truth, "server", "subscription_rejected").is_empty());
+    let rejected = conn["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "app_error")
+        .expect("app_error for the rejection");
+    assert!(
+        rejected["message"]
+            .as_str()
+            .unwrap()
+            .contains("subscription to RejectChannel rejected")
+    );
+    let requests = &app["session"]["requests"];
+    assert_eq!(
+        (
+            requests["sent"].as_u64(),
+            requests["answered"].as_u64(),
+            requests["errors"].as_u64()
+        ),
+        (Some(2), Some(2), Some(1))
+    );
+    // The server's 3 s pings, counted as heartbeats.
+    let hb = &app["session"]["heartbeat"];
+    assert_eq!(hb["sent"]["server"], 2);
+    assert!((hb["max_gap_ms"]["server"].as_f64().unwrap() - 3000.0).abs() < 100.0);
+    // The restart: disconnect server_restart, reconnect true, as the server logged it.
+    let restart = &facts_of(truth, "server", "server_restart")[0];
+    let disconnect = packets_of(conn, "server").pop().unwrap();
+    assert_eq!(disconnect["reason"], restart["reason"]);
+    assert_eq!(disconnect["reconnect"], restart["reconnect"]);
+    let close = &app["session"]["close"];
+    assert_eq!(close["reason"], "server_restart");
+    assert!(
+        close["meaning"].as_str().unwrap().contains("restarting"),
+        "{close}"
+    );
+    assert!(!diag_ids(conn).contains(&"app_protocol_violation".to_string()));
+
+    // No user: the connection class refused it before any welcome.
+    let (refused, truth) = c.pair(1);
+    let why = &facts_of(truth, "server", "connect_rejected")[0];
+    let packets = packets_of(refused, "server");
+    assert_eq!(packets.len(), 1);
+    assert_eq!(packets[0]["type"], "disconnect");
+    assert_eq!(packets[0]["reason"], why["reason"]);
+    assert_eq!(packets[0]["reconnect"], false);
+    assert_eq!(
+        facts_of(truth, "client", "received")[0]["reason"],
+        "unauthorized"
+    );
+    assert!(diag_ids(refused).contains(&"app_connect_refused".to_string()));
+}
+
+#[test]
+fn sockjs_frames_carry_what_both_libraries_sent_and_the_close_3000() {
+    let c = Case::new("app-sockjs");
+    c.no_violations();
+    let (conn, truth) = c.pair(0);
+    let app = &conn["app"];
+    assert_eq!(
+        (app["protocol"].as_str(), app["recognised_by"].as_str()),
+        (Some("sockjs"), Some("path"))
+    );
+    // The client's send() calls are its messages, in order (lengths in UTF-8 bytes).
+    let sent: Vec<&str> = whats(&facts_of(truth, "client", "sent"), "data");
+    let ours = packets_of(conn, "client");
+    assert_eq!(ours.len(), sent.len());
+    for (p, data) in ours.iter().zip(&sent) {
+        assert_eq!(p["type"], "message");
+        assert_eq!(p["length"].as_u64(), Some(data.len() as u64), "{p}");
+    }
+    // The server: o, what conn.write() sent, then conn.close(3000, "Go away!").
+    let written: Vec<&str> = whats(&facts_of(truth, "server", "data_sent"), "data");
+    let server = packets_of(conn, "server");
+    assert_eq!(server[0]["type"], "o");
+    let messages: Vec<&Value> = server.iter().filter(|p| p["type"] == "message").collect();
+    assert_eq!(messages.len(), written.len());
+    for (p, data) in messages.iter().zip(&written) {
+        assert_eq!(p["length"].as_u64(), Some(data.len() as u64), "{p}");
+    }
+    let closed = &facts_of(truth, "server", "closed_session")[0];
+    let last = server.last().unwrap();
+    assert_eq!(
+        (last["type"].as_str(), last["code"].as_u64()),
+        (Some("c"), closed["code"].as_u64())
+    );
+    assert_eq!(last["reason"], closed["reason"]);
+    // The client library's onclose saw the SockJS code, not the WebSocket's 1000.
+    let onclose = &facts_of(truth, "client", "close")[0];
+    assert_eq!(onclose["code"], 3000);
+    assert_eq!(conn["close"]["code"], 1000);
+    let meaning = app["session"]["close"]["meaning"].as_str().unwrap();
+    assert!(meaning.contains("Go away!"), "{meaning}");
+    // Its heartbeats went as WebSocket pings on this transport, all answered.
+    assert_eq!(conn["frames"]["server"]["ping"], 2);
+    assert_eq!(conn["frames"]["client"]["pong"], 2);
+}
+
+#[test]
+fn stomp_inside_sockjs_is_decoded_like_stomp_on_its_own() {
+    let c = Case::new("app-stomp-sockjs");
+    c.no_violations();
+    let (conn, truth) = c.pair(0);
+    let app = &conn["app"];
+    assert_eq!(app["recognised_by"], "path");
+    assert_eq!(app["protocol"], "stomp");
+    // The commands the server parsed are the client's STOMP frames.
+    let received: Vec<&str> = facts_of(truth, "server", "frame_received")
+        .iter()
+        .filter_map(|f| f["command"].as_str())
+        .collect();
+    let ours: Vec<String> = packets_of(conn, "client")
+        .iter()
+        .filter(|p| p["type"] != "heartbeat")
+        .map(|p| p["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ours, received);
+    let sent: Vec<&str> = facts_of(truth, "server", "frame_sent")
+        .iter()
+        .filter_map(|f| f["command"].as_str())
+        .collect();
+    let theirs: Vec<String> = packets_of(conn, "server")
+        .iter()
+        .filter(|p| p["type"] != "heartbeat" && p["type"] != "o")
+        .map(|p| p["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(theirs, sent);
+    let r = &app["session"]["requests"];
+    assert_eq!(
+        (r["sent"].as_u64(), r["answered"].as_u64()),
+        (Some(3), Some(3)),
+        "receipts r-sub, r-send and the DISCONNECT's"
+    );
+    // The client's heart-beats, each a ["\n"] array the server logged.
+    let beats = facts_of(truth, "server", "heartbeat_received").len();
+    let ours = packets_of(conn, "client")
+        .iter()
+        .filter(|p| p["type"] == "heartbeat")
+        .count();
+    assert_eq!(ours, beats);
+    assert!(app["session"]["heartbeat"]["sent"]["client"].as_u64() >= Some(beats as u64));
+}
+
+#[test]
+fn several_engine_io_ping_timeouts_each_record_who_gave_up_and_after_how_long() {
+    let c = Case::new("app-socketio4-ping-timeouts");
+    c.no_violations();
+    let mut stuck = 0;
+    for i in 0..6 {
+        let (conn, truth) = c.pair(i);
+        let who = facts_of(truth, "server", "connection")[0]["who"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let reason = facts_of(truth, "server", "disconnect")[0]["reason"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let t = &conn["app"]["session"]["heartbeat"]["timed_out"];
+        if who.starts_with("stuck") {
+            stuck += 1;
+            assert_eq!(reason, "ping timeout");
+            assert_eq!(
+                (
+                    t["kind"].as_str(),
+                    t["silent"].as_str(),
+                    t["ended_by"].as_str()
+                ),
+                (Some("ping_unanswered"), Some("client"), Some("server")),
+                "{who}"
+            );
+            assert_eq!(t["limit_ms"], 200.0);
+            let waited = t["waited_ms"].as_f64().unwrap();
+            assert!((200.0..260.0).contains(&waited), "{who}: {waited}");
+            assert!(diag_ids(conn).contains(&"app_heartbeat_timeout".to_string()));
+        } else {
+            assert_eq!(reason, "client namespace disconnect");
+            assert!(t.is_null(), "{who}: {t}");
+        }
+    }
+    assert_eq!(stuck, 4);
+}
+
+#[test]
+fn tunnels_through_websockify_name_what_the_inner_clients_and_servers_said() {
+    let c = Case::new("app-tunnels");
+    c.no_violations();
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let (conn, truth) = c.pair(i);
+        let inner = &facts_of(truth, "client", "inner_client")[0];
+        let kind = inner["inner"].as_str().unwrap();
+        seen.push(kind.to_string());
+        let app = &conn["app"];
+        assert_eq!(app["protocol"], format!("tunnel:{kind}"), "{app}");
+        // websockify's "binary" subprotocol where the client asked for it, else the bytes.
+        let offered = truth["handshake"]["subprotocol"]["server"].is_string();
+        let by = app["recognised_by"].as_str().unwrap();
+        assert_eq!(
+            by,
+            if offered { "subprotocol" } else { "content" },
+            "{kind}"
+        );
+        // The first message each way is the inner protocol's opening, as its endpoints said.
+        let client = packets_of(conn, "client");
+        let server = packets_of(conn, "server");
+        assert_eq!(client[0]["type"], "banner");
+        assert_eq!(server[0]["type"], "banner");
+        assert_eq!(client[0]["inside"], kind);
+        let (want_client, want_server) = match kind {
+            "ssh" => (
+                inner["local_version"].as_str().unwrap().to_string(),
+                inner["remote_version"].as_str().unwrap().to_string(),
+            ),
+            "tls" => (
+                format!("ClientHello SNI {}", inner["sni"].as_str().unwrap()),
+                "ServerHello".to_string(),
+            ),
+            _ => (
+                inner["request_line"].as_str().unwrap().to_string(),
+                inner["status_line"].as_str().unwrap().to_string(),
+            ),
+        };
+        assert_eq!(client[0]["banner"], want_client.as_str(), "{kind}");
+        assert_eq!(server[0]["banner"], want_server.as_str(), "{kind}");
+        // Every byte each library carried is counted on its side.
+        let logged = |from: &str| -> u64 {
+            truth["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["from"] == from && m["opcode"] == "binary")
+                .map(|m| m["length"].as_u64().unwrap())
+                .sum()
+        };
+        let bytes = &app["session"]["details"]["bytes"];
+        assert_eq!(bytes["client"].as_u64(), Some(logged("client")), "{kind}");
+        assert_eq!(bytes["server"].as_u64(), Some(logged("server")), "{kind}");
+        assert!(
+            app["session"]["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{} tunnelled", kind.to_uppercase())),
+            "{app}"
+        );
+    }
+    seen.sort();
+    assert_eq!(seen, ["http", "ssh", "tls"]);
+}
+
+/// `pcap` (a classic pcap file) without its first packets: everything up to and including the
+/// one that carries the first `HTTP/1.1 101`, and `extra` more: a capture started mid-stream.
+fn started_after_the_handshake(pcap: &[u8], extra: usize) -> Vec<u8> {
+    let big = pcap[..4] == [0xa1, 0xb2, 0xc3, 0xd4];
+    let u32_at = |i: usize| {
+        let b = [pcap[i], pcap[i + 1], pcap[i + 2], pcap[i + 3]];
+        if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let mut out = pcap[..24].to_vec();
+    let (mut i, mut to_drop) = (24, None::<usize>);
+    while i + 16 <= pcap.len() {
+        let end = i + 16 + u32_at(i + 8) as usize;
+        let record = &pcap[i..end];
+        match to_drop {
+            None if record.windows(12).any(|w| w == b"HTTP/1.1 101") => to_drop = Some(extra),
+            None => {}
+            Some(0) => out.extend_from_slice(record),
+            Some(n) => to_drop = Some(n - 1),
+        }
+        i = end;
+    }
+    out
+}
+
+#[test]
+fn a_capture_started_mid_stream_is_recognised_from_its_messages_and_decoded_alike() {
+    for (stem, protocol) in [
+        ("app-socketio2", "socket.io"),
+        ("app-graphql-ws", "graphql-transport-ws"),
+        ("app-actioncable", "actioncable"),
+        ("app-jsonrpc", "json-rpc"),
+    ] {
+        let path = captures_dir().join(format!("{stem}.pcap"));
+        let full = report_of(&path, &["--messages"]);
+        let cut = report_bytes(
+            &started_after_the_handshake(&std::fs::read(&path).unwrap(), 6),
+            &["--messages"],
+        );
+        let conn = &cut["connections"][0];
+        assert!(
+            diag_ids(conn).contains(&"midstream_start".to_string()),
+            "{stem}"
+        );
+        let app = &conn["app"];
+        assert_eq!(app["protocol"], protocol, "{stem}: {app}");
+        assert_eq!(app["recognised_by"], "content", "{stem}");
+        // Each message left is decoded as it was with the handshake in the capture.
+        let port = conn["client"]["port"].as_u64();
+        let whole = full["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client"]["port"].as_u64() == port)
+            .unwrap();
+        // Compared side by side in order, not by time: the resynchronised frames of a
+        // mid-stream start are stamped with the packet that confirmed them.
+        let types = |c: &Value, side: &str| -> Vec<String> {
+            c["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["from"] == side)
+                .filter(|m| matches!(m["opcode"].as_str(), Some("text" | "binary")))
+                .map(|m| m["app"]["type"].as_str().unwrap_or("-").to_string())
+                .collect()
+        };
+        for side in ["client", "server"] {
+            let ours = types(conn, side);
+            let all = types(whole, side);
+            assert!(!ours.is_empty(), "{stem}: no {side} messages");
+            assert!(
+                all.ends_with(&ours),
+                "{stem} {side}: {ours:?} is not the end of {all:?}"
+            );
+        }
+    }
+}

@@ -94,9 +94,14 @@ fn paths_of(report: &Value, f: &Value) -> Vec<String> {
 fn check_cause(stem: &str, incident: &Value, report: &Value, alone: bool) {
     let cause = incident["cause"].as_str().unwrap();
     let expected = &incident["expected"];
+    // Heartbeat timeouts of different kinds of heartbeat are findings of their own.
+    let heartbeat = expected["heartbeat"]
+        .as_str()
+        .unwrap_or("websocket ping/pong");
     let of_cause: Vec<&Value> = findings(report)
         .iter()
         .filter(|f| f["id"] == cause)
+        .filter(|f| cause != "heartbeat_timeout" || f["parameters"]["heartbeat"] == heartbeat)
         .collect();
     assert_eq!(
         of_cause.len(),
@@ -201,8 +206,9 @@ fn check_cause(stem: &str, incident: &Value, report: &Value, alone: bool) {
             let interval = expected["ping_interval_s"].as_f64().unwrap();
             assert!(near(param(f, "ping_interval_s"), interval, 0.05), "{f:#}");
             if alone {
+                let prefix = incident["path_prefix"].as_str().unwrap_or("/stuck/");
                 for path in paths_of(report, f) {
-                    assert!(path.starts_with("/stuck/"), "{stem}: {path}");
+                    assert!(path.starts_with(prefix), "{stem}: {path}");
                 }
             }
         }
@@ -444,4 +450,114 @@ fn timing_facts_are_in_every_record() {
         assert_eq!(c["timing"]["ended_by"], "none");
         assert!(c["timing"]["idle_by_side"]["client"].as_f64().unwrap() > 3.0);
     }
+}
+
+#[test]
+fn application_heartbeat_timeouts_are_in_the_endings_and_explain_them() {
+    // One connection each: the protocol's heartbeat timeout is recorded with who gave up, who
+    // went silent and how long it waited; alone it is the connection's own cause, no pattern.
+    let cases = [
+        // (capture, kind, silent, ended by, configured limit in ms)
+        (
+            "app-socketio4-ping-timeout",
+            "ping_unanswered",
+            "client",
+            "server",
+            200.0,
+        ),
+        (
+            "app-socketio2-ping-timeout",
+            "beats_stopped",
+            "client",
+            "server",
+            500.0,
+        ),
+        (
+            "app-mqtt-keepalive",
+            "beats_stopped",
+            "client",
+            "server",
+            1500.0,
+        ),
+    ];
+    for (stem, kind, silent, ended_by, limit) in cases {
+        let report = report_of(&capture(stem), &[]);
+        assert!(
+            findings(&report).is_empty(),
+            "{stem}: {:#?}",
+            findings(&report)
+        );
+        let c = &report["connections"][0];
+        let t = &c["app"]["session"]["heartbeat"]["timed_out"];
+        assert_eq!(t["kind"], kind, "{stem}: {t}");
+        assert_eq!(t["silent"], silent, "{stem}");
+        assert_eq!(t["ended_by"], ended_by, "{stem}");
+        assert_eq!(t["limit_ms"], limit, "{stem}");
+        let waited = t["waited_ms"].as_f64().unwrap();
+        assert!(
+            waited >= 0.9 * limit && waited <= 1.3 * limit,
+            "{stem}: waited {waited} ms, limit {limit}"
+        );
+        // The wait ends where the connection's end began.
+        let since = t["since"].as_f64().unwrap();
+        let end = c["timing"]["end_time"].as_f64().unwrap();
+        assert!(((end - since) * 1000.0 - waited).abs() < 1.0, "{stem}");
+        assert_eq!(c["timing"]["ended_from"], ended_by, "{stem}");
+    }
+    // The same three together: three different timeouts are no pattern either.
+    let files: Vec<PathBuf> = cases.iter().map(|c| capture(c.0)).collect();
+    let out = wsprobe()
+        .args(["analyze", "--format", "json"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(findings(&report).is_empty(), "{:#?}", findings(&report));
+}
+
+#[test]
+fn engine_io_ping_timeouts_across_connections_are_one_heartbeat_timeout() {
+    let stem = "app-socketio4-ping-timeouts";
+    let report = report_of(&capture(stem), &[]);
+    let f = findings(&report)
+        .iter()
+        .find(|f| f["id"] == "heartbeat_timeout")
+        .expect("heartbeat_timeout");
+    assert_eq!(f["parameters"]["heartbeat"], "engine.io ping/pong");
+    assert_eq!(f["parameters"]["pinging_side"], "server");
+    assert_eq!(f["parameters"]["ended_by"], "server");
+    assert_eq!(f["parameters"]["configured_timeout_s"], 0.2);
+    let evidence = f["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("matching its configured limit of 0.20 s"),
+        "{evidence}"
+    );
+    assert!(
+        f["explanation"].as_str().unwrap().contains("pingTimeout"),
+        "{f:#}"
+    );
+    // The four the server's socket.io reported as "ping timeout", exactly.
+    let truth = truth(stem);
+    let mut stuck: Vec<u64> = truth["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["app"].as_array().unwrap().iter().any(|e| {
+                e["role"] == "server" && e["what"] == "disconnect" && e["reason"] == "ping timeout"
+            })
+        })
+        .map(|c| {
+            let port = c["client"]["port"].as_u64().unwrap();
+            conn_by_client_port(&report, port)["id"].as_u64().unwrap()
+        })
+        .collect();
+    stuck.sort_unstable();
+    let ids: Vec<u64> = f["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, stuck);
 }

@@ -1,7 +1,10 @@
 'use strict';
 // Socket.IO endpoints (v4: socket.io / socket.io-client 4; v2: socket.io 2 / socket.io-client 2).
 // usage: node socketio.js ROLE MODE --port P --log FILE
-//   ROLE server|client; MODE v4 | v4-ping-timeout | v2 | v2-ping-timeout
+//   ROLE server|client; MODE v4 | v4-ping-timeout | v2 | v2-ping-timeout | v4-ping-timeouts
+//   (v4-ping-timeouts: six clients on one server, pingInterval 300 ms, pingTimeout 200 ms;
+//   four stop answering pings one after another, 0.6 s apart, and the server drops each after
+//   pingTimeout; two stay healthy and leave on their own)
 // Application truth (`ev: "app"`): every event and ack each side's library emitted or
 // delivered, connect errors and disconnect reasons as the libraries reported them.
 
@@ -13,10 +16,13 @@ const v2 = mode.startsWith('v2');
 const timeout = mode.endsWith('ping-timeout');
 const port = Number(A.port);
 let conn = null;
-require('./hook').onOpen = (ws, c) => { conn = c; };
+const connOf = new Map(); // ws -> conn
+require('./hook').onOpen = (ws, c) => { conn = c; connOf.set(ws, c); };
 const app = (fields) => H.app(conn, fields);
 
-if (role === 'server') {
+if (mode === 'v4-ping-timeouts') {
+  several();
+} else if (role === 'server') {
   const http = require('http');
   const srv = http.createServer();
   const opts = timeout ? { pingInterval: 300, pingTimeout: 200 } : { pingInterval: 1000, pingTimeout: 500 };
@@ -119,4 +125,65 @@ if (role === 'server') {
     setTimeout(() => process.exit(0), 300);
   });
   setTimeout(() => process.exit(0), 8000);
+}
+
+// Several clients, four of which freeze (their engine drops its pongs).
+function several() {
+  const STUCK = 4;
+  const HEALTHY = 2;
+  if (role === 'server') {
+    require('./hook').impl = 'socket.io ' + require('./hook').version('socket.io');
+    const http = require('http');
+    const { Server } = require('socket.io');
+    const srv = http.createServer();
+    const io = new Server(srv, { pingInterval: 300, pingTimeout: 200, transports: ['websocket'] });
+    let ended = 0;
+    io.on('connection', (socket) => {
+      const c = connOf.get(socket.conn.transport.socket);
+      const who = socket.handshake.query.who;
+      H.app(c, { what: 'connection', who, transport: socket.conn.transport.name });
+      socket.on('chat', (msg) => H.app(c, { what: 'event_received', event: 'chat', args: [msg] }));
+      socket.on('disconnect', (reason) => {
+        H.app(c, { what: 'disconnect', who, reason });
+        if (++ended === STUCK + HEALTHY) setTimeout(() => { srv.close(); process.exit(0); }, 300);
+      });
+    });
+    srv.listen(port, '127.0.0.1', () => console.log('READY'));
+    setTimeout(() => process.exit(1), 15000);
+    return;
+  }
+  require('./hook').impl = 'socket.io-client ' + require('./hook').version('socket.io-client');
+  const { io } = require('socket.io-client');
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  let left = STUCK + HEALTHY;
+  const start = async (who, i, stuck) => {
+    const socket = io(`http://127.0.0.1:${port}`, { reconnection: false, forceNew: true, transports: ['websocket'], query: { who } });
+    const engine = socket.io.engine;
+    let c = null;
+    socket.on('connect', () => {
+      c = connOf.get(engine.transport.ws);
+      H.app(c, { what: 'connect', who });
+      socket.emit('chat', 'hello from ' + who);
+      H.app(c, { what: 'event_sent', event: 'chat', args: ['hello from ' + who] });
+      if (stuck) {
+        const send = engine._sendPacket.bind(engine);
+        engine._sendPacket = (type, ...rest) => {
+          if (type === 'pong' && engine._wsprobeFrozen) { H.app(c, { what: 'pong_suppressed', who }); return; }
+          return send(type, ...rest);
+        };
+        setTimeout(() => { engine._wsprobeFrozen = true; H.app(c, { what: 'stopped_answering_pings', who }); }, 500 + 600 * i);
+      } else {
+        setTimeout(() => { socket.disconnect(); H.app(c, { what: 'client_disconnect', who }); }, 2500 + 200 * i);
+      }
+    });
+    socket.on('disconnect', (reason) => {
+      H.app(c, { what: 'disconnect', who, reason });
+      if (--left === 0) setTimeout(() => process.exit(0), 300);
+    });
+  };
+  (async () => {
+    for (let i = 0; i < STUCK; i++) { start(`stuck-${i}`, i, true); await sleep(50); }
+    for (let i = 0; i < HEALTHY; i++) { start(`healthy-${i}`, i, false); await sleep(50); }
+  })();
+  setTimeout(() => process.exit(1), 12000);
 }

@@ -4,16 +4,30 @@
 // CONNECT/CONNECTED with heart-beat negotiation, SUBSCRIBE, SEND -> MESSAGE, receipts, ERROR
 // then close, DISCONNECT).
 // usage: node stomp.js ROLE MODE --port P --log FILE
-//   MODE session | error | heartbeat (the server stops sending heart-beats)
+//   MODE session | error | heartbeat (the server stops sending heart-beats) | sockjs (the
+//   session over SockJS: the same server behind the sockjs server, @stomp/stompjs with a
+//   sockjs-client socket as its WebSocket, as Spring applications use it; frames then come
+//   from fayelog.js, both libraries being built on faye-websocket)
 
 const [role, mode] = process.argv.slice(2, 4);
 const A = {};
 for (let i = 4; i < process.argv.length; i += 2) A[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-const H = require('./hook')(role, A.log);
 const hook = require('./hook');
+const overSockjs = mode === 'sockjs';
 let conn = null;
-hook.onOpen = (ws, c) => { conn = c; };
-const app = (fields) => H.app(conn, fields);
+let app;
+if (overSockjs) {
+  const impl = role === 'server'
+    ? `wsprobe STOMP test server on sockjs ${hook.version('sockjs')}`
+    : `@stomp/stompjs ${hook.version('@stomp/stompjs')} over sockjs-client ${hook.version('sockjs-client')}`;
+  const F = require('./fayelog')(role, A.log, impl + ` (faye-websocket ${hook.version('faye-websocket')})`);
+  F.onOpen((ws, c) => { conn = c; });
+  app = (fields) => F.app(conn, fields);
+} else {
+  const H = hook(role, A.log);
+  hook.onOpen = (ws, c) => { conn = c; };
+  app = (fields) => H.app(conn, fields);
+}
 const port = Number(A.port);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -38,9 +52,27 @@ function parseFrames(text) {
 if (role === 'server') {
   hook.impl = 'wsprobe STOMP test server';
   const http = require('http');
-  const { WebSocketServer } = require('ws');
   const srv = http.createServer();
-  const wss = new WebSocketServer({ server: srv, path: '/stomp', handleProtocols: (p) => (p.has('v12.stomp') ? 'v12.stomp' : false) });
+  let wss;
+  if (overSockjs) {
+    // A SockJS session looks like a ws socket to the STOMP server below.
+    const sockjs = require('sockjs');
+    const { EventEmitter } = require('events');
+    wss = new EventEmitter();
+    const s = sockjs.createServer({ prefix: '/stomp', heartbeat_delay: 25000, log: () => {} });
+    s.on('connection', (c) => {
+      const ws = new EventEmitter();
+      ws.send = (text) => c.write(text);
+      ws.close = () => c.close();
+      c.on('data', (text) => ws.emit('message', text));
+      c.on('close', () => ws.emit('close', null));
+      wss.emit('connection', ws);
+    });
+    s.installHandlers(srv);
+  } else {
+    const { WebSocketServer } = require('ws');
+    wss = new WebSocketServer({ server: srv, path: '/stomp', handleProtocols: (p) => (p.has('v12.stomp') ? 'v12.stomp' : false) });
+  }
   wss.on('connection', (ws) => {
     const subs = new Map();
     let beat = null;
@@ -92,10 +124,17 @@ if (role === 'server') {
   setTimeout(() => process.exit(0), 10000);
 } else {
   hook.impl = '@stomp/stompjs ' + hook.version('@stomp/stompjs');
-  const WebSocket = require('ws');
   const { Client } = require('@stomp/stompjs');
+  let factory;
+  if (overSockjs) {
+    const SockJS = require('sockjs-client');
+    factory = () => new SockJS(`http://127.0.0.1:${port}/stomp`, null, { transports: ['websocket'] });
+  } else {
+    const WebSocket = require('ws');
+    factory = () => new WebSocket(`ws://127.0.0.1:${port}/stomp`, ['v12.stomp', 'v11.stomp', 'v10.stomp']);
+  }
   const client = new Client({
-    webSocketFactory: () => new WebSocket(`ws://127.0.0.1:${port}/stomp`, ['v12.stomp', 'v11.stomp', 'v10.stomp']),
+    webSocketFactory: factory,
     heartbeatIncoming: 200,
     heartbeatOutgoing: 200,
     reconnectDelay: 0,
