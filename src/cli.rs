@@ -100,7 +100,7 @@ pub struct ReportArgs {
     pub idle_timeout: f64,
     /// Directions of compressed connections inflated at once (each holds up to ~85 KiB of
     /// decoder state); past it their messages are counted, not inflated.
-    #[arg(long, default_value_t = crate::message::DEFAULT_MAX_INFLATERS, value_name = "N")]
+    #[arg(long, default_value_t = crate::ws::message::DEFAULT_MAX_INFLATERS, value_name = "N")]
     pub max_inflaters: usize,
     /// Bytes of listed messages (--messages, json and table) held in memory at once; past it
     /// messages are counted but not listed.

@@ -17,15 +17,19 @@ use crate::http::{
     HttpEvent, HttpStream, MAX_HEAD_BYTES, MAX_HEADERS, Negotiated, NotHttp, RequestHead,
     ResponseHead, plausible_start,
 };
-use crate::message::{Assembler, Message, MessageLimits, Output, PayloadMode};
 use crate::record::Sink;
 use crate::record::{Address, ConnectionRecord, TcpRecord};
 use crate::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
 use crate::ws::deflate::DecoderBudget;
 use crate::ws::framer::{FrameEvent, Framer};
+use crate::ws::message::{Assembler, Message, MessageLimits, Output, PayloadMode};
 
-/// Bytes a direction may hunt for frame boundaries before it is declared not WebSocket.
-const HUNT_BUDGET: u64 = 256 * 1024;
+/// Bytes a direction may hunt for frame boundaries, while neither direction has found any, before it is
+/// declared not WebSocket: a capture started on a busy connection can begin inside a frame of several MiB
+/// (the hunt's evidence threshold grows with the bytes tried, so a long hunt is no likelier to lock on
+/// other protocols). Once the other direction has found frames the connection is WebSocket, and this one
+/// hunts as long as it takes.
+const HUNT_BUDGET: u64 = 4 << 20;
 /// Client bytes held while the upgrade's answer is awaited.
 const MAX_HELD_BYTES: usize = 256 * 1024;
 
@@ -618,9 +622,11 @@ impl State {
                 self.run_framer(dir, time, ctx, |framer, mut out| {
                     framer.push(data, &mut out)
                 });
+                let other_locked =
+                    matches!(&self.phases[1 - dir], Phase::WebSocket(other) if other.ever_locked);
                 if let Phase::WebSocket(ws) = &mut self.phases[dir] {
                     ws.ever_locked |= !ws.framer.is_hunting();
-                    if !ws.ever_locked && ws.framer.stream_offset() > HUNT_BUDGET {
+                    if !ws.ever_locked && !other_locked && ws.framer.stream_offset() > HUNT_BUDGET {
                         self.phases[dir] = Phase::Opaque;
                     }
                 }

@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! capture (file | live) ─► decode (link, IP, TCP) ─► tcp::reassembly (per direction)
-//!   ─► http (upgrade handshake) ─► ws::framer (frames, unmasking)
-//!   ─► message (fragments, inflate, UTF-8, RFC rules) ─► analysis (close, ping/pong)
+//!   ─► http (upgrade handshake) ─► ws::framer / ws::hunt (frames, unmasking, resynchronisation)
+//!   ─► ws::message (fragments, inflate, UTF-8, RFC rules) ─► analysis (close, ping/pong)
 //!   ─► report (table | json | jsonl)
 //! ```
 //!
@@ -21,7 +21,6 @@ pub mod diag;
 pub mod error;
 pub mod http;
 pub mod live;
-pub mod message;
 pub mod pipeline;
 pub mod record;
 pub mod report;

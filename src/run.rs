@@ -10,7 +10,6 @@ use crate::cli::{Format, PayloadArg, ReportArgs};
 use crate::connection::ConnectionConfig;
 use crate::diag::{DiagnosticId, Severity};
 use crate::error::{Error, Result};
-use crate::message::{MessageLimits, PayloadMode};
 use crate::pipeline::{Pipeline, TableLimits};
 use crate::record::{ConnectionRecord, Summary};
 use crate::record::{Event, Sink};
@@ -18,6 +17,7 @@ use crate::report::json::JsonReport;
 use crate::report::jsonl::JsonlReport;
 use crate::report::table::TableReport;
 use crate::tcp::reassembly::ReassemblyLimits;
+use crate::ws::message::{MessageLimits, PayloadMode};
 
 /// How a run ended, as an exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

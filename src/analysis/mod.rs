@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::{Negotiated, RequestHead, ResponseHead, derive_accept_key};
-use crate::message::{Message, PayloadMode};
 use crate::record::{
     Address, ConnectionRecord, FrameRecord, HandshakeRecord, MessageRecord, OpcodeCounts, PerSide,
     TcpRecord,
 };
 use crate::record::{Event, Sink};
 use crate::ws::frame::FrameHeader;
+use crate::ws::message::{Message, PayloadMode};
 use crate::ws::opcode::OpCode;
 
 use close::{CloseTracker, EndContext};
