@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::{Negotiated, RequestHead, ResponseHead, derive_accept_key};
 use crate::record::{
-    Address, ConnectionRecord, FrameRecord, HandshakeRecord, MessageRecord, OpcodeCounts, PerSide,
-    TcpRecord,
+    Address, ConnectionRecord, DeflateRecoveryRecord, FrameRecord, HandshakeRecord, MessageRecord,
+    OpcodeCounts, PerSide, TcpRecord,
 };
 use crate::record::{Event, Sink};
 use crate::ws::frame::FrameHeader;
@@ -57,6 +57,7 @@ pub struct Analysis {
     frames: PerSide<OpcodeCounts>,
     message_counts: PerSide<u64>,
     payload_bytes: PerSide<u64>,
+    deflate_recovery: PerSide<DeflateRecoveryRecord>,
     messages: Vec<MessageRecord>,
     messages_dropped: u64,
     frames_detail: Vec<FrameRecord>,
@@ -84,6 +85,7 @@ impl Analysis {
             frames: PerSide::default(),
             message_counts: PerSide::default(),
             payload_bytes: PerSide::default(),
+            deflate_recovery: PerSide::default(),
             messages: Vec::new(),
             messages_dropped: 0,
             frames_detail: Vec::new(),
@@ -333,6 +335,9 @@ impl Analysis {
             OpCode::Text | OpCode::Binary => {
                 *self.message_counts.get_mut(side) += 1;
                 *self.payload_bytes.get_mut(side) += m.length.unwrap_or(m.wire_length);
+                let recovery = self.deflate_recovery.get_mut(side);
+                recovery.recovered += u64::from(m.inflated_after_gap);
+                recovery.unrecoverable += u64::from(m.history_lost);
                 self.last_message = Some(LastMessage {
                     side,
                     opcode: m.opcode,
@@ -433,6 +438,8 @@ impl Analysis {
             close,
             ping: self.ping.record(),
             tcp,
+            deflate_recovery: (self.deflate_recovery != PerSide::default())
+                .then_some(self.deflate_recovery),
             diagnostics: self.diagnostics,
             diagnostic_counts: self
                 .counts
@@ -499,5 +506,6 @@ fn message_record(m: &Message, payload: PayloadMode) -> MessageRecord {
         base64,
         truncated: (m.payload_truncated || cut).then_some(true),
         inflate_error: m.inflate_error.clone(),
+        inflated_after_gap: m.inflated_after_gap.then_some(true),
     }
 }

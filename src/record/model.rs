@@ -201,6 +201,22 @@ pub struct MessageRecord {
     /// Why the payload could not be inflated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inflate_error: Option<String>,
+    /// Present and true when the payload was inflated while part of the compression history was not
+    /// captured (after a TCP gap, or in a capture that started mid-stream), and proven not to depend on
+    /// it: exact, by another path than the normal one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inflated_after_gap: Option<bool>,
+}
+
+/// One direction's compressed messages after compression history was lost (a TCP gap, or a capture
+/// that started mid-stream).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct DeflateRecoveryRecord {
+    /// Messages inflated exactly although part of the history was unknown (`inflated_after_gap`).
+    pub recovered: u64,
+    /// Messages not inflated because their compressed bytes, or the history they refer to, were not
+    /// captured (`length: null`).
+    pub unrecoverable: u64,
 }
 
 /// One frame header, with `--frames`.
@@ -325,6 +341,10 @@ pub struct ConnectionRecord {
     pub ping: PingRecord,
     /// TCP facts.
     pub tcp: TcpRecord,
+    /// Compressed messages after lost compression history, by direction; present when a direction
+    /// had any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deflate_recovery: Option<PerSide<DeflateRecoveryRecord>>,
     /// Findings (at most [`crate::analysis::MAX_DIAGNOSTICS_PER_ID`] per id; counts are exact).
     pub diagnostics: Vec<Diagnostic>,
     /// Exact count per diagnostic id, including those not listed.

@@ -294,6 +294,9 @@ impl TableReport {
             if m.compressed {
                 flags.push("deflate".to_string());
             }
+            if m.inflated_after_gap == Some(true) {
+                flags.push("inflated after gap".into());
+            }
             if m.fragments > 1 {
                 flags.push(format!("{} fragments", m.fragments));
             }

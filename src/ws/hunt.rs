@@ -312,6 +312,23 @@ static CHAIN_START: [bool; 256] = {
     t
 };
 
+/// `b0_plausible(b, true)` for every byte: which first bytes can follow inside a fragmented message.
+static OPEN_CHAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let fin = b & 0x80 != 0;
+        let rsv = (b >> 4) & 0b111;
+        t[b] = match b & 0x0F {
+            0x0 => rsv == 0,
+            0x8..=0xA => fin && rsv == 0,
+            _ => false,
+        };
+        b += 1;
+    }
+    t
+};
+
 /// Bits of evidence from the first byte and the mask bit of a plausible header at view index `pos`.
 fn header_bits(view: &[u8], pos: usize, chain: &Chain, j: &Judging) -> f32 {
     let b0 = view[pos];
@@ -356,61 +373,61 @@ fn header_bits(view: &[u8], pos: usize, chain: &Chain, j: &Judging) -> f32 {
 /// byte value so that little data reads as uniform.
 #[derive(Clone)]
 struct ByteStats {
-    counts: [[u16; 256]; 4],
-    total: [u16; 4],
+    /// Count of byte `b` at class `c` in `counts[c << 8 | b]`.
+    counts: [u16; 1024],
     /// -log2 P(a byte that can start a chain), by class.
     closed_bits: [f32; 4],
     /// -log2 P(a byte that can follow inside a fragmented message), by class.
     open_bits: [f32; 4],
     /// -log2 P(top bit clear), -log2 P(top bit set), by class.
     mask_bits: [[f32; 2]; 4],
+    /// Bytes counted by class, plus the 256 pseudo-counts.
+    totals: [f32; 4],
 }
 
 impl ByteStats {
     fn new() -> Box<Self> {
         Box::new(Self {
-            counts: [[0; 256]; 4],
-            total: [0; 4],
+            counts: [0; 1024],
             closed_bits: [0.0; 4],
             open_bits: [0.0; 4],
             mask_bits: [[0.0; 2]; 4],
+            totals: [256.0; 4],
         })
     }
 
     fn clear(&mut self) {
-        self.counts = [[0; 256]; 4];
-        self.total = [0; 4];
+        self.counts = [0; 1024];
     }
 
     fn add(&mut self, at: u64, data: &[u8]) {
+        let phase = (at & 3) as usize;
         for (i, &b) in data.iter().enumerate() {
-            let class = ((at + i as u64) & 3) as usize;
-            self.counts[class][usize::from(b)] += 1;
-            self.total[class] += 1;
+            self.counts[((i + phase) & 3) << 8 | usize::from(b)] += 1;
         }
     }
 
     fn bits_of(&self, class: usize, byte: u8) -> f32 {
-        let p = (f32::from(self.counts[class][usize::from(byte)]) + 1.0)
-            / (f32::from(self.total[class]) + 256.0);
+        let p = (f32::from(self.counts[class << 8 | usize::from(byte)]) + 1.0) / self.totals[class];
         -p.log2()
     }
 
     /// Fills the evidence tables from the counts.
     fn finish(&mut self) {
         for class in 0..4 {
-            let n = f32::from(self.total[class]) + 256.0;
-            let p = |pred: &dyn Fn(u8) -> bool| {
-                (0..=255u8)
-                    .filter(|&b| pred(b))
-                    .map(|b| f32::from(self.counts[class][usize::from(b)]) + 1.0)
-                    .sum::<f32>()
-                    / n
-            };
-            self.closed_bits[class] = -p(&|b| b0_plausible(b, false)).log2();
-            self.open_bits[class] = -p(&|b| b0_plausible(b, true)).log2();
-            let top = p(&|b| b & 0x80 != 0);
-            self.mask_bits[class] = [-(1.0 - top).log2(), -top.log2()];
+            let (mut all, mut closed, mut open, mut top) = (0u32, 0u32, 0u32, 0u32);
+            for b in 0..256usize {
+                let n = u32::from(self.counts[class << 8 | b]) + 1;
+                all += n;
+                closed += if CHAIN_START[b] { n } else { 0 };
+                open += if OPEN_CHAIN[b] { n } else { 0 };
+                top += if b >= 0x80 { n } else { 0 };
+            }
+            let p = |n: u32| n as f32 / all as f32;
+            self.totals[class] = all as f32;
+            self.closed_bits[class] = -p(closed).log2();
+            self.open_bits[class] = -p(open).log2();
+            self.mask_bits[class] = [-p(all - top).log2(), -p(top).log2()];
         }
     }
 }
@@ -601,7 +618,7 @@ fn walk(view: &[u8], start: usize, j: &Judging, open: bool) -> Walk {
             w.outcome = Outcome::NeedMore(pos + 2);
             return w;
         };
-        if !b0_plausible(b0, chain.open) || (w.frames == 0 && periodic_before(view, pos)) {
+        if !b0_plausible(b0, chain.open) {
             w.outcome = Outcome::Broken;
             return w;
         }
@@ -752,7 +769,7 @@ enum VerdictRel {
 fn evaluate(view: &[u8], start: usize, at_origin: bool, j: &Judging) -> Evaluated {
     let mut start = start;
     let mut w = walk(view, start, j, false);
-    let v = judge(&w, view.len(), at_origin, j);
+    let mut v = judge(&w, view.len(), at_origin, j);
     // The candidate and the frames a lock moved past: all on the proposal's own chain.
     let mut passed = [start; MAX_WEAK_SKIPS + 2];
     let done = |v, start, w: &Walk, passed: [usize; MAX_WEAK_SKIPS + 2]| Evaluated {
@@ -762,6 +779,10 @@ fn evaluate(view: &[u8], start: usize, at_origin: bool, j: &Judging) -> Evaluate
         strong: at_origin || w.first_bits >= FIRST_FRAME_BITS,
         passed,
     };
+    // Checked only for chains that lock (most candidates never get that far).
+    if v == VerdictRel::Lock && periodic_before(view, start) {
+        v = VerdictRel::Reject;
+    }
     if v != VerdictRel::Lock {
         return done(v, start, &w, passed);
     }
@@ -771,6 +792,9 @@ fn evaluate(view: &[u8], start: usize, at_origin: bool, j: &Judging) -> Evaluate
     if let Some(last) = w.run_end {
         let w2 = walk(view, last, j, false);
         match judge(&w2, view.len(), false, j) {
+            VerdictRel::Lock if periodic_before(view, last) => {
+                return done(VerdictRel::Reject, start, &w, passed);
+            }
             VerdictRel::Lock => {
                 start = last;
                 passed[1] = last;
@@ -797,6 +821,9 @@ fn evaluate(view: &[u8], start: usize, at_origin: bool, j: &Judging) -> Evaluate
         // A skipped first fragment leaves its message open: the rest may start with its continuation.
         let w2 = walk(view, second, j, w.first_open);
         match judge(&w2, view.len(), false, j) {
+            VerdictRel::Lock if periodic_before(view, second) => {
+                return done(VerdictRel::Reject, start, &w, passed);
+            }
             VerdictRel::Lock => {
                 start = second;
                 passed[skip + 2] = second;
@@ -1309,6 +1336,14 @@ mod tests {
             );
         }
         assert_eq!(CHAIN_START.iter().filter(|&&ok| ok).count(), 11);
+        for b in 0..=255u8 {
+            assert_eq!(
+                OPEN_CHAIN[usize::from(b)],
+                b0_plausible(b, true),
+                "{b:#04x}"
+            );
+        }
+        assert_eq!(OPEN_CHAIN.iter().filter(|&&ok| ok).count(), 5);
     }
 
     proptest! {
