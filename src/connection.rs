@@ -472,11 +472,13 @@ impl State {
         self.analysis.diag(d, ctx.sink);
         match std::mem::replace(&mut self.phases[dir], Phase::Opaque) {
             Phase::WebSocket(mut ws) => {
-                let time = self.time;
+                let mut time = self.time;
                 let outputs = &mut ctx.outputs;
                 let asm = &mut ws.asm;
-                ws.framer
-                    .gap(len, &mut |ev| asm.on_event(ev, time, outputs));
+                ws.framer.gap(len, &mut |ev| match ev {
+                    FrameEvent::At(t) => time = t,
+                    ev => asm.on_event(ev, time, outputs),
+                });
                 if ws.framer.is_hunting() {
                     ws.asm.lose_context();
                 }
@@ -502,11 +504,13 @@ impl State {
 
     fn on_gap_in_websocket(&mut self, dir: usize, len: u64, ctx: &mut Context<'_>) {
         if let Phase::WebSocket(ws) = &mut self.phases[dir] {
-            let time = self.time;
+            let mut time = self.time;
             let outputs = &mut ctx.outputs;
             let asm = &mut ws.asm;
-            ws.framer
-                .gap(len, &mut |ev| asm.on_event(ev, time, outputs));
+            ws.framer.gap(len, &mut |ev| match ev {
+                FrameEvent::At(t) => time = t,
+                ev => asm.on_event(ev, time, outputs),
+            });
         }
         self.drain_outputs(dir, ctx);
     }
@@ -620,7 +624,7 @@ impl State {
             }
             Phase::WebSocket(_) => {
                 self.run_framer(dir, time, ctx, |framer, mut out| {
-                    framer.push(data, &mut out)
+                    framer.push_at(data, time, &mut out)
                 });
                 let other_locked =
                     matches!(&self.phases[1 - dir], Phase::WebSocket(other) if other.ever_locked);
@@ -652,7 +656,13 @@ impl State {
         let roles_known = self.roles.certain;
         let mut decided = None;
         let asm = &mut ws.asm;
+        // Frames found by hunting come with the capture time of their bytes (`FrameEvent::At`).
+        let mut time = time;
         op(&mut ws.framer, &mut |ev| {
+            if let FrameEvent::At(t) = ev {
+                time = t;
+                return;
+            }
             if let FrameEvent::Header(h) = &ev
                 && !roles_known
                 && decided.is_none()
@@ -746,11 +756,11 @@ impl State {
         let mut outputs = std::mem::take(&mut ctx.outputs);
         for output in outputs.drain(..) {
             match output {
-                Output::Frame(h) => {
+                Output::Frame(h, time) => {
                     if !self.analysis.is_interesting() {
                         self.make_interesting(ctx);
                     }
-                    self.analysis.frame(side, &h, self.time, ctx.sink);
+                    self.analysis.frame(side, &h, time, ctx.sink);
                 }
                 Output::Message(m) => {
                     let listed = self.charge_listing(&m, ctx);

@@ -261,6 +261,9 @@ def write(specs, captures, analyse):
         s.append(f"- capture: `{rec['command']}` ({rec['tool']})")
         s.append(f"- link type: {a['encapsulation']}; packets: {a['packets']}; bytes: {a['bytes']}; "
                  f"**dropped by kernel: {rec['dropped_by_kernel']}**")
+        if truth.get("derived"):
+            s.append(f"- **derived from the recording**: {truth['derived']['operation']} "
+                     "(the truth is the endpoints' log of the whole conversation)")
         s.append(f"- expected outcome: {spec['expected']}")
         s.append("- ground truth per connection:")
         if len(conns) > 8:

@@ -148,6 +148,8 @@ impl FrameContract {
             }
             FrameEvent::End => assert_eq!(self.open.take(), Some(0), "End before the payload"),
             FrameEvent::Truncated { .. } => self.open = None,
+            // Capture times of replayed bytes: anywhere, even inside a frame.
+            FrameEvent::At(_) => {}
             FrameEvent::Invalid { .. }
             | FrameEvent::Resynced { .. }
             | FrameEvent::Unsynced { .. } => {

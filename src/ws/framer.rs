@@ -18,6 +18,7 @@
 //! header) the bytes go to `hunt.rs`, which says where the first provable frame boundary is; the framer then
 //! replays the buffered bytes from there as frames and goes on synced.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use crate::ws::frame::{FrameHeader, HeaderError, HeaderParse, MAX_HEADER_LEN, parse_frame_header};
@@ -38,7 +39,7 @@ const MAX_FOLLOWED_CONTROL_LEN: u64 = 0xFFFF;
 
 /// One event of the frame stream. Payload slices borrow either the caller's input or the framer's scratch
 /// buffer, so they are only valid during the callback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum FrameEvent<'a> {
     /// A frame starts (header fully parsed). Headers that break RFC rules but still describe a frame are
     /// delivered as is; judging them is the caller's job.
@@ -77,6 +78,10 @@ pub enum FrameEvent<'a> {
         /// Stream bytes received and discarded since boundaries were lost.
         skipped: u64,
     },
+    /// With `push_at` only: the events that follow come from bytes captured at this time. Sent while frames
+    /// found by hunting are replayed from bytes that earlier pushes delivered, and once more with the
+    /// current push's time after them; without it every event belongs to the push that caused it.
+    At(f64),
 }
 
 /// Where the synced framer stands.
@@ -110,7 +115,15 @@ pub struct Framer {
     scratch: Vec<u8>,
     hunt: Hunt,
     expect_masked: Option<bool>,
+    /// The capture time of the current push (`push_at`), and of the pushes whose bytes the hunt holds:
+    /// (stream offset where the push started, time), oldest first, at most `MAX_PUSH_TIMES`.
+    now: Option<f64>,
+    push_times: VecDeque<(u64, f64)>,
 }
+
+/// Push times remembered while hunting; beyond, the oldest are forgotten (their bytes then get a later
+/// push's time).
+const MAX_PUSH_TIMES: usize = 1024;
 
 impl fmt::Debug for Framer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -144,6 +157,8 @@ impl Framer {
             scratch: Vec::new(),
             hunt: Hunt::new(),
             expect_masked: None,
+            now: None,
+            push_times: VecDeque::new(),
         }
     }
 
@@ -190,6 +205,27 @@ impl Framer {
         self.hunt.capacity()
     }
 
+    /// As `push`, for bytes captured at `time`: frames that hunting finds in bytes of earlier pushes are
+    /// then preceded by `FrameEvent::At` with those pushes' times.
+    pub fn push_at<F: FnMut(FrameEvent<'_>)>(&mut self, data: &[u8], time: f64, out: &mut F) {
+        self.now = Some(time);
+        if self.hunting && !data.is_empty() {
+            self.note_push_time(self.total, time);
+        }
+        self.push(data, out);
+    }
+
+    /// Remembers that the bytes from stream offset `at` on came at `time` (while hunting).
+    fn note_push_time(&mut self, at: u64, time: f64) {
+        if self.push_times.back().is_some_and(|&(_, t)| t == time) {
+            return;
+        }
+        if self.push_times.len() >= MAX_PUSH_TIMES {
+            self.push_times.pop_front();
+        }
+        self.push_times.push_back((at, time));
+    }
+
     /// Feeds the next bytes of the stream; events go to `out` as they are found.
     pub fn push<F: FnMut(FrameEvent<'_>)>(&mut self, data: &[u8], out: &mut F) {
         self.total += data.len() as u64;
@@ -225,6 +261,7 @@ impl Framer {
         if self.hunting {
             self.hunt.discard_all();
             self.hunt.restart(self.total, true);
+            self.push_times.clear();
             return;
         }
         match self.state {
@@ -288,18 +325,27 @@ impl Framer {
         self.hdr_len = 0;
         self.hunt.take_skipped();
         self.hunt.restart(self.total, false);
+        self.push_times.clear();
         self.cursor = self.total;
     }
 
     fn start_hunting_after_gap(&mut self) {
         self.hunting = true;
         self.hunt.restart(self.cursor, true);
+        self.push_times.clear();
     }
 
     /// Switches to hunting at a header that cannot be a frame; `from_hdr_buf`: its bytes were already
     /// consumed into the header buffer and go first into the hunting buffer.
     fn start_hunting_at_header(&mut self, from_hdr_buf: bool) {
         self.hunting = true;
+        // While synced no push times are kept: the bytes from here on came with this push (unless this
+        // happens while replaying hunted bytes, whose pushes' times are still there).
+        if let Some(time) = self.now
+            && self.push_times.is_empty()
+        {
+            self.note_push_time(self.hdr_start, time);
+        }
         self.hunt.restart(self.hdr_start, false);
         if from_hdr_buf {
             let Self {
@@ -473,15 +519,51 @@ impl Framer {
             self.state = State::Header;
             self.hdr_len = 0;
             self.cursor = at;
-            let n = self.synced(&buf[start..], out);
+            let n = self.replay(&buf[start..], at, out);
             if self.hunting {
                 // A bad header further on: the rest goes back into the (restarted) hunting buffer.
                 self.hunt.append(&buf[start + n..]);
             } else {
                 self.hunt.restart(self.cursor, false);
+                self.push_times.clear();
+                if let Some(time) = self.now {
+                    out(FrameEvent::At(time));
+                }
             }
             self.hunt.recycle(buf, SCRATCH_CHUNK);
         }
+    }
+
+    /// Parses hunted bytes (from stream offset `at`) as frames, each stretch after an `At` with the time
+    /// of the push that delivered it. Returns the bytes consumed, as `synced`.
+    fn replay<F: FnMut(FrameEvent<'_>)>(&mut self, bytes: &[u8], at: u64, out: &mut F) -> usize {
+        if self.push_times.is_empty() {
+            return self.synced(bytes, out);
+        }
+        let end = at + bytes.len() as u64;
+        // The push that holds `at` (the last starting at or before it), and those after it.
+        let first = self
+            .push_times
+            .iter()
+            .rposition(|&(start, _)| start <= at)
+            .unwrap_or(0);
+        let stretches: Vec<(u64, f64)> = self.push_times.iter().skip(first).copied().collect();
+        let mut done = 0usize;
+        for (k, &(start, time)) in stretches.iter().enumerate() {
+            let from = start.max(at);
+            let to = stretches.get(k + 1).map_or(end, |&(next, _)| next.min(end));
+            if to <= from {
+                continue;
+            }
+            out(FrameEvent::At(time));
+            let piece = &bytes[(from - at) as usize..(to - at) as usize];
+            let n = self.synced(piece, out);
+            done += n;
+            if self.hunting {
+                break;
+            }
+        }
+        done
     }
 }
 

@@ -85,9 +85,10 @@ const ORIGIN_LOCK_BITS: f32 = 18.0;
 const ORIGIN_END_LOCK_BITS: f32 = 11.0;
 
 /// Evidence a chain's first frame needs on its own to be kept when the rest of the chain would lock
-/// without it: about what a 16-bit length gives (see `length_form_bits`), whose chance of being garbage
-/// landing on the real frame by accident is 2^-11.5.
-const FIRST_FRAME_BITS: f32 = 11.5;
+/// without it (see `evaluate`): then garbage landing on the real frame after it by chance is at most
+/// about 2^-17.5 per resynchronisation (12 bits on top of the 2^-5.5 of a 7-bit length; a 16-bit length
+/// counts 6 bits of it, see `length_form_bits`, so a 16-bit binary frame is still weak, a text one not).
+const FIRST_FRAME_BITS: f32 = 12.0;
 
 /// Bits by which the evidence needed away from the origin exceeds log2 of the bytes tried (see
 /// `lock_bits`): 30 bits at 256 KiB, as `LOCK_BITS`.
@@ -109,6 +110,8 @@ struct PendingCandidate {
     at: u64,
     /// Stream offset the data must reach before re-evaluating it changes anything.
     decide_at: u64,
+    /// Where its first frame ends, once its header was read.
+    first_end: Option<u64>,
 }
 
 /// The hunting state of one direction: buffered bytes from the oldest undecided candidate on, the
@@ -198,8 +201,9 @@ impl Hunt {
 enum Verdict {
     /// Cannot be a frame boundary (or cannot be verified within the cap).
     Reject,
-    /// Not decidable until the data reaches this stream offset.
-    Pending(u64),
+    /// Not decidable until the data reaches this stream offset; where the candidate's first frame ends, if
+    /// its header was read.
+    Pending(u64, Option<u64>),
     /// Lock, unless a later candidate vetoes it (see `replaces`).
     Lock(Proposal),
 }
@@ -214,6 +218,8 @@ struct Proposal {
     until: u64,
     /// The frame at `lock` is evidence enough on its own.
     strong: bool,
+    /// Where the proposing candidate's own first frame ends.
+    from_end: u64,
     /// Stream offsets of the proposing candidate and of the frames its lock moved past: candidates there
     /// are on the proposal's own chain and cannot veto it.
     chain: [u64; MAX_WEAK_SKIPS + 2],
@@ -373,8 +379,8 @@ fn header_bits(view: &[u8], pos: usize, chain: &Chain, j: &Judging) -> f32 {
 /// byte value so that little data reads as uniform.
 #[derive(Clone)]
 struct ByteStats {
-    /// Count of byte `b` at class `c` in `counts[c << 8 | b]`.
-    counts: [u16; 1024],
+    /// Count of byte `b` at class `c` in `counts[c][b]`.
+    counts: [[u16; 256]; 4],
     /// -log2 P(a byte that can start a chain), by class.
     closed_bits: [f32; 4],
     /// -log2 P(a byte that can follow inside a fragmented message), by class.
@@ -388,7 +394,7 @@ struct ByteStats {
 impl ByteStats {
     fn new() -> Box<Self> {
         Box::new(Self {
-            counts: [0; 1024],
+            counts: [[0; 256]; 4],
             closed_bits: [0.0; 4],
             open_bits: [0.0; 4],
             mask_bits: [[0.0; 2]; 4],
@@ -397,18 +403,30 @@ impl ByteStats {
     }
 
     fn clear(&mut self) {
-        self.counts = [0; 1024];
+        self.counts = [[0; 256]; 4];
     }
 
     fn add(&mut self, at: u64, data: &[u8]) {
-        let phase = (at & 3) as usize;
-        for (i, &b) in data.iter().enumerate() {
-            self.counts[((i + phase) & 3) << 8 | usize::from(b)] += 1;
+        // Up to the next multiple of 4, then four bytes (one per class) at a time.
+        let head = ((4 - (at & 3)) & 3) as usize;
+        let (head, rest) = data.split_at(head.min(data.len()));
+        for (i, &b) in head.iter().enumerate() {
+            self.counts[(at as usize + i) & 3][usize::from(b)] += 1;
+        }
+        let mut quads = rest.chunks_exact(4);
+        for q in &mut quads {
+            self.counts[0][usize::from(q[0])] += 1;
+            self.counts[1][usize::from(q[1])] += 1;
+            self.counts[2][usize::from(q[2])] += 1;
+            self.counts[3][usize::from(q[3])] += 1;
+        }
+        for (i, &b) in quads.remainder().iter().enumerate() {
+            self.counts[i][usize::from(b)] += 1;
         }
     }
 
     fn bits_of(&self, class: usize, byte: u8) -> f32 {
-        let p = (f32::from(self.counts[class << 8 | usize::from(byte)]) + 1.0) / self.totals[class];
+        let p = (f32::from(self.counts[class][usize::from(byte)]) + 1.0) / self.totals[class];
         -p.log2()
     }
 
@@ -417,7 +435,7 @@ impl ByteStats {
         for class in 0..4 {
             let (mut all, mut closed, mut open, mut top) = (0u32, 0u32, 0u32, 0u32);
             for b in 0..256usize {
-                let n = u32::from(self.counts[class << 8 | b]) + 1;
+                let n = u32::from(self.counts[class][b]) + 1;
                 all += n;
                 closed += if CHAIN_START[b] { n } else { 0 };
                 open += if OPEN_CHAIN[b] { n } else { 0 };
@@ -537,28 +555,39 @@ fn lock_bits(hunted: u64) -> f32 {
 }
 
 /// Evidence the length form of a chain's first frame gives that it is not garbage landing on a real frame
-/// by chance: random bytes have a 7-bit length that lands within 127 bytes with probability 2^-5.5 (summed
-/// over the offsets that could), a 16-bit one needs the `126` marker (1/128) and an exact 16-bit value.
+/// by chance. Random bytes put a plausible header with a 7-bit length landing exactly on a given frame
+/// somewhere in the 127 bytes before it with probability 2^-5.5 (summed over those offsets); with a 16-bit
+/// length, anywhere in the 64 KiB before it, 2^-11.5 (the `126` marker, then an exact 16-bit value): 6 bits
+/// less likely. A 64-bit length landing within the hunting window needs 46 zero bits.
 fn length_form_bits(h: &FrameHeader) -> f32 {
     let mask = if h.is_masked() { 4 } else { 0 };
     match usize::from(h.header_len) - mask {
         2 => 0.0,
-        4 => 7.0,
+        4 => 6.0,
         _ => 23.0,
     }
 }
 
 /// The proposal that stands after a candidate proposed `new`: the first one, or `new` when it vetoes
-/// the standing one. A real frame holds no other, so a candidate inside the standing proposal's frame (or
-/// inside the doubtful frames skipped before it) whose own lock is inside too is the real boundary. A lock
-/// that a doubtful frame moved past the span's end (garbage inside a real payload, landing on a later
-/// frame) says nothing about a strong frame; but when the standing frame is weak too (the skips ran
-/// out), the inner chain is as good evidence, and the lock moves on with it.
+/// the standing one. A real frame holds no other, so a candidate whose first frame lies inside the standing
+/// proposal's frame (or inside the doubtful frames skipped before it) and whose own lock is inside too is
+/// the real boundary. A candidate whose first frame reaches past the span is not inside it (its chain
+/// crosses the standing one's frames), and a lock that a doubtful frame moved past the span's end (garbage
+/// inside a real payload, landing on a later frame) says nothing about a strong frame; but when the
+/// standing frame is weak too (the skips ran out), an inner chain is as good evidence, and the lock moves
+/// on with it.
 fn replaces(standing: Option<Proposal>, new: Proposal) -> Option<Proposal> {
     match standing {
+        Some(s) if new.from_end > s.until => None,
         Some(s) if new.lock >= s.until && s.strong => None,
         _ => Some(new),
     }
+}
+
+/// Whether a candidate still undecided, whose first frame ends at `first_end` (None: not read yet), may
+/// yet veto the standing proposal (see `replaces`), so that the proposal waits for it.
+fn may_veto(standing: Option<Proposal>, first_end: Option<u64>) -> bool {
+    standing.is_some_and(|s| first_end.is_none_or(|e| e <= s.until))
 }
 
 /// Does `pos` sit in periodic data: do the bytes before it repeat with a period of 1 to `MAX_PERIOD` bytes
@@ -578,6 +607,24 @@ fn periodic_before(view: &[u8], pos: usize) -> bool {
             && view[pos - p..pos - p + 4] == *here
             && view[pos - span..pos - p] == view[pos - span + p..pos]
     })
+}
+
+/// Does periodic data start at `pos`: do the bytes from it repeat with a period of 1 to `MAX_PERIOD` bytes
+/// for two periods (and 16 bytes at least)? Where nothing comes before (the hunting origin), this is what
+/// tells a masked run of text or zeros from frames; a real frame's header does not repeat in its payload.
+fn periodic_after(view: &[u8], pos: usize) -> bool {
+    (1..=MAX_PERIOD).any(|p| {
+        let span = (2 * p).max(16);
+        pos + span <= view.len()
+            && view[pos] == view[pos + p]
+            && view[pos..pos + span - p] == view[pos + p..pos + span]
+    })
+}
+
+/// `pos` is in periodic data, or starts some: no chain starts there (see `periodic_before` and
+/// `periodic_after`).
+fn periodic_at(view: &[u8], pos: usize) -> bool {
+    periodic_before(view, pos) || periodic_after(view, pos)
 }
 
 /// Follows the chain of frames starting at `view[start..]`; `open`: the chain starts inside a fragmented
@@ -644,6 +691,21 @@ fn walk(view: &[u8], start: usize, j: &Judging, open: bool) -> Walk {
             return w;
         }
         let payload_start = pos + usize::from(h.header_len);
+        // Fast path: a chain of fewer than 3 frames that breaks never locks, so for the first two frames a
+        // next header that cannot be one ends the walk before the payload is looked at (most random
+        // candidates end here).
+        if w.frames < 2 {
+            let next = (payload_start as u64).saturating_add(h.payload_len);
+            let open_after = match h.opcode {
+                OpCode::Text | OpCode::Binary | OpCode::Continuation => !h.fin,
+                _ => chain.open,
+            };
+            if let Some(&nb0) = usize::try_from(next).ok().and_then(|n| view.get(n))
+                && !b0_plausible(nb0, open_after)
+            {
+                return w;
+            }
+        }
         let check_len = h.payload_len.min(CHECK_BYTES as u64) as usize;
         let check_end = payload_start + check_len;
         if check_end > view.len() && !j.finishing {
@@ -772,15 +834,17 @@ fn evaluate(view: &[u8], start: usize, at_origin: bool, j: &Judging) -> Evaluate
     let mut v = judge(&w, view.len(), at_origin, j);
     // The candidate and the frames a lock moved past: all on the proposal's own chain.
     let mut passed = [start; MAX_WEAK_SKIPS + 2];
+    let candidate_end = (w.frames > 0).then_some(w.first_end);
     let done = |v, start, w: &Walk, passed: [usize; MAX_WEAK_SKIPS + 2]| Evaluated {
         verdict: v,
         start,
         first_end: w.first_end,
         strong: at_origin || w.first_bits >= FIRST_FRAME_BITS,
         passed,
+        candidate_end,
     };
     // Checked only for chains that lock (most candidates never get that far).
-    if v == VerdictRel::Lock && periodic_before(view, start) {
+    if v == VerdictRel::Lock && periodic_at(view, start) {
         v = VerdictRel::Reject;
     }
     if v != VerdictRel::Lock {
@@ -792,7 +856,7 @@ fn evaluate(view: &[u8], start: usize, at_origin: bool, j: &Judging) -> Evaluate
     if let Some(last) = w.run_end {
         let w2 = walk(view, last, j, false);
         match judge(&w2, view.len(), false, j) {
-            VerdictRel::Lock if periodic_before(view, last) => {
+            VerdictRel::Lock if periodic_at(view, last) => {
                 return done(VerdictRel::Reject, start, &w, passed);
             }
             VerdictRel::Lock => {
@@ -821,7 +885,7 @@ fn evaluate(view: &[u8], start: usize, at_origin: bool, j: &Judging) -> Evaluate
         // A skipped first fragment leaves its message open: the rest may start with its continuation.
         let w2 = walk(view, second, j, w.first_open);
         match judge(&w2, view.len(), false, j) {
-            VerdictRel::Lock if periodic_before(view, second) => {
+            VerdictRel::Lock if periodic_at(view, second) => {
                 return done(VerdictRel::Reject, start, &w, passed);
             }
             VerdictRel::Lock => {
@@ -847,6 +911,8 @@ struct Evaluated {
     strong: bool,
     /// View indices of the candidate and of the frames the lock moved past (repeated where fewer).
     passed: [usize; MAX_WEAK_SKIPS + 2],
+    /// View index where the candidate's own first frame ends, if its header was read.
+    candidate_end: Option<u64>,
 }
 
 impl Hunt {
@@ -1007,7 +1073,7 @@ impl Hunt {
                 }
             }
             if !finishing && p.decide_at > end {
-                blocked |= proposal.is_some();
+                blocked |= may_veto(proposal, p.first_end);
                 i += 1;
                 continue;
             }
@@ -1021,9 +1087,10 @@ impl Hunt {
                     self.pending[i].decide_at = end;
                     i += 1;
                 }
-                Verdict::Pending(d) => {
+                Verdict::Pending(d, first_end) => {
                     self.pending[i].decide_at = d;
-                    blocked |= proposal.is_some();
+                    self.pending[i].first_end = first_end;
+                    blocked |= may_veto(proposal, first_end);
                     i += 1;
                 }
                 Verdict::Reject => {
@@ -1050,24 +1117,28 @@ impl Hunt {
             if proposal.is_some_and(|standing| standing.on_chain(at)) {
                 continue;
             }
-            let decide_at = match self.judge_at(at, &j) {
+            let (decide_at, first_end) = match self.judge_at(at, &j) {
                 Verdict::Lock(new) => {
                     if let Some(next) = replaces(proposal, new) {
                         proposal = Some(next);
                         blocked = false;
                     }
-                    end
+                    (end, Some(new.from_end))
                 }
-                Verdict::Pending(decide_at) => {
-                    blocked |= proposal.is_some();
-                    decide_at
+                Verdict::Pending(decide_at, first_end) => {
+                    blocked |= may_veto(proposal, first_end);
+                    (decide_at, first_end)
                 }
                 Verdict::Reject => continue,
             };
             if self.pending.len() >= MAX_PENDING {
                 self.pending.pop_front();
             }
-            self.pending.push_back(PendingCandidate { at, decide_at });
+            self.pending.push_back(PendingCandidate {
+                at,
+                decide_at,
+                first_end,
+            });
         }
         // A span reaching past the data cannot have been checked to its end yet (unless finishing).
         if let Some(standing) = proposal
@@ -1086,10 +1157,12 @@ impl Hunt {
         let rel = (at - self.front) as usize;
         let at_origin = self.origin == Some(at);
         let e = evaluate(view, rel, at_origin, j);
+        let from_end = e.candidate_end.map(|i| self.front.saturating_add(i));
         match e.verdict {
             VerdictRel::Reject => Verdict::Reject,
-            VerdictRel::Pending(p) => Verdict::Pending(self.front + p as u64),
+            VerdictRel::Pending(p) => Verdict::Pending(self.front + p as u64, from_end),
             VerdictRel::Lock => Verdict::Lock(Proposal {
+                from_end: from_end.unwrap_or(self.front + rel as u64 + 1),
                 lock: self.front + e.start as u64,
                 until: self
                     .front

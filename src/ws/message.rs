@@ -31,8 +31,9 @@ pub struct MessageLimits {
     pub max_kept_bytes: usize,
     /// Largest inflated size per message; inflating stops there (decompression bombs).
     pub max_inflated_bytes: u64,
-    /// Directions holding a permessage-deflate decoder at once, across all connections (each
-    /// holds up to ~85 KiB; see [`DecoderBudget`]).
+    /// permessage-deflate decoders alive at once, across all connections (each holds up to
+    /// ~85 KiB; a direction holds one, two while it recovers from lost history; see
+    /// [`DecoderBudget`]).
     pub max_inflaters: usize,
 }
 
@@ -128,8 +129,9 @@ fn utf8_prefix(bytes: &[u8], truncated: bool) -> Option<String> {
 /// What the assembler produced for one frame event.
 #[derive(Debug)]
 pub enum Output {
-    /// A frame header was seen (for counting by opcode).
-    Frame(FrameHeader),
+    /// A frame header was seen (for counting by opcode), at this capture time (that of its bytes: for
+    /// frames found by hunting, earlier than the packet that made them known).
+    Frame(FrameHeader, f64),
     /// A message or control frame finished.
     Message(Box<Message>),
     /// A finding.
@@ -372,6 +374,8 @@ impl Assembler {
                     );
                 }
             }
+            // The caller passes the time on (see `Framer::push_at`).
+            FrameEvent::At(_) => {}
             FrameEvent::Truncated { missing } => {
                 if let Some(cur) = self.current.as_mut() {
                     cur.lost = true;
@@ -396,7 +400,7 @@ impl Assembler {
 
     fn on_header(&mut self, h: FrameHeader, out: &mut Vec<Output>) {
         self.frames_seen += 1;
-        out.push(Output::Frame(h));
+        out.push(Output::Frame(h, self.time));
         let name = h.opcode.as_str();
         if self.close_sent && !self.reported_data_after_close {
             self.reported_data_after_close = true;
@@ -897,7 +901,7 @@ mod tests {
             match o {
                 Output::Message(m) => message = Some(*m),
                 Output::Diagnostic(d) => diags.push(d.id),
-                Output::Frame(_) => {}
+                Output::Frame(..) => {}
             }
         }
         (message.expect("a message"), diags)

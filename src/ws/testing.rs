@@ -18,6 +18,8 @@ pub(crate) enum Ev {
     Resynced(u64),
     Truncated(u64),
     Unsynced(u64),
+    /// `FrameEvent::At`, the time's bits.
+    At(u64),
 }
 
 pub(crate) fn own(e: FrameEvent<'_>) -> Ev {
@@ -30,6 +32,7 @@ pub(crate) fn own(e: FrameEvent<'_>) -> Ev {
         FrameEvent::Resynced { skipped } => Ev::Resynced(skipped),
         FrameEvent::Truncated { missing } => Ev::Truncated(missing),
         FrameEvent::Unsynced { skipped } => Ev::Unsynced(skipped),
+        FrameEvent::At(time) => Ev::At(time.to_bits()),
     }
 }
 

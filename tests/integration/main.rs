@@ -4,6 +4,7 @@ mod util;
 
 mod captures;
 mod cli;
+mod fidelity;
 mod golden;
 mod hostile;
 mod live;

@@ -77,4 +77,16 @@ pub const EXPECTED: &[Expected] = &[
     e("public/suricata-verify__websocket-control-frag__input.pcap", "10.0.0.1:54321", "-", "not_flagged_by_tshark:handshake_invalid", "", "W9"),
     // W11: without the handshake, tshark finds no WebSocket (unless told with decode-as).
     e("synthetic/synthetic-midstream.pcap", "10.0.0.1:40005", "-", "only_in_wsprobe", "", "W11"),
+    e("captures/midframe-1mib.pcap", "127.0.0.1:34012", "-", "only_in_wsprobe", "", "W11"),
+    e("captures/deflate-midstream.pcap", "127.0.0.1:54220", "-", "only_in_wsprobe", "", "W11"),
+    e("captures/deflate-midstream.pcap", "127.0.0.1:57488", "-", "only_in_wsprobe", "", "W11"),
+    // W12: after a lost segment tshark decodes nothing more of that direction.
+    e("captures/deflate-gap.pcap", "127.0.0.1:47740", "client", "frames", "", "W12"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:47740", "client", "messages", "", "W12"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:47740", "server", "frames", "", "W12"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:47740", "server", "messages", "", "W12"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:60626", "client", "frames", "", "W12"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:60626", "client", "messages", "", "W12"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:60626", "server", "frames", "", "W12"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:60626", "server", "messages", "", "W12"),
 ];

@@ -510,27 +510,19 @@ impl Inflater {
                 .unwrap_or(usize::MAX)
                 .min(OUT_CHUNK);
             let step = self.primary.step(&input[consumed..], room);
-            let differs = match self.recovery.as_mut() {
-                None => None,
-                Some(r) => {
-                    let other = r.shadow.step(&input[consumed..], room);
-                    if other != step {
-                        // Cannot happen (decoding never depends on output values); if it did, nothing
-                        // about this message or the window could be trusted.
-                        return Err(self.fail(InflateError::ContextLost));
-                    }
-                    Some(first_and_last_difference(
-                        &self.primary.out()[..step.made],
-                        &r.shadow.out()[..step.made],
-                    ))
-                }
-            };
+            if let Some(r) = self.recovery.as_mut()
+                && r.shadow.step(&input[consumed..], room) != step
+            {
+                // Cannot happen (decoding never depends on output values); if it did, nothing about
+                // this message or the window could be trusted.
+                return Err(self.fail(InflateError::ContextLost));
+            }
             consumed += step.used;
             // Bytes zlib produced before stopping are correct, even when it then reports an error.
             let within = step
                 .made
                 .min(usize::try_from(allowance).unwrap_or(usize::MAX));
-            self.emit(within, differs.flatten(), out);
+            self.emit(within, out);
             let ended = match step.status {
                 Ok(ended) => ended,
                 Err(msg) => return Err(self.fail(InflateError::Corrupt(msg))),
@@ -560,13 +552,15 @@ impl Inflater {
     }
 
     /// Passes on the first `n` bytes of the output buffer, those known exactly (in a recovery: before the
-    /// first byte that depends on unknown history, `differs` giving the first and last such in this
-    /// chunk), and records them as history.
-    fn emit<F: FnMut(&[u8])>(&mut self, n: usize, differs: Option<(usize, usize)>, out: &mut F) {
+    /// first byte that depends on unknown history, where the two decoders first differ), and records
+    /// them as history.
+    fn emit<F: FnMut(&[u8])>(&mut self, n: usize, out: &mut F) {
         if n == 0 {
             return;
         }
-        let differs = differs.filter(|&(first, _)| first < n);
+        let differs = self.recovery.as_ref().and_then(|r| {
+            first_and_last_difference(&self.primary.out()[..n], &r.shadow.out()[..n])
+        });
         if let Some((first, _)) = differs {
             self.unknown_from
                 .get_or_insert(self.produced + first as u64);

@@ -1,0 +1,327 @@
+//! Recordings cut or holed after the fact (captures/record/scenarios_ws.py): a capture that starts inside
+//! a 1 MiB frame, permessage-deflate connections with a lost segment each way, and a mid-stream start of
+//! permessage-deflate connections. Checked against the endpoints' own logs: every message reported with
+//! its bytes is byte-identical to what the sender sent, in order; a message that cannot be known says so;
+//! the messages wholly in the capture are all there.
+
+use serde_json::Value;
+
+use crate::captures::{record_bytes, same_endpoint, sha256_hex};
+use crate::util::*;
+
+fn truth_of(name: &str) -> Value {
+    let path = captures_dir().join(format!("{name}.truth.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Our connection for a truth connection.
+fn ours<'a>(report: &'a Value, tc: &Value) -> &'a Value {
+    let found: Vec<&Value> = report["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            same_endpoint(&c["client"], &tc["client"]) && same_endpoint(&c["server"], &tc["server"])
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "connection from {}", tc["client"]["port"]);
+    found[0]
+}
+
+/// How one side's reported messages line up with what the sender logged.
+#[derive(Debug, Default)]
+struct Side {
+    /// Reported with their bytes, each identical to the sender's.
+    exact: usize,
+    /// Of those, inflated while part of the compression history was unknown.
+    after_gap: usize,
+    /// Reported with `length: null` because the history they refer to was not captured.
+    unknown: usize,
+    /// Index (into the side's logged messages) of each exact and unknown message, in order.
+    matched: Vec<usize>,
+    /// Logged messages wholly in the capture that were not reported, by index.
+    missing: Vec<usize>,
+}
+
+/// Aligns `side`'s reported messages (data messages and control frames apart: a ping may go out between
+/// the fragments of a message) with the logged ones, asserting that nothing is wrong.
+fn align(label: &str, conn: &Value, tc: &Value, side: &str) -> Side {
+    let empty = vec![];
+    let mut out = Side::default();
+    let logged: Vec<&Value> = tc["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == side)
+        .collect();
+    for control in [false, true] {
+        let is_control =
+            |m: &Value| matches!(m["opcode"].as_str(), Some("ping" | "pong" | "close"));
+        let want: Vec<usize> = (0..logged.len())
+            .filter(|&i| is_control(logged[i]) == control)
+            .collect();
+        let got: Vec<&Value> = conn["messages"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .filter(|m| m["from"] == side && is_control(m) == control)
+            .collect();
+        let mut k = 0; // next logged candidate (index into `want`)
+        for g in got {
+            if g["complete"] != true {
+                // Cut by a gap or by the capture's start: nothing to check but that it says so.
+                assert!(
+                    g["length"].is_null()
+                        || g["opcode"] != "text"
+                        || g["truncated"] == true
+                        || g["complete"] == false
+                );
+                continue;
+            }
+            if g["length"].is_null() {
+                // Not inflated: the history it refers to was lost; its length is still told.
+                let err = g["inflate_error"].as_str().unwrap_or("");
+                assert!(err.starts_with("context lost"), "{label} {side}: {err}");
+                let length: u64 = err
+                    .split("inflates to ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(' ').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("{label} {side}: no length in {err:?}"));
+                // It is the next logged message of that length wholly in the capture (the ones before
+                // it were lost).
+                let at = (k..want.len())
+                    .find(|&j| {
+                        logged[want[j]]["length"].as_u64() == Some(length)
+                            && logged[want[j]]["in_capture"] == true
+                    })
+                    .unwrap_or_else(|| panic!("{label} {side}: unknown message of {length} bytes matches nothing logged"));
+                out.missing.extend(
+                    (k..at)
+                        .map(|j| want[j])
+                        .filter(|&i| logged[i]["in_capture"] == true),
+                );
+                out.matched.push(want[at]);
+                out.unknown += 1;
+                k = at + 1;
+                continue;
+            }
+            let sha = sha256_hex(&record_bytes(g));
+            let at = (k..want.len())
+                .find(|&j| {
+                    logged[want[j]]["opcode"] == g["opcode"] && logged[want[j]]["sha256"] == sha.as_str()
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{label} {side}: reported {} of {} bytes matches no message the {side} sent (wrong bytes): {g:#}",
+                        g["opcode"], g["length"]
+                    )
+                });
+            out.missing.extend(
+                (k..at)
+                    .map(|j| want[j])
+                    .filter(|&i| logged[i]["in_capture"] == true),
+            );
+            out.matched.push(want[at]);
+            out.exact += 1;
+            out.after_gap += usize::from(g["inflated_after_gap"] == true);
+            assert_eq!(
+                g["length"].as_u64(),
+                logged[want[at]]["length"].as_u64(),
+                "{label} {side}"
+            );
+            k = at + 1;
+        }
+        out.missing.extend(
+            (k..want.len())
+                .map(|j| want[j])
+                .filter(|&i| logged[i]["in_capture"] == true),
+        );
+    }
+    out.missing.sort_unstable();
+    out.matched.sort_unstable();
+    out
+}
+
+fn report(name: &str) -> Value {
+    let capture = captures_dir().join(format!("{name}.pcap"));
+    report_of(&capture, &["--messages", "--payload", "full"])
+}
+
+#[test]
+fn a_capture_started_inside_a_1_mib_frame_finds_both_directions_and_every_later_message() {
+    let truth = truth_of("midframe-1mib");
+    let report = report("midframe-1mib");
+    let tc = &truth["connections"][0];
+    let conn = ours(&report, tc);
+    let label = "midframe-1mib";
+    assert!(conn["handshake"].is_null());
+    assert!(
+        diag_ids(conn).contains(&"midstream_start".into()),
+        "{conn:#}"
+    );
+    for side in ["client", "server"] {
+        let s = align(label, conn, tc, side);
+        let logged: Vec<&Value> = tc["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["from"] == side)
+            .collect();
+        // Nothing reported from before the capture, nothing unknown (no compression).
+        assert_eq!(s.unknown, 0);
+        assert!(
+            s.matched.iter().all(|&i| logged[i]["in_capture"] == true),
+            "{label} {side}"
+        );
+        // The lock is on the first boundary after the cut, or past at most two weak first frames (a
+        // short binary or text frame that garbage could have landed on, see ws/hunt.rs): every message
+        // after those is there.
+        let in_capture: Vec<usize> = (0..logged.len())
+            .filter(|&i| logged[i]["in_capture"] == true)
+            .collect();
+        assert!(
+            s.missing.len() <= 2,
+            "{label} {side}: missing {:?}",
+            s.missing
+        );
+        assert_eq!(
+            &s.missing[..],
+            &in_capture[..s.missing.len()],
+            "{label} {side}: only the first may be missing"
+        );
+        assert_eq!(
+            s.exact + s.missing.len(),
+            in_capture.len(),
+            "{label} {side}"
+        );
+    }
+    // Found in time order across the directions: the client's close came first, pings were answered.
+    assert_eq!(conn["close"]["outcome"], "clean");
+    assert_eq!(conn["close"]["initiator"], "client");
+    assert_eq!(conn["close"]["code"], 1000);
+    assert_eq!(conn["ping"]["unanswered"], 0, "{:#}", conn["ping"]);
+    let errors: Vec<&Value> = conn["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The skipped bytes: the server's frame's rest (327 KiB: more than the old 256 KiB hunting budget).
+    let left = truth["derived"]["frame_bytes_left"]["server"]
+        .as_u64()
+        .unwrap();
+    assert!(left > 256 * 1024);
+}
+
+/// The index of the side's first logged message of at least `len` bytes (the fresh 40 KiB).
+fn first_long(tc: &Value, side: &str, len: u64) -> usize {
+    tc["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == side)
+        .position(|m| m["length"].as_u64().unwrap_or(0) >= len)
+        .unwrap()
+}
+
+fn takeover(tc: &Value) -> bool {
+    !tc["handshake"]["extensions"]["server"]
+        .as_str()
+        .unwrap_or("")
+        .contains("no_context_takeover")
+}
+
+/// Both deflate captures: per connection and side, every message exact or unknown (never wrong); without
+/// context takeover all exact; with it, all exact after the fresh 40 KiB.
+fn check_deflate(name: &str, midstream: bool) {
+    let truth = truth_of(name);
+    let report = report(name);
+    for tc in truth["connections"].as_array().unwrap() {
+        let conn = ours(&report, tc);
+        let label = format!("{name} :{}", tc["server"]["port"]);
+        assert_eq!(conn["close"]["outcome"], "clean", "{label}");
+        if midstream {
+            assert!(conn["handshake"].is_null(), "{label}");
+        } else {
+            assert_eq!(
+                diag_ids(conn).iter().filter(|d| *d == "tcp_gap").count(),
+                2,
+                "{label}"
+            );
+        }
+        let mut recovered = 0;
+        let mut unrecoverable = 0;
+        for side in ["client", "server"] {
+            let s = align(&label, conn, tc, side);
+            let logged: Vec<&Value> = tc["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["from"] == side)
+                .collect();
+            let fresh = first_long(tc, side, 40 * 1024);
+            // Every message wholly in the capture is there (exact or unknown).
+            assert!(
+                s.missing.is_empty(),
+                "{label} {side}: missing {:?}",
+                s.missing
+            );
+            if takeover(tc) {
+                // After the fresh bytes every message is exact: the window is known again.
+                let known_after: usize = s.matched.iter().filter(|&&i| i > fresh).count();
+                let after: usize = (fresh + 1..logged.len())
+                    .filter(|&i| logged[i]["in_capture"] == true)
+                    .count();
+                assert_eq!(known_after, after, "{label} {side}");
+                assert!(
+                    s.unknown > 0,
+                    "{label} {side}: the ticks copy from the lost window"
+                );
+            } else {
+                assert_eq!(s.unknown, 0, "{label} {side}");
+            }
+            if midstream {
+                // No handshake: every compressed message was inflated with assumed parameters and the
+                // history unknown at first; the exact ones say how.
+                assert!(s.after_gap > 0, "{label} {side}");
+            } else if !takeover(tc) {
+                // Negotiated no_context_takeover: the normal path, nothing to recover.
+                assert_eq!(s.after_gap, 0, "{label} {side}");
+            } else {
+                assert!(s.after_gap > 0, "{label} {side}");
+            }
+            recovered += s.after_gap;
+            unrecoverable += s.unknown;
+        }
+        // The counts in the record match the messages.
+        let counts = &conn["deflate_recovery"];
+        if recovered + unrecoverable == 0 {
+            assert!(counts.is_null(), "{label}: {counts}");
+        } else {
+            let total = |k: &str| {
+                counts["client"][k].as_u64().unwrap() + counts["server"][k].as_u64().unwrap()
+            };
+            assert_eq!(total("recovered"), recovered as u64, "{label}");
+            assert!(total("unrecoverable") >= unrecoverable as u64, "{label}");
+        }
+        let errors: Vec<&Value> = conn["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["severity"] == "error")
+            .collect();
+        assert!(errors.is_empty(), "{label}: {errors:#?}");
+    }
+}
+
+#[test]
+fn deflate_connections_with_a_lost_segment_report_only_exact_bytes() {
+    check_deflate("deflate-gap", false);
+}
+
+#[test]
+fn deflate_connections_captured_mid_stream_report_only_exact_bytes() {
+    check_deflate("deflate-midstream", true);
+}
