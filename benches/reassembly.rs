@@ -4,7 +4,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wsprobe::tcp::reassembly::{Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent};
+use wsprobe::tcp::reassembly::{
+    PacketClock, Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent,
+};
 
 const MSS: usize = 1448;
 const STREAM: usize = 4 << 20;
@@ -26,8 +28,13 @@ fn run(order: &[(u32, Vec<u8>)]) -> u64 {
             delivered += d.len() as u64;
         }
     };
-    for (seq, payload) in order {
-        r.on_segment(*seq, SegmentFlags::default(), payload, &mut sink);
+    for (i, (seq, payload)) in order.iter().enumerate() {
+        // As the connection driver passes it: one packet more, 10 µs later.
+        let now = PacketClock {
+            packets: i as u64 + 1,
+            time: i as f64 * 1e-5,
+        };
+        r.on_segment(*seq, SegmentFlags::default(), payload, now, &mut sink);
     }
     r.flush(&mut sink);
     delivered

@@ -21,7 +21,7 @@ pub enum Command {
     Live(LiveArgs),
     /// List the capture interfaces (names for `live -i`).
     Interfaces,
-    /// List the diagnostic ids, their severities and meanings.
+    /// List the diagnostic ids (severities, meanings) and the finding ids.
     Diagnostics,
 }
 
@@ -34,6 +34,10 @@ pub enum Format {
     Json,
     /// One JSON event per line.
     Jsonl,
+    /// One self-contained HTML page: summary, timeline, per-connection panels, plots.
+    Html,
+    /// HTTP Archive 1.2 with Chrome's `_webSocketMessages` (opens in DevTools, HTTP Toolkit).
+    Har,
 }
 
 /// How much payload message records carry.
@@ -60,22 +64,39 @@ pub struct ReportArgs {
     /// per connection in json, `frame` events in jsonl, a frame log in the table.
     #[arg(long)]
     pub frames: bool,
-    /// How much payload goes into message records.
-    #[arg(long, value_enum, default_value_t = PayloadArg::Preview)]
-    pub payload: PayloadArg,
+    /// How much payload goes into message records [default: preview; full for --format har].
+    #[arg(long, value_enum)]
+    pub payload: Option<PayloadArg>,
     /// Bytes shown with --payload preview.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub preview_bytes: usize,
     /// Exit 1 when a reported connection has a diagnostic with one of these ids, or of one of
-    /// these severities or worse (error, warning, info). Comma-separated.
+    /// these severities or worse (error, warning, info), or when a finding across connections
+    /// has one of these ids (idle_timeout, server_restart, ...). Comma-separated.
     #[arg(long, value_name = "ID[,ID...]", value_delimiter = ',')]
     pub fail_on: Vec<String>,
-    /// Report only this connection id.
+    /// Application protocols to recognise and decode inside the messages: auto (default: by
+    /// subprotocol, URL, then content), none, or protocol names (socket.io, graphql,
+    /// graphql-transport-ws, subscriptions-transport-ws, stomp, sockjs, mqtt, signalr, json-rpc,
+    /// phoenix, actioncable, tunnel); one name forces that decoder on every connection.
+    #[arg(
+        long,
+        value_name = "auto|none|NAME[,NAME]",
+        value_delimiter = ',',
+        default_value = "auto"
+    )]
+    pub app: Vec<String>,
+    /// Report only this connection id (the ids of a previous report). Exit 2 when there is none.
     #[arg(long, value_name = "ID")]
     pub connection: Option<u64>,
-    /// Report only connections with this endpoint (IP or IP:PORT, client or server).
-    #[arg(long, value_name = "IP[:PORT]")]
+    /// Report only connections with this endpoint, client or server side: IP, IP:PORT,
+    /// [IPv6]:PORT, :PORT or PORT. The totals count only what matches.
+    #[arg(long, value_name = "ENDPOINT")]
     pub address: Option<String>,
+    /// Table: every column in full, as wide as it needs (for a wide terminal or a file). The
+    /// default table fits the terminal's width (COLUMNS when set, else 100 when not a terminal).
+    #[arg(long)]
+    pub wide: bool,
     /// Indent the JSON report.
     #[arg(long)]
     pub pretty: bool,
@@ -88,6 +109,14 @@ pub struct ReportArgs {
     /// Out-of-order TCP bytes held per direction (bytes).
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     pub max_buffered_bytes: usize,
+    /// Packets of a connection to wait for data the capture shows after the peer's ACK of it
+    /// (reordering at multi-queue NICs, `-i any`, merged taps) before the hole is a gap; the
+    /// wait also lasts --late-seconds. 0 and 0: a gap at the ACK.
+    #[arg(long, default_value_t = crate::tcp::reassembly::DEFAULT_LATE_PACKETS, value_name = "N")]
+    pub late_packets: u64,
+    /// Capture seconds to wait for such late data (with --late-packets).
+    #[arg(long, default_value_t = crate::tcp::reassembly::DEFAULT_LATE_SECONDS, value_name = "SECS")]
+    pub late_seconds: f64,
     /// Connections tracked at once.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_connections: usize,
@@ -103,10 +132,50 @@ pub struct ReportArgs {
     /// inflated.
     #[arg(long, default_value_t = crate::ws::message::DEFAULT_MAX_INFLATERS, value_name = "N")]
     pub max_inflaters: usize,
+    /// NSS key log (SSLKEYLOGFILE format) to decrypt TLS with; repeatable. Default:
+    /// $SSLKEYLOGFILE when set. Keys embedded in a pcapng (Decryption Secrets Block) are used
+    /// too. In `live`, the file is re-read as it grows.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<std::path::PathBuf>,
     /// Bytes of listed messages (--messages, json and table) held in memory at once; past it
-    /// messages are counted but not listed.
-    #[arg(long, default_value_t = crate::connection::DEFAULT_MAX_LISTED_BYTES, value_name = "BYTES")]
-    pub max_listed_bytes: u64,
+    /// messages are counted but not listed. For html and har it bounds all messages written
+    /// [default: 256 MiB; 32 MiB for --format html].
+    #[arg(long, value_name = "BYTES")]
+    pub max_listed_bytes: Option<u64>,
+    /// Dataset tables, HAR and HTML options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where reports go besides standard output, and what they may contain.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Also write dataset tables (connections, diagnostics; messages with --messages) under
+    /// DIR, hive-partitioned: DIR/table=T/date=YYYY-MM-DD/sensor=S/part-RUN.jsonl[.gz].
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<std::path::PathBuf>,
+    /// Gzip the --out-dir tables (.jsonl.gz).
+    #[arg(long, requires = "out_dir")]
+    pub compress: bool,
+    /// File format of the --out-dir tables (parquet needs a build with `--features parquet`).
+    #[arg(long, value_enum, default_value_t = TableFormat::Jsonl, requires = "out_dir")]
+    pub table_format: TableFormat,
+    /// Name of this capture point in the tables [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub sensor: Option<String>,
+    /// Keep credentials (Authorization, Cookie, Set-Cookie, tokens in the query string and in
+    /// Sec-WebSocket-Protocol) in every report; by default their values become REDACTED.
+    #[arg(long)]
+    pub no_redact: bool,
+}
+
+/// File format of the dataset tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    /// JSON Lines, one flat object per row.
+    Jsonl,
+    /// Apache Parquet (build with `--features parquet`).
+    Parquet,
 }
 
 /// `wsprobe analyze`.
@@ -115,6 +184,10 @@ pub struct AnalyzeArgs {
     /// Capture files; '-' reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
+    /// Packet filter as for tcpdump (pcap-filter(7)), e.g. 'tcp port 8080': only the packets
+    /// that match are analysed. Needs libpcap (the default build).
+    #[arg(short = 'f', long, value_name = "BPF")]
+    pub filter: Option<String>,
     /// Report options.
     #[command(flatten)]
     pub report: ReportArgs,
@@ -129,7 +202,8 @@ pub struct LiveArgs {
     /// Interface to capture on (`any` for all; `wsprobe interfaces` lists them).
     #[arg(short = 'i', long, value_name = "IFACE")]
     pub interface: String,
-    /// BPF capture filter, as for tcpdump (e.g. 'tcp port 8080').
+    /// Packet filter as for tcpdump (pcap-filter(7)), e.g. 'tcp port 8080': only the packets
+    /// that match are captured and analysed (applied in the kernel).
     #[arg(short = 'f', long, value_name = "BPF")]
     pub filter: Option<String>,
     /// Bytes captured per packet.

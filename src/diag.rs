@@ -141,6 +141,36 @@ diagnostic_ids! {
     CaptureEndedMidFrame = "capture_ended_mid_frame", Info, "the capture ended inside a frame";
     TcpOverlapConflict = "tcp_overlap_conflict", Warning, "retransmitted TCP bytes differ from the bytes first seen";
     HandshakeUnanswered = "handshake_unanswered", Info, "an upgrade request with no captured answer";
+    // HTTP/2 (RFC 9113, RFC 7541) and WebSocket over HTTP/2 (RFC 8441):
+    H2ProtocolError = "h2_protocol_error", Error, "an HTTP/2 frame breaks RFC 9113 (a connection error): decoding of that connection stops, or, for a bad SETTINGS value or frame size, the frame is noted and decoding goes on";
+    H2HpackError = "h2_hpack_error", Error, "an HTTP/2 header block that does not decode (RFC 7541; a COMPRESSION_ERROR), or an HPACK table size update above the peer's setting";
+    H2HeadersUnreadable = "h2_headers_unreadable", Warning, "HTTP/2 header fields refer to HPACK table entries the capture never showed (started late, or bytes lost): those fields are unreadable";
+    H2HandshakeNotSeen = "h2_handshake_not_seen", Info, "an HTTP/2 stream whose headers were not readable carries WebSocket frames: a probable RFC 8441 WebSocket, handshake not seen";
+    H2ConnectWithoutSetting = "h2_connect_without_setting", Error, "an extended CONNECT (RFC 8441) although the server never sent SETTINGS_ENABLE_CONNECT_PROTOCOL = 1";
+    H2StreamReset = "h2_stream_reset", Warning, "a WebSocket stream reset by RST_STREAM with an error code (not NO_ERROR or CANCEL)";
+    H2GoawayError = "h2_goaway_error", Warning, "an HTTP/2 connection shut down by a GOAWAY with an error code";
+    H2FrameResync = "h2_frame_resync", Warning, "HTTP/2 frame boundaries found again after a capture gap or bytes that are not frames";
+    // TLS (issue 12):
+    TlsNoKey = "tls_no_key", Info, "a TLS connection whose keys are in no key log (or no key log was given): only what is in clear is reported";
+    TlsDecryptFailed = "tls_decrypt_failed", Error, "a TLS record failed authentication with the logged key (wrong key or damaged capture); no plaintext is output for it";
+    TlsUnsupportedCipher = "tls_unsupported_cipher", Warning, "the negotiated cipher suite is not one wsprobe decrypts (CBC, CCM, ...): records are counted, not decrypted";
+    TlsAlert = "tls_alert", Error, "a fatal TLS alert (its name in the message)";
+    TlsWarningAlert = "tls_warning_alert", Warning, "a warning-level TLS alert other than close_notify, e.g. user_canceled";
+    TlsHandshakeFailed = "tls_handshake_failed", Error, "the TLS handshake did not complete before the connection ended";
+    TlsNoCloseNotify = "tls_no_close_notify", Info, "a side ended the TCP connection without a TLS close_notify (where that is visible)";
+    TlsResync = "tls_resync", Warning, "TLS record boundaries or sequence numbers were lost (capture gap, or bytes that are not records) and found again; the records between are lost";
+    TlsEarlyDataSkipped = "tls_early_data_skipped", Warning, "0-RTT early data that was not decrypted (rejected by the server, or no CLIENT_EARLY_TRAFFIC_SECRET)";
+    TlsRenegotiation = "tls_renegotiation", Warning, "a TLS 1.2 renegotiation: records under the renegotiated keys are not decrypted";
+    KeylogMalformed = "keylog_malformed", Warning, "a key-log line that is not in NSS key-log format (file and line in the message); the rest of the file is used";
+    PongLate = "pong_late", Info, "a pong that answers its ping only after a later ping of the same side or after that side's Close";
+    // Application protocols inside the messages (src/app):
+    AppHeartbeatTimeout = "app_heartbeat_timeout", Warning, "an application heartbeat went unanswered (or stopped) past the protocol's timeout, and the waiting side ended the connection";
+    AppInitTimeout = "app_init_timeout", Warning, "the server closed because the protocol's opening message (graphql connection_init, SignalR handshake) did not come in time";
+    AppError = "app_error", Warning, "the application protocol reported an error (STOMP ERROR, JSON-RPC error, graphql error, SignalR completion error or close error)";
+    AppRequestUnanswered = "app_request_unanswered", Warning, "an application request or operation got no answer before the connection ended";
+    AppProtocolViolation = "app_protocol_violation", Error, "a message that is malformed for the recognised application protocol";
+    AppConnectRefused = "app_connect_refused", Warning, "the application protocol refused the session (MQTT CONNACK not 0, SignalR handshake error, STOMP ERROR to CONNECT, Socket.IO CONNECT_ERROR)";
+    SubprotocolNotSelected = "subprotocol_not_selected", Warning, "the client offered subprotocols and the server's 101 selected none";
 }
 
 impl Serialize for DiagnosticId {

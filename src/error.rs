@@ -30,6 +30,12 @@ pub enum Error {
         /// The first bytes, hex.
         magic: String,
     },
+    /// Arguments that cannot be used (found after parsing, e.g. a filter libpcap rejects).
+    #[error("{0}")]
+    Usage(String),
+    /// `--connection` names a connection the inputs do not have.
+    #[error("{0}")]
+    NotFound(String),
     /// A live capture could not start.
     #[error("{0}")]
     Live(String),

@@ -159,12 +159,13 @@ pub fn live(args: &LiveArgs, options: &RunOptions) -> Result<Outcome> {
     listening.push_str("; Ctrl-C to stop and report");
     eprintln!("{listening}");
 
-    let mut reporter = options.reporter();
+    let mut reporter = options.reporter()?;
     let mut session = Session::new(reporter.as_mut(), options);
     let started = Instant::now();
     let mut skipped = 0u64;
     let (stats, summary) = {
         let mut pipeline = Pipeline::new(session.sink(), options.connection, options.table);
+        pipeline.set_keys(options.keys.clone());
         let stats = {
             let pipeline = std::cell::RefCell::new(&mut pipeline);
             capture.run(
@@ -247,14 +248,12 @@ pub fn live(args: &LiveArgs, options: &RunOptions) -> Result<Outcome> {
         );
     }
 
-    let matched = session.matched();
-    session
-        .sink()
-        .finish(&[input], &summary)
-        .map_err(Error::Output)?;
-    Ok(if matched {
+    let mut summary = summary;
+    let keylog_matched = crate::run::add_key_logs(&mut summary, &options.keys, &options.fail_on);
+    let outcome = session.finish(&[input], &summary)?;
+    Ok(if keylog_matched {
         Outcome::Matched
     } else {
-        Outcome::Clean
+        outcome
     })
 }

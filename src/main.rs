@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use wsprobe::cli::{Cli, Command};
 use wsprobe::diag::DiagnosticId;
@@ -16,7 +17,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e)
+            if e.use_stderr()
+                && e.kind() != ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            eprintln!("wsprobe: {}", usage_error(&e));
+            return ExitCode::from(2);
+        }
         Err(e) => {
+            // --help, --version, or no arguments at all: clap's own text.
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             return ExitCode::from(code);
@@ -31,6 +40,10 @@ fn main() -> ExitCode {
                     id.severity().as_str(),
                     id.description()
                 );
+            }
+            println!("\nfindings across connections (also for --fail-on):");
+            for id in wsprobe::record::FindingId::ALL {
+                println!("{:<32} {:<8} {}", id.as_str(), "finding", id.description());
             }
             ExitCode::SUCCESS
         }
@@ -60,10 +73,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match analyze(&args.files, &options, !args.no_progress) {
-                Ok((_, errors)) if !errors.is_empty() => ExitCode::from(2),
-                Ok((Outcome::Matched, _)) => ExitCode::from(1),
-                Ok((Outcome::Clean, _)) => ExitCode::SUCCESS,
+            match analyze(
+                &args.files,
+                args.filter.as_deref(),
+                &options,
+                !args.no_progress,
+            ) {
+                Ok(Outcome::Matched) => ExitCode::from(1),
+                Ok(Outcome::Clean) => ExitCode::SUCCESS,
                 Err(e) => exit_for(e),
             }
         }
@@ -79,4 +96,62 @@ fn exit_for(e: wsprobe::error::Error) -> ExitCode {
     }
     eprintln!("wsprobe: {e}");
     ExitCode::from(2)
+}
+
+/// A usage error as one line: what is wrong, clap's "did you mean" when it has one, and where
+/// to look. (clap's tip "to pass '--x' as a value, use '-- --x'" is left out: no wsprobe value
+/// starts with a dash, so it only misleads.)
+fn usage_error(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let mut lines = text.lines();
+    let mut message = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .trim_end_matches(" found")
+        .to_string();
+    // The indented lines right under the first belong to it ("  <FILE>...", "  [possible ...]").
+    for line in lines.take_while(|l| l.starts_with("  ") && !l.trim_start().starts_with("tip:")) {
+        message.push(' ');
+        message.push_str(line.trim());
+    }
+    let mut suggestions = Vec::new();
+    for kind in [
+        ContextKind::SuggestedArg,
+        ContextKind::SuggestedSubcommand,
+        ContextKind::SuggestedValue,
+    ] {
+        match e.get(kind) {
+            Some(ContextValue::String(s)) => suggestions.push(format!("'{s}'")),
+            Some(ContextValue::Strings(v)) => {
+                suggestions.extend(v.iter().map(|s| format!("'{s}'")))
+            }
+            _ => {}
+        }
+    }
+    if !suggestions.is_empty() {
+        message.push_str(&format!("; did you mean {}?", suggestions.join(" or ")));
+    }
+    let usage = text.lines().find_map(|l| l.strip_prefix("Usage: "));
+    // The subcommand from the usage line, else from the arguments (a bad value has no usage).
+    let subcommand = std::env::args()
+        .nth(1)
+        .filter(|a| ["analyze", "live", "interfaces", "diagnostics"].contains(&a.as_str()));
+    let command = match usage {
+        Some(u) => u
+            .split_whitespace()
+            .take_while(|w| !w.starts_with(['[', '<', '-']))
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => match subcommand {
+            Some(sub) => format!("wsprobe {sub}"),
+            None => "wsprobe".into(),
+        },
+    };
+    match e.kind() {
+        ErrorKind::MissingRequiredArgument | ErrorKind::MissingSubcommand => {
+            format!("{message} (usage: {})", usage.unwrap_or(&command))
+        }
+        _ => format!("{message} (see `{command} --help`)"),
+    }
 }

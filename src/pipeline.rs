@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 
 use crate::capture::Packet;
-use crate::connection::{Connection, ConnectionConfig, Context};
+use crate::connection::{Connection, ConnectionConfig, Context, Finished};
 use crate::decode::{Skip, decode};
 use crate::record::Sink;
-use crate::record::{ConnectionRecord, Summary};
+use crate::record::Summary;
 use crate::tcp::FlowKey;
 
 /// Limits on the flow table.
@@ -63,7 +63,6 @@ pub struct Pipeline<'s> {
     tombstones: HashMap<FlowKey, f64, RandomState>,
     context: Context<'s>,
     limits: TableLimits,
-    next_id: u64,
     packets: u64,
     now: f64,
     last_sweep: f64,
@@ -78,12 +77,16 @@ impl<'s> Pipeline<'s> {
             tombstones: HashMap::default(),
             context: Context::new(sink, config),
             limits,
-            next_id: 0,
             packets: 0,
             now: 0.0,
             last_sweep: f64::NEG_INFINITY,
             summary: Summary::default(),
         }
+    }
+
+    /// TLS keys (key logs, pcapng Decryption Secrets Blocks) for the connections to come.
+    pub fn set_keys(&mut self, keys: std::sync::Arc<crate::stream::tls::KeyStore>) {
+        self.context.set_keys(keys);
     }
 
     /// One captured packet. Returns why it was skipped, if it was.
@@ -106,7 +109,9 @@ impl<'s> Pipeline<'s> {
                 let from_a = src_is_lo == slot.a_is_lo;
                 slot.connection
                     .on_segment(&segment, from_a, time, &mut self.context);
-                if slot.connection.ended() {
+                let ended = slot.connection.ended();
+                self.report_finished();
+                if ended {
                     self.finish(key);
                     self.tombstones.insert(key, time);
                 }
@@ -124,9 +129,7 @@ impl<'s> Pipeline<'s> {
         if self.table.len() >= self.limits.max_connections {
             self.evict_idlest();
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        self.summary.tcp_connections += 1;
+        let id = self.context.alloc_id();
         let mut connection = Box::new(Connection::new(
             id,
             segment.src,
@@ -135,9 +138,11 @@ impl<'s> Pipeline<'s> {
             &self.context.config,
         ));
         connection.on_segment(&segment, true, time, &mut self.context);
+        self.report_finished();
         if connection.ended() {
-            let record = connection.finish(None, &mut self.context);
-            self.report(record);
+            let finished = connection.finish_any(None, &mut self.context);
+            self.report_finished();
+            self.report(finished);
             self.tombstones.insert(key, time);
         } else {
             self.table.insert(
@@ -158,34 +163,33 @@ impl<'s> Pipeline<'s> {
     /// Finishes a connection; `stopped` explains why when TCP has not ended.
     fn finish_early(&mut self, key: FlowKey, stopped: Option<String>) {
         if let Some(slot) = self.table.remove(&key) {
-            let record = slot.connection.finish(stopped, &mut self.context);
-            self.report(record);
+            let finished = slot.connection.finish_any(stopped, &mut self.context);
+            self.report_finished();
+            self.report(finished);
         }
     }
 
-    fn report(&mut self, record: Option<ConnectionRecord>) {
-        let Some(record) = record else {
-            return;
-        };
-        let s = &mut self.summary;
-        s.connections += 1;
-        let frames = record.frames.client.total() + record.frames.server.total();
-        let websocket = record.handshake.as_ref().is_some_and(|h| h.accepted) || frames > 0;
-        s.websocket_connections += u64::from(websocket);
-        s.frames += frames;
-        s.messages += record.message_counts.client
-            + record.message_counts.server
-            + [record.frames.client, record.frames.server]
-                .iter()
-                .map(|f| f.close + f.ping + f.pong)
-                .sum::<u64>();
-        for (id, n) in &record.diagnostic_counts {
-            *s.diagnostics.entry(id.clone()).or_insert(0) += n;
+    /// Reports the records connections finished while going on (HTTP/2 WebSocket streams).
+    fn report_finished(&mut self) {
+        if !self.context.has_finished() {
+            return; // the per-packet path: nothing to do, and no allocation
         }
-        *s.outcomes
-            .entry(record.close.outcome.to_string())
-            .or_insert(0) += 1;
-        self.context.sink.connection(record);
+        for record in self.context.take_finished() {
+            self.report(Finished::Reported(record));
+        }
+    }
+
+    fn report(&mut self, finished: Finished) {
+        match finished {
+            Finished::Reported(record) => {
+                self.summary.add_connection(&record);
+                self.context.sink.connection(record);
+            }
+            Finished::Other(other) => {
+                self.summary.add_other(&other);
+                self.context.sink.other_connection(&other);
+            }
+        }
     }
 
     /// A clock tick without a packet (live capture on a quiet interface): moves the pipeline's
@@ -194,6 +198,7 @@ impl<'s> Pipeline<'s> {
     pub fn sweep_now(&mut self, now: f64) {
         self.now = self.now.max(now);
         self.sweep();
+        self.context.sink.tick(self.now);
     }
 
     /// Has the reporter's output failed (e.g. the reading end of a pipe was closed)?
@@ -205,6 +210,10 @@ impl<'s> Pipeline<'s> {
     fn sweep(&mut self) {
         let now = self.now;
         let limits = self.limits;
+        // Quiet connections stop waiting for late data (cheap when nothing is held).
+        for slot in self.table.values_mut() {
+            slot.connection.tick(now, &mut self.context);
+        }
         let expired: Vec<(FlowKey, f64)> = self
             .table
             .iter()
@@ -221,6 +230,18 @@ impl<'s> Pipeline<'s> {
         for (key, idle) in expired {
             let why = format!("no packets for {idle:.0} s, tracking stopped (--idle-timeout)");
             self.finish_early(key, Some(why));
+        }
+        // TCP ended while bytes were missing: they did not come late either.
+        let config = self.context.config;
+        let lingering: Vec<FlowKey> = self
+            .table
+            .iter()
+            .filter(|(_, slot)| slot.connection.linger_over(now, &config))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in lingering {
+            self.finish(key);
+            self.tombstones.insert(key, now);
         }
         let mut idle: Vec<(f64, FlowKey)> = Vec::new();
         for (key, slot) in self.table.iter_mut() {
@@ -286,6 +307,12 @@ impl<'s> Pipeline<'s> {
         for (_, key) in keys {
             self.finish(key);
         }
+        for record in self.context.take_late_records() {
+            // Its TCP connection was counted (as not WebSocket) when it finished.
+            self.summary.add_late_record(&record);
+            self.context.sink.connection(record);
+        }
+        self.summary.unfiltered_tcp_connections = self.summary.tcp_connections;
         self.summary
     }
 }
@@ -294,7 +321,7 @@ impl<'s> Pipeline<'s> {
 mod tests {
     use super::*;
     use crate::capture::{InputSummary, LinkType};
-    use crate::record::Event;
+    use crate::record::{ConnectionRecord, Event};
 
     #[derive(Default)]
     struct Records(Vec<ConnectionRecord>);

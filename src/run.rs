@@ -3,19 +3,29 @@
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::analysis::AnalysisOptions;
-use crate::capture::{InputSummary, file::read_capture};
-use crate::cli::{Format, PayloadArg, ReportArgs};
+use crate::app::{APP_MAX_BYTES, AppSelection};
+use crate::capture::filter::PacketFilter;
+use crate::capture::{InputSummary, file::read_capture_with_secrets};
+use crate::cli::{Format, PayloadArg, ReportArgs, TableFormat};
 use crate::connection::ConnectionConfig;
 use crate::diag::{DiagnosticId, Severity};
 use crate::error::{Error, Result};
+use crate::findings::FindingsEngine;
 use crate::pipeline::{Pipeline, TableLimits};
-use crate::record::{ConnectionRecord, Summary};
+use crate::record::{Address, ConnectionRecord, Finding, FindingId, OtherConnection, Summary};
 use crate::record::{Event, Sink};
+use crate::report::har::HarReport;
+use crate::report::html::HtmlReport;
 use crate::report::json::JsonReport;
 use crate::report::jsonl::JsonlReport;
-use crate::report::table::TableReport;
+use crate::report::table::{TableOptions, TableReport};
+use crate::report::tables::{FileFormat, TableWriter, TablesConfig};
+use crate::stream::tls::KeyStore;
 use crate::tcp::reassembly::ReassemblyLimits;
 use crate::ws::message::{MessageLimits, PayloadMode};
 
@@ -28,15 +38,16 @@ pub enum Outcome {
     Matched,
 }
 
-/// `--fail-on` parsed: ids, and a severity threshold.
+/// `--fail-on` parsed: diagnostic ids, finding ids, and a severity threshold.
 #[derive(Debug, Clone, Default)]
 pub struct FailOn {
     ids: HashSet<DiagnosticId>,
+    findings: HashSet<FindingId>,
     severity: Option<Severity>,
 }
 
 impl FailOn {
-    /// Parses the words; an unknown one is a usage error.
+    /// Parses the words; an unknown one is a usage error (with the nearest id, if one is near).
     pub fn parse(words: &[String]) -> std::result::Result<FailOn, String> {
         let mut fail = FailOn::default();
         for word in words.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
@@ -44,9 +55,19 @@ impl FailOn {
                 fail.severity = Some(fail.severity.map_or(s, |t| t.min(s)));
             } else if let Some(id) = DiagnosticId::parse(word) {
                 fail.ids.insert(id);
+            } else if let Some(id) = FindingId::parse(word) {
+                fail.findings.insert(id);
             } else {
+                let known = DiagnosticId::ALL
+                    .iter()
+                    .map(|id| id.as_str())
+                    .chain(["error", "warning", "info"]);
+                let hint = match did_you_mean(word, known) {
+                    Some(near) => format!("; did you mean {near:?}?"),
+                    None => String::new(),
+                };
                 return Err(format!(
-                    "--fail-on: unknown diagnostic id or severity {word:?} (see `wsprobe diagnostics`)"
+                    "--fail-on: unknown diagnostic id, finding id or severity {word:?}{hint} (`wsprobe diagnostics` lists them)"
                 ));
             }
         }
@@ -60,32 +81,192 @@ impl FailOn {
             })
         })
     }
+
+    fn matches_finding(&self, finding: &Finding) -> bool {
+        self.findings.contains(&finding.id)
+    }
 }
 
-/// Passes on only the chosen connections and notes whether any matched `--fail-on`.
+/// The known word nearest to `word`, when it is near enough to be a slip (the measure and
+/// threshold clap uses for its own suggestions).
+pub fn did_you_mean<'k>(word: &str, known: impl Iterator<Item = &'k str>) -> Option<&'k str> {
+    known
+        .map(|k| (strsim::jaro_winkler(word, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// `--address`: an endpoint kept on either side of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressFilter {
+    ip: Option<IpAddr>,
+    port: Option<u16>,
+}
+
+/// The forms `--address` takes, for its error message.
+const ADDRESS_FORMS: &str = "IP, IP:PORT, [IPv6]:PORT, :PORT or PORT (e.g. 10.0.0.5, 10.0.0.5:443, [::1]:8080, :8080, 8080; host names are not looked up)";
+
+impl AddressFilter {
+    /// Parses IP, IP:PORT, [IPv6]:PORT, [IPv6], :PORT or PORT.
+    pub fn parse(text: &str) -> std::result::Result<AddressFilter, String> {
+        let t = text.trim();
+        let bad = |why: &str| format!("--address {t:?}: {why}; use {ADDRESS_FORMS}");
+        let port = |p: &str| -> std::result::Result<u16, String> {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(&format!("{p:?} is not a port number")));
+            }
+            p.parse::<u16>()
+                .map_err(|_| bad(&format!("port {p} is out of range (0-65535)")))
+        };
+        let ip = |a: &str| -> std::result::Result<IpAddr, String> {
+            a.parse::<IpAddr>()
+                .map(|ip| ip.to_canonical())
+                .map_err(|_| bad(&format!("{a:?} is not an IP address")))
+        };
+        if t.is_empty() {
+            return Err(bad("empty"));
+        }
+        if let Some(p) = t.strip_prefix(':')
+            && !p.contains(':')
+        {
+            return Ok(AddressFilter {
+                ip: None,
+                port: Some(port(p)?),
+            });
+        }
+        if t.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(AddressFilter {
+                ip: None,
+                port: Some(port(t)?),
+            });
+        }
+        if let Some(rest) = t.strip_prefix('[') {
+            let Some((inside, after)) = rest.split_once(']') else {
+                return Err(bad("no closing ']'"));
+            };
+            let ip = Some(ip(inside)?);
+            return match after {
+                "" => Ok(AddressFilter { ip, port: None }),
+                _ => match after.strip_prefix(':') {
+                    Some(p) => Ok(AddressFilter {
+                        ip,
+                        port: Some(port(p)?),
+                    }),
+                    None => Err(bad(&format!("{after:?} after ']'"))),
+                },
+            };
+        }
+        // One colon: IPv4:PORT. More: a bare IPv6 address (its port needs brackets).
+        match t.matches(':').count() {
+            1 => {
+                let (a, p) = t.split_once(':').expect("bug: one colon");
+                Ok(AddressFilter {
+                    ip: Some(ip(a)?),
+                    port: Some(port(p)?),
+                })
+            }
+            _ => Ok(AddressFilter {
+                ip: Some(ip(t)?),
+                port: None,
+            }),
+        }
+    }
+
+    /// Is `a` this endpoint?
+    pub fn matches(&self, a: &Address) -> bool {
+        self.port.is_none_or(|p| p == a.port)
+            && self.ip.is_none_or(|want| {
+                a.ip.parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.to_canonical() == want)
+            })
+    }
+
+    /// Does either end of a connection match?
+    pub fn matches_either(&self, client: &Address, server: &Address) -> bool {
+        self.matches(client) || self.matches(server)
+    }
+}
+
+impl std::fmt::Display for AddressFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.ip, self.port) {
+            (Some(IpAddr::V6(ip)), Some(p)) => write!(f, "[{ip}]:{p}"),
+            (Some(ip), Some(p)) => write!(f, "{ip}:{p}"),
+            (Some(ip), None) => write!(f, "{ip}"),
+            (None, Some(p)) => write!(f, ":{p}"),
+            (None, None) => write!(f, "any"),
+        }
+    }
+}
+
+/// Passes on only the chosen connections, counts the totals of what passes, gathers them for
+/// the findings across connections, and notes whether anything matched `--fail-on`.
 struct Gate<'a> {
     inner: &'a mut dyn Sink,
     connection: Option<u64>,
-    address: Option<String>,
+    address: Option<AddressFilter>,
+    /// Connections admitted by `--address` (decided when they are first seen, for their events).
     admitted: HashSet<u64>,
     fail_on: FailOn,
     matched: bool,
+    /// Totals of what passed.
+    summary: Summary,
+    /// Smallest and largest connection id seen, for "no connection N".
+    ids: Option<(u64, u64)>,
+    findings: FindingsEngine,
+    /// A live capture: announce patterns as soon as they are established.
+    live_findings: bool,
 }
 
 impl Gate<'_> {
-    fn admits_address(&self, ip: &str, port: u16) -> bool {
-        match &self.address {
-            None => true,
-            Some(want) => {
-                let want = want.trim_start_matches('[');
-                want == ip || *want == format!("{ip}:{port}") || *want == format!("{ip}]:{port}")
-            }
-        }
+    fn admits_ends(&self, id: u64, client: &Address, server: &Address) -> bool {
+        self.connection.is_none_or(|c| c == id)
+            && self
+                .address
+                .as_ref()
+                .is_none_or(|a| a.matches_either(client, server))
     }
 
     fn admits(&self, id: u64) -> bool {
         self.connection.is_none_or(|c| c == id)
             && (self.address.is_none() || self.admitted.contains(&id))
+    }
+
+    fn saw_id(&mut self, id: u64) {
+        self.ids = Some(
+            self.ids
+                .map_or((id, id), |(lo, hi)| (lo.min(id), hi.max(id))),
+        );
+    }
+
+    /// The filters are on and matched no TCP connection at all.
+    fn nothing_matched(&self) -> Option<String> {
+        let id = self.connection?;
+        if self.summary.tcp_connections > 0 {
+            return None;
+        }
+        let ids = match self.ids {
+            Some((lo, hi)) if lo == hi => format!("the only id is {lo}"),
+            Some((lo, hi)) => format!("ids {lo}-{hi}"),
+            None => "no TCP connections were seen".into(),
+        };
+        Some(match &self.address {
+            Some(a) if self.ids.is_some_and(|(lo, hi)| (lo..=hi).contains(&id)) => {
+                format!("connection {id} does not have endpoint {a} (--address)")
+            }
+            _ => format!("no connection {id} ({ids})"),
+        })
+    }
+
+    /// Live: passes on the patterns that became established by `now`.
+    fn announce(&mut self, now: f64) {
+        if !self.live_findings {
+            return;
+        }
+        for f in self.findings.poll(now) {
+            self.inner.finding_established(&f);
+        }
     }
 }
 
@@ -95,9 +276,7 @@ impl Sink for Gate<'_> {
             Event::ConnectionSeen {
                 id, client, server, ..
             } => {
-                if self.admits_address(&client.ip, client.port)
-                    || self.admits_address(&server.ip, server.port)
-                {
+                if self.admits_ends(*id, client, server) {
                     self.admitted.insert(*id);
                 }
                 *id
@@ -109,23 +288,69 @@ impl Sink for Gate<'_> {
             | Event::Close { id, .. } => *id,
         };
         if self.admits(id) {
+            match event {
+                Event::ConnectionSeen {
+                    id,
+                    time,
+                    client,
+                    server,
+                } => self.findings.connection_seen(*id, *time, client, server),
+                Event::Handshake { id, handshake } => {
+                    self.findings.handshake(*id, handshake.status)
+                }
+                _ => {}
+            }
             self.inner.event(event);
         }
     }
 
     fn connection(&mut self, record: ConnectionRecord) {
-        let by_address = self.admits_address(&record.client.ip, record.client.port)
-            || self.admits_address(&record.server.ip, record.server.port);
+        self.saw_id(record.id);
         self.admitted.remove(&record.id);
-        if self.connection.is_some_and(|c| c != record.id) || !by_address {
+        if !self.admits_ends(record.id, &record.client, &record.server) {
             return;
         }
         self.matched |= self.fail_on.matches(&record);
+        self.summary.add_connection(&record);
+        self.findings.connection(&record);
+        let now = record.last_seen;
         self.inner.connection(record);
+        self.announce(now);
     }
 
-    fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
-        self.inner.finish(inputs, summary)
+    fn tick(&mut self, now: f64) {
+        self.announce(now);
+        self.inner.tick(now);
+    }
+
+    fn other_connection(&mut self, connection: &OtherConnection) {
+        self.saw_id(connection.id);
+        if self.admits_ends(connection.id, &connection.client, &connection.server) {
+            self.summary.add_other(connection);
+            self.inner.other_connection(connection);
+        }
+    }
+
+    fn finish(&mut self, inputs: &[InputSummary], unfiltered: &Summary) -> std::io::Result<()> {
+        let findings = self.findings.finish();
+        self.matched |= findings.iter().any(|f| self.fail_on.matches_finding(f));
+        for f in &findings {
+            *self
+                .summary
+                .findings
+                .entry(f.id.as_str().to_string())
+                .or_insert(0) += 1;
+        }
+        self.summary.findings_skipped_connections = self.findings.skipped();
+        self.inner.findings(&findings);
+        self.summary.unfiltered_tcp_connections = unfiltered.tcp_connections;
+        // Key logs belong to the run, not to a connection: they pass every filter.
+        self.summary.key_logs = unfiltered.key_logs.clone();
+        let malformed = DiagnosticId::KeylogMalformed.as_str();
+        if let Some(&n) = unfiltered.diagnostics.get(malformed) {
+            self.summary.diagnostics.insert(malformed.to_string(), n);
+        }
+        self.inner.finish(inputs, &self.summary)
     }
 
     fn output_failed(&self) -> bool {
@@ -148,22 +373,78 @@ pub struct RunOptions {
     /// `--connection`.
     pub only_connection: Option<u64>,
     /// `--address`.
-    pub only_address: Option<String>,
+    pub only_address: Option<AddressFilter>,
+    /// `--wide`.
+    pub wide: bool,
+    /// Columns the table fits in (COLUMNS, else the terminal's, else 100).
+    pub width: usize,
     /// Indent JSON.
     pub pretty: bool,
     /// Flush every JSON line (live).
     pub flush_each_line: bool,
     /// Print a line per event in the table format as it happens (live).
     pub live_events: bool,
+    /// TLS keys: `--keylog` files (or `$SSLKEYLOGFILE`) and pcapng Decryption Secrets Blocks.
+    pub keys: Arc<KeyStore>,
+    /// Announce findings across connections as soon as they are established (live).
+    pub live_findings: bool,
+    /// `--out-dir` and its options.
+    pub tables: Option<TablesConfig>,
+}
+
+/// Where `--out-dir` goes and how, validated; None without `--out-dir`.
+fn tables_config(args: &ReportArgs) -> std::result::Result<Option<TablesConfig>, String> {
+    let o = &args.output;
+    let Some(dir) = &o.out_dir else {
+        return Ok(None);
+    };
+    let format = match o.table_format {
+        TableFormat::Jsonl => FileFormat::Jsonl,
+        TableFormat::Parquet => FileFormat::Parquet,
+    };
+    if !format.available() {
+        return Err("--table-format parquet: this wsprobe was built without the `parquet` feature; rebuild with `cargo install --path . --features parquet`, or write jsonl and convert with `duckdb -c \"COPY (FROM read_json('DIR/table=connections/**/*.jsonl.gz')) TO 'connections.parquet'\"`".into());
+    }
+    if format == FileFormat::Parquet && o.compress {
+        return Err(
+            "--compress is for jsonl tables; parquet files are always compressed (snappy)".into(),
+        );
+    }
+    let sensor = o
+        .sensor
+        .clone()
+        .unwrap_or_else(crate::report::tables::host_name);
+    Ok(Some(TablesConfig {
+        dir: dir.clone(),
+        compress: o.compress,
+        format,
+        sensor: crate::report::tables::sanitize_sensor(&sensor),
+        messages: args.messages,
+    }))
 }
 
 impl RunOptions {
     /// Validates report arguments.
     pub fn from_args(args: &ReportArgs, live: bool) -> std::result::Result<RunOptions, String> {
-        let keep_messages = args.messages && args.format != Format::Jsonl;
+        let tables = tables_config(args)?;
+        // html and har show every message; the tables list them with --messages.
+        let keep_messages = matches!(args.format, Format::Html | Format::Har)
+            || (args.messages && (args.format != Format::Jsonl || tables.is_some()));
         // Live table output prints every message as it happens.
         let message_events = args.format == Format::Jsonl || (live && args.format == Format::Table);
-        let payload = match args.payload {
+        let payload_arg = args.payload.unwrap_or(if args.format == Format::Har {
+            PayloadArg::Full
+        } else {
+            PayloadArg::Preview
+        });
+        let max_listed_bytes = args
+            .max_listed_bytes
+            .unwrap_or(if args.format == Format::Html {
+                crate::report::html::DEFAULT_MAX_LISTED_BYTES
+            } else {
+                crate::connection::DEFAULT_MAX_LISTED_BYTES
+            });
+        let payload = match payload_arg {
             // Without message records nobody reads payloads: do not copy them.
             _ if !(keep_messages || message_events) => PayloadMode::None,
             PayloadArg::None => PayloadMode::None,
@@ -171,6 +452,27 @@ impl RunOptions {
             PayloadArg::Full => PayloadMode::Full,
         };
         let fail_on = FailOn::parse(&args.fail_on)?;
+        if args.late_seconds.is_nan() || args.late_seconds < 0.0 {
+            return Err(format!(
+                "--late-seconds {}: expected a number of seconds, 0 or more",
+                args.late_seconds
+            ));
+        }
+        let only_address = args
+            .address
+            .as_deref()
+            .map(AddressFilter::parse)
+            .transpose()?;
+        let keys = load_key_logs(&args.keylog, live)?;
+        let app = AppSelection::parse(&args.app)?;
+        // The application decoders need the payload whatever the records show: the assembler
+        // keeps at least APP_MAX_BYTES of every message; records are still cut to `payload`.
+        let kept = match payload {
+            _ if !app.enabled() => payload,
+            PayloadMode::Full => PayloadMode::Full,
+            PayloadMode::Preview(n) => PayloadMode::Preview(n.max(APP_MAX_BYTES)),
+            PayloadMode::None => PayloadMode::Preview(APP_MAX_BYTES),
+        };
         let message_limits = MessageLimits {
             max_kept_bytes: args.max_message_bytes,
             max_inflated_bytes: args.max_inflated_bytes,
@@ -187,16 +489,24 @@ impl RunOptions {
                     frame_events: args.frames
                         && (args.format == Format::Jsonl || (live && args.format == Format::Table)),
                     payload,
+                    app,
+                    redact: !args.output.no_redact,
                 },
-                payload,
+                payload: kept,
                 message_limits,
                 reassembly: ReassemblyLimits {
                     max_buffered_bytes: args.max_buffered_bytes,
+                    late_packets: args.late_packets,
+                    late_seconds: args.late_seconds,
                     ..ReassemblyLimits::default()
                 },
-                max_listed_bytes: args.max_listed_bytes,
-                // The table report keeps every record until the end.
-                listed_freed_on_finish: args.format != Format::Table,
+                max_listed_bytes,
+                // The table report keeps every record until the end; html and har write them
+                // as they come, but the budget then bounds the size of the whole file.
+                listed_freed_on_finish: !matches!(
+                    args.format,
+                    Format::Table | Format::Html | Format::Har
+                ),
             },
             table: TableLimits {
                 max_connections: args.max_connections.max(1),
@@ -206,26 +516,59 @@ impl RunOptions {
             },
             fail_on,
             only_connection: args.connection,
-            only_address: args.address.clone(),
+            only_address,
+            wide: args.wide,
+            width: output_width(),
             pretty: args.pretty,
             flush_each_line: live,
             live_events: live && args.format == Format::Table,
+            keys,
+            live_findings: live,
+            tables,
         })
     }
 
-    /// The reporter for the chosen format, writing to standard output.
-    pub fn reporter(&self) -> Box<dyn Sink> {
+    /// The reporter for the chosen format, writing to standard output, and the `--out-dir`
+    /// tables beside it.
+    pub fn reporter(&self) -> Result<Box<dyn Sink>> {
+        let primary = self.primary_reporter();
+        let Some(config) = &self.tables else {
+            return Ok(primary);
+        };
+        let writer = TableWriter::create(config.clone()).map_err(|source| Error::Open {
+            path: config.dir.clone(),
+            source,
+        })?;
+        Ok(Box::new(crate::report::Tee::new(
+            primary,
+            writer,
+            self.format == Format::Jsonl,
+        )))
+    }
+
+    fn primary_reporter(&self) -> Box<dyn Sink> {
         let stdout = Box::new(std::io::BufWriter::with_capacity(
             1 << 16,
             std::io::stdout(),
         ));
         match self.format {
+            Format::Html => Box::new(HtmlReport::new(stdout)),
+            Format::Har => Box::new(HarReport::new(stdout, self.pretty)),
             Format::Json => Box::new(JsonReport::new(stdout, self.pretty)),
             Format::Jsonl => Box::new(JsonlReport::new(stdout, self.flush_each_line)),
             Format::Table => {
                 let colour = std::io::stdout().is_terminal()
                     && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-                let table = TableReport::new(stdout, colour, self.messages);
+                let table = TableReport::new(
+                    stdout,
+                    TableOptions {
+                        colour,
+                        messages: self.messages,
+                        width: self.width,
+                        wide: self.wide,
+                        filtered: self.filter_words(),
+                    },
+                );
                 if self.live_events {
                     Box::new(table.with_live_events())
                 } else {
@@ -234,6 +577,42 @@ impl RunOptions {
             }
         }
     }
+}
+
+impl RunOptions {
+    /// The filters in words, for the report's totals; None without filters.
+    fn filter_words(&self) -> Option<String> {
+        let mut words = Vec::new();
+        if let Some(id) = self.only_connection {
+            words.push(format!("--connection {id}"));
+        }
+        if let Some(a) = &self.only_address {
+            words.push(format!("--address {a}"));
+        }
+        (!words.is_empty()).then(|| words.join(" "))
+    }
+}
+
+/// The default table width when standard output is not a terminal and COLUMNS is unset: one
+/// line per connection fits at 100 with most endpoints, and 100 columns show whole in CI logs,
+/// pagers and code blocks of issue trackers, where 120 often scrolls.
+pub const DEFAULT_WIDTH: usize = 100;
+
+/// COLUMNS when it is a number (also when piped: `COLUMNS=80 wsprobe ... | less`), else the
+/// terminal's width, else [`DEFAULT_WIDTH`].
+fn output_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    {
+        return n;
+    }
+    console::Term::stdout()
+        .size_checked()
+        .map(|(_, cols)| usize::from(cols))
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_WIDTH)
 }
 
 /// Feeds one packet source through a pipeline; used by `analyze` and `live`.
@@ -252,6 +631,10 @@ impl<'a> Session<'a> {
                 admitted: HashSet::new(),
                 fail_on: options.fail_on.clone(),
                 matched: false,
+                summary: Summary::default(),
+                ids: None,
+                findings: FindingsEngine::new(),
+                live_findings: options.live_findings,
             },
         }
     }
@@ -265,54 +648,80 @@ impl<'a> Session<'a> {
     pub fn matched(&self) -> bool {
         self.gate.matched
     }
-}
 
-/// `wsprobe analyze`: every file through one pipeline (connections may span files).
-/// Returns the outcome and the fatal errors met (each file is still tried).
-pub fn analyze(
-    files: &[String],
-    options: &RunOptions,
-    progress: bool,
-) -> Result<(Outcome, Vec<Error>)> {
-    let mut reporter = options.reporter();
-    let mut session = Session::new(reporter.as_mut(), options);
-    let mut inputs = Vec::new();
-    let mut errors = Vec::new();
-    let summary;
-    {
-        let mut pipeline = Pipeline::new(session.sink(), options.connection, options.table);
-        for path in files {
-            match analyze_one(path, &mut pipeline, progress) {
-                Ok(summary) => {
-                    if let Some(e) = &summary.error {
-                        eprintln!("wsprobe: {path}: {e}; the report covers what came before");
-                    }
-                    inputs.push(summary);
-                }
-                Err(e) => {
-                    eprintln!("wsprobe: {e}");
-                    errors.push(e);
-                }
-            }
+    /// End of input: the report's last part, and the outcome. `--connection` with no such
+    /// connection is an error, and then nothing is written (nothing was before: no event or
+    /// record passed).
+    pub fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> Result<Outcome> {
+        if let Some(message) = self.gate.nothing_matched() {
+            return Err(Error::NotFound(message));
         }
-        summary = pipeline.finish_all();
-    }
-    let matched = session.matched();
-    session
-        .sink()
-        .finish(&inputs, &summary)
-        .map_err(Error::Output)?;
-    Ok((
-        if matched {
+        self.gate.finish(inputs, summary).map_err(Error::Output)?;
+        Ok(if self.gate.matched {
             Outcome::Matched
         } else {
             Outcome::Clean
-        },
-        errors,
-    ))
+        })
+    }
 }
 
-fn analyze_one(path: &str, pipeline: &mut Pipeline<'_>, progress: bool) -> Result<InputSummary> {
+/// `wsprobe analyze`: every file through one pipeline (connections may span files).
+///
+/// A file that cannot be opened or is not a capture stops the command before anything is
+/// analysed (the error, one line; nothing on standard output). Standard input is checked as it
+/// is read: when it is not a capture, no report is written either.
+pub fn analyze(
+    files: &[String],
+    filter: Option<&str>,
+    options: &RunOptions,
+    progress: bool,
+) -> Result<Outcome> {
+    for path in files.iter().filter(|p| *p != "-") {
+        crate::capture::file::check_file(path)?;
+    }
+    let mut filter = filter
+        .map(PacketFilter::new)
+        .transpose()
+        .map_err(Error::Usage)?;
+    let mut reporter = options.reporter()?;
+    let mut session = Session::new(reporter.as_mut(), options);
+    let mut inputs = Vec::new();
+    let summary;
+    {
+        let mut pipeline = Pipeline::new(session.sink(), options.connection, options.table);
+        pipeline.set_keys(options.keys.clone());
+        for path in files {
+            let summary = analyze_one(
+                path,
+                &mut pipeline,
+                filter.as_mut(),
+                &options.keys,
+                progress,
+            )?;
+            if let Some(e) = &summary.error {
+                eprintln!("wsprobe: {path}: {e}; the report covers what came before");
+            }
+            inputs.push(summary);
+        }
+        summary = pipeline.finish_all();
+    }
+    let mut summary = summary;
+    let keylog_matched = add_key_logs(&mut summary, &options.keys, &options.fail_on);
+    let outcome = session.finish(&inputs, &summary)?;
+    Ok(if keylog_matched {
+        Outcome::Matched
+    } else {
+        outcome
+    })
+}
+
+fn analyze_one(
+    path: &str,
+    pipeline: &mut Pipeline<'_>,
+    mut filter: Option<&mut PacketFilter>,
+    keys: &KeyStore,
+    progress: bool,
+) -> Result<InputSummary> {
     let (reader, size): (Box<dyn std::io::Read + Send>, Option<u64>) = if path == "-" {
         (Box::new(std::io::stdin()), None)
     } else {
@@ -321,22 +730,36 @@ fn analyze_one(path: &str, pipeline: &mut Pipeline<'_>, progress: bool) -> Resul
             source,
         })?;
         let size = file.metadata().ok().map(|m| m.len());
-        if file.metadata().is_ok_and(|m| m.is_dir()) {
-            return Err(Error::Open {
-                path: path.into(),
-                source: std::io::Error::other("is a directory"),
-            });
-        }
         (Box::new(file), size)
     };
     let bar = progress_bar(path, size, progress);
     let mut skipped = 0u64;
-    let mut summary = read_capture(
+    let mut filtered = 0u64;
+    let mut summary = read_capture_with_secrets(
         reader,
         path,
         |packet| {
+            if let Some(f) = filter.as_deref_mut()
+                && !f.matches(packet)
+            {
+                filtered += 1;
+                return;
+            }
             if pipeline.packet(packet).is_err() {
                 skipped += 1;
+            }
+        },
+        |secrets| {
+            let name = format!(
+                "pcapng Decryption Secrets Block #{} in {path}",
+                secrets.index
+            );
+            let loaded = keys.add_text(&name, secrets.text);
+            print_key_log_warnings(&loaded);
+            if secrets.after_packets {
+                eprintln!(
+                    "wsprobe: {name} comes after packets: its keys only decrypt connections whose handshake follows it"
+                );
             }
         },
         |position| {
@@ -349,6 +772,7 @@ fn analyze_one(path: &str, pipeline: &mut Pipeline<'_>, progress: bool) -> Resul
         bar.finish_and_clear();
     }
     summary.skipped_packets += skipped;
+    summary.filtered_out = filter.is_some().then_some(filtered);
     Ok(summary)
 }
 
@@ -367,4 +791,75 @@ fn progress_bar(path: &str, size: Option<u64>, wanted: bool) -> Option<indicatif
     );
     bar.set_message(path.to_string());
     Some(bar)
+}
+
+/// Loads the key logs: `--keylog` files, else `$SSLKEYLOGFILE` when set. A file that cannot
+/// be read is a usage error (exit 2); malformed lines are warnings on stderr (and in the
+/// report's `summary.key_logs`). `live`: the files are followed as they grow.
+pub fn load_key_logs(paths: &[PathBuf], live: bool) -> std::result::Result<Arc<KeyStore>, String> {
+    let keys = KeyStore::new(live);
+    let (paths, from_env): (Vec<PathBuf>, bool) = if paths.is_empty() {
+        match std::env::var_os("SSLKEYLOGFILE").filter(|v| !v.is_empty()) {
+            Some(p) => (vec![PathBuf::from(p)], true),
+            None => (Vec::new(), false),
+        }
+    } else {
+        (paths.to_vec(), false)
+    };
+    for path in &paths {
+        let option = if from_env {
+            "SSLKEYLOGFILE"
+        } else {
+            "--keylog"
+        };
+        match keys.load_file(path) {
+            Ok(summary) => print_key_log_warnings(&summary),
+            Err(e) => {
+                let hint = if live && e.kind() == std::io::ErrorKind::NotFound {
+                    " (create it first, e.g. `touch FILE`, if the browser will write it later)"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "{option} {}: cannot read the key log: {e}{hint}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(Arc::new(keys))
+}
+
+fn print_key_log_warnings(summary: &crate::record::tls::KeyLogSummary) {
+    for w in &summary.warnings {
+        eprintln!(
+            "wsprobe: {}:{}: {} (line ignored)",
+            summary.source, w.line, w.message
+        );
+    }
+    let more = summary
+        .malformed
+        .saturating_sub(summary.warnings.len() as u64);
+    if more > 0 {
+        eprintln!(
+            "wsprobe: {}: {more} more malformed lines ignored",
+            summary.source
+        );
+    }
+}
+
+/// Puts the key-log summaries into the report summary and counts `keylog_malformed`;
+/// returns whether that matches `--fail-on`.
+pub fn add_key_logs(summary: &mut Summary, keys: &KeyStore, fail_on: &FailOn) -> bool {
+    summary.key_logs = keys.summaries();
+    let malformed: u64 = summary.key_logs.iter().map(|k| k.malformed).sum();
+    if malformed == 0 {
+        return false;
+    }
+    let id = DiagnosticId::KeylogMalformed;
+    *summary
+        .diagnostics
+        .entry(id.as_str().to_string())
+        .or_default() += malformed;
+    fail_on.ids.contains(&id) || fail_on.severity.is_some_and(|s| id.severity() >= s)
 }

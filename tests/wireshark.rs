@@ -18,6 +18,9 @@
 #[path = "integration/util.rs"]
 mod util;
 
+#[path = "integration/tls_harness.rs"]
+mod tls_harness;
+
 #[path = "wireshark/compare.rs"]
 mod compare;
 #[path = "wireshark/expected.rs"]
@@ -85,13 +88,28 @@ fn all_captures() -> Vec<(String, PathBuf)> {
     out
 }
 
+/// The TLS captures of `captures/record/tls_scenarios.py`: a key log beside them, or the keys
+/// inside (the Decryption Secrets Block capture).
+fn is_tls_capture(p: &Path) -> bool {
+    p.with_extension("keys").exists() || name(p) == "wss-dsb.pcapng"
+}
+
 fn name(p: &Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
 }
 
 /// tshark's options for a capture: out-of-order reassembly, and decode-as.
-fn tshark_options(file: &str, report: &serde_json::Value) -> Vec<String> {
+fn tshark_options(file: &str, report: &serde_json::Value, path: &Path) -> Vec<String> {
     let mut options = vec!["-o".to_string(), "tcp.reassemble_out_of_order:TRUE".into()];
+    // wss captures: tshark decrypts with the same key log (or the keys inside the pcapng).
+    let keys = path.with_extension("keys");
+    let tls = is_tls_capture(path);
+    if keys.exists() {
+        options.extend([
+            "-o".to_string(),
+            format!("tls.keylog_file:{}", keys.display()),
+        ]);
+    }
     if let Some((_, da)) = DECODE_AS.iter().find(|(f, _)| *f == file) {
         options.extend(["-d".to_string(), da.to_string()]);
         return options;
@@ -104,8 +122,9 @@ fn tshark_options(file: &str, report: &serde_json::Value) -> Vec<String> {
         .filter_map(|c| c["server"]["port"].as_u64())
         .filter(|p| *p != 80)
         .collect();
+    let dissector = if tls { "tls" } else { "http" };
     for port in ports {
-        options.extend(["-d".to_string(), format!("tcp.port=={port},http")]);
+        options.extend(["-d".to_string(), format!("tcp.port=={port},{dissector}")]);
     }
     options
 }
@@ -131,7 +150,7 @@ struct Outcome {
 fn differences(label: &str, path: &Path) -> Outcome {
     let report = wsprobe::report(path);
     let ours = wsprobe::connections(&report);
-    let options = tshark_options(&name(path), &report);
+    let options = tshark_options(&name(path), &report, path);
     let theirs = tshark::connections(&tshark::packets(path, &options));
     let diffs = compare::compare(label, &theirs, &ours);
     let frames = |conns: &[model::Conn]| -> usize {
@@ -202,10 +221,10 @@ fn wsprobe_agrees_with_tshark_or_the_difference_is_explained() {
             found.insert(d.key(), d);
         }
         // On every capture tshark decodes, the frame counts by opcode are the same (but where tshark
-        // stops at a lost segment, W12).
+        // stops at a lost segment, W14).
         let stops_at_gaps = expected::EXPECTED
             .iter()
-            .any(|e| e.capture == label && e.doc == "W12");
+            .any(|e| e.capture == label && e.doc == "W14");
         if let Some((theirs, ours)) = outcome.counts
             && theirs != ours
             && !stops_at_gaps
@@ -355,4 +374,203 @@ fn tshark_loses_frames_without_its_options() {
         );
         assert_eq!(count(&ndpi, &["-d", "tcp.port==12345,websocket"]), 5);
     }
+}
+
+/// tshark's view of one TLS connection: decrypted application data per direction, alerts,
+/// KeyUpdates and the ServerHello cipher suite.
+#[derive(Debug, Default)]
+struct TsharkTls {
+    client_port: u16,
+    plaintext: [Vec<u8>; 2],
+    alerts: Vec<(usize, u8)>,
+    key_updates: [u64; 2],
+    suites: Vec<u16>,
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+fn tshark_tls(path: &Path, port: u16, keys: Option<&Path>) -> Vec<TsharkTls> {
+    let mut base = vec![
+        "-r".to_string(),
+        path.display().to_string(),
+        "-o".into(),
+        "tcp.reassemble_out_of_order:TRUE".into(),
+    ];
+    if let Some(k) = keys {
+        base.extend(["-o".into(), format!("tls.keylog_file:{}", k.display())]);
+    }
+    base.extend(["-d".into(), format!("tcp.port=={port},tls")]);
+    let run = |extra: &[&str]| -> String {
+        let out = std::process::Command::new("tshark")
+            .args(&base)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tshark: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let fields = run(&[
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+        "-e",
+        "tcp.stream",
+        "-e",
+        "tcp.srcport",
+        "-e",
+        "tcp.dstport",
+        "-e",
+        "tls.handshake.type",
+        "-e",
+        "tls.alert_message.desc",
+        "-e",
+        "tls.handshake.ciphersuite",
+    ]);
+    let mut conns: BTreeMap<usize, TsharkTls> = BTreeMap::new();
+    for line in fields.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (Ok(stream), Ok(src)) = (f[0].parse::<usize>(), f[1].parse::<u16>()) else {
+            continue;
+        };
+        let dst: u16 = f[2].parse().unwrap();
+        let side = usize::from(src == port);
+        let c = conns.entry(stream).or_default();
+        c.client_port = if side == 0 { src } else { dst };
+        for t in f.get(3).unwrap_or(&"").split(',').filter(|t| !t.is_empty()) {
+            if t == "24" {
+                c.key_updates[side] += 1;
+            }
+        }
+        for d in f.get(4).unwrap_or(&"").split(',').filter(|t| !t.is_empty()) {
+            c.alerts.push((side, d.parse().unwrap()));
+        }
+        for cs in f.get(5).unwrap_or(&"").split(',').filter(|t| !t.is_empty()) {
+            let v = u16::from_str_radix(cs.trim_start_matches("0x"), 16).unwrap();
+            if side == 1 && !c.suites.contains(&v) {
+                c.suites.push(v);
+            }
+        }
+    }
+    for (stream, c) in conns.iter_mut() {
+        let follow = run(&["-q", "-z", &format!("follow,tls,raw,{stream}")]);
+        // "Node 0: ip:port": unindented lines are node 0's, tab-indented ones the other's.
+        let node0_port = follow
+            .lines()
+            .find_map(|l| l.strip_prefix("Node 0: "))
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse::<u16>().ok());
+        let node0 = usize::from(node0_port == Some(port));
+        for l in follow
+            .lines()
+            .skip_while(|l| !l.starts_with("Node 1"))
+            .skip(1)
+        {
+            if l.starts_with("====") {
+                break;
+            }
+            let (side, hex) = match l.strip_prefix('\t') {
+                Some(h) => (1 - node0, h),
+                None => (node0, l),
+            };
+            c.plaintext[side].extend(unhex(hex.trim()));
+        }
+    }
+    conns.into_values().collect()
+}
+
+/// The TLS captures decrypted by wsprobe's TLS layer and by tshark with the same key log:
+/// identical application-data bytes in both directions, the same alerts, KeyUpdates and
+/// cipher suite, for every connection.
+#[test]
+fn tls_layer_agrees_with_tshark() {
+    if tshark_or_skip().is_none() {
+        return;
+    }
+    let mut compared = 0;
+    for p in files_in(&util::captures_dir())
+        .into_iter()
+        .filter(|p| is_tls_capture(p))
+    {
+        let truth: serde_json::Value = match std::fs::read_to_string(p.with_file_name(format!(
+            "{}.truth.json",
+            p.file_stem().unwrap().to_string_lossy()
+        ))) {
+            Ok(t) => serde_json::from_str(&t).unwrap(),
+            // wss-dsb.pcapng is wss-py-tls13.pcap with the keys inside.
+            Err(_) => serde_json::json!({"recording": {"server_ports": [20443]}}),
+        };
+        let port = truth["recording"]["server_ports"][0].as_u64().unwrap() as u16;
+        let keys = Some(p.with_extension("keys")).filter(|k| k.exists());
+        let ours = tls_harness::run_tls(
+            &p,
+            &[port],
+            &keys.iter().map(|k| k.as_path()).collect::<Vec<_>>(),
+            None,
+        );
+        let theirs = tshark_tls(&p, port, keys.as_deref());
+        let label = name(&p);
+        assert_eq!(ours.len(), theirs.len(), "{label}: connections");
+        for t in &theirs {
+            let o = ours
+                .iter()
+                .find(|o| o.client_port == t.client_port)
+                .unwrap();
+            let l = format!("{label} client port {}", t.client_port);
+            assert_eq!(o.plaintext[0], t.plaintext[0], "{l}: client plaintext");
+            assert_eq!(o.plaintext[1], t.plaintext[1], "{l}: server plaintext");
+            if o.record.client_random.is_none() && t.suites.is_empty() {
+                continue; // no TLS on this TCP connection (a refused attempt): nothing to compare
+            }
+            assert!(
+                !t.plaintext[0].is_empty() || !t.plaintext[1].is_empty(),
+                "{l}: tshark decrypted nothing"
+            );
+            let our_alerts: Vec<(usize, String)> = o
+                .record
+                .alerts
+                .iter()
+                .map(|a| {
+                    (
+                        usize::from(a.from == ::wsprobe::diag::Side::Server),
+                        a.description.clone().unwrap(),
+                    )
+                })
+                .collect();
+            let their_alerts: Vec<(usize, String)> = t
+                .alerts
+                .iter()
+                .map(|(s, d)| (*s, ::wsprobe::stream::tls::suite::alert_name(*d)))
+                .collect();
+            let sorted = |mut v: Vec<(usize, String)>| {
+                v.sort();
+                v
+            };
+            assert_eq!(sorted(our_alerts), sorted(their_alerts), "{l}: alerts");
+            assert_eq!(
+                [o.record.key_updates.client, o.record.key_updates.server],
+                t.key_updates,
+                "{l}: KeyUpdates"
+            );
+            // A HelloRetryRequest and the ServerHello both carry the suite.
+            assert_eq!(t.suites.len(), 1, "{l}");
+            assert_eq!(
+                o.record.cipher_suite.as_deref(),
+                Some(::wsprobe::stream::tls::suite::suite_name(t.suites[0]).as_str()),
+                "{l}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 16, "compared {compared} TLS connections");
 }

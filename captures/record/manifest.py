@@ -53,7 +53,14 @@ How every capture is taken (the pitfalls are in shared/research/recording-captur
 - `-i lo` gives Ethernet (DLT_EN10MB, all-zero MACs); `-i any` gives Linux cooked v2
   (SLL2) with tcpdump 4.99/libpcap 1.10, `-y LINUX_SLL` forces cooked v1; on `-i any`
   each loopback packet appears once, not twice.
-- only loopback addresses (127.0.0.1, ::1) and the listed server ports.
+- only loopback addresses (127.0.0.1, ::1) and the listed server ports; peer-unreachable.pcap
+  is taken inside two network namespaces record.py creates for it (wsp-find-srv, wsp-find-cli,
+  10.250.0.1 and .2 on a veth pair) and deletes afterwards.
+- the findings captures (captures/record/findings_scenarios.py) each reproduce one cause of
+  connections ending; their truth files add an `incident` object: the cause (a finding id), the
+  parameters it must have (`expected`, from the configuration: nginx's proxy_read_timeout, the
+  server's ping_timeout ...), and what the endpoints, nginx and record.py logged, with
+  CLOCK_REALTIME times comparable to the capture's.
 
 ## Ground truth: `NAME.truth.json` (schema `wsprobe-truth/1`)
 
@@ -128,6 +135,9 @@ reception of it.
                                            // "killed": an endpoint process was SIGKILLed
                                            // "refused": the upgrade got a non-101 status
                                            // "http_only": plain HTTP, no upgrade attempted
+                                           // "connect_refused": the connection attempt was
+                                           //   refused (SYN answered by RST), logged by the client
+                                           // "tls": a plain TLS exchange (notes: server_name)
                                            // "abnormal": anything else
         "killed_side": null,               // "server" | "client" when kind == "killed"
         "signal": null,                    // "SIGKILL" when kind == "killed"
@@ -184,6 +194,21 @@ OBSERVED = """\
 - `-i any` on loopback gives each packet once, not twice: every packet in
   ipv6-sll2.pcap and sll1.pcap has packet type 0 ("to us"), none "outgoing".
   IPv6 over `lo` uses MSS 65476, IPv4 65495; loopback segments reach 64 KiB.
+- Loopback never shows a data segment after the ACK that covers it, so the late-* captures
+  are derived (captures/record/late_data.py) from real recordings, as a skewed merge of two
+  taps or a SPAN port would show them. tshark's TCP analysis labels such late segments
+  "retransmissions" (the "TCP retransmissions" lines above), but with
+  `tcp.reassemble_out_of_order` it still reassembles them: they are the only copy.
+- Application protocols (app-*.pcap): mqtt.js over ws and aedes fed by ws's
+  createWebSocketStream write **each MQTT field as its own WebSocket message** (a
+  22-byte CONNECT arrives as 9 binary messages, a CONNACK as 4): MQTT over WebSocket
+  is a byte stream. Socket.IO 4's open packet (with pingInterval/pingTimeout) goes
+  over HTTP long-polling before the upgrade, so the WebSocket only shows the probes
+  (`2probe`/`3probe`/`5`); the Socket.IO 4 client multiplexes a second namespace
+  on the same connection. Engine.IO's ping timeout ends in an empty Close (1005) from
+  the server, not a 1006. A subscriptions-transport-ws client offered `graphql-ws` to a
+  graphql-ws server that selected no subprotocol: the server sent Close 4406 while the
+  client's ws library aborted ("Server sent no subprotocol") with a RST.
 """
 
 
@@ -259,12 +284,24 @@ def write(specs, captures, analyse):
         s.append("- commands (`$PY` = the venv's python; logs go to a scratch dir):")
         s += [f"  - `{c}`" for c in rec["endpoint_commands"]]
         s.append(f"- capture: `{rec['command']}` ({rec['tool']})")
+        if truth.get("derived", {}).get("from"):
+            dv = truth["derived"]
+            s.append(f"- **derived** from the recording {dv['from']} (not kept): {dv['how']}"
+                     + "".join(f"\n  - `{c}`" for c in dv.get("commands", [])))
+            s.append("- data segments the capture shows after an ACK that covered them (tcp.late_after_ack): "
+                     + ", ".join(f"{k} {v}" for k, v in dv["late_after_ack"].items()))
         s.append(f"- link type: {a['encapsulation']}; packets: {a['packets']}; bytes: {a['bytes']}; "
                  f"**dropped by kernel: {rec['dropped_by_kernel']}**")
-        if truth.get("derived"):
+        if truth.get("derived", {}).get("operation"):
             s.append(f"- **derived from the recording**: {truth['derived']['operation']} "
                      "(the truth is the endpoints' log of the whole conversation)")
         s.append(f"- expected outcome: {spec['expected']}")
+        if truth.get("incident"):
+            inc = truth["incident"]
+            exp = ", ".join(f"{k} {v}" for k, v in inc.get("expected", {}).items())
+            s.append(f"- incident (truth for the findings): `{inc['cause']}`: {exp}; "
+                     f"{len(inc.get('events', []))} logged events, e.g. "
+                     + "; ".join(e["what"] for e in inc.get("events", [])[:3]))
         s.append("- ground truth per connection:")
         if len(conns) > 8:
             kinds = collections.Counter(c["end"]["kind"] for c in conns)

@@ -168,6 +168,31 @@ const modes = {
     }
   },
 
+  // One upgrade attempt to --url, logged as refused when it is not answered 101.
+  async refusedonce() {
+    await new Promise((resolve) => {
+      const path = new URL(A.url).pathname;
+      const ws = new WebSocket(A.url, { perMessageDeflate: false });
+      ws.on('unexpected-response', (req, res) => {
+        const k = W.connKey(req.socket.localAddress, req.socket.localPort);
+        const chunks = [];
+        res.on('data', (d) => chunks.push(d));
+        res.on('end', () => {
+          log.emit('refused', k, {
+            path, status: res.statusCode,
+            body_length: Buffer.concat(chunks).length,
+            local: [req.socket.localAddress, req.socket.localPort],
+            remote: [req.socket.remoteAddress, req.socket.remotePort],
+          });
+          req.destroy();
+          resolve();
+        });
+      });
+      ws.on('open', () => { ws.close(1000); resolve(); });
+      ws.on('error', () => {});
+    });
+  },
+
   async killclient() {
     const c = await open(A.url, { perMessageDeflate: false }, '/');
     await echo(c, 'client will be killed', false);

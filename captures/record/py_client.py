@@ -6,8 +6,11 @@ usage: py_client.py MODE --uri URI --log FILE
 import argparse
 import asyncio
 import hashlib
+import http.client
 import os
 import random
+import socket
+import ssl
 import sys
 
 sys.dont_write_bytecode = True
@@ -30,7 +33,7 @@ def det_bytes(seed, n):
 async def opened(uri, log, path, **kw):
     kw.setdefault("ping_interval", None)
     kw.setdefault("max_size", None)
-    ws = await connect(uri, **kw)
+    ws = await connect(uri, **kw)  # kw may carry sock=: an already connected socket
     k = wslog.conn_key(*ws.local_address[:2])
     wslog.instrument(ws, log, k)
     wslog.log_open(ws, log, k, path=path)
@@ -120,12 +123,79 @@ async def concurrent(args, log):
     await asyncio.gather(*(one_of_many(args, log, i) for i in range(args.n)))
 
 
+def tls_hello(port, log, server_name):
+    """A plain TLS exchange (not WebSocket) with SNI `server_name`."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the recording's own throw-away certificate
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        local, remote = raw.getsockname(), raw.getpeername()
+        with ctx.wrap_socket(raw, server_hostname=server_name) as s:
+            s.sendall(b"hello over TLS\n")
+            s.recv(1024)
+            version = s.version()
+    log.emit("tls", wslog.conn_key(*local[:2]), local=wslog.addr_pair(local),
+             remote=wslog.addr_pair(remote), server_name=server_name, version=version)
+
+
+def http_get(port, path, log):
+    """A plain HTTP request (no upgrade) on a connection of its own."""
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    c.request("GET", path, headers={"Connection": "close"})
+    local = c.sock.getsockname()
+    r = c.getresponse()
+    body = r.read()
+    log.emit("http", wslog.conn_key(*local[:2]), method="GET", path=path, status=r.status,
+             body_length=len(body), local=wslog.addr_pair(local), remote=["127.0.0.1", port])
+    c.close()
+
+
+async def restart(args, log):
+    """TLS and plain HTTP first; then a WebSocket whose server is killed (record.py), attempts
+    refused while it is down (each logged with its local port), and a new connection once
+    the restarted server answers."""
+    port = int(args.uri.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    tls_hello(args.tls_port, log, "wsprobe.test")
+    http_get(port, "/health", log)
+    ws = await opened(args.uri, log, "/live", compression=None)
+    await echo(ws, "before the restart")
+    await echo(ws, det_bytes("restart", 100))
+    print("EXCHANGED", flush=True)
+    try:
+        await ws.recv()
+    except ConnectionClosed:
+        pass
+    await ws.wait_closed()
+    wslog.log_closed(ws)
+    refused = 0
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        local = s.getsockname()
+        try:
+            s.connect(("127.0.0.1", port))
+            break
+        except ConnectionRefusedError:
+            s.close()
+            log.emit("connect_refused", wslog.conn_key(*local[:2]), local=wslog.addr_pair(local),
+                     remote=["127.0.0.1", port])
+            refused += 1
+            if refused == 1:
+                print("REFUSED", flush=True)
+            await asyncio.sleep(0.1)
+    ws = await opened(args.uri, log, "/live", compression=None, sock=s)
+    await echo(ws, "after the restart")
+    await ws.close(1000, "back")
+    wslog.log_closed(ws)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode")
     ap.add_argument("--uri", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--n", type=int, default=50)
+    ap.add_argument("--tls-port", type=int)
     args = ap.parse_args()
     log = wslog.Log(args.log, "client")
     asyncio.run(globals()[args.mode](args, log))

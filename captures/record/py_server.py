@@ -80,6 +80,16 @@ async def run(args):
     def process_response(connection, request, response):
         if response.status_code == 101:
             wslog.instrument(connection, log, key(connection))
+        elif args.mode != "refuse" and request is not None and (
+                "Sec-WebSocket-Key" in request.headers or response.status_code == 426):
+            # The library itself refused the upgrade (e.g. a proxy stripped its Upgrade header):
+            # log what the request it refused carried.
+            log.emit("refused", key(connection), path=request.path, status=response.status_code,
+                     upgrade=request.headers.get("Upgrade"),
+                     connection_header=request.headers.get("Connection"),
+                     local=wslog.addr_pair(connection.local_address),
+                     remote=wslog.addr_pair(connection.remote_address))
+            asyncio.get_running_loop().call_later(0.3, finish)
         return None
 
     async def handler(connection):

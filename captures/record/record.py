@@ -48,7 +48,12 @@ def sh(cmd, **kw):
     subprocess.run(cmd, check=True, **kw)
 
 
+SETUPS = []  # more setup steps (app_scenarios.py)
+
+
 def setup():
+    for extra in SETUPS:
+        extra()
     os.makedirs(SCRATCH, exist_ok=True)
     if not os.path.exists(PY):
         sh([sys.executable, "-m", "venv", os.path.join(SCRATCH, "venv")])
@@ -177,15 +182,17 @@ class Capture:
         self.spec, self.path = spec, path
         self.errpath = os.path.join(tmp, "capture.stderr")
         bpf = spec["bpf"]
+        netns = ["ip", "netns", "exec", spec["netns"]] if spec.get("netns") else []
         if spec["tool"] == "dumpcap":
             self.argv = ["dumpcap", "-i", spec["iface"], "-B", "128", "-f", bpf, "-w", path]
             self.shown = f"dumpcap -i {spec['iface']} -B 128 -f '{bpf}' -w {spec['file']}"
             ready = "Capturing on"
         else:
             extra = ["-y", spec["linktype_opt"]] if spec.get("linktype_opt") else []
-            self.argv = ["tcpdump", "-i", spec["iface"], *extra, "-B", "131072", "--immediate-mode",
-                         "-U", "-Z", "root", "-w", path, bpf]
-            self.shown = (f"tcpdump -i {spec['iface']} {' '.join(extra) + ' ' if extra else ''}"
+            self.argv = [*netns, "tcpdump", "-i", spec["iface"], *extra, "-B", "131072",
+                         "--immediate-mode", "-U", "-Z", "root", "-w", path, bpf]
+            self.shown = (f"{' '.join(netns) + ' ' if netns else ''}"
+                          f"tcpdump -i {spec['iface']} {' '.join(extra) + ' ' if extra else ''}"
                           f"-B 131072 --immediate-mode -U -w {spec['file']} '{bpf}'")
             ready = "listening on"
         self.err = open(self.errpath, "w+b")
@@ -241,17 +248,30 @@ SPECS = []
 
 
 def capture(file, *, ports, title, exercises, expected, iface="lo", tool="tcpdump",
-            linktype_opt=None, killed=None, optional=False, derive=None):
-    """`derive(capture_path, truth, tmp_dir) -> (capture_path, truth)`: a capture made from the recording
-    (cut, holes punched); its truth keeps the endpoints' logs and says how in truth["derived"]."""
+            linktype_opt=None, killed=None, optional=False, keep=True, **hooks):
+    """A recorded scenario. keep=False: the recording is only the source of derived captures.
+    hooks (findings_scenarios.py): netns (capture inside this network namespace), setup(tmp)
+    and teardown() around the capture, postprocess(conns, ctx) on the merged truth, and
+    stop_capture_first (the endpoints are killed only after the capture stopped).
+    reshape (scenarios_ws.py): `reshape(capture_path, truth, tmp_dir) -> (capture_path, truth)` makes the
+    kept capture from the recording (cut, holes punched); its truth keeps the endpoints' logs, says how
+    in truth["derived"]["operation"] and marks each message `in_capture`."""
     def deco(fn):
         bpf = " or ".join(f"tcp port {p}" for p in ports)
         SPECS.append(dict(file=file, stem=file.rsplit(".", 1)[0], ports=ports, title=title,
                           exercises=exercises, expected=expected, iface=iface, tool=tool,
                           linktype_opt=linktype_opt, killed=killed, fn=fn, bpf=bpf,
-                          optional=optional, derive=derive))
+                          optional=optional, keep=keep, **hooks))
         return fn
     return deco
+
+
+def derived(file, source, *, ports, title, exercises, expected, derive):
+    """A capture made from the recording of scenario `source` (a stem) by `derive(src, out, tmp)`,
+    which writes `out` and returns the truth's "derived" block; the truth is the source's
+    endpoint logs. Recorded (and derived again) whenever its source is."""
+    SPECS.append(dict(file=file, stem=file.rsplit(".", 1)[0], ports=ports, title=title,
+                      exercises=exercises, expected=expected, source=source, derive=derive))
 
 
 @capture("demo.pcap", ports=[8765], title="README demo: Python websockets echo, permessage-deflate",
@@ -359,6 +379,63 @@ def rec_refused(ctx):
     ka.wait(20)
 
 
+NGINX_NO_UPGRADE = """
+daemon off;
+master_process off;
+error_log {tmp}/nginx-error.log info;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log {tmp}/nginx-access.log;
+    client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
+    uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            # The classic mistake: no `proxy_set_header Upgrade $http_upgrade;` and
+            # `proxy_set_header Connection "upgrade";`, so the hop-by-hop upgrade headers are
+            # not forwarded.
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+        }}
+    }}
+}}
+"""
+
+
+def wait_port(port, timeout=10):
+    """Waits until something listens on `port`, without connecting (a probe would be captured)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+        if out.strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+@capture("proxy-strips-upgrade.pcap", ports=[27000, 27001],
+         title="nginx without proxy_set_header Upgrade in front of a WebSocket server",
+         exercises="Node ws client -> nginx 1.22 (:27000, `proxy_pass` + `proxy_http_version 1.1` but no "
+                   "`proxy_set_header Upgrade`/`Connection`) -> Python websockets server (:27001). nginx "
+                   "drops the hop-by-hop `Upgrade` and sends `Connection: close`, so the server sees a GET "
+                   "with Sec-WebSocket-Key but no Upgrade and answers 426 Upgrade Required, which nginx "
+                   "relays to the client. The server logs the request it refused (no Upgrade header).",
+         expected="2 connections, both refused with 426 (no WebSocket frames): client -> nginx (a complete "
+                  "upgrade request) and nginx -> server (the same request without `Upgrade: websocket` "
+                  "and `Connection: Upgrade`).")
+def rec_proxy_strips_upgrade(ctx):
+    srv = ctx.server_py("echo", "--port", "27001", "--no-deflate")
+    conf = os.path.join(ctx.tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_NO_UPGRADE.format(tmp=ctx.tmp, port=27000, upstream=27001))
+    ctx._start(["nginx", "-p", ctx.tmp, "-c", conf], "nginx",
+               ["nginx", "-c", "nginx.conf  # see the config in record.py: NGINX_NO_UPGRADE"])
+    wait_port(27000)
+    ctx.node("node_client.js", "refusedonce", "--url", "ws://127.0.0.1:27000/chat", name="client").wait(30)
+    srv.wait(20)
+
+
 @capture("ping-unanswered.pcap", ports=[9005], title="Pings that never get a pong",
          exercises="Node ws server with autoPong: false; Python websockets client sends one text (echoed), "
                    "two pings with payloads 0.5 s apart (no pong is ever sent), then closes 1000 \"no pong\".",
@@ -448,12 +525,65 @@ def rec_chromium(ctx):
                 out.write(json.dumps(e, ensure_ascii=False) + "\n")
 
 
+@capture("server-restart.pcap", ports=[26030, 26443], killed="server",
+         title="Server restart: refused attempts, and TLS and plain HTTP beside WebSocket",
+         exercises="Python client: (1) a plain TLS exchange (stdlib ssl, SNI `wsprobe.test`, TLS 1.3) with a "
+                   "Python TLS server on :26443; (2) GET /health without upgrade (its own connection) to the Node "
+                   "http+ws server on :26030; (3) WebSocket /live, two messages echoed, then record.py SIGKILLs "
+                   "the server; (4) the client retries every 100 ms and each attempt is refused (SYN answered "
+                   "by RST: nothing listens) until record.py starts the server again (0.6 s after the first "
+                   "refusal); (5) WebSocket /live again, one message echoed, client close 1000 \"back\".",
+         expected="2 WebSocket connections (the first ends 1006 with the server's FIN, the second cleanly "
+                  "with 1000 \"back\"), 1 TLS connection with SNI wsprobe.test, 1 HTTP connection without "
+                  "upgrade, several refused attempts to 127.0.0.1:26030.")
+def rec_restart(ctx):
+    cert, key = os.path.join(ctx.tmp, "cert.pem"), os.path.join(ctx.tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=wsprobe.test"],
+                   check=True, capture_output=True)
+    # The command line in the truth names the files; the process gets their real paths.
+    tls = ctx._start([PY, os.path.join(HERE, "tls_server.py"), "--port", "26443", "--cert", cert, "--key", key,
+                      "--log", ctx.log("server-tls")], "server-tls",
+                     ["$PY", "captures/record/tls_server.py", "--port", "26443", "--cert", "cert.pem",
+                      "--key", "key.pem", "--log", "server-tls.jsonl"])
+    tls.wait_for("READY")
+    srv = ctx.node("node_server.js", "keepalive", "--port", "26030", name="server")
+    srv.wait_for("READY")
+    cli = ctx.py("py_client.py", "restart", "--uri", "ws://127.0.0.1:26030/live", "--tls-port", "26443",
+                 name="client")
+    cli.wait_for("EXCHANGED")
+    time.sleep(0.2)
+    srv.kill(signal.SIGKILL)
+    ctx.killed = "server"
+    cli.wait_for("REFUSED")
+    time.sleep(0.6)
+    again = ctx.node("node_server.js", "keepalive", "--port", "26030", name="server-restarted")
+    again.wait_for("READY")
+    cli.wait(30)
+    again.wait(20)
+    tls.wait(20)
+
+
 class SkipCapture(Exception):
     pass
 
 
-# Scenarios kept in their own files (to spare merges here).
+# Scenarios kept in files of their own (each registers with `capture` / `derived`).
+sys.dont_write_bytecode = True
+import late_data  # noqa: E402
+
+late_data.register(sys.modules[__name__])
+
+# The causes of connections ending that findings explain (idle timeout behind nginx, restart,
+# graceful shutdown, heartbeat timeout, unreachable peer, connection lifetime).
+import findings_scenarios  # noqa: E402  (captures/record/findings_scenarios.py)
+
+findings_scenarios.register(sys.modules[__name__])
+
+# Fidelity captures cut from or holed in their recordings (a start inside a 1 MiB frame, deflate with
+# a lost segment, a deflate mid-stream start).
 import scenarios_ws  # noqa: E402  (captures/record/scenarios_ws.py)
+
 scenarios_ws.register(sys.modules[__name__])
 
 
@@ -527,8 +657,8 @@ def merge(evs, spec, killed):
             return None
 
         copen, sopen = first("client", "open"), first("server", "open")
-        cany = first("client", "open", "http", "refused")
-        sany = first("server", "open", "http", "refused")
+        cany = first("client", "open", "http", "refused", "connect_refused", "tls")
+        sany = first("server", "open", "http", "refused", "tls")
         caddr, cport = ((cany or {}).get("local") or (sany or {}).get("remote") or split_key(k))
         if sany:
             saddr, sport = sany["local"]
@@ -590,18 +720,29 @@ def merge(evs, spec, killed):
             "client_reported": reported("client"),
             "server_reported": reported("server"),
         }
+        clean = all(close[x] is not None
+                    for x in ("client_sent", "client_received", "server_sent", "server_received"))
+        tls = first("client", "tls") or first("server", "tls")
         if refused:
             end = {"kind": "refused", "killed_side": None, "signal": None, "http_status": refused["status"]}
+        elif first("client", "connect_refused"):
+            end = {"kind": "connect_refused", "killed_side": None, "signal": None, "http_status": None}
+        elif tls:
+            end = {"kind": "tls", "killed_side": None, "signal": None, "http_status": None}
         elif not (copen or sopen):
             end = {"kind": "http_only", "killed_side": None, "signal": None, "http_status": None}
+        elif clean:
+            end = {"kind": "clean", "killed_side": None, "signal": None, "http_status": None}
         elif killed:
             end = {"kind": "killed", "killed_side": killed, "signal": "SIGKILL", "http_status": None}
-        elif all(close[x] is not None for x in ("client_sent", "client_received", "server_sent", "server_received")):
-            end = {"kind": "clean", "killed_side": None, "signal": None, "http_status": None}
         else:
             end = {"kind": "abnormal", "killed_side": None, "signal": None, "http_status": None}
 
         notes = {}
+        if tls:
+            notes.update(server_name=tls.get("server_name"), tls_version=tls.get("version"))
+        app_events = [{x: y for x, y in e.items() if x not in ("ev", "impl", "conn")}
+                      for e in es if e["ev"] == "app"]
         for e in es:
             if e["ev"] == "note":
                 notes.update({x: y for x, y in e.items() if x not in ("ev", "t", "role", "impl", "conn")})
@@ -625,6 +766,7 @@ def merge(evs, spec, killed):
             "close": close,
             "end": end,
             "notes": notes,
+            **({"app": app_events} if app_events else {}),
         })
     return conns
 
@@ -635,8 +777,12 @@ def merge(evs, spec, killed):
 
 def tshark_fields(path, ports, filt, fields):
     argv = ["tshark", "-r", path, "-o", "tcp.reassemble_out_of_order:TRUE"]
+    # TLS captures (tls_scenarios.py) have their key log beside them as NAME.keys.
+    keys = os.path.splitext(path)[0] + ".keys"
+    if os.path.exists(keys):
+        argv += ["-o", f"tls.keylog_file:{keys}"]
     for p in ports:
-        argv += ["-d", f"tcp.port=={p},http"]
+        argv += ["-d", f"tcp.port=={p},{'tls' if os.path.exists(keys) else 'http'}"]
     argv += ["-Y", filt, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]
     for f in fields:
         argv += ["-e", f]
@@ -720,28 +866,38 @@ def record(spec, attempts=3):
         tmp = tempfile.mkdtemp(prefix=spec["stem"] + "-", dir=os.path.join(SCRATCH, "logs"))
         ctx = Ctx(spec, tmp)
         tmpcap = os.path.join(tmp, spec["file"])
-        cap = Capture(spec, tmpcap, tmp)
+        if spec.get("setup"):
+            spec["setup"](tmp)
         try:
-            spec["fn"](ctx)
-        except SkipCapture:
-            cap.p.send_signal(signal.SIGINT)
-            cap.p.wait()
-            raise
-        except Exception as e:  # noqa: BLE001
-            last = e
-            print(f"  attempt {attempt}: scenario failed: {e}", flush=True)
+            cap = Capture(spec, tmpcap, tmp)
+            try:
+                spec["fn"](ctx)
+            except SkipCapture:
+                cap.p.send_signal(signal.SIGINT)
+                cap.p.wait()
+                raise
+            except Exception as e:  # noqa: BLE001
+                last = e
+                print(f"  attempt {attempt}: scenario failed: {e}", flush=True)
+                ctx.cleanup()
+                cap.stop()
+                continue
+            finally:
+                if not spec.get("stop_capture_first"):
+                    ctx.cleanup()
+            stats = cap.stop()
             ctx.cleanup()
-            cap.stop()
-            continue
         finally:
-            ctx.cleanup()
-        stats = cap.stop()
+            if spec.get("teardown"):
+                spec["teardown"]()
         if stats["dropped"] != 0:
             last = RuntimeError(f"{stats['dropped']} packets dropped by kernel")
             print(f"  attempt {attempt}: {last}; re-recording", flush=True)
             continue
         evs = load_events(ctx.logs)
         conns = merge(evs, spec, ctx.killed)
+        if spec.get("postprocess"):
+            conns = spec["postprocess"](conns, ctx)
         truth = {
             "schema": SCHEMA,
             "capture": spec["file"],
@@ -759,17 +915,31 @@ def record(spec, attempts=3):
             },
             "connections": conns,
         }
-        if spec.get("derive"):
-            tmpcap, truth = spec["derive"](tmpcap, truth, tmp)
+        if spec.get("post"):  # TLS scenarios: key logs, derived captures, TLS truth
+            spec["post"](ctx, tmpcap, truth)
+        if getattr(ctx, "incident", None):
+            # Findings captures: the cause, as the endpoints and record.py logged it.
+            truth["incident"] = ctx.incident
+        if spec.get("reshape"):
+            tmpcap, truth = spec["reshape"](tmpcap, truth, tmp)
         check = analyse(tmpcap, spec["ports"], truth)
         if not check["frames_match"] and not truth.get("derived"):
             print("  WARNING: tshark frame counts differ from the truth:",
                   check["tshark_frames"], check["truth_frames"], flush=True)
-        shutil.copyfile(tmpcap, out)
-        with open(os.path.join(CAPTURES, spec["stem"] + ".truth.json"), "w", encoding="utf-8") as f:
-            f.write(dumps(truth) + "\n")
+        if spec.get("keep", True):
+            shutil.copyfile(tmpcap, out)
+            with open(os.path.join(CAPTURES, spec["stem"] + ".truth.json"), "w", encoding="utf-8") as f:
+                f.write(dumps(truth) + "\n")
         print(f"  ok: {stats['captured']} packets, 0 dropped, {check['bytes']} bytes, "
               f"{len(conns)} connections", flush=True)
+        for child in (s for s in SPECS if s.get("source") == spec["stem"]):
+            print(f"== {child['file']} (derived from {spec['file']})", flush=True)
+            child_out = os.path.join(CAPTURES, child["file"])
+            info = child["derive"](tmpcap, child_out, tmp)
+            child_truth = dict(truth, capture=child["file"], derived=info)
+            with open(os.path.join(CAPTURES, child["stem"] + ".truth.json"), "w", encoding="utf-8") as f:
+                f.write(dumps(child_truth) + "\n")
+            print(f"  ok: {os.path.getsize(child_out)} bytes; {info['how']}", flush=True)
         return
     raise RuntimeError(f"{spec['file']}: failed after {attempts} attempts: {last}")
 
@@ -780,6 +950,8 @@ def main():
     ap.add_argument("--setup", action="store_true", help="create the venv and node_modules, then exit")
     ap.add_argument("--manifest-only", action="store_true")
     args = ap.parse_args()
+    import tls_scenarios  # noqa: E402  (captures/record/tls_scenarios.py: the wss captures)
+    tls_scenarios.register(sys.modules[__name__])
     if args.setup:
         setup()
         return
@@ -789,7 +961,10 @@ def main():
         if os.geteuid() != 0:
             sys.exit("run as root (capturing on lo)")
         os.makedirs(os.path.join(SCRATCH, "logs"), exist_ok=True)
-        specs = [s for s in SPECS if not args.names or s["stem"] in args.names or s["file"] in args.names]
+        chosen = {s["stem"] for s in SPECS if not args.names or s["stem"] in args.names or s["file"] in args.names}
+        # A derived capture is made by recording its source.
+        chosen = {next((s["source"] for s in SPECS if s["stem"] == c and s.get("source")), c) for c in chosen}
+        specs = [s for s in SPECS if s["stem"] in chosen and not s.get("source")]
         for spec in specs:
             print(f"== {spec['file']}", flush=True)
             try:
@@ -803,4 +978,6 @@ def main():
 if __name__ == "__main__":
     sys.dont_write_bytecode = True
     sys.path.insert(0, HERE)
+    sys.modules["record"] = sys.modules["__main__"]
+    import app_scenarios  # noqa: E402,F401  (registers the application-protocol captures)
     main()

@@ -1,7 +1,7 @@
 """Fidelity captures made from real recordings by cutting them or punching holes in them (issue 11):
 a capture that starts inside a 1 MiB frame, permessage-deflate connections with a lost segment each way,
 and a mid-stream start of permessage-deflate connections. Registered into record.py's SPECS by
-`register(record)`; each derives its capture from a recording with `derive`, and its truth file keeps
+`register(record)`; each makes its capture from a recording with `reshape`, and its truth file keeps
 the endpoints' logs of the whole conversation plus `truth["derived"]` (what was cut) and, per message,
 `in_capture` (every byte of the message is in the derived capture).
 
@@ -321,7 +321,7 @@ def derive_deflate_midstream(path, truth, tmp):
 def register(rec):
     capture = rec.capture
 
-    @capture("midframe-1mib.pcap", ports=[23101], derive=derive_midframe,
+    @capture("midframe-1mib.pcap", ports=[23101], reshape=derive_midframe,
              title="A capture that starts inside a 1 MiB frame, both ways",
              exercises="Node ws client and server, no compression: 10 JSON ticks echoed, then the client sends "
                        "\"go\" and the server answers with one 1 MiB binary frame (random bytes) written 64 KiB "
@@ -346,7 +346,7 @@ def register(rec):
                     "binary message of fresh random bytes echoed (a window of output that copies nothing); 20 "
                     "more ticks and acks; client close 1000 \"done\".")
 
-    @capture("deflate-gap.pcap", ports=[23111, 23112], derive=derive_deflate_gap,
+    @capture("deflate-gap.pcap", ports=[23111, 23112], reshape=derive_deflate_gap,
              title="permessage-deflate connections with a segment lost each way",
              exercises=deflate_text.format(a=23111, b=23112) + " In each connection the packet with client "
                        "message #10 and the packet with server message #12 are deleted from the capture.",
@@ -360,7 +360,7 @@ def register(rec):
         ctx.node("node_fidelity.js", "client-deflate", "--port", "23111", name="client").wait(60)
         srv.wait(20)
 
-    @capture("deflate-midstream.pcap", ports=[23121, 23122], derive=derive_deflate_midstream,
+    @capture("deflate-midstream.pcap", ports=[23121, 23122], reshape=derive_deflate_midstream,
              title="permessage-deflate connections captured mid-stream",
              exercises=deflate_text.format(a=23121, b=23122) + " The capture of each connection starts at the "
                        "packet with client message #8: no SYN, no handshake.",

@@ -21,7 +21,7 @@ use wsprobe::pipeline::{Pipeline, TableLimits};
 use wsprobe::record::Sink;
 use wsprobe::report::json::JsonReport;
 use wsprobe::report::jsonl::JsonlReport;
-use wsprobe::report::table::TableReport;
+use wsprobe::report::table::{TableOptions, TableReport};
 use wsprobe::tcp::reassembly::ReassemblyLimits;
 use wsprobe::ws::framer::FrameEvent;
 
@@ -176,6 +176,8 @@ pub fn config_from(flags: u8) -> ConnectionConfig {
             keep_frames: flags & 16 != 0,
             frame_events: flags & 16 != 0,
             payload,
+            app: wsprobe::app::AppSelection::auto(),
+            redact: flags & 32 == 0,
         },
         payload,
         message_limits: if tiny {
@@ -191,6 +193,9 @@ pub fn config_from(flags: u8) -> ConnectionConfig {
             ReassemblyLimits {
                 max_buffered_bytes: 256,
                 max_buffered_segments: 4,
+                // A short grace window, so the late-data paths are reached.
+                late_packets: 2,
+                late_seconds: 0.001,
             }
         } else {
             ReassemblyLimits::default()
@@ -200,13 +205,23 @@ pub fn config_from(flags: u8) -> ConnectionConfig {
     }
 }
 
-/// A reporter writing nowhere: json, jsonl or table by `which`.
+/// A reporter writing nowhere: json, jsonl or table by `which` (the table at a width and
+/// layout `which` also picks, so that every fitting step of the layout is exercised).
 pub fn null_sink(which: u8) -> Box<dyn Sink> {
     let out = Box::new(std::io::sink());
     match which % 3 {
         0 => Box::new(JsonReport::new(out, false)),
         1 => Box::new(JsonlReport::new(out, false)),
-        _ => Box::new(TableReport::new(out, false, true)),
+        _ => Box::new(TableReport::new(
+            out,
+            TableOptions {
+                colour: which & 0x80 != 0,
+                messages: true,
+                width: 20 + usize::from(which) * 7 % 200,
+                wide: which & 0x40 != 0,
+                filtered: None,
+            },
+        )),
     }
 }
 
@@ -453,5 +468,64 @@ impl Tcp {
             payload,
         };
         conn.on_segment(&seg, !from_server, self.time, ctx);
+    }
+}
+
+/// The `app` target: the application-protocol stage fed hostile messages. Input: a protocol
+/// choice byte (auto, or one forced decoder), a handshake choice byte (selected subprotocol /
+/// URL hints), then records `[head, len]` + `len` bytes: head bit 0 = from the server, bit 1 =
+/// binary, bit 2 = a Close frame instead (its code from the payload), bit 3 = incomplete.
+pub fn run_app(data: &[u8]) {
+    use wsprobe::app::{AppSelection, AppSession, Input};
+    use wsprobe::diag::Side;
+
+    const NAMES: [&str; 12] = [
+        "auto", "socket.io", "graphql-transport-ws", "subscriptions-transport-ws", "stomp",
+        "sockjs", "mqtt", "signalr", "json-rpc", "phoenix", "actioncable", "tunnel",
+    ];
+    const HANDSHAKES: [(&str, Option<&str>); 6] = [
+        ("/", None),
+        ("/socket.io/?EIO=4&transport=websocket", None),
+        ("/socket.io/?EIO=3&transport=websocket", None),
+        ("/graphql", Some("graphql-ws")),
+        ("/socket/websocket?vsn=2.0.0", None),
+        ("/stomp/123/abc/websocket", Some("v12.stomp")),
+    ];
+    let mut c = Choices::new(data);
+    let name = NAMES[c.byte() as usize % NAMES.len()];
+    let selection = AppSelection::parse(&[name.to_string()]).expect("bug: fuzz names parse");
+    let mut session = AppSession::new(selection, true);
+    let (path, sub) = HANDSHAKES[c.byte() as usize % HANDSHAKES.len()];
+    session.handshake_request(path, &sub.map(|s| vec![s.to_string()]).unwrap_or_default());
+    session.handshake_response(101, sub, 0.0);
+    let mut time = 0.0;
+    while !c.is_empty() {
+        let head = c.byte();
+        let len = c.byte() as usize * 4;
+        let payload = c.take(len);
+        time += 0.25;
+        let from = if head & 1 != 0 { Side::Server } else { Side::Client };
+        if head & 4 != 0 {
+            let code = u16::from_be_bytes([*payload.first().unwrap_or(&3), *payload.get(1).unwrap_or(&232)]);
+            let _ = session.close_frame(from, time, code, payload.get(2..).unwrap_or(&[]));
+            continue;
+        }
+        let complete = head & 8 == 0;
+        let input = Input {
+            from,
+            time,
+            binary: head & 2 != 0,
+            payload,
+            length: payload.len() as u64 + if complete { 0 } else { u64::from(head >> 4) * 1000 },
+            complete,
+        };
+        for decoded in session.message(&input).into_iter().flatten() {
+            let _ = decoded.record();
+            let _ = serde_json::to_string(&decoded.record()).expect("bug: app record serializes");
+        }
+    }
+    let end = session.finish(Some((Side::Server, time + 1.0, false)), time + 1.0);
+    if let Some(record) = end.record {
+        serde_json::to_string(&record).expect("bug: app record serializes");
     }
 }

@@ -1,8 +1,9 @@
 //! How a connection ended: Close frames and TCP FIN/RST in, a [`CloseRecord`] out, with the
 //! 1006 inference (TCP ended with no Close frame) that endpoints only ever report vaguely.
 
+use super::clock;
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::record::CloseRecord;
+use crate::record::{CloseRecord, TcpRecord, UnreachableRecord};
 use crate::ws::opcode::close_code_meaning;
 
 /// A Close frame as seen.
@@ -28,6 +29,9 @@ pub struct CloseTracker {
     first: Option<CloseFrame>,
     reply: Option<CloseFrame>,
     tcp_end: Option<TcpEnd>,
+    /// What ended the transport, in words, when it is not TCP (an HTTP/2 stream's
+    /// RST_STREAM: "stream reset by the client (CANCEL)").
+    end_words: Option<String>,
 }
 
 /// What the rest of the analysis knows when the record is built.
@@ -43,6 +47,62 @@ pub struct EndContext {
     pub started: Option<f64>,
     /// Set when analysis stopped following a connection that was still open: why.
     pub stopped: Option<String>,
+    /// What TLS (when present) says about the end.
+    pub transport: super::TransportEnd,
+    /// The close code's meaning under the application protocol (graphql-ws 4408 ...).
+    pub app_meaning: Option<String>,
+    /// The application protocol's account of the ending (`engine.io ping timeout ...`).
+    pub app_reason: Option<String>,
+    /// The last application heartbeat, as `application heartbeat pong from the client at ...`.
+    /// Heartbeats are data frames, so they already end the idle time the WebSocket sees; this
+    /// says which of the last frames were only heartbeats.
+    pub app_heartbeat: Option<String>,
+    /// One side went silent (see [`unreachable`]).
+    pub unreachable: Option<UnreachableRecord>,
+}
+
+/// Retransmissions into silence that make a peer "unreachable": Linux's first retransmission
+/// timeout is 200 ms and doubles, so three take at least 1.4 s; one or two are ordinary loss.
+pub const MIN_UNREACHABLE_RETRANSMISSIONS: u64 = 3;
+
+/// Seconds the peer must have been silent while the other side retransmitted: shorter silences
+/// are a slow ACK, not a vanished peer.
+pub const MIN_UNREACHABLE_SILENCE_S: f64 = 1.0;
+
+/// A side that went silent while the other kept retransmitting data it never acknowledged,
+/// and sent no FIN or RST of its own: network loss or a vanished host (RFC 9293 §3.8.3: the
+/// sender retransmits with backoff until it gives up).
+pub fn unreachable(
+    tcp: &TcpRecord,
+    tcp_end: Option<(Side, f64, bool)>,
+) -> Option<UnreachableRecord> {
+    [Side::Client, Side::Server].into_iter().find_map(|sender| {
+        let silent = sender.peer();
+        if tcp_end.is_some_and(|(side, _, _)| side == silent) {
+            return None; // it ended the connection itself: it was there
+        }
+        let d = tcp.delivery.get(sender);
+        let since = d.unacked_since?;
+        let last_retransmission = d.last_retransmission?;
+        if d.retransmissions_unacked < MIN_UNREACHABLE_RETRANSMISSIONS {
+            return None;
+        }
+        let heard = tcp
+            .delivery
+            .get(silent)
+            .last_packet
+            .unwrap_or(f64::NEG_INFINITY);
+        if last_retransmission - heard.max(since) < MIN_UNREACHABLE_SILENCE_S {
+            return None;
+        }
+        Some(UnreachableRecord {
+            side: silent,
+            since,
+            retransmissions: d.retransmissions_unacked,
+            retransmitting_for: ((last_retransmission - since).max(0.0) * 1000.0).round() / 1000.0,
+            unacked_bytes: d.unacked_bytes,
+        })
+    })
 }
 
 impl CloseTracker {
@@ -66,6 +126,11 @@ impl CloseTracker {
         self.first.is_some()
     }
 
+    /// The first Close frame: its sender and time.
+    pub fn first_close(&self) -> Option<(Side, f64)> {
+        self.first.as_ref().map(|f| (f.side, f.time))
+    }
+
     /// A FIN or RST from `side`; only the first counts.
     pub fn tcp_end(&mut self, side: Side, time: f64, rst: bool) {
         if self.tcp_end.is_none() {
@@ -73,10 +138,19 @@ impl CloseTracker {
         }
     }
 
+    /// The end given to [`CloseTracker::tcp_end`] is an HTTP/2 stream's, described by `words`.
+    pub fn set_end_words(&mut self, words: String) {
+        self.end_words = Some(words);
+    }
+
     /// Builds the record, pushing `abnormal_closure` or `close_handshake_incomplete`.
     pub fn record(&self, ctx: &EndContext, out: &mut Vec<Diagnostic>) -> CloseRecord {
         let tcp = self.tcp_end;
-        let idle = match (tcp, ctx.last_frame_time.or(ctx.started)) {
+        let last = ctx
+            .last_frame_time
+            .or(ctx.started)
+            .or(ctx.transport.last_activity);
+        let idle = match (tcp, last) {
             (Some(end), Some(last)) => Some(round3((end.time - last).max(0.0))),
             _ => None,
         };
@@ -93,6 +167,7 @@ impl CloseTracker {
             tcp_end_time: tcp.map(|t| t.time),
             idle_before_end: idle,
             last_message: ctx.last_message.clone(),
+            unreachable: ctx.unreachable,
             summary: String::new(),
         };
         if let Some(status) = &ctx.refused {
@@ -100,30 +175,71 @@ impl CloseTracker {
             record.summary = format!("upgrade refused: {status}");
             return record;
         }
+        let note = ctx
+            .transport
+            .note
+            .as_ref()
+            .map(|n| format!("; {n}"))
+            .unwrap_or_default();
         let tcp_words = |t: TcpEnd| {
-            let mut s = format!(
-                "{} sent {}",
-                t.side.as_str(),
-                if t.rst { "RST" } else { "FIN" }
-            );
+            let mut s = match &self.end_words {
+                Some(words) => words.clone(),
+                None => format!(
+                    "{} sent {}",
+                    t.side.as_str(),
+                    if t.rst { "RST" } else { "FIN" }
+                ),
+            };
             if let Some(idle) = idle {
                 s.push_str(&format!(" after {} idle", human_seconds(idle)));
             }
             s
         };
+        if let Some(why) = &ctx.transport.no_websocket {
+            record.outcome = "not_websocket";
+            record.initiator = tcp.map(|t| t.side);
+            record.summary = match tcp {
+                Some(t) => format!("{why}: {}{note}", tcp_words(t)),
+                None => format!("{why}{note}"),
+            };
+            return record;
+        }
+        if let Some(why) = &ctx.transport.opaque {
+            // Encrypted and not decrypted: no WebSocket fact can be claimed (no 1006 either).
+            record.outcome = "encrypted";
+            record.initiator = tcp.map(|t| t.side);
+            record.summary = match tcp {
+                Some(t) => format!("encrypted ({why}): {}{note}", tcp_words(t)),
+                None => format!(
+                    "encrypted ({why}): still open, {}{note}",
+                    ctx.stopped.as_deref().unwrap_or("the capture ended")
+                ),
+            };
+            return record;
+        }
         match (&self.first, &self.reply) {
             (Some(first), reply) => {
                 record.code = Some(first.code);
                 record.reason = Some(first.reason.clone()).filter(|r| !r.is_empty());
                 record.initiator = Some(first.side);
-                record.meaning = Some(close_code_meaning(first.code));
+                let name = ctx
+                    .app_meaning
+                    .clone()
+                    .unwrap_or_else(|| close_code_meaning(first.code));
+                record.meaning = Some(name.clone());
                 let reason = if first.reason.is_empty() {
                     String::new()
                 } else {
                     format!(" \"{}\"", first.reason)
                 };
-                let name = close_code_meaning(first.code);
-                let short = name.split(':').next().unwrap_or("").to_string();
+                // An application meaning reads `4408 (graphql-transport-ws): Connection ...`.
+                let short = name
+                    .split_once("): ")
+                    .map_or(name.as_str(), |(_, rest)| rest)
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
                 if reply.is_some() {
                     record.outcome = "clean";
                     record.summary = format!(
@@ -139,16 +255,19 @@ impl CloseTracker {
                         first.side.as_str(),
                         tcp_words(t)
                     );
+                    // The finding is the unanswered Close's: its sender, its time.
                     out.push(Diagnostic::new(
                         DiagnosticId::CloseHandshakeIncomplete,
-                        Some(first.side.peer()),
-                        Some(t.time),
+                        Some(first.side),
+                        Some(first.time),
                         format!(
-                            "{} sent Close {} but {} never answered with a Close before TCP ended ({})",
+                            "{} sent Close {} at {}; the {} never answered with a Close before TCP ended ({} at {})",
                             first.side.as_str(),
                             first.code,
+                            clock(first.time),
                             first.side.peer().as_str(),
-                            tcp_words(t)
+                            tcp_words(t),
+                            clock(t.time)
                         ),
                     ));
                 } else {
@@ -167,11 +286,14 @@ impl CloseTracker {
                     record.initiator = Some(t.side);
                     record.outcome = "abnormal";
                     record.meaning = Some(close_code_meaning(1006));
-                    let after = ctx
+                    let mut after = ctx
                         .last_message
                         .as_ref()
                         .map(|m| format!("; last message: {m}"))
                         .unwrap_or_default();
+                    if let Some(hb) = &ctx.app_heartbeat {
+                        after.push_str(&format!("; last {hb}"));
+                    }
                     record.summary = format!("1006 abnormal: {}{after}", tcp_words(t));
                     out.push(Diagnostic::new(
                         DiagnosticId::AbnormalClosure,
@@ -188,6 +310,28 @@ impl CloseTracker {
                 }
             },
         }
+        if let Some(u) = ctx.unreachable {
+            let words = format!(
+                "{} unreachable since {}: the {} retransmitted {} times over {} with no ACK",
+                u.side.as_str(),
+                super::clock(u.since),
+                u.side.peer().as_str(),
+                u.retransmissions,
+                human_seconds(u.retransmitting_for)
+            );
+            if record.outcome == "open" && self.first.is_none() {
+                record.summary = format!(
+                    "{words}; no FIN or RST from the {} reached the capture",
+                    u.side.as_str()
+                );
+            } else {
+                record.summary = format!("{}; {words}", record.summary);
+            }
+        }
+        if let Some(reason) = &ctx.app_reason {
+            record.summary.push_str(&format!("; {reason}"));
+        }
+        record.summary.push_str(&note);
         record
     }
 }
@@ -231,6 +375,71 @@ mod tests {
             "1006 abnormal: server sent RST after 62 s idle; last message: client text 5 B"
         );
         assert_eq!(d[0].id, DiagnosticId::AbnormalClosure);
+    }
+
+    #[test]
+    fn a_stream_reset_is_described_as_such() {
+        let mut t = CloseTracker::default();
+        t.tcp_end(Side::Client, 10.0, true);
+        t.set_end_words("stream reset by the client (CANCEL)".into());
+        let ctx = EndContext {
+            last_frame_time: Some(9.75),
+            ..EndContext::default()
+        };
+        let mut d = Vec::new();
+        let r = t.record(&ctx, &mut d);
+        assert_eq!(
+            r.summary,
+            "1006 abnormal: stream reset by the client (CANCEL) after 250 ms idle"
+        );
+        assert_eq!(d[0].id, DiagnosticId::AbnormalClosure);
+    }
+
+    #[test]
+    fn a_silent_peer_is_unreachable_not_still_open() {
+        use crate::record::{DeliveryRecord, PerSide};
+        let tcp = TcpRecord {
+            delivery: PerSide {
+                client: DeliveryRecord {
+                    last_packet: Some(10.2),
+                    ..DeliveryRecord::default()
+                },
+                server: DeliveryRecord {
+                    last_packet: Some(16.4),
+                    unacked_since: Some(10.4),
+                    last_retransmission: Some(16.4),
+                    retransmissions_unacked: 5,
+                    unacked_bytes: 42,
+                    ..DeliveryRecord::default()
+                },
+            },
+            ..TcpRecord::default()
+        };
+        let u = unreachable(&tcp, None).expect("unreachable");
+        assert_eq!(
+            (u.side, u.since, u.retransmissions),
+            (Side::Client, 10.4, 5)
+        );
+        assert_eq!(u.retransmitting_for, 6.0);
+        let ctx = EndContext {
+            unreachable: Some(u),
+            ..EndContext::default()
+        };
+        let r = CloseTracker::default().record(&ctx, &mut Vec::new());
+        assert_eq!(r.outcome, "open");
+        assert_eq!(
+            r.summary,
+            "client unreachable since 00:00:10.400: the server retransmitted 5 times over 6.0 s with no ACK; no FIN or RST from the client reached the capture"
+        );
+        // The silent side's own FIN says it was there after all; so do packets from it during
+        // the retransmissions, and so do too few retransmissions.
+        assert!(unreachable(&tcp, Some((Side::Client, 17.0, false))).is_none());
+        let mut heard = tcp;
+        heard.delivery.client.last_packet = Some(16.0);
+        assert!(unreachable(&heard, None).is_none());
+        let mut few = tcp;
+        few.delivery.server.retransmissions_unacked = 2;
+        assert!(unreachable(&few, None).is_none());
     }
 
     #[test]

@@ -3,14 +3,17 @@
 
 pub mod close;
 pub mod ping;
+pub mod redact;
+pub mod timing;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
+use crate::app::{AppSelection, AppSession, Decoded, Input};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::{Negotiated, RequestHead, ResponseHead, derive_accept_key};
 use crate::record::{
-    Address, ConnectionRecord, DeflateRecoveryRecord, FrameRecord, HandshakeRecord, MessageRecord,
-    OpcodeCounts, PerSide, TcpRecord,
+    Address, ConnectionRecord, DeflateRecoveryRecord, FrameRecord, HandshakeRecord, Header,
+    MessageRecord, OpcodeCounts, PerSide, TcpRecord, TimingRecord,
 };
 use crate::record::{Event, Sink};
 use crate::ws::frame::FrameHeader;
@@ -19,6 +22,7 @@ use crate::ws::opcode::OpCode;
 
 use close::{CloseTracker, EndContext};
 use ping::PingTracker;
+use timing::{TimingTracker, round6};
 
 /// Diagnostics listed per id and connection; the rest are only counted, so a storm of
 /// violations cannot grow memory.
@@ -43,6 +47,21 @@ pub struct AnalysisOptions {
     pub keep_frames: bool,
     /// Push a frame event for every frame header (`--frames`, jsonl).
     pub frame_events: bool,
+    /// Application protocols to recognise (`--app`).
+    pub app: AppSelection,
+    /// Replace credentials in the handshake by `REDACTED` ([`redact`]); `--no-redact` clears it.
+    pub redact: bool,
+}
+
+/// Records (and control frames between them) held back while the application protocol is
+/// being recognised from their content; past this the recognition gives up.
+const MAX_HELD: usize = 64;
+
+/// A message record waiting for the application protocol's decision.
+struct Held {
+    record: Option<MessageRecord>,
+    listed: bool,
+    data: bool,
 }
 
 /// One connection's running analysis.
@@ -53,6 +72,10 @@ pub struct Analysis {
     interesting: bool,
     handshake: Option<HandshakeRecord>,
     key: Option<String>,
+    /// The subprotocols offered, as sent (the record may hold them redacted).
+    offered_protocols: Vec<String>,
+    /// Upgrade headers the request lacked (`Upgrade: websocket`, `Connection: Upgrade`).
+    request_missing: Vec<&'static str>,
     refused: Option<String>,
     frames: PerSide<OpcodeCounts>,
     message_counts: PerSide<u64>,
@@ -64,12 +87,33 @@ pub struct Analysis {
     frames_dropped: u64,
     close: CloseTracker,
     ping: PingTracker,
+    timing: TimingTracker,
+    /// Pings outstanding per side (client, server) when the close handshake began.
+    pings_at_close: Option<[(u64, Option<f64>); 2]>,
     diagnostics: Vec<Diagnostic>,
     counts: BTreeMap<DiagnosticId, u64>,
     last_frame_time: Option<f64>,
     last_message: Option<LastMessage>,
     started: Option<f64>,
+    transport: TransportEnd,
     scratch: Vec<Diagnostic>,
+    app: AppSession,
+    held: VecDeque<Held>,
+}
+
+/// What the transport below WebSocket (TLS) says about the end, set by the connection driver.
+#[derive(Debug, Clone, Default)]
+pub struct TransportEnd {
+    /// The WebSocket layer is not visible (TLS that was not decrypted): why. The close record
+    /// then says `encrypted` instead of inferring WebSocket facts that encryption hides.
+    pub opaque: Option<String>,
+    /// Decrypted TLS that carried no WebSocket (no upgrade attempt, no frames): why; the close
+    /// record then says `not_websocket` rather than 1006.
+    pub no_websocket: Option<String>,
+    /// A sentence appended to the close summary (close_notify, alerts, record-size hints).
+    pub note: Option<String>,
+    /// Time of the last bytes carried, for the idle time before the end when no frame is seen.
+    pub last_activity: Option<f64>,
 }
 
 impl Analysis {
@@ -81,6 +125,8 @@ impl Analysis {
             interesting: false,
             handshake: None,
             key: None,
+            offered_protocols: Vec::new(),
+            request_missing: Vec::new(),
             refused: None,
             frames: PerSide::default(),
             message_counts: PerSide::default(),
@@ -92,13 +138,28 @@ impl Analysis {
             frames_dropped: 0,
             close: CloseTracker::default(),
             ping: PingTracker::default(),
+            timing: TimingTracker::default(),
+            pings_at_close: None,
             diagnostics: Vec::new(),
             counts: BTreeMap::new(),
             last_frame_time: None,
             last_message: None,
             started: None,
+            transport: TransportEnd::default(),
             scratch: Vec::new(),
+            app: AppSession::new(options.app, options.keep_messages),
+            held: VecDeque::new(),
         }
+    }
+
+    /// What the transport below says about the end (see [`TransportEnd`]).
+    pub fn set_transport_end(&mut self, transport: TransportEnd) {
+        self.transport = transport;
+    }
+
+    /// Did the connection show WebSocket: an upgrade attempt or frames?
+    pub fn carries_websocket(&self) -> bool {
+        self.handshake.is_some() || self.frames.client.total() + self.frames.server.total() > 0
     }
 
     /// Is the connection reported?
@@ -149,6 +210,16 @@ impl Analysis {
         self.diagnostics.push(d);
     }
 
+    /// The last listed finding that `matches`, to amend it with what was learnt later (the
+    /// bytes of a TCP gap turning up late). Events already streamed keep the first text; the
+    /// connection's record has the amended one. None when it was not listed (over the per-id cap).
+    pub fn last_diag_mut(
+        &mut self,
+        matches: impl Fn(&Diagnostic) -> bool,
+    ) -> Option<&mut Diagnostic> {
+        self.diagnostics.iter_mut().rev().find(|d| matches(d))
+    }
+
     fn drain_scratch(&mut self, sink: &mut dyn Sink) {
         let found = std::mem::take(&mut self.scratch);
         for d in found {
@@ -160,17 +231,14 @@ impl Analysis {
     pub fn handshake_request(&mut self, req: &RequestHead, time: f64, sink: &mut dyn Sink) {
         let problems = req.problems();
         self.key = req.key.clone();
-        self.handshake = Some(HandshakeRecord {
-            path: req.path.clone(),
-            host: req.host.clone(),
-            origin: req.origin.clone(),
-            user_agent: req.user_agent.clone(),
-            version: req.version.clone(),
-            offered_subprotocols: req.protocols.clone(),
-            offered_extensions: req.extensions.clone(),
-            request_time: Some(time),
-            ..HandshakeRecord::default()
-        });
+        self.offered_protocols = req.protocols.clone();
+        self.request_missing = req.missing_upgrade_headers();
+        self.app.handshake_request(&req.path, &req.protocols);
+        self.timing.handshake(Side::Client, time);
+        if let Some(key) = &req.key {
+            self.timing.key(key);
+        }
+        self.handshake = Some(request_record(req, time, self.options.redact));
         if !problems.is_empty() {
             self.diag(
                 Diagnostic::new(
@@ -192,9 +260,13 @@ impl Analysis {
         sink: &mut dyn Sink,
     ) -> Option<Negotiated> {
         let handshake = self.handshake.get_or_insert_with(HandshakeRecord::default);
-        handshake.status = Some(resp.status);
-        handshake.reason = Some(resp.reason.clone());
-        handshake.response_time = Some(time);
+        add_response(handshake, resp, time, self.options.redact);
+        self.app.handshake_response(
+            resp.status,
+            resp.status == 101,
+            resp.protocol.as_deref(),
+            time,
+        );
         if resp.status != 101 {
             self.refused = Some(
                 format!("{} {}", resp.status, resp.reason)
@@ -202,12 +274,22 @@ impl Analysis {
                     .to_string(),
             );
             let path = handshake.path.clone();
+            let status = format!("{} {}", resp.status, resp.reason);
+            let mut message = format!("upgrade of {path} refused: {}", status.trim_end());
+            if !self.request_missing.is_empty() {
+                message.push_str(&format!(
+                    "; the request reached the server without `{}`: something in the path (a proxy that does not forward them, e.g. nginx without `proxy_set_header Upgrade $http_upgrade` and `Connection \"upgrade\"`) strips them, or the client never sent them",
+                    self.request_missing.join("` and `")
+                ));
+            } else if resp.status == 426 {
+                message.push_str("; the request asked for the upgrade correctly, so a proxy between it and the WebSocket server may have dropped its `Upgrade`/`Connection` headers on the next hop");
+            }
             self.diag(
                 Diagnostic::new(
                     DiagnosticId::HandshakeRejected,
                     Some(Side::Server),
                     Some(time),
-                    format!("upgrade of {path} refused: {} {}", resp.status, resp.reason),
+                    message,
                 ),
                 sink,
             );
@@ -216,13 +298,21 @@ impl Analysis {
         }
         handshake.accepted =
             crate::http::handshake::has_token(resp.upgrade.as_deref(), "websocket");
-        handshake.subprotocol = resp.protocol.clone();
+        self.timing.handshake(Side::Server, time);
+        handshake.subprotocol = match &resp.protocol {
+            Some(p) if self.options.redact => {
+                Some(redact::chosen_subprotocol(p, &self.offered_protocols))
+            }
+            other => other.clone(),
+        };
         handshake.extensions = resp.extensions.clone();
         handshake.accept_valid = match (&self.key, &resp.accept) {
             (Some(key), Some(accept)) => Some(derive_accept_key(key) == accept.trim()),
             _ => None,
         };
         self.started = Some(time);
+        // An earlier attempt on this connection may have been refused; this one switched.
+        self.refused = None;
         if handshake.accept_valid == Some(false) {
             let expected = derive_accept_key(self.key.as_deref().unwrap_or(""));
             let got = resp.accept.clone().unwrap_or_default();
@@ -252,6 +342,44 @@ impl Analysis {
         Some(Negotiated::from_response(resp.extensions.as_deref()))
     }
 
+    /// A request that did not ask for an upgrade, and its answer, that concern a WebSocket
+    /// endpoint anyway (`signs` says why): reported as a refused upgrade, saying which upgrade
+    /// headers never reached the server.
+    pub fn plain_exchange(
+        &mut self,
+        req: &RequestHead,
+        resp: &ResponseHead,
+        times: (f64, f64),
+        signs: &[String],
+        sink: &mut dyn Sink,
+    ) {
+        let mut handshake = request_record(req, times.0, self.options.redact);
+        add_response(&mut handshake, resp, times.1, self.options.redact);
+        let path = handshake.path.clone();
+        self.handshake = Some(handshake);
+        let status = format!("{} {}", resp.status, resp.reason);
+        let status = status.trim_end();
+        self.refused = Some(status.to_string());
+        let missing = req.missing_upgrade_headers();
+        let message = format!(
+            "{} {} was not an upgrade request (no `{}`) and was answered {status} ({}): it reached the server without its upgrade headers; something in the path (a proxy that does not forward them, e.g. nginx without `proxy_set_header Upgrade $http_upgrade` and `Connection \"upgrade\"`) strips them, or the client never sent them",
+            req.method,
+            path,
+            missing.join("`, no `"),
+            signs.join("; "),
+        );
+        self.diag(
+            Diagnostic::new(
+                DiagnosticId::HandshakeRejected,
+                Some(Side::Server),
+                Some(times.1),
+                message,
+            ),
+            sink,
+        );
+        self.emit_handshake(sink);
+    }
+
     fn emit_handshake(&mut self, sink: &mut dyn Sink) {
         if let Some(h) = &self.handshake {
             sink.event(&Event::Handshake {
@@ -261,9 +389,128 @@ impl Analysis {
         }
     }
 
+    /// An RFC 8441 extended CONNECT on an HTTP/2 stream: the WebSocket handshake over HTTP/2
+    /// (no key, no Accept; RFC 8441 §4-§5 rules instead of RFC 6455 §4.1's).
+    pub fn handshake_request_h2(
+        &mut self,
+        req: &crate::stream::http2::H2RequestHead,
+        time: f64,
+        sink: &mut dyn Sink,
+    ) {
+        self.offered_protocols = req.protocols.clone();
+        self.handshake = Some(request_record(
+            &req.to_request_head(),
+            time,
+            self.options.redact,
+        ));
+        self.app
+            .handshake_request(req.path.as_deref().unwrap_or(""), &req.protocols);
+        let problems = req.problems();
+        if !problems.is_empty() {
+            self.diag(
+                Diagnostic::new(
+                    DiagnosticId::HandshakeInvalid,
+                    Some(Side::Client),
+                    Some(time),
+                    format!("extended CONNECT: {}", problems.join("; ")),
+                ),
+                sink,
+            );
+        }
+    }
+
+    /// The answer to an extended CONNECT: a 2xx opens the WebSocket (returns what it
+    /// negotiated), anything else refuses it.
+    pub fn handshake_response_h2(
+        &mut self,
+        resp: &crate::stream::http2::H2ResponseHead,
+        time: f64,
+        sink: &mut dyn Sink,
+    ) -> Option<Negotiated> {
+        let handshake = self.handshake.get_or_insert_with(HandshakeRecord::default);
+        add_response(
+            handshake,
+            &resp.to_response_head(),
+            time,
+            self.options.redact,
+        );
+        handshake.status = resp.status;
+        if let Some(status) = resp.status {
+            self.app
+                .handshake_response(status, resp.is_success(), resp.protocol.as_deref(), time);
+        }
+        let status = resp
+            .status
+            .map_or_else(|| "unreadable :status".to_string(), |s| s.to_string());
+        if !resp.is_success() && resp.status.is_some() {
+            self.refused = Some(status.clone());
+            let path = handshake.path.clone();
+            self.diag(
+                Diagnostic::new(
+                    DiagnosticId::HandshakeRejected,
+                    Some(Side::Server),
+                    Some(time),
+                    format!("extended CONNECT of {path} refused: :status {status}"),
+                ),
+                sink,
+            );
+            self.emit_handshake(sink);
+            return None;
+        }
+        handshake.accepted = true;
+        handshake.subprotocol = match &resp.protocol {
+            Some(p) if self.options.redact => {
+                Some(redact::chosen_subprotocol(p, &self.offered_protocols))
+            }
+            other => other.clone(),
+        };
+        handshake.extensions = resp.extensions.clone();
+        handshake.accept_valid = None;
+        self.started = Some(time);
+        if !resp.malformed.is_empty() {
+            self.diag(
+                Diagnostic::new(
+                    DiagnosticId::HandshakeInvalid,
+                    Some(Side::Server),
+                    Some(time),
+                    format!(
+                        "answer to the extended CONNECT: {}",
+                        resp.malformed.join("; ")
+                    ),
+                ),
+                sink,
+            );
+        }
+        self.emit_handshake(sink);
+        Some(Negotiated::from_response(resp.extensions.as_deref()))
+    }
+
+    /// The transport end given to [`Analysis::finish`] is an HTTP/2 stream's, in `words`.
+    pub fn set_end_words(&mut self, words: String) {
+        self.close.set_end_words(words);
+    }
+
+    /// The endpoint (`host/path`, no query) of an accepted upgrade.
+    pub fn upgraded_target(&self) -> Option<String> {
+        let h = self.handshake.as_ref().filter(|h| h.accepted)?;
+        let host = h.host.as_deref()?.trim().to_ascii_lowercase();
+        let path = h.path.split(['?', '#']).next().unwrap_or("");
+        Some(format!("{host}{path}"))
+    }
+
+    /// Does the application stage still need message payloads?
+    pub fn app_wants_payload(&self) -> bool {
+        self.app.wants_payload()
+    }
+
     /// Is there an upgrade request without an answer yet?
     pub fn has_handshake(&self) -> bool {
         self.handshake.is_some()
+    }
+
+    /// When the upgrade request was captured.
+    pub fn request_time(&self) -> Option<f64> {
+        self.handshake.as_ref().and_then(|h| h.request_time)
     }
 
     /// A frame header from `side`, seen in a packet captured at `time`.
@@ -280,6 +527,7 @@ impl Analysis {
         }
         self.last_frame_time = Some(time);
         self.started.get_or_insert(time);
+        self.timing.frame(side, h, time);
         if !(self.options.keep_frames || self.options.frame_events) {
             return;
         }
@@ -312,15 +560,24 @@ impl Analysis {
     /// (the caller's memory budget may say no; it is still counted and analysed).
     pub fn message(&mut self, m: &Message, listed: bool, sink: &mut dyn Sink) {
         let side = m.from;
+        let mut rtt = None;
+        let mut released = Vec::new();
         match m.opcode {
             OpCode::Ping => self.ping.ping(side, m.time, &m.payload, &mut self.scratch),
-            OpCode::Pong => self.ping.pong(side, m.time, &m.payload, &mut self.scratch),
+            OpCode::Pong => rtt = self.ping.pong(side, m.time, &m.payload, &mut self.scratch),
             OpCode::Close => {
                 if let Some((code, reason)) = &m.close {
                     if !self.close.closing() {
-                        self.ping.settle("the close handshake", &mut self.scratch);
+                        // What was still unanswered when the close began (a pong may still
+                        // come after the Close: such answers are late, RFC 6455 §5.5.1).
+                        self.pings_at_close = Some([
+                            self.ping.outstanding(Side::Client),
+                            self.ping.outstanding(Side::Server),
+                        ]);
                     }
+                    self.ping.close_sent(side);
                     self.close.close_frame(side, m.time, *code, reason);
+                    released = self.app.close_frame(side, m.time, *code, reason);
                     if self.interesting {
                         sink.event(&Event::Close {
                             id: self.id,
@@ -348,10 +605,81 @@ impl Analysis {
             _ => {}
         }
         self.drain_scratch(sink);
-        if !(self.options.keep_messages || self.options.message_events) {
+        let record = (self.options.keep_messages || self.options.message_events).then(|| {
+            let mut r = message_record(m, self.options.payload);
+            r.rtt_ms = rtt.map(|s| (s * 1e6).round() / 1e3);
+            r
+        });
+        if !released.is_empty() {
+            self.release(released, sink);
+        }
+        if matches!(m.opcode, OpCode::Text | OpCode::Binary) {
+            let input = Input {
+                from: side,
+                time: m.time,
+                binary: m.opcode == OpCode::Binary,
+                payload: &m.payload,
+                length: m.length.unwrap_or(m.wire_length),
+                complete: m.complete
+                    && !m.payload_truncated
+                    && m.length == Some(m.payload.len() as u64),
+            };
+            let decodes = self.app.message(&input);
+            self.held.push_back(Held {
+                record,
+                listed,
+                data: true,
+            });
+            if !decodes.is_empty() {
+                self.release(decodes, sink);
+            } else if self.held.len() >= MAX_HELD {
+                let released = self.app.stop_recognising();
+                self.release(released, sink);
+            }
             return;
         }
-        let record = message_record(m, self.options.payload);
+        if self.app.holding() && !self.held.is_empty() {
+            self.held.push_back(Held {
+                record,
+                listed,
+                data: false,
+            });
+            if self.held.len() >= MAX_HELD {
+                let released = self.app.stop_recognising();
+                self.release(released, sink);
+            }
+            return;
+        }
+        if let Some(r) = record {
+            self.emit(r, listed, sink);
+        }
+    }
+
+    /// Emits the held records, giving the data messages their decodes in order.
+    fn release(&mut self, decodes: Vec<Option<Decoded>>, sink: &mut dyn Sink) {
+        let mut decodes = decodes.into_iter();
+        while let Some(held) = self.held.pop_front() {
+            let decode = if held.data {
+                decodes.next().flatten()
+            } else {
+                None
+            };
+            let mut record = held.record;
+            if let Some(d) = decode {
+                if let Some(r) = record.as_mut() {
+                    r.app = d.record();
+                }
+                for diag in d.diagnostics {
+                    self.diag(diag, sink);
+                }
+            }
+            if let Some(r) = record {
+                self.emit(r, held.listed, sink);
+            }
+        }
+    }
+
+    fn emit(&mut self, record: MessageRecord, listed: bool, sink: &mut dyn Sink) {
         if self.options.message_events && self.interesting {
             sink.event(&Event::Message {
                 id: self.id,
@@ -383,20 +711,28 @@ impl Analysis {
         if let Some((side, time, rst)) = tcp_end {
             self.close.tcp_end(side, time, rst);
         }
-        let ending = if tcp_end.is_some() {
-            "the connection ended"
-        } else {
-            "the capture ended"
+        let (ending, at) = match tcp_end {
+            Some((_, time, _)) => ("the connection ended", time),
+            None => ("the capture ended", last_seen),
         };
-        self.ping.settle(ending, &mut self.scratch);
+        let pings_at_end = self.pings_at_close.unwrap_or([
+            self.ping.outstanding(Side::Client),
+            self.ping.outstanding(Side::Server),
+        ]);
+        self.ping.settle(ending, at, &mut self.scratch);
         self.drain_scratch(sink);
+        let app = self.app.finish(tcp_end, last_seen);
+        self.release(app.released, sink);
+        for d in app.diagnostics {
+            self.diag(d, sink);
+        }
         if self.messages_dropped > 0 {
             let dropped = self.messages_dropped;
             self.diag(
                 Diagnostic::new(
                     DiagnosticId::LimitExceeded,
                     None,
-                    None,
+                    Some(last_seen),
                     format!("{dropped} messages not listed: more than {MAX_MESSAGES_KEPT} in one connection (use --format jsonl to stream them all)"),
                 ),
                 sink,
@@ -408,21 +744,32 @@ impl Analysis {
                 Diagnostic::new(
                     DiagnosticId::LimitExceeded,
                     None,
-                    None,
+                    Some(last_seen),
                     format!("{dropped} frames not listed in frames_detail: more than {MAX_FRAMES_KEPT} in one connection (use --format jsonl to stream them all)"),
                 ),
                 sink,
             );
         }
+        let unreachable = close::unreachable(&tcp, tcp_end);
+        let tracking_stopped = stopped.is_some();
         let ctx = EndContext {
             refused: self.refused.clone(),
             last_frame_time: self.last_frame_time,
             last_message: self.last_message.map(|l| l.describe()),
             started: self.started,
             stopped,
+            transport: self.transport.clone(),
+            app_meaning: app.close_meaning,
+            app_reason: app.end_reason,
+            app_heartbeat: app.last_heartbeat,
+            unreachable,
         };
         let close = self.close.record(&ctx, &mut self.scratch);
         self.drain_scratch(sink);
+        let mut timing = self.timing_record(first_seen, last_seen, tcp_end, pings_at_end);
+        if tracking_stopped && timing.ended_by == "none" {
+            timing.ended_by = "stopped";
+        }
         ConnectionRecord {
             id: self.id,
             client,
@@ -437,16 +784,58 @@ impl Analysis {
             frames_detail: self.options.keep_frames.then_some(self.frames_detail),
             close,
             ping: self.ping.record(),
+            app: app.record,
             tcp,
             deflate_recovery: (self.deflate_recovery != PerSide::default())
                 .then_some(self.deflate_recovery),
+            http2: None,
+            timing,
+            fingerprint: self.timing.fingerprint(),
             diagnostics: self.diagnostics,
             diagnostic_counts: self
                 .counts
                 .iter()
                 .map(|(id, n)| (id.as_str().to_string(), *n))
                 .collect(),
+            tls: None,
         }
+    }
+}
+
+impl Analysis {
+    /// When and how the end began, each side's last activity, the pings at the end.
+    fn timing_record(
+        &self,
+        first_seen: f64,
+        last_seen: f64,
+        tcp_end: Option<(Side, f64, bool)>,
+        pings_at_end: [(u64, Option<f64>); 2],
+    ) -> TimingRecord {
+        let close = self.close.first_close();
+        let (end_time, ended_by, ended_from) = match (close, tcp_end) {
+            (Some((side, t)), Some((_, tcp_t, _))) if t <= tcp_t => (t, "close", Some(side)),
+            (Some((side, t)), None) => (t, "close", Some(side)),
+            (_, Some((side, t, rst))) => (t, if rst { "rst" } else { "fin" }, Some(side)),
+            (None, None) => (last_seen, "none", None),
+        };
+        let mut record = TimingRecord {
+            end_time,
+            ended_by,
+            ended_from,
+            age: round6((end_time - self.started.unwrap_or(first_seen)).max(0.0)),
+            ..TimingRecord::default()
+        };
+        self.timing.fill(end_time, &mut record);
+        for (i, side) in [Side::Client, Side::Server].into_iter().enumerate() {
+            let (ping, pong) = self.ping.last_ping_pong(side);
+            *record.last_ping.get_mut(side) = ping;
+            *record.last_pong.get_mut(side) = pong;
+            *record.since_last_ping.get_mut(side) = ping.map(|t| round6((end_time - t).max(0.0)));
+            *record.ping_interval.get_mut(side) = self.ping.interval(side).map(round6);
+            *record.unanswered_pings_at_end.get_mut(side) = pings_at_end[i].0;
+            *record.first_unanswered_ping.get_mut(side) = pings_at_end[i].1;
+        }
+        record
     }
 }
 
@@ -486,6 +875,66 @@ pub fn clock(t: f64) -> String {
     )
 }
 
+/// `HTTP/1.x`, or `HTTP/2` for a stream of an HTTP/2 connection.
+fn http_version(minor: u8, http2: bool) -> String {
+    if http2 {
+        "HTTP/2".to_string()
+    } else {
+        format!("HTTP/1.{minor}")
+    }
+}
+
+fn header_list(headers: &[(String, String)], redact: bool) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|(name, value)| Header {
+            name: name.clone(),
+            value: if redact {
+                redact::header(name, value)
+            } else {
+                value.clone()
+            },
+        })
+        .collect()
+}
+
+/// The request's part of the handshake record.
+fn request_record(req: &RequestHead, time: f64, redact: bool) -> HandshakeRecord {
+    HandshakeRecord {
+        method: req.method.clone(),
+        http_version: http_version(req.minor_version, req.http2),
+        path: if redact {
+            redact::target(&req.path).into_owned()
+        } else {
+            req.path.clone()
+        },
+        host: req.host.clone(),
+        origin: req.origin.clone(),
+        user_agent: req.user_agent.clone(),
+        version: req.version.clone(),
+        offered_subprotocols: if redact {
+            redact::subprotocols(&req.protocols)
+        } else {
+            req.protocols.clone()
+        },
+        offered_extensions: req.extensions.clone(),
+        request_time: Some(time),
+        request_headers: header_list(&req.headers, redact),
+        request_head_bytes: (req.head_size > 0).then_some(req.head_size as u64),
+        ..HandshakeRecord::default()
+    }
+}
+
+/// The answer's part of the handshake record.
+fn add_response(h: &mut HandshakeRecord, resp: &ResponseHead, time: f64, redact: bool) {
+    h.status = Some(resp.status);
+    h.reason = Some(resp.reason.clone());
+    h.response_time = Some(time);
+    h.response_headers = header_list(&resp.headers, redact);
+    h.response_head_bytes = (resp.head_size > 0).then_some(resp.head_size as u64);
+    h.response_http_version = Some(http_version(resp.minor_version, resp.http2));
+}
+
 fn message_record(m: &Message, payload: PayloadMode) -> MessageRecord {
     let (text, base64, cut) = match payload {
         PayloadMode::None => (None, None, false),
@@ -507,5 +956,7 @@ fn message_record(m: &Message, payload: PayloadMode) -> MessageRecord {
         truncated: (m.payload_truncated || cut).then_some(true),
         inflate_error: m.inflate_error.clone(),
         inflated_after_gap: m.inflated_after_gap.then_some(true),
+        rtt_ms: None,
+        app: None,
     }
 }

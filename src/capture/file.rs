@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use pcap_parser::pcapng::Block;
+use pcap_parser::pcapng::{Block, SecretsType};
 use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
 
 use super::{InputSummary, LinkType, Packet};
@@ -37,14 +37,44 @@ struct Interface {
 pub fn read_capture<R, P, G>(
     input: R,
     path: &str,
-    mut on_packet: P,
-    mut on_progress: G,
+    on_packet: P,
+    on_progress: G,
 ) -> Result<InputSummary>
 where
     R: Read + Send,
     P: FnMut(&Packet<'_>),
     G: FnMut(u64),
 {
+    read_capture_with_secrets(input, path, on_packet, |_| {}, on_progress)
+}
+
+/// A pcapng Decryption Secrets Block's TLS key log (`Secrets Type` "TLSK").
+#[derive(Debug, Clone, Copy)]
+pub struct TlsSecrets<'a> {
+    /// 1-based number of the block among the file's TLS secrets blocks.
+    pub index: u64,
+    /// Whether packets came before it (keys it holds cannot help connections already seen).
+    pub after_packets: bool,
+    /// The key-log text: `secrets_len` bytes, the block's padding cut off.
+    pub text: &'a [u8],
+}
+
+/// [`read_capture`], also handing each pcapng TLS Decryption Secrets Block (the secrets
+/// `editcap --inject-secrets tls,KEYLOG` writes) to `on_secrets`, in file order.
+pub fn read_capture_with_secrets<R, P, K, G>(
+    input: R,
+    path: &str,
+    mut on_packet: P,
+    mut on_secrets: K,
+    mut on_progress: G,
+) -> Result<InputSummary>
+where
+    R: Read + Send,
+    P: FnMut(&Packet<'_>),
+    K: FnMut(TlsSecrets<'_>),
+    G: FnMut(u64),
+{
+    let mut secrets_blocks = 0u64;
     let mut summary = InputSummary {
         path: path.to_string(),
         ..InputSummary::default()
@@ -169,6 +199,18 @@ where
                             None => summary.skipped_packets += 1,
                         }
                     }
+                    PcapBlockOwned::NG(Block::DecryptionSecrets(dsb))
+                        if dsb.secrets_type == SecretsType::TlsKeyLog =>
+                    {
+                        // `data` is padded to 32 bits: only `secrets_len` bytes are secrets.
+                        let len = (dsb.secrets_len as usize).min(dsb.data.len());
+                        secrets_blocks += 1;
+                        on_secrets(TlsSecrets {
+                            index: secrets_blocks,
+                            after_packets: summary.packets > 0,
+                            text: &dsb.data[..len],
+                        });
+                    }
                     PcapBlockOwned::NG(_) => {}
                 }
                 position += consumed as u64;
@@ -219,6 +261,39 @@ where
     }
     on_progress(position);
     Ok(summary)
+}
+
+/// Checks, before anything is analysed, that `path` opens and starts like a capture (pcap or
+/// pcapng magic), so that a wrong argument fails the command cleanly instead of after the other
+/// files were reported. Standard input (`-`) is checked as it is read.
+pub fn check_file(path: &str) -> Result<()> {
+    let open_error = |source| Error::Open {
+        path: path.into(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(open_error)?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(open_error(std::io::Error::other("is a directory")));
+    }
+    let mut head = Vec::with_capacity(8);
+    file.take(8).read_to_end(&mut head).map_err(open_error)?;
+    if head.is_empty() {
+        return Err(Error::Empty { path: path.into() });
+    }
+    let magic = head.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let pcapng = "0a0d0d0a";
+    let starts_like = |m: &str| m.starts_with(&magic) || magic.starts_with(m);
+    if starts_like(pcapng)
+        || ["d4c3b2a1", "a1b2c3d4", "4d3cb2a1", "a1b23c4d"]
+            .iter()
+            .any(|m| starts_like(m))
+    {
+        return Ok(());
+    }
+    Err(Error::NotACapture {
+        path: path.into(),
+        magic,
+    })
 }
 
 fn is_pcap_magic(hex: &str) -> bool {

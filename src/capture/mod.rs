@@ -2,6 +2,7 @@
 //! Output: [`Packet`]s in capture order, each borrowed from the reader's buffer.
 
 pub mod file;
+pub mod filter;
 #[cfg(feature = "live")]
 pub mod live;
 
@@ -77,6 +78,9 @@ pub struct InputSummary {
     pub bytes: u64,
     /// Packets skipped because they were not TCP over IPv4/IPv6 or could not be decoded.
     pub skipped_packets: u64,
+    /// Packets the `-f` filter did not keep (null without `-f`, and for live capture, where the
+    /// kernel applies it).
+    pub filtered_out: Option<u64>,
     /// Damage that stopped reading part-way; what came before was analysed.
     pub error: Option<String>,
     /// Live capture: packets the kernel dropped because its buffer was full (null for files).

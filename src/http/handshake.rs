@@ -40,6 +40,13 @@ pub struct RequestHead {
     pub content_length: Option<u64>,
     /// `Transfer-Encoding: chunked`.
     pub chunked: bool,
+    /// Every header line as sent, in order (bounded by [`super::MAX_HEADERS`] and
+    /// [`super::MAX_HEAD_BYTES`]).
+    pub headers: Vec<(String, String)>,
+    /// Bytes of the head, request line to the empty line (0: not known, e.g. HTTP/2).
+    pub head_size: usize,
+    /// An HTTP/2 extended CONNECT (RFC 8441) read as this head; `headers` are its fields.
+    pub http2: bool,
 }
 
 /// Headers of a response that matter to a WebSocket upgrade.
@@ -49,6 +56,8 @@ pub struct ResponseHead {
     pub status: u16,
     /// Reason phrase.
     pub reason: String,
+    /// HTTP minor version (1 for HTTP/1.1).
+    pub minor_version: u8,
     /// `Upgrade`, all values joined.
     pub upgrade: Option<String>,
     /// `Connection`, all values joined.
@@ -63,6 +72,12 @@ pub struct ResponseHead {
     pub content_length: Option<u64>,
     /// `Transfer-Encoding: chunked`.
     pub chunked: bool,
+    /// Every header line as sent, in order (bounded like the request's).
+    pub headers: Vec<(String, String)>,
+    /// Bytes of the head, status line to the empty line (0: not known, e.g. HTTP/2).
+    pub head_size: usize,
+    /// An HTTP/2 response read as this head.
+    pub http2: bool,
 }
 
 /// Collects repeated headers (RFC 9110 §5.3: a list header may be split over several lines).
@@ -101,9 +116,11 @@ impl RequestHead {
             minor_version: req.version.unwrap_or(1),
             ..RequestHead::default()
         };
+        head.headers.reserve(req.headers.len());
         for h in req.headers.iter() {
             let value = header_value(h);
             let name = h.name;
+            head.headers.push((name.to_string(), value.clone()));
             if name.eq_ignore_ascii_case("host") {
                 head.host.get_or_insert(value);
             } else if name.eq_ignore_ascii_case("origin") {
@@ -139,6 +156,35 @@ impl RequestHead {
     /// Does this request ask for a WebSocket? (`Upgrade: websocket`, or a WebSocket key.)
     pub fn is_websocket_upgrade(&self) -> bool {
         has_token(self.upgrade.as_deref(), "websocket") || self.key.is_some()
+    }
+
+    /// Does it carry any `Sec-WebSocket-*` header (a WebSocket client made it, whatever became
+    /// of its `Upgrade`)?
+    pub fn has_websocket_headers(&self) -> bool {
+        self.key.is_some()
+            || self.version.is_some()
+            || !self.protocols.is_empty()
+            || self.extensions.is_some()
+    }
+
+    /// The headers an upgrade needs that this request lacks, as they are spelt on the wire.
+    pub fn missing_upgrade_headers(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if !has_token(self.upgrade.as_deref(), "websocket") {
+            missing.push("Upgrade: websocket");
+        }
+        if !has_token(self.connection.as_deref(), "upgrade") {
+            missing.push("Connection: Upgrade");
+        }
+        missing
+    }
+
+    /// `host/path` without the query string, host in lower case: the endpoint a request is
+    /// for, to match requests of other connections to the same WebSocket endpoint.
+    pub fn target(&self) -> Option<String> {
+        let host = self.host.as_deref()?.trim().to_ascii_lowercase();
+        let path = self.path.split(['?', '#']).next().unwrap_or("");
+        Some(format!("{host}{path}"))
     }
 
     /// RFC 6455 §4.1 requirements on the client's handshake that this request breaks.
@@ -188,11 +234,14 @@ impl ResponseHead {
         let mut head = ResponseHead {
             status: resp.code.unwrap_or(0),
             reason: resp.reason.unwrap_or("").to_string(),
+            minor_version: resp.version.unwrap_or(1),
             ..ResponseHead::default()
         };
+        head.headers.reserve(resp.headers.len());
         for h in resp.headers.iter() {
             let value = header_value(h);
             let name = h.name;
+            head.headers.push((name.to_string(), value.clone()));
             if name.eq_ignore_ascii_case("upgrade") {
                 join(&mut head.upgrade, &value);
             } else if name.eq_ignore_ascii_case("connection") {
@@ -227,6 +276,26 @@ impl ResponseHead {
         }
         problems
     }
+}
+
+/// Why a request that did not ask for an upgrade, and its answer, concern a WebSocket
+/// endpoint: each sign in words; empty for ordinary web traffic.
+pub fn websocket_signs(req: &RequestHead, resp: &ResponseHead) -> Vec<String> {
+    let mut signs = Vec::new();
+    if resp.status == 426 {
+        signs.push(
+            format!("the answer is {} {}", resp.status, resp.reason)
+                .trim_end()
+                .to_string(),
+        );
+    }
+    if has_token(resp.upgrade.as_deref(), "websocket") {
+        signs.push("the answer offers `Upgrade: websocket`".to_string());
+    }
+    if req.has_websocket_headers() {
+        signs.push("the request carries Sec-WebSocket-* headers".to_string());
+    }
+    signs
 }
 
 /// RFC 6455 §4.2.2: base64(SHA-1(key + GUID)).

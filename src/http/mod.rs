@@ -3,6 +3,7 @@
 //! are stepped over; the bytes after a `101` head are handed back to the caller untouched.
 
 pub mod handshake;
+pub mod layer;
 
 pub use handshake::{Deflate, Negotiated, RequestHead, ResponseHead, derive_accept_key};
 
@@ -134,7 +135,8 @@ impl HttpStream {
                 let mut req = httparse::Request::new(&mut headers);
                 match req.parse(buf_after) {
                     Ok(httparse::Status::Complete(n)) => {
-                        let head = RequestHead::from_httparse(&req);
+                        let mut head = RequestHead::from_httparse(&req);
+                        head.head_size = n;
                         self.body = request_body(&head);
                         Some((HttpEvent::Request(head), n))
                     }
@@ -146,7 +148,8 @@ impl HttpStream {
                 let mut resp = httparse::Response::new(&mut headers);
                 match resp.parse(buf_after) {
                     Ok(httparse::Status::Complete(n)) => {
-                        let head = ResponseHead::from_httparse(&resp);
+                        let mut head = ResponseHead::from_httparse(&resp);
+                        head.head_size = n;
                         self.body = response_body(&head);
                         Some((HttpEvent::Response(head), n))
                     }

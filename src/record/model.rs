@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::capture::InputSummary;
 use crate::diag::{Diagnostic, Side};
+use crate::record::app::{AppMessageRecord, AppRecord};
 
 /// Bumped when a contract field is renamed or removed.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -45,15 +46,18 @@ impl Tool {
     }
 }
 
-/// Totals over all inputs.
+/// Totals over all inputs (over what the filters let through, in reports).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     /// Connections reported.
     pub connections: u64,
     /// Connections whose upgrade was accepted or that carried frames.
     pub websocket_connections: u64,
-    /// Data messages plus control frames.
+    /// Data messages (text and binary), both directions. Control frames are not messages:
+    /// they are counted in `control_frames`.
     pub messages: u64,
+    /// Control frames (close, ping, pong), both directions.
+    pub control_frames: u64,
     /// Frames of every opcode.
     pub frames: u64,
     /// Diagnostic count per id.
@@ -62,6 +66,186 @@ pub struct Summary {
     pub tcp_connections: u64,
     /// Outcome count (`clean`, `abnormal`, ...).
     pub outcomes: BTreeMap<String, u64>,
+    /// The TCP connections not reported (no upgrade attempt, no frames), by what they carried.
+    pub other_tcp: OtherTcp,
+    /// TCP connections in the inputs before the filters (`--connection`, `--address`), for
+    /// the table's "of N"; equal to `tcp_connections` without filters.
+    #[serde(skip)]
+    pub unfiltered_tcp_connections: u64,
+    /// What each TLS key log (file or pcapng block) gave; absent when none was used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_logs: Vec<crate::record::tls::KeyLogSummary>,
+    /// Finding count per id (`findings` in the report).
+    pub findings: BTreeMap<String, u64>,
+    /// Finished connections the findings could not consider: past their memory cap
+    /// (`findings::MAX_ENDINGS`); 0 normally.
+    pub findings_skipped_connections: u64,
+}
+
+impl Summary {
+    /// Counts a reported connection.
+    pub fn add_connection(&mut self, record: &ConnectionRecord) {
+        // An HTTP/2 connection's WebSocket streams share its TCP connection, counted once
+        // (as not WebSocket itself) when it finishes.
+        if record.http2.is_none() {
+            self.tcp_connections += 1;
+        }
+        self.add_record(record);
+    }
+
+    /// Counts a record that was first counted as a plain HTTP connection: a refused request
+    /// that turned out, at the end of the capture, to be for a WebSocket endpoint.
+    pub fn add_late_record(&mut self, record: &ConnectionRecord) {
+        self.other_tcp.http = self.other_tcp.http.saturating_sub(1);
+        self.add_record(record);
+    }
+
+    fn add_record(&mut self, record: &ConnectionRecord) {
+        self.connections += 1;
+        let frames = record.frames.client.total() + record.frames.server.total();
+        let websocket = record.handshake.as_ref().is_some_and(|h| h.accepted) || frames > 0;
+        self.websocket_connections += u64::from(websocket);
+        if let Some(tls) = record.tls.as_ref().filter(|_| !websocket) {
+            // Listed (every TLS connection is), but not WebSocket as far as can be seen.
+            self.other_tcp.tls += 1;
+            if !tls.decrypted {
+                self.other_tcp.tls_undecrypted += 1;
+            }
+            if let Some(name) = &tls.sni {
+                *self
+                    .other_tcp
+                    .tls_server_names
+                    .entry(name.clone())
+                    .or_insert(0) += 1;
+            }
+        }
+        self.frames += frames;
+        self.messages += record.message_counts.client + record.message_counts.server;
+        self.control_frames += [record.frames.client, record.frames.server]
+            .iter()
+            .map(|f| f.close + f.ping + f.pong)
+            .sum::<u64>();
+        for (id, n) in &record.diagnostic_counts {
+            *self.diagnostics.entry(id.clone()).or_insert(0) += n;
+        }
+        *self
+            .outcomes
+            .entry(record.close.outcome.to_string())
+            .or_insert(0) += 1;
+    }
+
+    /// Counts a connection that is not reported.
+    pub fn add_other(&mut self, c: &OtherConnection) {
+        self.tcp_connections += 1;
+        let o = &mut self.other_tcp;
+        match &c.kind {
+            OtherKind::Tls { server_name } => {
+                o.tls += 1;
+                if let Some(name) = server_name {
+                    *o.tls_server_names.entry(name.clone()).or_insert(0) += 1;
+                }
+            }
+            OtherKind::Http => o.http += 1,
+            OtherKind::Http2 => o.http2 += 1,
+            OtherKind::Other => o.other += 1,
+            OtherKind::NoData => o.no_data += 1,
+            OtherKind::Refused => add_attempt(&mut o.refused, c),
+            OtherKind::Unanswered => add_attempt(&mut o.unanswered, c),
+        }
+    }
+}
+
+fn add_attempt(list: &mut Vec<Attempts>, c: &OtherConnection) {
+    match list.iter_mut().find(|a| a.server == c.server) {
+        Some(a) => {
+            a.attempts += 1;
+            a.first = a.first.min(c.first_seen);
+            a.last = a.last.max(c.last_seen);
+        }
+        None => list.push(Attempts {
+            server: c.server.clone(),
+            attempts: 1,
+            first: c.first_seen,
+            last: c.last_seen,
+        }),
+    }
+}
+
+/// TCP connections that carried no WebSocket and no upgrade attempt.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OtherTcp {
+    /// TLS connections with no WebSocket seen in them (they are listed as connections, with
+    /// their `tls` record); inside an undecrypted one may be anything, WebSocket too.
+    pub tls: u64,
+    /// Of those, the ones that could not be decrypted.
+    pub tls_undecrypted: u64,
+    /// The ClientHellos' server names (SNI), with how many connections named each.
+    pub tls_server_names: BTreeMap<String, u64>,
+    /// HTTP requests without an upgrade.
+    pub http: u64,
+    /// HTTP/2 connections; their WebSocket streams (RFC 8441) are reported as connections of
+    /// their own.
+    pub http2: u64,
+    /// Data that is neither.
+    pub other: u64,
+    /// Established, but no data either way.
+    pub no_data: u64,
+    /// Refused attempts: a SYN answered by RST, per server endpoint, in order of first attempt.
+    pub refused: Vec<Attempts>,
+    /// Attempts whose SYN got no answer in the capture, per server endpoint.
+    pub unanswered: Vec<Attempts>,
+}
+
+/// Connection attempts to one server endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempts {
+    /// Where they went.
+    pub server: Address,
+    /// How many.
+    pub attempts: u64,
+    /// Time of the first one's first packet.
+    pub first: f64,
+    /// Time of the last one's last packet.
+    pub last: f64,
+}
+
+/// A TCP connection that is not reported, as the summary counts it.
+#[derive(Debug, Clone)]
+pub struct OtherConnection {
+    /// Connection number (shared with reported connections).
+    pub id: u64,
+    /// The side that sent the SYN (else the guess: the higher port).
+    pub client: Address,
+    /// The other side.
+    pub server: Address,
+    /// First packet's time.
+    pub first_seen: f64,
+    /// Last packet's time.
+    pub last_seen: f64,
+    /// What it carried.
+    pub kind: OtherKind,
+}
+
+/// What an unreported TCP connection was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtherKind {
+    /// TLS, with the ClientHello's server name when it had one.
+    Tls {
+        /// SNI.
+        server_name: Option<String>,
+    },
+    /// HTTP without an upgrade.
+    Http,
+    /// HTTP/2 (its WebSocket streams are reported on their own).
+    Http2,
+    /// Some other data.
+    Other,
+    /// No data.
+    NoData,
+    /// The SYN was answered by RST.
+    Refused,
+    /// The SYN got no answer.
+    Unanswered,
 }
 
 /// One end of a connection.
@@ -73,10 +257,23 @@ pub struct Address {
     pub port: u16,
 }
 
+/// One header line of a handshake head.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Header {
+    /// Field name as sent.
+    pub name: String,
+    /// Field value (credentials replaced by `REDACTED` unless `--no-redact`).
+    pub value: String,
+}
+
 /// The opening handshake.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HandshakeRecord {
-    /// Request target.
+    /// Request method (`GET` for an upgrade).
+    pub method: String,
+    /// `HTTP/1.1` (or `HTTP/1.0`) of the request.
+    pub http_version: String,
+    /// Request target (credentials in the query replaced by `REDACTED` unless `--no-redact`).
     pub path: String,
     /// `Host`.
     pub host: Option<String>,
@@ -106,6 +303,16 @@ pub struct HandshakeRecord {
     pub request_time: Option<f64>,
     /// Capture time of the answer.
     pub response_time: Option<f64>,
+    /// Every request header in order (credentials redacted unless `--no-redact`).
+    pub request_headers: Vec<Header>,
+    /// Every response header in order, when an answer was captured.
+    pub response_headers: Vec<Header>,
+    /// Bytes of the request head; null when unknown.
+    pub request_head_bytes: Option<u64>,
+    /// Bytes of the response head; null when no answer was captured.
+    pub response_head_bytes: Option<u64>,
+    /// `HTTP/1.1` of the answer, when captured.
+    pub response_http_version: Option<String>,
 }
 
 /// Frames of one direction by opcode.
@@ -206,6 +413,12 @@ pub struct MessageRecord {
     /// it: exact, by another path than the normal one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inflated_after_gap: Option<bool>,
+    /// Pongs: milliseconds since the ping they answer (paired by payload, RFC 6455 §5.5.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// The application protocol's reading of the message (absent when none was recognised).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppMessageRecord>,
 }
 
 /// One direction's compressed messages after compression history was lost (a TCP gap, or a capture
@@ -267,8 +480,26 @@ pub struct CloseRecord {
     pub idle_before_end: Option<f64>,
     /// The last message before the end, as `client text 18 B`.
     pub last_message: Option<String>,
+    /// One side went silent: the other kept retransmitting data it never acknowledged (no FIN or
+    /// RST from it reached the capture). Null otherwise.
+    pub unreachable: Option<UnreachableRecord>,
     /// One line for people: what happened.
     pub summary: String,
+}
+
+/// A side that stopped answering at the TCP level (network loss, a vanished host).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct UnreachableRecord {
+    /// The side that went silent.
+    pub side: Side,
+    /// When: first-send time of the oldest byte it never acknowledged.
+    pub since: f64,
+    /// Retransmissions of the other side from then on.
+    pub retransmissions: u64,
+    /// Seconds from `since` to the other side's last retransmission.
+    pub retransmitting_for: f64,
+    /// Payload bytes the other side sent that were never acknowledged.
+    pub unacked_bytes: u64,
 }
 
 /// Ping/pong statistics.
@@ -284,12 +515,29 @@ pub struct PingRecord {
     pub unanswered: u64,
     /// Pongs that answered nothing.
     pub unsolicited_pongs: u64,
+    /// Pongs that came after a later ping of the same side or after its Close (counted in
+    /// `answered` too).
+    pub answered_late: u64,
     /// Smallest round trip, milliseconds.
     pub rtt_min_ms: Option<f64>,
     /// Median round trip, milliseconds.
     pub rtt_median_ms: Option<f64>,
     /// Largest round trip, milliseconds.
     pub rtt_max_ms: Option<f64>,
+    /// Each answered ping in order (at most [`crate::analysis::ping::MAX_SAMPLES`]): when its
+    /// pong came, who pinged, the round trip.
+    pub rtt_samples: Vec<RttSample>,
+}
+
+/// One answered ping.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct RttSample {
+    /// Capture time of the pong.
+    pub time: f64,
+    /// The side that sent the ping.
+    pub from: Side,
+    /// Round trip, milliseconds.
+    pub rtt_ms: f64,
 }
 
 /// TCP facts that bear on the WebSocket analysis.
@@ -305,6 +553,107 @@ pub struct TcpRecord {
     pub retransmissions: u64,
     /// Segments that arrived ahead of a hole.
     pub out_of_order: u64,
+    /// Data segments the capture showed after the peer's ACK that covered them (reordering by
+    /// the capture point: multi-queue NICs, `-i any`, merged taps, SPAN ports); they arrived
+    /// within the grace window (`--late-packets`, `--late-seconds`) and were used as usual.
+    pub late_after_ack: u64,
+    /// Segments that brought bytes of a hole already reported as a gap (later than the grace
+    /// window, or after a limit or the end closed it); not used, and said in the `tcp_gap`
+    /// diagnostic.
+    pub late_after_gap: u64,
+    /// Per direction: acknowledgements and retransmissions, especially at the end.
+    pub delivery: PerSide<DeliveryRecord>,
+}
+
+/// One direction's delivery at the end of the connection (or of the capture).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct DeliveryRecord {
+    /// Time of this side's last packet.
+    pub last_packet: Option<f64>,
+    /// Time of its last packet that carried new bytes.
+    pub last_new_data: Option<f64>,
+    /// Segments that repeated sequence space already sent (payload, SYN or FIN).
+    pub retransmissions: u64,
+    /// Of those, how many came in the last 10 s before the end (`tcp::delivery::NEAR_END_SECONDS`).
+    pub retransmissions_near_end: u64,
+    /// Time of the last retransmission.
+    pub last_retransmission: Option<f64>,
+    /// Payload bytes sent that the peer never acknowledged.
+    pub unacked_bytes: u64,
+    /// First-send time of the oldest byte (or FIN) still unacknowledged at the end.
+    pub unacked_since: Option<f64>,
+    /// Retransmissions from `unacked_since` on (into the silence).
+    pub retransmissions_unacked: u64,
+    /// Time the peer last acknowledged new data of this side.
+    pub last_ack: Option<f64>,
+}
+
+/// The last frame of one direction.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct LastFrameRecord {
+    /// Capture time of the packet that completed its header.
+    pub time: f64,
+    /// `text`, `binary`, `continuation`, `close`, `ping`, `pong` or `reserved-N`.
+    pub opcode: &'static str,
+    /// Payload length from its header.
+    pub length: u64,
+}
+
+/// Timing facts about how the connection ended, for people and for the findings across
+/// connections (`findings` in the report).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct TimingRecord {
+    /// When the end began: the first Close frame, FIN or RST, whichever came first; the last
+    /// packet when the connection was still open.
+    pub end_time: f64,
+    /// What began the end: `close`, `fin`, `rst`; `none` when the connection was still open at
+    /// the end of the capture, `stopped` when wsprobe stopped following it (`--idle-timeout`,
+    /// table limits).
+    pub ended_by: &'static str,
+    /// Who began it (the Close's, FIN's or RST's sender); null when still open.
+    pub ended_from: Option<Side>,
+    /// Seconds from the start of the WebSocket (the 101, else the first frame, else the first
+    /// packet) to `end_time`.
+    pub age: f64,
+    /// Seconds with nothing from either side before `end_time` (frames, the upgrade request and
+    /// answer; the Close that began the end is not counted).
+    pub idle: Option<f64>,
+    /// The same per direction: seconds since that side last sent something.
+    pub idle_by_side: PerSide<Option<f64>>,
+    /// The longest silence (nothing either way) between the start and the end, in seconds:
+    /// a connection that survived a silence longer than a suspected idle timeout disproves it.
+    pub longest_silence: Option<f64>,
+    /// The last frame of each direction (any opcode).
+    pub last_frame: PerSide<Option<LastFrameRecord>>,
+    /// Time of each side's last ping.
+    pub last_ping: PerSide<Option<f64>>,
+    /// Seconds from each side's last ping to `end_time`.
+    pub since_last_ping: PerSide<Option<f64>>,
+    /// Median seconds between each side's pings (two pings or more).
+    pub ping_interval: PerSide<Option<f64>>,
+    /// Pings of each side still waiting for their pong when the end began.
+    pub unanswered_pings_at_end: PerSide<u64>,
+    /// Send time of the oldest of those.
+    pub first_unanswered_ping: PerSide<Option<f64>>,
+    /// Time of the last pong each side sent.
+    pub last_pong: PerSide<Option<f64>>,
+}
+
+/// A compact digest of a connection's opening, kept for pairing the two legs of a proxied
+/// session (same Sec-WebSocket-Key, same frames with the same masking keys). Not in the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Hash of the Sec-WebSocket-Key the client sent.
+    pub key: Option<u64>,
+    /// Hash of the first frames' headers (direction, FIN, RSV, opcode, length, masking key).
+    pub frames: u64,
+    /// Frames in that hash (at most `analysis::FINGERPRINT_FRAMES`).
+    pub frame_count: u32,
+    /// Of them, frames with a masking key.
+    pub masked: u32,
+    /// Those masking keys were not all the same (a client that always uses one key, or zero,
+    /// makes frames of unrelated connections look alike).
+    pub varied_masks: bool,
 }
 
 /// One connection's analysis.
@@ -339,14 +688,26 @@ pub struct ConnectionRecord {
     pub close: CloseRecord,
     /// Ping/pong pairing.
     pub ping: PingRecord,
+    /// The application protocol inside the messages; null when none was recognised.
+    pub app: Option<AppRecord>,
     /// TCP facts.
     pub tcp: TcpRecord,
     /// Compressed messages after lost compression history, by direction; present when a direction
     /// had any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deflate_recovery: Option<PerSide<DeflateRecoveryRecord>>,
+    /// The HTTP/2 stream this WebSocket rides on (RFC 8441); absent for WebSocket over TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2: Option<super::http2::Http2StreamRecord>,
+    /// How the end came, in time.
+    pub timing: TimingRecord,
+    /// For pairing proxy legs (not serialized).
+    #[serde(skip)]
+    pub fingerprint: Fingerprint,
     /// Findings (at most [`crate::analysis::MAX_DIAGNOSTICS_PER_ID`] per id; counts are exact).
     pub diagnostics: Vec<Diagnostic>,
     /// Exact count per diagnostic id, including those not listed.
     pub diagnostic_counts: BTreeMap<String, u64>,
+    /// TLS facts (`null` for a plain TCP connection).
+    pub tls: Option<crate::record::tls::TlsRecord>,
 }

@@ -3,8 +3,10 @@
 
 use crate::capture::InputSummary;
 use crate::diag::{Diagnostic, Side};
+use crate::record::findings::Finding;
 use crate::record::model::{
-    Address, ConnectionRecord, FrameRecord, HandshakeRecord, MessageRecord, Summary,
+    Address, ConnectionRecord, FrameRecord, HandshakeRecord, MessageRecord, OtherConnection,
+    Summary,
 };
 
 /// Something that happened, pushed as soon as it is known (for live use).
@@ -71,6 +73,16 @@ pub trait Sink {
     fn event(&mut self, event: &Event<'_>);
     /// A connection's final record.
     fn connection(&mut self, record: ConnectionRecord);
+    /// A TCP connection that ended without being worth a record (no upgrade attempt, no
+    /// frames): what it carried, for the summary.
+    fn other_connection(&mut self, _connection: &OtherConnection) {}
+    /// A pattern across connections became established while a live capture runs (`live
+    /// --format jsonl`); it is reported again, with its final numbers, by [`Sink::findings`].
+    fn finding_established(&mut self, _finding: &Finding) {}
+    /// The findings across all connections, once, just before [`Sink::finish`].
+    fn findings(&mut self, _findings: &[Finding]) {}
+    /// Capture time moved on without a packet (a live capture on a quiet interface).
+    fn tick(&mut self, _now: f64) {}
     /// End of all inputs: write what is left.
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()>;
     /// Has writing failed (e.g. the reader of a pipe went away)? A live capture stops then.

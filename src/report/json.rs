@@ -3,7 +3,7 @@
 
 use super::Output;
 use crate::capture::InputSummary;
-use crate::record::{ConnectionRecord, SCHEMA_VERSION, Summary, Tool};
+use crate::record::{ConnectionRecord, Finding, SCHEMA_VERSION, Summary, Tool};
 use crate::record::{Event, Sink};
 
 /// Lets serde_json write into the report's output. Write errors are remembered by [`Output`]
@@ -26,22 +26,34 @@ pub struct JsonReport {
     out: Output,
     connections: usize,
     pretty: bool,
+    /// The document's opening has been written. It waits for the first connection or the end,
+    /// so that a run that fails before either writes nothing at all.
+    started: bool,
+    findings: Vec<Finding>,
 }
 
 impl JsonReport {
     /// Writes to `writer`; `pretty` indents.
     pub fn new(writer: Box<dyn std::io::Write>, pretty: bool) -> Self {
-        let mut out = Output::new(writer);
+        JsonReport {
+            out: Output::new(writer),
+            connections: 0,
+            pretty,
+            started: false,
+            findings: Vec::new(),
+        }
+    }
+
+    fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
         let tool = serde_json::to_string(&Tool::this()).expect("bug: tool serializes");
-        out.write_all(
+        self.out.write_all(
             format!("{{\"schema_version\":{SCHEMA_VERSION},\"tool\":{tool},\"connections\":[")
                 .as_bytes(),
         );
-        JsonReport {
-            out,
-            connections: 0,
-            pretty,
-        }
     }
 }
 
@@ -49,6 +61,7 @@ impl Sink for JsonReport {
     fn event(&mut self, _event: &Event<'_>) {}
 
     fn connection(&mut self, record: ConnectionRecord) {
+        self.start();
         if self.connections > 0 {
             self.out.write_all(b",");
         }
@@ -69,11 +82,25 @@ impl Sink for JsonReport {
         self.out.failed()
     }
 
+    fn findings(&mut self, findings: &[Finding]) {
+        self.findings = findings.to_vec();
+    }
+
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
+        self.start();
+        let findings = if self.pretty {
+            serde_json::to_string_pretty(&self.findings)
+        } else {
+            serde_json::to_string(&self.findings)
+        }
+        .expect("bug: findings serialize");
         let inputs = serde_json::to_string(inputs).expect("bug: inputs serialize");
         let summary = serde_json::to_string(summary).expect("bug: summary serializes");
         self.out.write_all(
-            format!("\n],\n\"inputs\":{inputs},\n\"summary\":{summary}\n}}\n").as_bytes(),
+            format!(
+                "\n],\n\"findings\":{findings},\n\"inputs\":{inputs},\n\"summary\":{summary}\n}}\n"
+            )
+            .as_bytes(),
         );
         self.out.result()
     }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::Output;
 use crate::capture::InputSummary;
-use crate::record::{ConnectionRecord, Summary};
+use crate::record::{ConnectionRecord, Finding, Summary};
 use crate::record::{Event, Sink};
 
 /// Streams events.
@@ -80,6 +80,19 @@ impl Sink for JsonlReport {
 
     fn output_failed(&self) -> bool {
         self.out.failed()
+    }
+
+    fn finding_established(&mut self, finding: &Finding) {
+        let value =
+            json!({"event": "finding", "time": finding.time, "final": false, "finding": finding});
+        self.line(&value);
+    }
+
+    fn findings(&mut self, findings: &[Finding]) {
+        for finding in findings {
+            let value = json!({"event": "finding", "time": finding.time, "final": true, "finding": finding});
+            self.line(&value);
+        }
     }
 
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {

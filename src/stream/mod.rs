@@ -14,6 +14,9 @@
 //! Layers see directions as [`Side`]s (client, server): the stack is built once the roles are
 //! known (the ClientHello's or the request's sender is the client).
 
+pub mod http2;
+pub mod tls;
+
 use crate::diag::Side;
 
 /// One piece of a direction's byte stream, in stream order.

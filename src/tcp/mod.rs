@@ -1,5 +1,7 @@
-//! TCP: per-direction stream reassembly and the flow key that finds a packet's connection.
+//! TCP: per-direction stream reassembly, delivery (retransmissions, unacknowledged data) and the
+//! flow key that finds a packet's connection.
 
+pub mod delivery;
 pub mod reassembly;
 
 use crate::decode::Endpoint;

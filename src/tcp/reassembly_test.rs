@@ -46,6 +46,15 @@ fn stream(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
+/// A [`StreamEvent::LateForGap`] note, owned.
+#[derive(Debug, Clone, PartialEq)]
+struct Late {
+    gap_offset: u64,
+    gap_len: u64,
+    arrived: u64,
+    packets_late: u64,
+}
+
 /// Records events and checks the output contract on every call: Data never
 /// empty, Gap never empty, never two Gaps in a row (except right after the
 /// trailing Gap of a flush), offsets contiguous and equal to `next_offset()`,
@@ -54,15 +63,20 @@ struct Harness {
     r: Reassembler,
     limits: ReassemblyLimits,
     raw: Vec<Ev>,
+    late: Vec<Late>,
     pos: u64,
     /// The last event was a Gap, and it was the trailing Gap of a flush.
     after_flush_gap: bool,
     /// The last event was a Gap (`raw` may have been drained by `take`).
     last_was_gap: bool,
+    /// The clock of the last call; every call is one more packet, `step` later.
+    clock: PacketClock,
+    step: f64,
 }
 
 struct Recorder<'h> {
     raw: &'h mut Vec<Ev>,
+    late: &'h mut Vec<Late>,
     pos: &'h mut u64,
     after_flush_gap: &'h mut bool,
     last_was_gap: &'h mut bool,
@@ -88,14 +102,51 @@ impl Recorder<'_> {
                 self.raw.push(Ev::Gap { offset, len });
                 *self.last_was_gap = true;
             }
+            StreamEvent::LateForGap {
+                gap_offset,
+                gap_len,
+                arrived,
+                packets_late,
+                seconds_late,
+            } => {
+                assert!(
+                    arrived > 0 && arrived <= gap_len,
+                    "arrived {arrived} of {gap_len}"
+                );
+                assert!(
+                    gap_offset + gap_len <= *self.pos,
+                    "late note for a gap not emitted"
+                );
+                assert!(seconds_late >= 0.0);
+                self.late.push(Late {
+                    gap_offset,
+                    gap_len,
+                    arrived,
+                    packets_late,
+                });
+                return;
+            }
         }
         *self.after_flush_gap = false;
     }
 }
 
+/// Limits with no grace window: an ACK-covered hole is a gap at once.
+const NO_GRACE: ReassemblyLimits = ReassemblyLimits {
+    max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+    max_buffered_segments: DEFAULT_MAX_BUFFERED_SEGMENTS,
+    late_packets: 0,
+    late_seconds: 0.0,
+};
+
 impl Harness {
     fn new() -> Self {
         Self::with_limits(ReassemblyLimits::default())
+    }
+
+    /// ACK-covered holes become gaps at once (tests about other policies).
+    fn no_grace() -> Self {
+        Self::with_limits(NO_GRACE)
     }
 
     fn with_limits(limits: ReassemblyLimits) -> Self {
@@ -103,9 +154,12 @@ impl Harness {
             r: Reassembler::new(limits),
             limits,
             raw: Vec::new(),
+            late: Vec::new(),
             pos: 0,
             after_flush_gap: false,
             last_was_gap: false,
+            clock: PacketClock::default(),
+            step: 0.001,
         }
     }
 
@@ -115,11 +169,19 @@ impl Harness {
         assert!(self.r.buffered_segments() <= self.limits.max_buffered_segments);
     }
 
+    /// The clock of the next packet.
+    fn tick_clock(&mut self) -> PacketClock {
+        self.clock.packets += 1;
+        self.clock.time += self.step;
+        self.clock
+    }
+
     /// Splits the borrow: the reassembler, and a recorder for its events.
     fn parts(&mut self) -> (&mut Reassembler, Recorder<'_>) {
         let Self {
             r,
             raw,
+            late,
             pos,
             after_flush_gap,
             last_was_gap,
@@ -127,6 +189,7 @@ impl Harness {
         } = self;
         let rec = Recorder {
             raw,
+            late,
             pos,
             after_flush_gap,
             last_was_gap,
@@ -135,8 +198,9 @@ impl Harness {
     }
 
     fn seg_flags(&mut self, seq: u32, flags: SegmentFlags, payload: &[u8]) {
+        let now = self.tick_clock();
         let (r, mut rec) = self.parts();
-        r.on_segment(seq, flags, payload, &mut |e| rec.record(e));
+        r.on_segment(seq, flags, payload, now, &mut |e| rec.record(e));
         self.check();
     }
 
@@ -145,9 +209,38 @@ impl Harness {
     }
 
     fn ack(&mut self, ack: u32) {
+        let now = self.tick_clock();
         let (r, mut rec) = self.parts();
-        r.on_peer_ack(ack, &mut |e| rec.record(e));
+        r.on_peer_ack(ack, now, &mut |e| rec.record(e));
         self.check();
+    }
+
+    /// `packets` packets that are neither segments nor ACKs of this
+    /// direction, `seconds` apart in all.
+    fn wait(&mut self, packets: u64, seconds: f64) {
+        let start = self.clock.time;
+        for i in 1..=packets.max(1) {
+            let mut now = self.tick_clock();
+            now.time = start + seconds * i as f64 / packets.max(1) as f64;
+            self.clock = now;
+            let (r, mut rec) = self.parts();
+            r.tick(now, &mut |e| rec.record(e));
+            self.check();
+        }
+    }
+
+    /// A moment `seconds` later with no packet (an idle sweep).
+    fn quiet(&mut self, seconds: f64) {
+        self.clock.time += seconds;
+        let now = self.clock;
+        let (r, mut rec) = self.parts();
+        r.tick(now, &mut |e| rec.record(e));
+        self.check();
+    }
+
+    /// Long enough for any hole covered so far to go stale.
+    fn wait_grace(&mut self) {
+        self.wait(self.limits.late_packets, self.limits.late_seconds);
     }
 
     fn flush(&mut self) {
@@ -184,11 +277,13 @@ fn normalize(raw: Vec<Ev>) -> Vec<Ev> {
 fn in_order_is_zero_copy() {
     let mut r = Reassembler::default();
     let segs: [&[u8]; 3] = [b"GET / HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"];
-    r.on_segment(1000, SYN, &[], &mut |e| panic!("SYN emitted {e:?}"));
+    r.on_segment(1000, SYN, &[], PacketClock::default(), &mut |e| {
+        panic!("SYN emitted {e:?}")
+    });
     let mut seq = 1001u32;
     for p in segs {
         let mut n = 0;
-        r.on_segment(seq, NONE, p, &mut |e| match e {
+        r.on_segment(seq, NONE, p, PacketClock::default(), &mut |e| match e {
             // Same address and length: the caller's slice, not a copy.
             StreamEvent::Data(d) => {
                 assert!(std::ptr::eq(d, p));
@@ -355,6 +450,8 @@ fn wraparound_with_syn() {
     // Offsets [192, 256) (seq 0xFFFF_FFC1..=0) are missing.
     assert_eq!(h.take(), vec![data(&input[..192])]);
     h.ack(isn.wrapping_add(1 + 256)); // = 1: the ACK has wrapped too
+    assert_eq!(h.take(), vec![], "waits for the hole's late data");
+    h.wait_grace();
     assert_eq!(
         h.take(),
         vec![gap(192, 64), data(&input[256..384])],
@@ -395,7 +492,7 @@ fn syn_with_data() {
 
 #[test]
 fn syn_retransmission_after_the_stream_moved_on() {
-    let mut h = Harness::new();
+    let mut h = Harness::no_grace();
     h.seg_flags(0x8000_0000, SYN, &[]);
     // Pretend 3 GiB went by: gaps via ACKs in 1 GiB steps.
     let mut next = 0x8000_0001u32;
@@ -407,10 +504,11 @@ fn syn_retransmission_after_the_stream_moved_on() {
     }
     assert_eq!(h.r.next_offset(), 3 * (1 << 30) + 3);
     h.seg_flags(0x8000_0000, SYN, &[]);
-    h.seg_flags(0x8000_0000, SYN, b"a"); // data at offset 0: long delivered
+    h.seg_flags(0x8000_0000, SYN, b"a"); // data at offset 0, in the first gap
     let s = h.stats();
     assert_eq!(s.implausible_segments, 0);
-    assert_eq!(s.retransmitted_segments, 1);
+    assert_eq!((s.late_after_gap_segments, s.late_after_gap_bytes), (1, 1));
+    assert_eq!(h.late[0].gap_offset, 0);
 }
 
 #[test]
@@ -459,7 +557,7 @@ fn hole_filled_later() {
 }
 
 #[test]
-fn hole_declared_by_peer_ack() {
+fn hole_declared_by_peer_ack_once_stale() {
     let input = stream(60);
     let mut h = Harness::new();
     h.seg_flags(999, SYN, &[]);
@@ -469,23 +567,313 @@ fn hole_declared_by_peer_ack() {
     h.take();
     h.ack(1000); // behind: nothing
     h.ack(1015); // covers only part of the hole: it may still arrive
+    h.wait_grace();
+    assert_eq!(h.take(), vec![], "a partly covered hole is not a gap");
+    h.ack(1020); // covers the whole hole [10, 20): stale only after the grace window
+    assert!(h.r.awaiting_late_data());
+    // One packet short of the window, then the time short of it: still waiting.
+    h.wait(DEFAULT_LATE_PACKETS - 1, 1.0);
     assert_eq!(h.take(), vec![]);
-    h.ack(1020); // covers the whole hole [10, 20)
+    let mut h2 = Harness::new();
+    h2.seg(1000, &input[..10]);
+    h2.seg(1020, &input[20..30]);
+    h2.ack(1020);
+    h2.wait(1000, DEFAULT_LATE_SECONDS * 0.9);
+    assert_eq!(
+        h2.take(),
+        vec![data(&input[..10])],
+        "time short of the window"
+    );
+    h.wait(1, 0.0);
     assert_eq!(h.take(), vec![gap(10, 10), data(&input[20..30])]);
     h.ack(1045); // covers [30, 40) and more
+    h.wait_grace();
     assert_eq!(h.take(), vec![gap(30, 10), data(&input[40..50])]);
     let s = h.stats();
-    assert_eq!((s.gaps, s.gap_bytes), (2, 20));
-    // The lost bytes turning up late are retransmissions now.
-    h.seg(1010, &input[10..20]);
+    assert_eq!(
+        (s.gaps, s.gap_bytes, s.limit_gaps, s.grace_cut_gaps),
+        (2, 20, 0, 0)
+    );
+
+    // The lost bytes turning up after all are noted against their gap, not
+    // delivered, and not counted as retransmissions.
+    h.seg(1010, &input[10..15]);
+    h.seg(1010, &input[10..15]); // a repeat adds nothing
+    h.seg(1013, &input[13..20]);
     assert_eq!(h.take(), vec![]);
-    assert_eq!(h.stats().retransmitted_segments, 1);
-    // A segment the ACK passes (capture lost [50,55)) is delivered at once.
+    let late: Vec<(u64, u64, u64)> = h
+        .late
+        .iter()
+        .map(|l| (l.gap_offset, l.gap_len, l.arrived))
+        .collect();
+    assert_eq!(late, [(10, 10, 5), (10, 10, 10)]);
+    assert!(h.late[0].packets_late > DEFAULT_LATE_PACKETS);
+    let s = h.stats();
+    assert_eq!((s.late_after_gap_segments, s.late_after_gap_bytes), (2, 10));
+    assert_eq!(
+        (s.retransmitted_segments, s.retransmitted_bytes),
+        (1, 5 + 2)
+    );
+
+    // A segment the ACK passes (the capture lost [50,55)) waits too, then is
+    // delivered after the gap.
     h.ack(1060);
-    assert_eq!(h.take(), vec![]);
     h.seg(1055, &input[55..60]);
+    assert_eq!(h.take(), vec![]);
+    h.wait_grace();
     assert_eq!(h.take(), vec![gap(50, 5), data(&input[55..60])]);
     assert_eq!(h.r.buffered_bytes(), 0);
+    assert!(!h.r.awaiting_late_data());
+}
+
+#[test]
+fn a_quiet_connection_does_not_wait_for_packets() {
+    let input = stream(30);
+    let mut h = Harness::new();
+    h.seg(0, &input[..10]);
+    h.seg(20, &input[20..]);
+    h.ack(30);
+    // Packets keep coming, but not enough of them: still waiting, however long.
+    h.wait(3, 5.0);
+    assert_eq!(h.take(), vec![data(&input[..10])]);
+    // Then nothing for less than the window: waiting.
+    h.quiet(DEFAULT_LATE_SECONDS * 0.5);
+    assert_eq!(h.take(), vec![]);
+    // Quiet for the whole window: the late data is not coming.
+    h.quiet(DEFAULT_LATE_SECONDS * 0.6);
+    assert_eq!(h.take(), vec![gap(10, 10), data(&input[20..])]);
+
+    // A quiet spell right after the ACK also needs the time since the ACK.
+    let mut h = Harness::new();
+    h.seg(0, &input[..10]);
+    h.seg(20, &input[20..]);
+    h.ack(30);
+    h.quiet(DEFAULT_LATE_SECONDS * 0.9);
+    assert_eq!(h.take(), vec![data(&input[..10])]);
+    h.quiet(DEFAULT_LATE_SECONDS * 0.2);
+    assert_eq!(h.take(), vec![gap(10, 10), data(&input[20..])]);
+}
+
+#[test]
+fn a_window_of_packets_only() {
+    let limits = ReassemblyLimits {
+        late_packets: 4,
+        late_seconds: 0.0,
+        ..ReassemblyLimits::default()
+    };
+    let input = stream(30);
+    let mut h = Harness::with_limits(limits);
+    h.step = 0.0; // a capture whose clock stands still
+    h.seg(0, &input[..10]);
+    h.seg(20, &input[20..]);
+    h.ack(30);
+    h.wait(3, 0.0);
+    assert_eq!(h.take(), vec![data(&input[..10])]);
+    h.wait(1, 0.0);
+    assert_eq!(h.take(), vec![gap(10, 10), data(&input[20..])]);
+}
+
+#[test]
+fn late_segment_after_its_ack_is_delivered_in_order() {
+    let input = stream(40);
+    let mut h = Harness::new();
+    h.seg_flags(99, SYN, &[]);
+    h.seg(100, &input[..10]);
+    // The capture shows the peer's ACK of everything, then [20,40), then [10,20).
+    h.ack(140);
+    h.seg(120, &input[20..40]);
+    h.wait(5, 0.01);
+    assert_eq!(h.take(), vec![data(&input[..10])]);
+    h.seg(110, &input[10..20]);
+    assert_eq!(h.take(), vec![data(&input[10..])]);
+    let s = h.stats();
+    assert_eq!(s.gaps, 0);
+    assert_eq!(s.late_after_ack_segments, 2);
+    assert_eq!(s.out_of_order_segments, 1);
+    assert!(h.late.is_empty());
+
+    // The first data segment of a stream shown after its ACK: in order, late.
+    let mut h = Harness::new();
+    h.seg_flags(99, SYN, &[]);
+    h.ack(110);
+    h.seg(100, &input[..10]);
+    assert_eq!(h.take(), vec![data(&input[..10])]);
+    assert_eq!(h.stats().late_after_ack_segments, 1);
+}
+
+#[test]
+fn the_first_bytes_after_a_syn_shown_late_wait_the_whole_window() {
+    // The stream's first segment shown after its ACK and after the data that
+    // follows it, on a slow clock (the packet count binds), with sequence
+    // numbers crossing 2^31: it is used up to the last packet of the window,
+    // and is a gap one packet later.
+    let input = stream(40);
+    let isn = 0x7fff_fff0u32;
+    for (waited, used) in [
+        (DEFAULT_LATE_PACKETS - 1, true),
+        (DEFAULT_LATE_PACKETS, false),
+    ] {
+        let mut h = Harness::new();
+        h.step = 0.05;
+        h.seg_flags(isn, SYN, &[]);
+        h.ack(isn.wrapping_add(41));
+        h.seg(isn.wrapping_add(11), &input[10..]); // covered from here
+        h.wait(waited, waited as f64 * 0.05);
+        h.seg(isn.wrapping_add(1), &input[..10]);
+        if used {
+            assert_eq!(h.take(), vec![data(&input)]);
+            assert_eq!(h.stats().gaps, 0);
+            assert!(h.late.is_empty());
+        } else {
+            assert_eq!(h.take(), vec![gap(0, 10), data(&input[10..])]);
+            assert_eq!(h.late.len(), 1);
+            assert_eq!((h.late[0].gap_offset, h.late[0].arrived), (0, 10));
+        }
+    }
+}
+
+#[test]
+fn a_late_segment_arriving_as_the_window_ends_is_used() {
+    let input = stream(30);
+    let mut h = Harness::new();
+    h.seg(0, &input[..10]);
+    h.seg(20, &input[20..]);
+    h.ack(30);
+    h.wait(DEFAULT_LATE_PACKETS - 2, DEFAULT_LATE_SECONDS);
+    // This packet would make the hole stale; it fills it first.
+    h.seg(10, &input[10..20]);
+    assert_eq!(h.take(), vec![data(&input)]);
+    assert_eq!(h.stats().gaps, 0);
+}
+
+#[test]
+fn retransmissions_and_overlaps_of_delivered_data_around_late_data() {
+    let input = stream(60);
+    let mut h = Harness::new();
+    h.seg(0, &input[..20]);
+    h.seg(0, &input[..20]); // a retransmission of delivered bytes
+    h.ack(60);
+    h.seg(40, &input[40..60]); // waits for [20, 40)
+    h.seg(10, &input[10..30]); // late, overlapping delivered [10, 20)
+    assert_eq!(h.take(), vec![data(&input[..30])]);
+    h.seg(25, &input[25..45]); // late, overlapping delivered and held bytes
+    assert_eq!(h.take(), vec![data(&input[30..])]);
+    let s = h.stats();
+    assert_eq!(s.gaps, 0);
+    assert_eq!(s.retransmitted_segments, 1);
+    assert_eq!(s.retransmitted_bytes, 20 + 10 + 5 + 5);
+    assert_eq!(s.overlap_conflicts, 0);
+    assert_eq!(s.late_after_ack_segments, 3);
+}
+
+#[test]
+fn fin_and_rst_after_a_hole() {
+    let input = stream(30);
+    // FIN after a hole: the FIN's position proves [10, 20) was sent. The stream
+    // waits for it, and the flush declares it.
+    let mut h = Harness::new();
+    h.seg(0, &input[..10]);
+    h.seg_flags(20, FIN, &input[20..]);
+    h.ack(31);
+    assert!(h.r.awaiting_late_data());
+    h.seg(10, &input[10..20]); // late, but within the window
+    assert_eq!(h.take(), vec![data(&input)]);
+    assert!(h.r.fin_reached());
+    assert!(!h.r.awaiting_late_data());
+
+    let mut h = Harness::new();
+    h.seg(0, &input[..10]);
+    h.seg_flags(20, FIN, &input[20..]);
+    h.flush();
+    assert_eq!(
+        h.take(),
+        vec![data(&input[..10]), gap(10, 10), data(&input[20..])]
+    );
+    assert!(h.r.fin_reached());
+    // Its bytes arriving after the flush are noted.
+    h.seg(10, &input[10..20]);
+    assert_eq!(h.late.len(), 1);
+
+    // A bare FIN whose data before it never came: awaiting until the flush.
+    let mut h = Harness::new();
+    h.seg(0, &input[..10]);
+    h.seg_flags(30, FIN, &[]);
+    assert!(h.r.awaiting_late_data());
+    h.wait_grace();
+    assert_eq!(h.take(), vec![data(&input[..10])]);
+    h.flush();
+    assert_eq!(h.take(), vec![gap(10, 20)]);
+
+    // RST after a hole: its payload is not data, and the hole stays a hole
+    // (the flush at the end of the connection declares it).
+    let mut h = Harness::new();
+    h.seg(0, &input[..10]);
+    h.seg(20, &input[20..]);
+    h.seg_flags(30, RST, b"reset");
+    assert_eq!(h.take(), vec![data(&input[..10])]);
+    h.flush();
+    assert_eq!(h.take(), vec![gap(10, 10), data(&input[20..])]);
+}
+
+#[test]
+fn grace_cut_short_by_the_byte_limit() {
+    let limits = ReassemblyLimits {
+        max_buffered_bytes: 20,
+        ..ReassemblyLimits::default()
+    };
+    let input = stream(60);
+    let mut h = Harness::with_limits(limits);
+    h.seg(0, &input[..10]);
+    h.ack(60);
+    h.seg(20, &input[20..40]); // held: 20 bytes
+    h.seg(40, &input[40..50]); // over the cap: the acknowledged hole is given up
+    assert_eq!(
+        h.take(),
+        vec![data(&input[..10]), gap(10, 10), data(&input[20..50])]
+    );
+    let s = h.stats();
+    assert_eq!((s.gaps, s.grace_cut_gaps, s.limit_gaps), (1, 1, 0));
+    // And its bytes arriving afterwards are noted against it.
+    h.seg(10, &input[10..20]);
+    assert_eq!(h.late.len(), 1);
+    assert_eq!(h.late[0].arrived, 10);
+}
+
+#[test]
+fn remembered_gaps_are_bounded() {
+    let input = stream(2000);
+    let mut h = Harness::no_grace();
+    h.seg(0, &input[..10]);
+    // 20 holes of 10 bytes, each declared at once.
+    for i in 0..20usize {
+        let lo = 20 + i * 20;
+        h.ack(lo as u32 + 10);
+        h.seg(lo as u32, &input[lo..lo + 10]);
+    }
+    assert_eq!(h.stats().gaps, 20);
+    // The bytes of every hole arrive: only the last MAX_REMEMBERED_GAPS are
+    // recognised, the older ones count as retransmissions.
+    for i in 0..20usize {
+        let lo = 10 + i * 20;
+        h.seg(lo as u32, &input[lo..lo + 10]);
+    }
+    assert_eq!(h.late.len(), MAX_REMEMBERED_GAPS);
+    let s = h.stats();
+    assert_eq!(s.late_after_gap_segments, MAX_REMEMBERED_GAPS as u64);
+    assert_eq!(s.retransmitted_segments, 20 - MAX_REMEMBERED_GAPS as u64);
+    // Many pieces of one gap: tracked up to a bound, never over-counted.
+    let mut h = Harness::no_grace();
+    h.seg(0, &input[..10]);
+    h.ack(1010);
+    h.seg(1010, &input[1010..1020]);
+    for i in (0..50usize).rev() {
+        let lo = 10 + i * 20;
+        h.seg(lo as u32, &input[lo..lo + 10]);
+        h.seg(lo as u32, &input[lo..lo + 10]);
+    }
+    let arrived = h.late.last().unwrap().arrived;
+    assert!((80..=1000).contains(&arrived), "{arrived}");
+    assert!(h.late.iter().all(|l| l.gap_len == 1000));
 }
 
 #[test]
@@ -538,6 +926,7 @@ fn hole_declared_by_byte_limit() {
     let limits = ReassemblyLimits {
         max_buffered_bytes: 30,
         max_buffered_segments: 100,
+        ..ReassemblyLimits::default()
     };
     let input = stream(100);
     let mut h = Harness::with_limits(limits);
@@ -565,6 +954,7 @@ fn hole_declared_by_byte_limit() {
     // A hole the peer's ACK declares is capture loss, not the limit.
     h.seg(70, &input[70..75]);
     h.ack(60);
+    h.wait_grace();
     let s = h.stats();
     assert_eq!((s.gaps, s.limit_gaps), (3, 2));
 }
@@ -574,6 +964,7 @@ fn hole_declared_by_segment_limit() {
     let limits = ReassemblyLimits {
         max_buffered_bytes: 1 << 20,
         max_buffered_segments: 2,
+        ..ReassemblyLimits::default()
     };
     let input = stream(100);
     let mut h = Harness::with_limits(limits);
@@ -596,18 +987,20 @@ fn segment_larger_than_the_byte_limit() {
     let limits = ReassemblyLimits {
         max_buffered_bytes: 8,
         max_buffered_segments: 8,
+        ..ReassemblyLimits::default()
     };
     let input = stream(64);
     let mut h = Harness::with_limits(limits);
     h.seg(0, &input[..4]);
     let big = &input[16..64];
     let mut events = Vec::new();
-    h.r.on_segment(16, NONE, big, &mut |e| match e {
+    h.r.on_segment(16, NONE, big, PacketClock::default(), &mut |e| match e {
         StreamEvent::Data(d) => {
             assert!(std::ptr::eq(d, big), "should be delivered uncopied");
             events.push(data(d));
         }
         StreamEvent::Gap { offset, len } => events.push(gap(offset, len)),
+        late => panic!("{late:?}"),
     });
     assert_eq!(events, vec![gap(4, 12), data(big)]);
     assert_eq!(h.r.buffered_bytes(), 0);
@@ -618,6 +1011,7 @@ fn zero_limits_never_hold() {
     let limits = ReassemblyLimits {
         max_buffered_bytes: 0,
         max_buffered_segments: 0,
+        ..ReassemblyLimits::default()
     };
     let input = stream(30);
     let mut h = Harness::with_limits(limits);
@@ -1025,6 +1419,8 @@ fn isn_strategy() -> impl Strategy<Value = u32> {
 const LARGE: ReassemblyLimits = ReassemblyLimits {
     max_buffered_bytes: 1 << 30,
     max_buffered_segments: 1 << 20,
+    late_packets: DEFAULT_LATE_PACKETS,
+    late_seconds: DEFAULT_LATE_SECONDS,
 };
 
 proptest! {
@@ -1087,7 +1483,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let sc = scenario(input.len(), isn, syn, seed, drop_percent);
-        let limits = ReassemblyLimits { max_buffered_bytes: max_bytes, max_buffered_segments: max_segments };
+        let limits = ReassemblyLimits { max_buffered_bytes: max_bytes, max_buffered_segments: max_segments, ..ReassemblyLimits::default() };
         let mut h = run(&sc, &input, limits, acks, seed);
         let mut pos = 0usize;
         for e in h.take() {
@@ -1111,23 +1507,519 @@ proptest! {
         base in any::<u32>(),
         max_bytes in 0usize..2_000,
         max_segments in 0usize..6,
+        late_packets in 0u64..5,
+        late_ms in 0u32..4,
         ops in proptest::collection::vec(
             (0u8..10, any::<u32>(), -200i32..5_000, any::<(bool, bool, bool)>(),
              proptest::collection::vec(any::<u8>(), 0..300)),
             0..60,
         ),
     ) {
-        let limits = ReassemblyLimits { max_buffered_bytes: max_bytes, max_buffered_segments: max_segments };
+        let limits = ReassemblyLimits {
+            max_buffered_bytes: max_bytes,
+            max_buffered_segments: max_segments,
+            late_packets,
+            late_seconds: late_ms as f64 / 1000.0,
+        };
         let mut h = Harness::with_limits(limits);
         for (kind, wild, near, (syn, fin, rst), payload) in ops {
             let seq = if kind % 3 == 0 { wild } else { base.wrapping_add(near as u32) };
             match kind {
                 0..=6 => h.seg_flags(seq, SegmentFlags { syn, fin, rst }, &payload),
-                7 | 8 => h.ack(seq),
+                7 => h.ack(seq),
+                8 => {
+                    h.ack(seq);
+                    h.wait(1, 0.001);
+                }
                 _ => h.flush(),
             }
         }
         h.flush();
         prop_assert_eq!(h.r.buffered_bytes(), 0);
     }
+}
+
+// ------------------------------------------- conversations with late data
+
+/// One packet of a two-way conversation, in stream offsets of its direction.
+#[derive(Debug, Clone, Copy)]
+struct Pkt {
+    from: usize,
+    /// Data `[lo, hi)` of `from`'s stream (empty for pure ACKs, SYN, FIN).
+    lo: usize,
+    hi: usize,
+    flags: SegmentFlags,
+    /// Acknowledges the peer's stream up to this offset (the FIN counts one).
+    ack: Option<usize>,
+}
+
+/// Two directions of one connection, as the capture shows them.
+struct Conversation {
+    inputs: [Vec<u8>; 2],
+    isn: [u32; 2],
+    syn: bool,
+    /// Capture order.
+    packets: Vec<Pkt>,
+    /// Data segments that were not captured: `(dir, lo, hi)`.
+    dropped: Vec<(usize, usize, usize)>,
+}
+
+impl Conversation {
+    /// A conversation in its true order: both sides send data in segments of
+    /// random sizes, each packet acknowledging all the peer sent before it
+    /// (some pure ACKs too), then a FIN each way; with a handshake if `syn`.
+    fn new(inputs: [Vec<u8>; 2], isn: [u32; 2], syn: bool, rng: &mut Rng) -> Self {
+        let mut packets = Vec::new();
+        let (mut sent, mut fin) = ([0usize; 2], [false; 2]);
+        let acked_of =
+            |sent: &[usize; 2], fin: &[bool; 2], d: usize| sent[1 - d] + usize::from(fin[1 - d]);
+        if syn {
+            let syn_flags = SYN;
+            packets.push(Pkt {
+                from: 0,
+                lo: 0,
+                hi: 0,
+                flags: syn_flags,
+                ack: None,
+            });
+            packets.push(Pkt {
+                from: 1,
+                lo: 0,
+                hi: 0,
+                flags: syn_flags,
+                ack: Some(0),
+            });
+            packets.push(Pkt {
+                from: 0,
+                lo: 0,
+                hi: 0,
+                flags: NONE,
+                ack: Some(0),
+            });
+        }
+        while !(fin[0] && fin[1]) {
+            let d = rng.below(2);
+            if fin[d] {
+                continue;
+            }
+            let ack = Some(acked_of(&sent, &fin, d));
+            if sent[d] < inputs[d].len() {
+                let size = if rng.chance(20) {
+                    1 + rng.below(10)
+                } else {
+                    1 + rng.below(1448)
+                };
+                let hi = (sent[d] + size).min(inputs[d].len());
+                packets.push(Pkt {
+                    from: d,
+                    lo: sent[d],
+                    hi,
+                    flags: NONE,
+                    ack,
+                });
+                sent[d] = hi;
+            } else {
+                let end = inputs[d].len();
+                packets.push(Pkt {
+                    from: d,
+                    lo: end,
+                    hi: end,
+                    flags: FIN,
+                    ack,
+                });
+                fin[d] = true;
+            }
+            if rng.chance(30) {
+                let ack = Some(acked_of(&sent, &fin, 1 - d));
+                packets.push(Pkt {
+                    from: 1 - d,
+                    lo: 0,
+                    hi: 0,
+                    flags: NONE,
+                    ack,
+                });
+            }
+        }
+        let ack = Some(acked_of(&sent, &fin, 0));
+        packets.push(Pkt {
+            from: 0,
+            lo: 0,
+            hi: 0,
+            flags: NONE,
+            ack,
+        });
+        Conversation {
+            inputs,
+            isn,
+            syn,
+            packets,
+            dropped: Vec::new(),
+        }
+    }
+
+    /// Data packets that may be moved or dropped: not the first data segment
+    /// of a direction without a SYN (it anchors the stream).
+    fn movable(&self) -> Vec<usize> {
+        let mut first = [None; 2];
+        let mut out = Vec::new();
+        for (i, p) in self.packets.iter().enumerate() {
+            if p.hi > p.lo {
+                if first[p.from].is_none() {
+                    first[p.from] = Some(i);
+                    if !self.syn {
+                        continue;
+                    }
+                }
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// Index of the first packet of the capture whose ACK covers packet `i`'s
+    /// data: the earliest proof that the peer has it, and so the latest point
+    /// where the reassembler's grace window for it can start. It comes before
+    /// `i` only once `i` has been moved past it (moves never put a packet
+    /// ahead of one it followed, except the moved packet itself).
+    fn covering_ack(&self, i: usize) -> Option<usize> {
+        let p = self.packets[i];
+        self.packets
+            .iter()
+            .position(|q| q.from != p.from && q.ack.is_some_and(|a| a >= p.hi))
+    }
+
+    /// Moves up to `count` data segments to `1..=max_distance` packets after
+    /// the first ACK that covers them; returns how many distinct segments were
+    /// moved. A segment picked twice is placed again after that same first
+    /// ACK, not after a later one, so it never drifts further from it. Each
+    /// later move can still put one more packet between a segment and its
+    /// ACK, so no segment ends up more than `max_distance + count - 1` packets
+    /// after its first covering ACK.
+    fn move_after_acks(&mut self, count: usize, max_distance: usize, rng: &mut Rng) -> usize {
+        let mut moved = std::collections::HashSet::new();
+        for _ in 0..count {
+            let candidates = self.movable();
+            if candidates.is_empty() {
+                break;
+            }
+            let i = candidates[rng.below(candidates.len())];
+            let Some(cover) = self.covering_ack(i) else {
+                continue;
+            };
+            let p = self.packets.remove(i);
+            let cover = if cover > i { cover - 1 } else { cover };
+            let to = (cover + 1 + rng.below(max_distance)).min(self.packets.len());
+            self.packets.insert(to, p);
+            moved.insert((p.from, p.lo));
+        }
+        moved.len()
+    }
+
+    /// The most packets by which a data segment follows the first ACK that
+    /// covers it (0 if none does).
+    fn most_packets_after_ack(&self) -> usize {
+        (0..self.packets.len())
+            .filter(|&i| self.packets[i].hi > self.packets[i].lo)
+            .filter_map(|i| self.covering_ack(i).filter(|&a| a < i).map(|a| i - a))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Drops `percent` of the movable data segments from the capture.
+    fn drop_segments(&mut self, percent: usize, rng: &mut Rng) {
+        let victims: Vec<usize> = self
+            .movable()
+            .into_iter()
+            .filter(|_| rng.chance(percent))
+            .collect();
+        for &i in victims.iter().rev() {
+            let p = self.packets.remove(i);
+            self.dropped.push((p.from, p.lo, p.hi));
+        }
+    }
+
+    fn seq(&self, d: usize, offset: usize) -> u32 {
+        let base = if self.syn {
+            self.isn[d].wrapping_add(1)
+        } else {
+            self.isn[d]
+        };
+        base.wrapping_add(offset as u32)
+    }
+}
+
+/// What one direction's reassembler emitted, with the packet count at each.
+#[derive(Default)]
+struct DirOutput {
+    events: Vec<(Ev, u64)>,
+    late: usize,
+    pos: u64,
+}
+
+impl DirOutput {
+    fn record(&mut self, e: StreamEvent<'_>, packets: u64) {
+        match e {
+            StreamEvent::Data(d) => {
+                assert!(!d.is_empty());
+                self.pos += d.len() as u64;
+                self.events.push((data(d), packets));
+            }
+            StreamEvent::Gap { offset, len } => {
+                assert!(len > 0);
+                assert_eq!(offset, self.pos, "gap not contiguous");
+                self.pos += len;
+                self.events.push((gap(offset, len), packets));
+            }
+            StreamEvent::LateForGap { .. } => self.late += 1,
+        }
+    }
+
+    fn stream(&self) -> Vec<Ev> {
+        normalize(self.events.iter().map(|(e, _)| e.clone()).collect())
+    }
+}
+
+/// Feeds the capture to two reassemblers the way the connection driver does
+/// (segment or tick for the sender's direction, ACK or tick for the other),
+/// one packet every `dt` seconds, checking the caps after every call; flushes.
+fn feed(c: &Conversation, limits: ReassemblyLimits, dt: f64) -> ([Reassembler; 2], [DirOutput; 2]) {
+    let mut r = [Reassembler::new(limits), Reassembler::new(limits)];
+    let mut out = [DirOutput::default(), DirOutput::default()];
+    for (i, p) in c.packets.iter().enumerate() {
+        let now = PacketClock {
+            packets: i as u64 + 1,
+            time: i as f64 * dt,
+        };
+        let d = p.from;
+        let [r0, r1] = &mut r;
+        let [o0, o1] = &mut out;
+        let ((this, this_out), (other, other_out)) = if d == 0 {
+            ((r0, o0), (r1, o1))
+        } else {
+            ((r1, o1), (r0, o0))
+        };
+        if p.hi > p.lo || p.flags.syn || p.flags.fin {
+            let seq = if p.flags.syn {
+                c.isn[d]
+            } else {
+                c.seq(d, p.lo)
+            };
+            let payload = &c.inputs[d][p.lo..p.hi];
+            this.on_segment(seq, p.flags, payload, now, &mut |e| {
+                this_out.record(e, now.packets)
+            });
+        } else {
+            this.tick(now, &mut |e| this_out.record(e, now.packets));
+        }
+        match p.ack {
+            Some(a) => {
+                let raw = c.seq(1 - d, a);
+                other.on_peer_ack(raw, now, &mut |e| other_out.record(e, now.packets));
+            }
+            None => other.tick(now, &mut |e| other_out.record(e, now.packets)),
+        }
+        for x in &r {
+            assert!(x.buffered_bytes() <= limits.max_buffered_bytes);
+            assert!(x.buffered_segments() <= limits.max_buffered_segments);
+        }
+    }
+    for d in 0..2 {
+        let o = &mut out[d];
+        let end = c.packets.len() as u64 + 1;
+        r[d].flush(&mut |e| o.record(e, end));
+    }
+    (r, out)
+}
+
+/// Segments of `d` that the capture shows after an ACK of the peer that
+/// passed their first byte (what `late_after_ack_segments` must count).
+fn expected_late_after_ack(c: &Conversation, d: usize) -> u64 {
+    let mut acked = 0usize;
+    let mut anchored = c.syn;
+    let mut late = 0;
+    for p in &c.packets {
+        if p.from == d {
+            if p.hi > p.lo {
+                anchored = true;
+                late += u64::from(p.lo < acked);
+            }
+        } else if anchored && let Some(a) = p.ack {
+            acked = acked.max(a);
+        }
+    }
+    late
+}
+
+fn conversation_inputs() -> impl Strategy<Value = [Vec<u8>; 2]> {
+    (
+        proptest::collection::vec(any::<u8>(), 0..12_000),
+        proptest::collection::vec(any::<u8>(), 0..12_000),
+    )
+        .prop_map(|(a, b)| [a, b])
+}
+
+proptest! {
+    /// Data segments that the capture shows 1-16 packets after the first ACK
+    /// that covers them (up to 7 more when other moved segments land in
+    /// between), in both directions, are rebuilt exactly with the default
+    /// grace window, and counted as late; nothing is a gap.
+    #[test]
+    fn data_after_its_ack_is_rebuilt_exactly(
+        inputs in conversation_inputs(),
+        isn in (isn_strategy(), isn_strategy()),
+        syn in any::<bool>(),
+        moves in 1usize..9,
+        slow_clock in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Rng(seed);
+        let mut c = Conversation::new(inputs, [isn.0, isn.1], syn, &mut rng);
+        let moved = c.move_after_acks(moves, 16, &mut rng);
+        // The premise: every segment arrives within the packet count of the
+        // grace window after its first covering ACK (its hole's window starts
+        // there or later), so the window holds the hole open whatever the clock.
+        let most = c.most_packets_after_ack();
+        prop_assert!(
+            most < 16 + moves && most as u64 <= DEFAULT_LATE_PACKETS,
+            "a segment {} packets after its ACK ({} moves)", most, moves
+        );
+        // Slow: 0.5 s pass in 10 packets, so the packet count is what holds the
+        // hole open; fast: the time does.
+        let dt = if slow_clock { 0.05 } else { 0.0001 };
+        let (r, out) = feed(&c, ReassemblyLimits::default(), dt);
+        for d in 0..2 {
+            let want = if c.inputs[d].is_empty() { vec![] } else { vec![data(&c.inputs[d])] };
+            prop_assert_eq!(out[d].stream(), want, "direction {}", d);
+            let s = r[d].stats();
+            prop_assert_eq!(s.gaps, 0);
+            prop_assert_eq!(out[d].late, 0);
+            prop_assert_eq!(s.late_after_ack_segments, expected_late_after_ack(&c, d));
+            prop_assert_eq!(s.retransmitted_segments, 0);
+            prop_assert!(r[d].fin_reached());
+            prop_assert_eq!(r[d].buffered_bytes(), 0);
+        }
+        // The last segment moved follows an ACK of it (the scenario is not
+        // vacuous; earlier ones may have been overtaken by their ACK's own move).
+        let late: u64 = r.iter().map(|x| x.stats().late_after_ack_segments).sum();
+        prop_assert!(moved == 0 || late > 0, "{} late, {} moved", late, moved);
+    }
+
+    /// Segments the capture really lost become gaps of exactly their ranges, and
+    /// each gap is declared once its grace window has passed: never earlier, and
+    /// not later than the window after the hole was covered.
+    #[test]
+    fn real_loss_becomes_a_gap_within_the_grace_window(
+        inputs in conversation_inputs(),
+        isn in (isn_strategy(), isn_strategy()),
+        syn in any::<bool>(),
+        drop_percent in 5usize..40,
+        slow_clock in any::<bool>(),
+        late_packets in 1u64..40,
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Rng(seed);
+        let mut c = Conversation::new(inputs, [isn.0, isn.1], syn, &mut rng);
+        c.drop_segments(drop_percent, &mut rng);
+        let dt = if slow_clock { 0.05 } else { 0.001 };
+        let limits = ReassemblyLimits { late_packets, late_seconds: 0.2, ..LARGE };
+        let (_, out) = feed(&c, limits, dt);
+        let end = c.packets.len() as u64 + 1;
+        // Packets after which both conditions hold.
+        let window = late_packets.max((0.2 / dt).ceil() as u64 + 1);
+        for (d, out) in out.iter().enumerate() {
+            let mut raw = Vec::new();
+            let mut lo = 0;
+            let mut dropped: Vec<(usize, usize)> =
+                c.dropped.iter().filter(|x| x.0 == d).map(|x| (x.1, x.2)).collect();
+            dropped.sort_unstable();
+            for &(a, b) in &dropped {
+                if a > lo {
+                    raw.push(data(&c.inputs[d][lo..a]));
+                }
+                raw.push(gap(a as u64, (b - a) as u64));
+                lo = b;
+            }
+            if lo < c.inputs[d].len() {
+                raw.push(data(&c.inputs[d][lo..]));
+            }
+            let want = normalize(merge_gaps(raw));
+            prop_assert_eq!(out.stream(), want, "direction {}", d);
+            // When each hole was covered: its end acknowledged and data after it
+            // seen (packet numbers count from 1).
+            let first_seen_after = |pos: usize| {
+                c.packets.iter().position(|p| p.from == d && p.hi > p.lo && p.lo >= pos)
+            };
+            let acked_at = |pos: usize| {
+                c.packets.iter().position(|p| p.from != d && p.ack.is_some_and(|a| a >= pos))
+            };
+            let mut latest_cover = 0u64;
+            for (e, emitted) in &out.events {
+                let Ev::Gap { offset, len } = e else { continue };
+                let hole_end = (offset + len) as usize;
+                let (Some(seen), Some(acked)) = (first_seen_after(hole_end), acked_at(hole_end)) else {
+                    prop_assert_eq!(*emitted, end, "a hole nothing proves is only closed by the flush");
+                    continue;
+                };
+                let covered = seen.max(acked) as u64 + 1;
+                latest_cover = latest_cover.max(covered);
+                if *emitted < end {
+                    // Not the flush: the window was respected.
+                    prop_assert!(*emitted >= covered + late_packets, "gap at {} covered at {}", emitted, covered);
+                    prop_assert!((*emitted - covered) as f64 * dt >= 0.2 - 1e-9);
+                }
+                if latest_cover + window < end {
+                    prop_assert!(*emitted <= latest_cover + window, "gap at {} covered at {} (window {})", emitted, latest_cover, window);
+                }
+            }
+        }
+    }
+
+    /// With tiny caps and data moved after its ACKs, every delivered byte is the
+    /// input's byte at its offset, memory stays within the caps (checked after
+    /// every call), and the stream ends exactly at the FIN.
+    #[test]
+    fn late_data_within_tiny_caps_stays_consistent(
+        inputs in conversation_inputs(),
+        isn in (isn_strategy(), isn_strategy()),
+        syn in any::<bool>(),
+        moves in 1usize..9,
+        drop_percent in 0usize..20,
+        max_bytes in 0usize..4_000,
+        max_segments in 0usize..5,
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Rng(seed);
+        let mut c = Conversation::new(inputs, [isn.0, isn.1], syn, &mut rng);
+        c.move_after_acks(moves, 16, &mut rng);
+        c.drop_segments(drop_percent, &mut rng);
+        let limits = ReassemblyLimits { max_buffered_bytes: max_bytes, max_buffered_segments: max_segments, ..ReassemblyLimits::default() };
+        let (r, out) = feed(&c, limits, 0.01);
+        for d in 0..2 {
+            let mut pos = 0usize;
+            for e in out[d].stream() {
+                match e {
+                    Ev::Data(bytes) => {
+                        prop_assert_eq!(&bytes[..], &c.inputs[d][pos..pos + bytes.len()]);
+                        pos += bytes.len();
+                    }
+                    Ev::Gap { len, .. } => pos += len as usize,
+                }
+            }
+            prop_assert_eq!(pos, c.inputs[d].len());
+            prop_assert!(r[d].fin_reached());
+            prop_assert_eq!(r[d].buffered_bytes(), 0);
+        }
+    }
+}
+
+/// Adjacent gaps merged into one (a run of dropped segments is one hole).
+fn merge_gaps(raw: Vec<Ev>) -> Vec<Ev> {
+    let mut out: Vec<Ev> = Vec::new();
+    for e in raw {
+        match (out.last_mut(), e) {
+            (Some(Ev::Gap { len, .. }), Ev::Gap { len: more, .. }) => *len += more,
+            (_, e) => out.push(e),
+        }
+    }
+    out
 }

@@ -289,6 +289,11 @@ impl Assembler {
         }
     }
 
+    /// How much payload later messages keep (the application stage stopped needing more).
+    pub fn set_payload(&mut self, payload: PayloadMode) {
+        self.payload = payload;
+    }
+
     /// The direction's role was decided after the assembler was made (mid-stream capture).
     pub fn set_side(&mut self, side: Side) {
         self.side = side;

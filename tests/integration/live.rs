@@ -659,3 +659,161 @@ fn interfaces_lists_loopback() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(lo.contains("loopback") && lo.contains("127.0.0.1"), "{lo}");
 }
+
+/// The server side of one connection: answers the upgrade and echoes one text message.
+fn upgrade_and_echo_once(s: &mut TcpStream) {
+    let request = read_head(s);
+    let key = request
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim().to_string())
+        })
+        .expect("Sec-WebSocket-Key");
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(&key)
+    );
+    s.write_all(response.as_bytes()).unwrap();
+    let (_, opcode, payload) = read_frame(s);
+    assert_eq!(opcode, 0x1);
+    s.write_all(&encode_frame(true, 0, 0x1, None, &payload))
+        .unwrap();
+}
+
+/// A client connection: the upgrade (with its own key) and one echoed text message.
+fn connect_and_echo_once(port: u16, key: &str, text: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = format!(
+        "GET /restart HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 101"));
+    s.write_all(&encode_frame(true, 0, 0x1, Some(MASK), text.as_bytes()))
+        .unwrap();
+    assert_eq!(read_frame(&mut s).2, text.as_bytes());
+    s
+}
+
+/// `live --format jsonl` announces a server restart while it still captures, as soon as the
+/// clients are back (a `finding` event with `final: false`), and again, final, at the end.
+#[test]
+fn live_jsonl_announces_a_restart_as_soon_as_clients_come_back() {
+    const TEST: &str = "live_jsonl_announces_a_restart_as_soon_as_clients_come_back";
+    if !can_capture(TEST) {
+        return;
+    }
+    // This helper's recording range (25000-25999), always captured with a port filter.
+    const PORT: u16 = 25990;
+    let Ok(listener) = TcpListener::bind(("127.0.0.1", PORT)) else {
+        eprintln!("{TEST}: skipped: port {PORT} is busy");
+        return;
+    };
+    let mut live = start_live(&[
+        "live",
+        "-i",
+        "lo",
+        "-f",
+        "tcp port 25990",
+        "--duration",
+        "7",
+        "--format",
+        "jsonl",
+    ]);
+    const CLIENTS: usize = 3;
+    let server = std::thread::spawn(move || {
+        let mut first = Vec::new();
+        for _ in 0..CLIENTS {
+            let (mut s, _) = listener.accept().unwrap();
+            upgrade_and_echo_once(&mut s);
+            first.push(s);
+        }
+        // The "crash": every socket closed at once, no Close frame.
+        drop(first);
+        let mut again = Vec::new();
+        for _ in 0..CLIENTS {
+            let (mut s, _) = listener.accept().unwrap();
+            upgrade_and_echo_once(&mut s);
+            again.push(s);
+        }
+        for mut s in again {
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+        }
+    });
+    let keys = [
+        "AAAAAAAAAAAAAAAAAAAAAA==",
+        "BBBBBBBBBBBBBBBBBBBBBB==",
+        "CCCCCCCCCCCCCCCCCCCCCC==",
+    ];
+    let mut clients: Vec<TcpStream> = keys
+        .iter()
+        .map(|k| connect_and_echo_once(PORT, k, "before"))
+        .collect();
+    for s in &mut clients {
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest); // the server's FIN
+    }
+    drop(clients);
+    std::thread::sleep(Duration::from_millis(300));
+    let again: Vec<TcpStream> = keys
+        .iter()
+        .map(|k| connect_and_echo_once(PORT, k, "back"))
+        .collect();
+    let back = Instant::now();
+
+    let mut seen = Vec::new();
+    let mut announced = None;
+    while Instant::now() < back + Duration::from_secs(4) {
+        let Some(line) = live.line(Duration::from_millis(100)) else {
+            continue;
+        };
+        let event: Value = serde_json::from_str(&line).unwrap();
+        seen.push(line);
+        if event["event"] == "finding" {
+            announced = Some((Instant::now(), event));
+            break;
+        }
+    }
+    let (at, early) = announced.unwrap_or_else(|| panic!("no finding while capturing: {seen:#?}"));
+    assert!(live.running(), "announced only at the end");
+    assert_eq!(early["final"], false, "{early}");
+    assert_eq!(early["finding"]["id"], "server_restart", "{early}");
+    assert_eq!(early["finding"]["parameters"]["server"], "127.0.0.1:25990");
+    assert!(
+        early["finding"]["parameters"]["reconnected"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    eprintln!(
+        "{TEST}: announced {:.2} s after the clients came back",
+        (at - back).as_secs_f64()
+    );
+    // The clients leave normally (Close 1000), then the server side closes.
+    for mut s in again {
+        let mut close = 1000u16.to_be_bytes().to_vec();
+        close.extend_from_slice(b"done");
+        s.write_all(&encode_frame(true, 0, 0x8, Some(MASK), &close))
+            .unwrap();
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    server.join().unwrap();
+
+    let (status, _, rest, stderr) = live.wait(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    seen.extend(rest);
+    let events = parse_lines(&seen);
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "summary");
+    let finals: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "finding" && e["final"] == true)
+        .collect();
+    assert_eq!(finals.len(), 1, "{finals:#?}");
+    assert_eq!(finals[0]["finding"]["id"], "server_restart");
+    assert_eq!(finals[0]["finding"]["parameters"]["reconnected"], CLIENTS);
+    assert_eq!(finals[0]["finding"]["parameters"]["connections"], CLIENTS);
+}

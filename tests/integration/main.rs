@@ -2,12 +2,20 @@
 
 mod util;
 
+mod app;
+mod browser;
 mod captures;
 mod cli;
 mod fidelity;
+mod findings;
 mod golden;
 mod hostile;
+mod http2;
+mod late_data;
 mod live;
 mod mutants;
 mod properties;
+mod reports;
 mod synthetic;
+mod tls;
+mod tls_harness;

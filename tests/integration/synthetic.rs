@@ -574,12 +574,32 @@ fn non_websocket_tcp_is_not_reported() {
     );
     c.send(true, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let report = report_bytes(&pcap(&c, Link::Ethernet), &[]);
+    // It starts like a ClientHello: every TLS connection is listed (issue 12), with what TLS
+    // shows and no WebSocket fact that encryption would hide (no 1006).
+    let conns = report["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 1, "{report:#}");
+    assert!(conns[0]["handshake"].is_null());
+    assert_eq!(conns[0]["close"]["outcome"], "encrypted");
+    assert!(!diag_ids(&conns[0]).contains(&"abnormal_closure".to_string()));
+    assert_eq!(conns[0]["tls"]["decrypted"], false);
+    assert_eq!(report["summary"]["tcp_connections"], 1);
+
+    // Bytes that are neither TLS, HTTP nor WebSocket: not reported.
+    let mut c = Conv::new("10.0.0.1:50001", "10.0.0.2:5432");
+    c.tcp_open();
+    c.send(true, &[0x00, 0x00, 0x00, 0x08, 0x04, 0xd2, 0x16, 0x2f]);
+    c.send(
+        false,
+        &(0..4000u32)
+            .map(|i| (i * 7 % 256) as u8)
+            .collect::<Vec<_>>(),
+    );
+    let report = report_bytes(&pcap(&c, Link::Ethernet), &[]);
     assert_eq!(
         report["connections"].as_array().unwrap().len(),
         0,
         "{report:#}"
     );
-    assert_eq!(report["summary"]["tcp_connections"], 1);
 }
 
 #[test]
@@ -861,4 +881,68 @@ fn pings_that_differ_after_the_preview_pair_correctly() {
     );
     // The record still shows only the preview.
     assert_eq!(conn["messages"][0]["truncated"], true);
+}
+
+/// Each finding names the side whose frame, head or packet it is about, and its time, in its
+/// fields and, where the text refers to a moment, in its words.
+#[test]
+fn findings_name_their_side_and_time() {
+    let mut c = Conv::new("10.0.0.1:50000", "10.0.0.2:8080");
+    c.tcp_open();
+    c.send(true, &upgrade_request("/", ""));
+    c.send(false, &upgrade_response(""));
+    c.send(false, &server_frame(true, 9, b"srv-ping")); // never answered
+    let ping_time = c.packets.last().unwrap().ts;
+    c.wait(1.0);
+    c.send(false, &server_frame(true, 8, &close_payload(1001, "bye")));
+    let close_time = c.packets.last().unwrap().ts;
+    c.wait(0.5);
+    c.fin(true); // the client never answers the Close
+    c.fin(false);
+    let report = report_bytes(&pcap(&c, Link::Ethernet), &[]);
+    let conn = only_connection(&report);
+    // pcap keeps microseconds.
+    let at = |d: &Value, t: f64| (d["time"].as_f64().unwrap() - t).abs() < 1e-5;
+    let find = |id: &str| {
+        conn["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .unwrap_or_else(|| panic!("no {id}: {conn:#}"))
+            .clone()
+    };
+    let ping = find("ping_unanswered");
+    assert_eq!(ping["from"], "server", "the ping's sender");
+    assert!(at(&ping, ping_time), "{ping}");
+    let text = ping["message"].as_str().unwrap();
+    assert!(
+        text.starts_with("server ping \"srv-ping\" sent at ")
+            && text.contains("got no pong from the client before the connection ended at")
+            && text.ends_with("(the server had sent its Close)"),
+        "{text}"
+    );
+    let close = find("close_handshake_incomplete");
+    assert_eq!(close["from"], "server", "the unanswered Close's sender");
+    assert!(at(&close, close_time), "{close}");
+    assert!(
+        close["message"].as_str().unwrap().contains(" at "),
+        "{close}"
+    );
+
+    // An upgrade request that gets no answer: the request's side and time.
+    let mut c = Conv::new("10.0.0.1:50001", "10.0.0.2:8080");
+    c.tcp_open();
+    c.send(true, &upgrade_request("/", ""));
+    let asked = c.packets.last().unwrap().ts;
+    let report = report_bytes(&pcap(&c, Link::Ethernet), &[]);
+    let conn = only_connection(&report);
+    let d = conn["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "handshake_unanswered")
+        .unwrap();
+    assert_eq!(d["from"], "client");
+    assert!(at(d, asked), "{d}");
 }

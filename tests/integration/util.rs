@@ -320,9 +320,14 @@ pub fn temp_file(bytes: &[u8], ext: &str) -> PathBuf {
     path
 }
 
+/// The binary, without colour and without the caller's COLUMNS (tables are 100 wide then,
+/// the default when standard output is not a terminal; tests that care set COLUMNS).
 pub fn wsprobe() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("wsprobe").unwrap();
     cmd.env("NO_COLOR", "1");
+    cmd.env_remove("COLUMNS");
+    // A key log set for a browser on the test machine must not change the results.
+    cmd.env_remove("SSLKEYLOGFILE");
     cmd
 }
 
@@ -414,4 +419,11 @@ impl Rng {
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }
+}
+
+/// Cargo's target directory, wherever it is (CARGO_TARGET_DIR, a configured target-dir, or
+/// ./target): the parent of the directory cargo gives integration tests for their files.
+pub fn target_dir() -> PathBuf {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().map(PathBuf::from).unwrap_or(tmp)
 }

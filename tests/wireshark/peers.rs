@@ -17,13 +17,29 @@ fn public() -> Option<PathBuf> {
     dir
 }
 
-fn conns(r: &Value) -> &Vec<Value> {
-    r["connections"].as_array().unwrap()
+/// The reported connections that carried WebSocket (an upgrade attempt or frames): TLS
+/// connections are listed for their TLS facts even when nothing WebSocket is in them.
+fn conns(r: &Value) -> Vec<&Value> {
+    r["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            let frames = ["client", "server"].iter().any(|s| {
+                c["frames"][s]
+                    .as_object()
+                    .is_some_and(|o| o.values().any(|n| n.as_u64() != Some(0)))
+            });
+            c["tls"].is_null() || !c["handshake"].is_null() || frames
+        })
+        .collect()
 }
 
 /// The reported connection whose client uses `port`.
 fn by_client_port(r: &Value, port: u64) -> &Value {
-    conns(r)
+    r["connections"]
+        .as_array()
+        .unwrap()
         .iter()
         .find(|c| c["client"]["port"] == port)
         .unwrap_or_else(|| panic!("no connection from client port {port}: {r:#}"))
@@ -350,7 +366,7 @@ fn zeek_events(lines: &[&str]) -> (Vec<ZeekFrame>, Vec<(bool, u64, String)>) {
 fn check_zeek_trace(dir: &Path, capture: &str, lines: &[&str]) {
     let r = report(&dir.join(capture));
     let ws: Vec<&Value> = conns(&r)
-        .iter()
+        .into_iter()
         .filter(|c| !c["handshake"].is_null())
         .collect();
     assert_eq!(ws.len(), 1, "{capture}");
@@ -756,7 +772,7 @@ fn ndpi_flows() {
         let r = report(&dir.join(capture));
         let (a, b) = flow.split_once(" <-> ").unwrap();
         let c = conns(&r)
-            .iter()
+            .into_iter()
             .find(|c| {
                 let ends = [
                     format!(
@@ -811,7 +827,7 @@ fn evsetool_inflated_payloads() {
     ] {
         let t = packet_time(&path, frame);
         let m = conns(&r)
-            .iter()
+            .into_iter()
             .flat_map(|c| c["messages"].as_array().unwrap())
             .find(|m| near(m["time"].as_f64().unwrap(), t))
             .unwrap_or_else(|| panic!("no message at frame {frame} ({t})"));

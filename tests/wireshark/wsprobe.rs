@@ -28,13 +28,23 @@ pub const VIOLATIONS: &[&str] = &[
     "data_after_close",
 ];
 
-/// wsprobe's JSON report of `path`.
+/// wsprobe's JSON report of `path`, credentials kept (`--no-redact`): the peers' logs show
+/// the handshake as sent (Zeek logs wstunnel's bearer token).
 pub fn report(path: &Path) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_wsprobe"))
         .args(["analyze", "--format", "json", "--frames", "--messages"])
         .args(["--payload", "full", "--max-message-bytes", "1073741824"])
+        .args(
+            // wss captures: the key log their endpoints wrote.
+            Some(path.with_extension("keys"))
+                .filter(|k| k.exists())
+                .map(|k| vec!["--keylog".into(), k.into_os_string()])
+                .unwrap_or_default(),
+        )
+        .arg("--no-redact")
         .arg(path)
         .env("NO_COLOR", "1")
+        .env_remove("SSLKEYLOGFILE")
         .output()
         .expect("run wsprobe");
     assert!(
@@ -79,6 +89,18 @@ pub fn connections(report: &Value) -> Vec<Conn> {
         .as_array()
         .unwrap()
         .iter()
+        // TLS connections are listed for their TLS facts even with no WebSocket in them (a
+        // page load, or undecrypted); tshark's view has WebSocket connections only.
+        .filter(|c| {
+            c["tls"].is_null()
+                || !c["handshake"].is_null()
+                || c["frames"]["client"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .chain(c["frames"]["server"].as_object().unwrap().values())
+                    .any(|n| n.as_u64() != Some(0))
+        })
         .map(|c| {
             let mut conn = Conn {
                 ends: [endpoint(&c["client"]), endpoint(&c["server"])],
