@@ -789,6 +789,7 @@ impl Analysis {
             deflate_recovery: (self.deflate_recovery != PerSide::default())
                 .then_some(self.deflate_recovery),
             http2: None,
+            http2_connection: None,
             timing,
             fingerprint: self.timing.fingerprint(),
             diagnostics: self.diagnostics,

@@ -333,6 +333,11 @@ impl H2Streams {
         self.summary.connection().websocket_streams
     }
 
+    /// The HTTP/2 connection's facts, for the TCP connection's own record.
+    pub(super) fn connection_record(&self) -> crate::record::http2::Http2ConnectionRecord {
+        self.summary.connection().clone()
+    }
+
     /// A WebSocket stream is open.
     pub(super) fn has_websockets(&self) -> bool {
         !self.sessions.is_empty()

@@ -489,9 +489,13 @@ impl Connection {
             session,
             first_seen,
             tls,
+            http2,
             ..
         } = self.state;
         let session = session.into_session(&ctx.config);
+        let http2_connection = http2
+            .filter(|h2| h2.streams.websocket_streams() > 0)
+            .map(|h2| h2.streams.connection_record());
         let tls = tls.map(|t| t.record());
         let last_seen = self.last_seen;
         if let Some(target) = waiting {
@@ -513,6 +517,7 @@ impl Connection {
             client, server, first_seen, last_seen, tcp_end, tcp, stopped, ctx.sink,
         );
         record.tls = tls;
+        record.http2_connection = http2_connection;
         Finished::Reported(record)
     }
 }

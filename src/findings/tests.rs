@@ -795,6 +795,7 @@ fn sample_record() -> crate::record::ConnectionRecord {
         deflate_recovery: None,
         tls: None,
         http2: None,
+        http2_connection: None,
         timing: TimingRecord::default(),
         fingerprint: Fingerprint::default(),
         diagnostics: Vec::new(),
