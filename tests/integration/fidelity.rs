@@ -467,7 +467,7 @@ fn nothing_invented(label: &str, whole: &Value, cut: &Value) -> (usize, usize, u
 }
 
 /// Recordings of real endpoints (compressed with and without context takeover, reduced windows,
-/// Chromium, plain), cut to start at many packets (mid-stream and mid-frame starts) or holed by one lost
+/// Chromium, plain; ours and third parties'), cut to start at many packets (mid-stream and mid-frame starts) or holed by one lost
 /// packet: whatever is reported with bytes is what the whole recording shows, never anything else.
 #[test]
 fn cut_and_holed_recordings_report_only_what_the_whole_recording_shows() {
@@ -481,8 +481,23 @@ fn cut_and_holed_recordings_report_only_what_the_whole_recording_shows() {
         ("close-codes.pcap", 24, false),
         ("sll1.pcap", 0, false),
         ("node-ws-mix.pcap", 8, false),
+        // Third parties' recordings (skipped where the shared captures are absent).
+        ("public/zeek-pr5646__websocket_compressed.pcap", 0, true),
+        (
+            "public/suricata-verify__websocket-compressed__example_websocket.pcap",
+            0,
+            true,
+        ),
+        ("public/zeek__jupyter-websocket.pcap", 0, false),
+        ("public/zeek__broker-websocket.pcap", 0, false),
     ] {
-        let path = captures_dir().join(name);
+        let path = match name.strip_prefix("public/") {
+            Some(file) => match public_captures_dir() {
+                Some(dir) => dir.join(file),
+                None => continue,
+            },
+            None => captures_dir().join(name),
+        };
         let bytes = std::fs::read(&path).unwrap();
         let whole = report_of(&path, &["--messages", "--payload", "full"]);
         let (header, records) = pcap_records(&bytes);
