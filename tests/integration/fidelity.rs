@@ -467,8 +467,9 @@ fn nothing_invented(label: &str, whole: &Value, cut: &Value) -> (usize, usize, u
 }
 
 /// Recordings of real endpoints (compressed with and without context takeover, reduced windows,
-/// Chromium, plain; ours and third parties'), cut to start at many packets (mid-stream and mid-frame starts) or holed by one lost
-/// packet: whatever is reported with bytes is what the whole recording shows, never anything else.
+/// Chromium, plain; ours and third parties'), cut to start at many packets (mid-stream and mid-frame
+/// starts) or holed by one lost packet: whatever is reported with bytes is what the whole recording
+/// shows, never anything else; without compression, nearly everything after the loss is there.
 #[test]
 fn cut_and_holed_recordings_report_only_what_the_whole_recording_shows() {
     let mut totals = (0, 0, 0);
