@@ -569,3 +569,120 @@ fn cut_and_holed_recordings_report_only_what_the_whole_recording_shows() {
     );
     assert!(totals.0 > 0 && totals.1 > 0, "{totals:?}");
 }
+
+/// permessage-deflate as a context-takeover sender does it (RFC 7692 §7.2.1): one raw DEFLATE stream,
+/// each message sync-flushed and its 00 00 ff ff tail removed.
+fn deflate_messages(messages: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut z = flate2::Compress::new(flate2::Compression::default(), false);
+    messages
+        .iter()
+        .map(|m| {
+            let mut out = Vec::with_capacity(m.len() + 1024);
+            z.compress_vec(m, &mut out, flate2::FlushCompress::Sync)
+                .unwrap();
+            assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+            out.truncate(out.len() - 4);
+            out
+        })
+        .collect()
+}
+
+/// A capture that starts inside a large compressed frame of a context-takeover direction: the frame
+/// after it is found, every later message is either byte-exact or unknown (never guessed), and once
+/// fresh output has refilled the window, all are exact.
+#[test]
+fn a_start_inside_a_large_compressed_frame_gives_exact_or_unknown_messages() {
+    let mut rng = Rng(0xDEF1);
+    let hex = |rng: &mut Rng, n: usize| -> Vec<u8> {
+        rng.bytes(n / 2)
+            .iter()
+            .flat_map(|b| format!("{b:02x}").into_bytes())
+            .collect()
+    };
+    let tick =
+        |i: usize| format!(r#"{{"tick":{i},"status":"ok","load":{}}}"#, i * 7 % 100).into_bytes();
+    let mut sent: Vec<Vec<u8>> = (0..8).map(tick).collect();
+    let big = sent.len();
+    sent.push(hex(&mut rng, 600 * 1024));
+    sent.extend((8..20).map(tick));
+    let fresh = sent.len();
+    sent.push(rng.bytes(40 * 1024));
+    sent.extend((20..40).map(tick));
+    let wire = deflate_messages(&sent);
+    let mut conv = Conv::new("10.9.0.1:41000", "10.9.0.2:8080");
+    let mut cut = 0;
+    for (i, payload) in wire.iter().enumerate() {
+        let opcode = if i == big || i == fresh { 0x2 } else { 0x1 };
+        let frame = wsprobe::ws::frame::encode_frame(true, 0b100, opcode, None, payload);
+        let before = conv.packets.len();
+        conv.send(false, &frame);
+        if i == big {
+            cut = before + (conv.packets.len() - before) / 2;
+        }
+        conv.send(
+            true,
+            &client_frame(true, 0x1, format!("ack {i}").as_bytes()),
+        );
+        conv.wait(0.01);
+    }
+    let report = report_bytes(
+        &pcap_of(&conv, &conv.packets[cut..], Link::Ethernet),
+        &["--messages", "--payload", "full"],
+    );
+    let conns = report["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 1, "{report:#}");
+    let conn = &conns[0];
+    assert!(conn["handshake"].is_null());
+    assert_eq!(
+        conn["client"]["port"], 41000,
+        "the masked side is the client"
+    );
+    let got: Vec<&Value> = conn["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == "server")
+        .collect();
+    // Each reported message is the next sent one after the big frame with its bytes, or unknown (then
+    // of the next one's length); only the first may come after up to two skipped weak first frames
+    // (see ws/hunt).
+    let mut k = big + 1;
+    let (mut exact, mut unknown, mut after_fresh) = (0, 0, 0);
+    for (n, m) in got.iter().enumerate() {
+        assert_eq!(m["complete"], true, "{m:#}");
+        let fits = |j: usize| -> bool {
+            if m["length"].is_null() {
+                let err = m["inflate_error"].as_str().unwrap();
+                err.starts_with("context lost")
+                    && err.contains(&format!("inflates to {} bytes", sent[j].len()))
+            } else {
+                record_bytes(m) == sent[j]
+            }
+        };
+        let skips = if n == 0 { 2 } else { 0 };
+        let j = (k..=(k + skips).min(sent.len() - 1))
+            .find(|&j| fits(j))
+            .unwrap_or_else(|| panic!("reported message {n} is not sent message {k}: wrong bytes"));
+        if m["length"].is_null() {
+            assert!(j < fresh, "unknown after the fresh window: message {j}");
+            unknown += 1;
+        } else {
+            assert_eq!(m["inflated_after_gap"] == true, j <= fresh, "message {j}");
+            exact += 1;
+            after_fresh += usize::from(j > fresh);
+        }
+        k = j + 1;
+    }
+    eprintln!(
+        "start inside a compressed frame: {exact} exact ({after_fresh} after the fresh window), {unknown} unknown, first reported: message {}",
+        k - got.len()
+    );
+    assert_eq!(k, sent.len(), "every message after the big one is there");
+    assert_eq!(after_fresh, sent.len() - fresh - 1);
+    assert!(
+        unknown > 0 && exact > after_fresh,
+        "exact {exact}, unknown {unknown}"
+    );
+    let recovery = &conn["deflate_recovery"]["server"];
+    assert_eq!(recovery["unrecoverable"], unknown as u64);
+}
