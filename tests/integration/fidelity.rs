@@ -686,3 +686,19 @@ fn a_start_inside_a_large_compressed_frame_gives_exact_or_unknown_messages() {
     let recovery = &conn["deflate_recovery"]["server"];
     assert_eq!(recovery["unrecoverable"], unknown as u64);
 }
+
+/// Both connections of deflate-gap end with a hole still open, so both stop waiting for late data in
+/// the same sweep: they are reported in order of id, run after run (the flow table's order is random).
+#[test]
+fn connections_finished_in_one_sweep_come_in_order_of_id() {
+    for _ in 0..6 {
+        let report = report_of(&captures_dir().join("deflate-gap.pcap"), &[]);
+        let ids: Vec<u64> = report["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, [0, 1]);
+    }
+}
