@@ -127,9 +127,10 @@ pub struct ReportArgs {
     /// still open and no longer followed. Raise it to catch proxies with longer idle timeouts.
     #[arg(long, default_value_t = 600.0, value_name = "SECS")]
     pub idle_timeout: f64,
-    /// Directions of compressed connections inflated at once (each holds up to ~85 KiB of
-    /// decoder state); past it their messages are counted, not inflated.
-    #[arg(long, default_value_t = crate::message::DEFAULT_MAX_INFLATERS, value_name = "N")]
+    /// permessage-deflate decoders alive at once (each up to ~85 KiB; a direction holds one, two
+    /// while it recovers from lost compression history); past it messages are counted, not
+    /// inflated.
+    #[arg(long, default_value_t = crate::ws::message::DEFAULT_MAX_INFLATERS, value_name = "N")]
     pub max_inflaters: usize,
     /// NSS key log (SSLKEYLOGFILE format) to decrypt TLS with; repeatable. Default:
     /// $SSLKEYLOGFILE when set. Keys embedded in a pcapng (Decryption Secrets Block) are used

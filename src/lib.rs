@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! capture (file | live) ─► decode (link, IP, TCP) ─► tcp::reassembly (per direction)
-//!   ─► http (upgrade handshake) ─► ws::framer (frames, unmasking)
-//!   ─► message (fragments, inflate, UTF-8, RFC rules) ─► analysis (close, ping/pong, timing)
+//!   ─► http (upgrade handshake) ─► ws::framer / ws::hunt (frames, unmasking, resynchronisation)
+//!   ─► ws::message (fragments, inflate, UTF-8, RFC rules) ─► analysis (close, ping/pong, timing)
 //!   ─► findings (patterns across connections) ─► report (table | json | jsonl)
 //! ```
 //!
@@ -23,7 +23,6 @@ pub mod error;
 pub mod findings;
 pub mod http;
 pub mod live;
-pub mod message;
 pub mod pipeline;
 pub mod record;
 pub mod report;

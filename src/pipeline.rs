@@ -214,7 +214,9 @@ impl<'s> Pipeline<'s> {
         for slot in self.table.values_mut() {
             slot.connection.tick(now, &mut self.context);
         }
-        let expired: Vec<(FlowKey, f64)> = self
+        // Connections finished in one sweep are reported in order of id, not in the flow table's
+        // (random) order: the same capture gives the same report.
+        let mut expired: Vec<(u64, FlowKey, f64)> = self
             .table
             .iter()
             .filter(|(_, slot)| {
@@ -225,25 +227,33 @@ impl<'s> Pipeline<'s> {
                 };
                 now - slot.connection.last_seen() > timeout
             })
-            .map(|(key, slot)| (*key, now - slot.connection.last_seen()))
+            .map(|(key, slot)| {
+                (
+                    slot.connection.id(),
+                    *key,
+                    now - slot.connection.last_seen(),
+                )
+            })
             .collect();
-        for (key, idle) in expired {
+        expired.sort_unstable_by_key(|e| e.0);
+        for (_, key, idle) in expired {
             let why = format!("no packets for {idle:.0} s, tracking stopped (--idle-timeout)");
             self.finish_early(key, Some(why));
         }
         // TCP ended while bytes were missing: they did not come late either.
         let config = self.context.config;
-        let lingering: Vec<FlowKey> = self
+        let mut lingering: Vec<(u64, FlowKey)> = self
             .table
             .iter()
             .filter(|(_, slot)| slot.connection.linger_over(now, &config))
-            .map(|(key, _)| *key)
+            .map(|(key, slot)| (slot.connection.id(), *key))
             .collect();
-        for key in lingering {
+        lingering.sort_unstable_by_key(|e| e.0);
+        for (_, key) in lingering {
             self.finish(key);
             self.tombstones.insert(key, now);
         }
-        let mut idle: Vec<(f64, FlowKey)> = Vec::new();
+        let mut idle: Vec<(f64, FlowKey, u64)> = Vec::new();
         for (key, slot) in self.table.iter_mut() {
             let quiet = now - slot.connection.last_seen();
             if quiet > HIBERNATE_AFTER {
@@ -251,16 +261,16 @@ impl<'s> Pipeline<'s> {
                 // Only WebSocket connections count: the others have their own, shorter
                 // timeout and --max-connections.
                 if slot.connection.is_interesting() {
-                    idle.push((quiet, *key));
+                    idle.push((quiet, *key, slot.connection.id()));
                 }
             }
         }
         let cap = limits.max_idle_connections;
         if idle.len() > cap {
             // Longest idle first.
-            idle.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+            idle.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
             let excess = idle.len() - cap;
-            for (quiet, key) in idle.into_iter().take(excess) {
+            for (quiet, key, _) in idle.into_iter().take(excess) {
                 let why = format!(
                     "no packets for {quiet:.0} s, tracking stopped: more than {cap} idle connections (--max-idle-connections)"
                 );

@@ -16,7 +16,6 @@ use crate::connection::ConnectionConfig;
 use crate::diag::{DiagnosticId, Severity};
 use crate::error::{Error, Result};
 use crate::findings::FindingsEngine;
-use crate::message::{MessageLimits, PayloadMode};
 use crate::pipeline::{Pipeline, TableLimits};
 use crate::record::{Address, ConnectionRecord, Finding, FindingId, OtherConnection, Summary};
 use crate::record::{Event, Sink};
@@ -28,6 +27,7 @@ use crate::report::table::{TableOptions, TableReport};
 use crate::report::tables::{FileFormat, TableWriter, TablesConfig};
 use crate::stream::tls::KeyStore;
 use crate::tcp::reassembly::ReassemblyLimits;
+use crate::ws::message::{MessageLimits, PayloadMode};
 
 /// How a run ended, as an exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

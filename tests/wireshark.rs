@@ -220,9 +220,14 @@ fn wsprobe_agrees_with_tshark_or_the_difference_is_explained() {
         for d in outcome.diffs {
             found.insert(d.key(), d);
         }
-        // On every capture tshark decodes, the frame counts by opcode are the same.
+        // On every capture tshark decodes, the frame counts by opcode are the same (but where tshark
+        // stops at a lost segment, W14).
+        let stops_at_gaps = expected::EXPECTED
+            .iter()
+            .any(|e| e.capture == label && e.doc == "W14");
         if let Some((theirs, ours)) = outcome.counts
             && theirs != ours
+            && !stops_at_gaps
         {
             counts_differ.push(format!("{label}: tshark {theirs:?}, wsprobe {ours:?}"));
         }

@@ -358,7 +358,7 @@ def write(specs, captures, analyse):
         s.append("- commands (`$PY` = the venv's python; logs go to a scratch dir):")
         s += [f"  - `{c}`" for c in rec["endpoint_commands"]]
         s.append(f"- capture: `{rec['command']}` ({rec['tool']})")
-        if truth.get("derived"):
+        if truth.get("derived", {}).get("from"):
             dv = truth["derived"]
             s.append(f"- **derived** from the recording {dv['from']} (not kept): {dv['how']}"
                      + "".join(f"\n  - `{c}`" for c in dv.get("commands", [])))
@@ -366,6 +366,9 @@ def write(specs, captures, analyse):
                      + ", ".join(f"{k} {v}" for k, v in dv["late_after_ack"].items()))
         s.append(f"- link type: {a['encapsulation']}; packets: {a['packets']}; bytes: {a['bytes']}; "
                  f"**dropped by kernel: {rec['dropped_by_kernel']}**")
+        if truth.get("derived", {}).get("operation"):
+            s.append(f"- **derived from the recording**: {truth['derived']['operation']} "
+                     "(the truth is the endpoints' log of the whole conversation)")
         s.append(f"- expected outcome: {spec['expected']}")
         if truth.get("incident"):
             inc = truth["incident"]

@@ -16,7 +16,7 @@ use wsprobe::analysis::AnalysisOptions;
 use wsprobe::capture::file::read_capture;
 use wsprobe::connection::{Connection, ConnectionConfig, Context, DEFAULT_MAX_LISTED_BYTES};
 use wsprobe::decode::{Endpoint, Segment};
-use wsprobe::message::{MessageLimits, PayloadMode};
+use wsprobe::ws::message::{MessageLimits, PayloadMode};
 use wsprobe::pipeline::{Pipeline, TableLimits};
 use wsprobe::record::Sink;
 use wsprobe::report::json::JsonReport;
@@ -148,6 +148,8 @@ impl FrameContract {
             }
             FrameEvent::End => assert_eq!(self.open.take(), Some(0), "End before the payload"),
             FrameEvent::Truncated { .. } => self.open = None,
+            // Capture times of replayed bytes: anywhere, even inside a frame.
+            FrameEvent::At(_) => {}
             FrameEvent::Invalid { .. }
             | FrameEvent::Resynced { .. }
             | FrameEvent::Unsynced { .. } => {

@@ -181,6 +181,7 @@ CREATE OR REPLACE VIEW wsprobe.messages AS SELECT
   JSON_VALUE(line, '$."websocket.message.base64"') AS websocket_message_base64,
   SAFE_CAST(JSON_VALUE(line, '$."websocket.message.truncated"') AS BOOL) AS websocket_message_truncated,
   JSON_VALUE(line, '$."websocket.message.inflate_error"') AS websocket_message_inflate_error,
+  SAFE_CAST(JSON_VALUE(line, '$."websocket.message.inflated_after_gap"') AS BOOL) AS websocket_message_inflated_after_gap,
   JSON_VALUE(line, '$."websocket.message.app.type"') AS websocket_message_app_type,
   JSON_VALUE(line, '$."websocket.message.app.summary"') AS websocket_message_app_summary,
   "date" AS partition_date, sensor AS partition_sensor

@@ -181,6 +181,7 @@ CREATE TABLE IF NOT EXISTS wsprobe.messages (
     `websocket.message.base64` Nullable(String),
     `websocket.message.truncated` Bool,
     `websocket.message.inflate_error` Nullable(String),
+    `websocket.message.inflated_after_gap` Bool,
     `websocket.message.app.type` Nullable(String),
     `websocket.message.app.summary` Nullable(String),
 )

@@ -179,6 +179,7 @@ CREATE OR REPLACE VIEW messages AS SELECT * FROM read_json('table=messages/**/*.
     'websocket.message.base64': 'VARCHAR',
     'websocket.message.truncated': 'BOOLEAN',
     'websocket.message.inflate_error': 'VARCHAR',
+    'websocket.message.inflated_after_gap': 'BOOLEAN',
     'websocket.message.app.type': 'VARCHAR',
     'websocket.message.app.summary': 'VARCHAR'
   });

@@ -175,6 +175,7 @@ CREATE TABLE IF NOT EXISTS wsprobe_messages (
   `websocket.message.base64` STRING,
   `websocket.message.truncated` BOOLEAN,
   `websocket.message.inflate_error` STRING,
+  `websocket.message.inflated_after_gap` BOOLEAN,
   `websocket.message.app.type` STRING,
   `websocket.message.app.summary` STRING,
   `date` DATE,

@@ -181,6 +181,7 @@ CREATE OR REPLACE VIEW hive.wsprobe.messages AS SELECT
   json_extract_scalar(line, '$["websocket.message.base64"]') AS websocket_message_base64,
   try_cast(json_extract_scalar(line, '$["websocket.message.truncated"]') AS boolean) AS websocket_message_truncated,
   json_extract_scalar(line, '$["websocket.message.inflate_error"]') AS websocket_message_inflate_error,
+  try_cast(json_extract_scalar(line, '$["websocket.message.inflated_after_gap"]') AS boolean) AS websocket_message_inflated_after_gap,
   json_extract_scalar(line, '$["websocket.message.app.type"]') AS websocket_message_app_type,
   json_extract_scalar(line, '$["websocket.message.app.summary"]') AS websocket_message_app_summary,
   "date" AS partition_date, sensor AS partition_sensor

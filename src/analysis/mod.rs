@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::app::{AppSelection, AppSession, Decoded, Input};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::{Negotiated, RequestHead, ResponseHead, derive_accept_key};
-use crate::message::{Message, PayloadMode};
 use crate::record::{
-    Address, ConnectionRecord, FrameRecord, HandshakeRecord, Header, MessageRecord, OpcodeCounts,
-    PerSide, TcpRecord, TimingRecord,
+    Address, ConnectionRecord, DeflateRecoveryRecord, FrameRecord, HandshakeRecord, Header,
+    MessageRecord, OpcodeCounts, PerSide, TcpRecord, TimingRecord,
 };
 use crate::record::{Event, Sink};
 use crate::ws::frame::FrameHeader;
+use crate::ws::message::{Message, PayloadMode};
 use crate::ws::opcode::OpCode;
 
 use close::{CloseTracker, EndContext};
@@ -82,6 +82,7 @@ pub struct Analysis {
     frames: PerSide<OpcodeCounts>,
     message_counts: PerSide<u64>,
     payload_bytes: PerSide<u64>,
+    deflate_recovery: PerSide<DeflateRecoveryRecord>,
     messages: Vec<MessageRecord>,
     messages_dropped: u64,
     frames_detail: Vec<FrameRecord>,
@@ -132,6 +133,7 @@ impl Analysis {
             frames: PerSide::default(),
             message_counts: PerSide::default(),
             payload_bytes: PerSide::default(),
+            deflate_recovery: PerSide::default(),
             messages: Vec::new(),
             messages_dropped: 0,
             frames_detail: Vec::new(),
@@ -592,6 +594,9 @@ impl Analysis {
             OpCode::Text | OpCode::Binary => {
                 *self.message_counts.get_mut(side) += 1;
                 *self.payload_bytes.get_mut(side) += m.length.unwrap_or(m.wire_length);
+                let recovery = self.deflate_recovery.get_mut(side);
+                recovery.recovered += u64::from(m.inflated_after_gap);
+                recovery.unrecoverable += u64::from(m.history_lost);
                 self.last_message = Some(LastMessage {
                     side,
                     opcode: m.opcode,
@@ -798,6 +803,8 @@ impl Analysis {
             ping: self.ping.record(),
             app: app.record,
             tcp,
+            deflate_recovery: (self.deflate_recovery != PerSide::default())
+                .then_some(self.deflate_recovery),
             http2: None,
             http2_connection: None,
             timing,
@@ -966,6 +973,7 @@ fn message_record(m: &Message, payload: PayloadMode) -> MessageRecord {
         base64,
         truncated: (m.payload_truncated || cut).then_some(true),
         inflate_error: m.inflate_error.clone(),
+        inflated_after_gap: m.inflated_after_gap.then_some(true),
         rtt_ms: None,
         app: None,
     }

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use crate::analysis::AnalysisOptions;
-use crate::message::{MessageLimits, Output, PayloadMode};
 use crate::record::{ConnectionRecord, Sink};
 use crate::stream::tls::KeyStore;
 use crate::tcp::reassembly::ReassemblyLimits;
 use crate::ws::deflate::DecoderBudget;
+use crate::ws::message::{MessageLimits, Output, PayloadMode};
 
 /// Settings shared by every connection.
 #[derive(Debug, Clone, Copy)]

@@ -890,13 +890,13 @@ mod tests {
     use crate::capture::InputSummary;
     use crate::http::MAX_HEAD_BYTES;
     use crate::http::layer::MAX_HELD_BYTES;
-    use crate::message::{MessageLimits, PayloadMode};
     use crate::record::Event;
     use crate::record::Sink;
     use crate::record::Summary;
     use crate::tcp::reassembly::ReassemblyLimits;
     use crate::ws::frame::encode_frame;
     use crate::ws::frame::encode_frame as encode_frame_ws;
+    use crate::ws::message::{MessageLimits, PayloadMode};
     use context::LISTED_RECORD_BYTES;
 
     struct Null;

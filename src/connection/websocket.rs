@@ -6,9 +6,9 @@ use crate::analysis::Analysis;
 use crate::decode::Endpoint;
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::{Negotiated, RequestHead, ResponseHead};
-use crate::message::{Assembler, Message, PayloadMode};
 use crate::stream::Chunk;
 use crate::ws::framer::{FrameEvent, Framer};
+use crate::ws::message::{Assembler, Message, Output, PayloadMode};
 
 use crate::record::Address;
 
@@ -22,8 +22,12 @@ fn address(e: &Endpoint) -> Address {
     }
 }
 
-/// Bytes a direction may hunt for frame boundaries before it is declared not WebSocket.
-pub(super) const HUNT_BUDGET: u64 = 256 * 1024;
+/// Bytes a direction may hunt for frame boundaries, while neither direction has found any, before it is
+/// declared not WebSocket: a capture started on a busy connection can begin inside a frame of several MiB
+/// (the hunt's evidence threshold grows with the bytes tried, so a long hunt is no likelier to lock on
+/// other protocols). Once the other direction has found frames the connection is WebSocket, and this one
+/// hunts as long as it takes.
+pub(super) const HUNT_BUDGET: u64 = 4 << 20;
 
 /// A request that did not ask for an upgrade, with its answer and their times.
 pub(super) struct PlainExchange {
@@ -222,11 +226,12 @@ impl Session {
         match chunk {
             Chunk::Data(data) if !data.is_empty() => {
                 self.run_framer(dir, time, roles, ctx, |framer, mut out| {
-                    framer.push(data, &mut out)
+                    framer.push_at(data, time, &mut out)
                 });
+                let other_locked = self.dirs[1 - dir].as_ref().is_some_and(|ws| ws.ever_locked);
                 if let Some(ws) = &mut self.dirs[dir] {
                     ws.ever_locked |= !ws.framer.is_hunting();
-                    if !ws.ever_locked && ws.framer.stream_offset() > HUNT_BUDGET {
+                    if !ws.ever_locked && !other_locked && ws.framer.stream_offset() > HUNT_BUDGET {
                         self.dirs[dir] = None;
                     }
                 }
@@ -238,8 +243,12 @@ impl Session {
                 };
                 let outputs = &mut ctx.outputs;
                 let asm = &mut ws.asm;
-                ws.framer
-                    .gap(len, &mut |ev| asm.on_event(ev, time, outputs));
+                // Frames the gap releases from the hunt come with their bytes' capture time.
+                let mut at = time;
+                ws.framer.gap(len, &mut |ev| match ev {
+                    FrameEvent::At(t) => at = t,
+                    ev => asm.on_event(ev, at, outputs),
+                });
                 if ws.framer.is_hunting() {
                     ws.asm.lose_context();
                 }
@@ -283,7 +292,13 @@ impl Session {
         let roles_known = roles.certain;
         let mut decided = None;
         let asm = &mut ws.asm;
+        // Frames found by hunting come with the capture time of their bytes (`FrameEvent::At`).
+        let mut time = time;
         op(&mut ws.framer, &mut |ev| {
+            if let FrameEvent::At(t) = ev {
+                time = t;
+                return;
+            }
             if let FrameEvent::Header(h) = &ev
                 && !roles_known
                 && decided.is_none()
@@ -315,11 +330,11 @@ impl Session {
         let mut outputs = std::mem::take(&mut ctx.outputs);
         for output in outputs.drain(..) {
             match output {
-                crate::message::Output::Frame(h) => {
+                Output::Frame(h, time) => {
                     self.make_interesting(roles, ctx);
                     self.analysis.frame(side, &h, time, ctx.sink);
                 }
-                crate::message::Output::Message(m) => {
+                Output::Message(m) => {
                     let listed = self.charge_listing(&m, ctx);
                     self.analysis.message(&m, listed, ctx.sink);
                     if self.app_payload && !self.analysis.app_wants_payload() {
@@ -330,7 +345,7 @@ impl Session {
                         }
                     }
                 }
-                crate::message::Output::Diagnostic(d) => {
+                Output::Diagnostic(d) => {
                     if d.id == DiagnosticId::FrameResync
                         && !self.analysis.has_handshake()
                         && !self.midstream_reported

@@ -988,6 +988,7 @@ fn sample_record() -> crate::record::ConnectionRecord {
         ping: PingRecord::default(),
         app: None,
         tcp: TcpRecord::default(),
+        deflate_recovery: None,
         tls: None,
         http2: None,
         http2_connection: None,

@@ -415,11 +415,27 @@ pub struct MessageRecord {
     /// Why the payload could not be inflated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inflate_error: Option<String>,
+    /// Present and true when the payload was inflated while part of the compression history was not
+    /// captured (after a TCP gap, or in a capture that started mid-stream), and proven not to depend on
+    /// it: exact, by another path than the normal one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inflated_after_gap: Option<bool>,
     /// Pongs: milliseconds since the ping they answer (paired by payload, RFC 6455 §5.5.3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<f64>,
     /// The application protocol's reading of the message (null when none was recognised).
     pub app: Option<AppMessageRecord>,
+}
+
+/// One direction's compressed messages after compression history was lost (a TCP gap, or a capture
+/// that started mid-stream).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct DeflateRecoveryRecord {
+    /// Messages inflated exactly although part of the history was unknown (`inflated_after_gap`).
+    pub recovered: u64,
+    /// Messages not inflated because their compressed bytes, or the history they refer to, were not
+    /// captured (`length: null`).
+    pub unrecoverable: u64,
 }
 
 /// One frame header, with `--frames`.
@@ -682,6 +698,10 @@ pub struct ConnectionRecord {
     pub app: Option<AppRecord>,
     /// TCP facts.
     pub tcp: TcpRecord,
+    /// Compressed messages after lost compression history, by direction; present when a direction
+    /// had any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deflate_recovery: Option<PerSide<DeflateRecoveryRecord>>,
     /// The HTTP/2 stream this WebSocket rides on (RFC 8441); null for WebSocket over TCP.
     pub http2: Option<super::http2::Http2StreamRecord>,
     /// The HTTP/2 connection this TCP connection carried, when its WebSocket streams are

@@ -638,6 +638,7 @@ mod tests {
             base64: b64.map(str::to_string),
             truncated: None,
             inflate_error: None,
+            inflated_after_gap: None,
             rtt_ms: None,
             app: None,
         }

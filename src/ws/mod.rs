@@ -5,16 +5,22 @@
 //! - `opcode`: wire opcode and close code values -> meaning;
 //! - `frame`: bytes -> one `FrameHeader` (nom streaming parser) and the encoder used by tests;
 //! - `mask`: masked payload -> unmasked payload, word at a time, resumable at any key phase;
-//! - `framer`: one direction's stream (with TCP gaps) -> `FrameEvent`s, re-finding frame boundaries when lost;
+//! - `framer`: one direction's stream (with TCP gaps) -> `FrameEvent`s, while frame boundaries are known;
+//! - `hunt`: resynchronisation, where boundaries are unknown -> the offset of the first provable boundary;
 //! - `deflate`: compressed message payloads -> inflated bytes (permessage-deflate, bounded output);
-//! - `utf8`: text payload chunks -> valid / invalid, across any split.
+//! - `utf8`: text payload chunks -> valid / invalid, across any split;
+//! - `message`: frame events -> data messages and control frames, with every RFC 6455 / RFC 7692 rule a
+//!   frame can break reported on the way (uses `deflate` and `utf8`).
 //!
-//! The module depends only on std, nom, flate2 and simdutf8.
+//! The module depends on std, nom, flate2, simdutf8 and base64, and on `crate::diag` and `crate::http`'s
+//! negotiated parameters (for `message`).
 
 pub mod deflate;
 pub mod frame;
 pub mod framer;
+mod hunt;
 pub mod mask;
+pub mod message;
 pub mod opcode;
 pub mod utf8;
 
@@ -24,3 +30,6 @@ pub use framer::{FrameEvent, Framer};
 pub use mask::apply_mask;
 pub use opcode::{OpCode, close_code_allowed_on_wire, close_code_meaning};
 pub use utf8::Utf8Validator;
+
+#[cfg(test)]
+pub(crate) mod testing;

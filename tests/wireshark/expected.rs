@@ -88,10 +88,22 @@ pub const EXPECTED: &[Expected] = &[
     e("public/suricata-verify__websocket-control-frag__input.pcap", "10.0.0.1:54321", "-", "not_flagged_by_tshark:handshake_invalid", "", "W9"),
     // W11: without the handshake, tshark finds no WebSocket (unless told with decode-as).
     e("synthetic/synthetic-midstream.pcap", "10.0.0.1:40005", "-", "only_in_wsprobe", "", "W11"),
+    e("captures/midframe-1mib.pcap", "127.0.0.1:34012", "-", "only_in_wsprobe", "", "W11"),
+    e("captures/deflate-midstream.pcap", "127.0.0.1:54220", "-", "only_in_wsprobe", "", "W11"),
+    e("captures/deflate-midstream.pcap", "127.0.0.1:57488", "-", "only_in_wsprobe", "", "W11"),
     // W12: a request that lost its Upgrade header on the way (and its 426) is plain HTTP to tshark.
     e("captures/proxy-strips-upgrade.pcap", "127.0.0.1:49910", "-", "only_in_wsprobe", "", "W12"),
     // W13: WebSocket over HTTP/2 (RFC 8441) is "tunneled data" to tshark.
     e("captures/h2c-websocket.pcap", "127.0.0.1:57652", "-", "only_in_wsprobe", "", "W13"),
     e("captures/h2c-flow-stall.pcap", "127.0.0.1:44512", "-", "only_in_wsprobe", "", "W13"),
     e("captures/h2-chromium.pcapng", "127.0.0.1:49638", "-", "only_in_wsprobe", "", "W13"),
+    // W14: after a lost segment tshark decodes nothing more of that direction.
+    e("captures/deflate-gap.pcap", "127.0.0.1:47740", "client", "frames", "", "W14"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:47740", "client", "messages", "", "W14"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:47740", "server", "frames", "", "W14"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:47740", "server", "messages", "", "W14"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:60626", "client", "frames", "", "W14"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:60626", "client", "messages", "", "W14"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:60626", "server", "frames", "", "W14"),
+    e("captures/deflate-gap.pcap", "127.0.0.1:60626", "server", "messages", "", "W14"),
 ];

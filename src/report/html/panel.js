@@ -303,6 +303,7 @@ WS.Panel = {
         if (m.fragments > 1) flags.push(m.fragments + ' frames');
         if (m.truncated) flags.push('cut');
         if (m.inflate_error) flags.push('inflate failed');
+        if (m.inflated_after_gap) flags.push('inflated after gap');
         const data = (m.opcode === 'close' && m.close_code !== undefined ? m.close_code + ' ' : '') + preview(m);
         const tr = WS.el('tr', { class: m.from + (control ? ' control' : '') + (m.opcode === 'close' ? ' close' : '') + (m.complete ? '' : ' incomplete'),
           title: WS.clock(m.time, 6) + ' UTC' },

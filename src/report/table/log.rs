@@ -189,6 +189,9 @@ pub fn messages(r: &ConnectionRecord, max: usize) -> Vec<String> {
         if m.compressed {
             flags.push("deflate".to_string());
         }
+        if m.inflated_after_gap == Some(true) {
+            flags.push("inflated after gap".into());
+        }
         if m.fragments > 1 {
             flags.push(format!("{} fragments", m.fragments));
         }

@@ -315,6 +315,7 @@ pub const MESSAGES: TableSpec = TableSpec {
         "websocket.message.base64": Str = "Any other payload, base64, as far as --payload keeps it.";
         "websocket.message.truncated": Bool, required = "The payload shown was cut (--payload preview or a size limit).";
         "websocket.message.inflate_error": Str = "Why the payload could not be inflated.";
+        "websocket.message.inflated_after_gap": Bool, required = "Inflated exactly although part of the compression history was not captured (after a TCP gap or a mid-stream start).";
         "websocket.message.app.type": Str = "The application protocol's type of the message's (first) packet (socket.io EVENT, graphql next, STOMP SEND, MQTT PUBLISH ...); null when none was recognised.";
         "websocket.message.app.summary": Str = "The decoded packet(s), in one line (credentials REDACTED unless --no-redact).";
     },
@@ -931,6 +932,10 @@ pub fn message_row(
         .put(
             "websocket.message.inflate_error",
             m.inflate_error.as_deref(),
+        )
+        .put(
+            "websocket.message.inflated_after_gap",
+            m.inflated_after_gap.unwrap_or(false),
         )
         .put(
             "websocket.message.app.type",

@@ -31,8 +31,9 @@ pub struct MessageLimits {
     pub max_kept_bytes: usize,
     /// Largest inflated size per message; inflating stops there (decompression bombs).
     pub max_inflated_bytes: u64,
-    /// Directions holding a permessage-deflate decoder at once, across all connections (each
-    /// holds up to ~85 KiB; see [`DecoderBudget`]).
+    /// permessage-deflate decoders alive at once, across all connections (each holds up to
+    /// ~85 KiB; a direction holds one, two while it recovers from lost history; see
+    /// [`DecoderBudget`]).
     pub max_inflaters: usize,
 }
 
@@ -82,6 +83,13 @@ pub struct Message {
     pub payload_truncated: bool,
     /// Why it could not be inflated.
     pub inflate_error: Option<String>,
+    /// Compressed, and inflated while part of the compression history was unknown (after a TCP gap, or
+    /// in a capture that started mid-stream): its bytes were proven not to depend on that history (see
+    /// `ws::deflate`).
+    pub inflated_after_gap: bool,
+    /// Compressed, and not inflated because compressed bytes or the history it refers to were not
+    /// captured (not for a corrupt message or a limit).
+    pub history_lost: bool,
 }
 
 impl Message {
@@ -121,8 +129,9 @@ fn utf8_prefix(bytes: &[u8], truncated: bool) -> Option<String> {
 /// What the assembler produced for one frame event.
 #[derive(Debug)]
 pub enum Output {
-    /// A frame header was seen (for counting by opcode).
-    Frame(FrameHeader),
+    /// A frame header was seen (for counting by opcode), at this capture time (that of its bytes: for
+    /// frames found by hunting, earlier than the packet that made them known).
+    Frame(FrameHeader, f64),
     /// A message or control frame finished.
     Message(Box<Message>),
     /// A finding.
@@ -151,9 +160,66 @@ struct InProgress {
     kept: Vec<u8>,
     truncated: bool,
     complete: bool,
-    inflate_error: Option<String>,
-    /// Inflating stopped for this message (error or limit).
-    inflate_stopped: bool,
+    /// Why inflating stopped for this message (error, limit, lost bytes); None while it goes on.
+    not_inflated: Option<NotInflated>,
+    /// Decoded while part of the history was unknown.
+    after_gap: bool,
+}
+
+/// Why a compressed message was not inflated.
+#[derive(Debug, Clone)]
+enum NotInflated {
+    /// The inflater's verdict.
+    Inflater(InflateError),
+    /// Compressed bytes of the message itself were lost in a TCP gap.
+    BytesLost,
+    /// RSV1 without permessage-deflate.
+    NotNegotiated,
+}
+
+impl NotInflated {
+    /// Bytes or history were not captured (as opposed to a corrupt message or a limit).
+    fn is_loss(&self) -> bool {
+        matches!(
+            self,
+            NotInflated::BytesLost
+                | NotInflated::Inflater(
+                    InflateError::ContextLost | InflateError::UnknownHistory { .. }
+                )
+        )
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            NotInflated::BytesLost => "compressed bytes lost in a TCP gap".into(),
+            NotInflated::NotNegotiated => "RSV1 set but permessage-deflate was not negotiated".into(),
+            NotInflated::Inflater(e) => match e {
+                InflateError::Corrupt(msg) => format!("inflate failed: {msg}"),
+                InflateError::OutputLimit { limit } => {
+                    format!("output limit: inflated size passed {limit} bytes; inflating stopped")
+                }
+                InflateError::ContextLost => {
+                    "context lost: earlier compressed data was not captured (mid-stream start or TCP gap) and context takeover is on".into()
+                }
+                InflateError::UnknownHistory { exact, length } => format!(
+                    "context lost: refers to compressed data that was not captured (mid-stream start or TCP gap); inflates to {length} bytes, only the first {exact} known"
+                ),
+                InflateError::DecoderLimit { limit } => format!(
+                    "decoder limit: more than {limit} decoders were in use at once (--max-inflaters); not inflated"
+                ),
+            },
+        }
+    }
+
+    fn diagnostic_id(&self) -> DiagnosticId {
+        match self {
+            _ if self.is_loss() => DiagnosticId::DecompressionUnavailable,
+            NotInflated::Inflater(
+                InflateError::OutputLimit { .. } | InflateError::DecoderLimit { .. },
+            ) => DiagnosticId::LimitExceeded,
+            _ => DiagnosticId::DecompressionFailed,
+        }
+    }
 }
 
 /// One direction's message assembler.
@@ -251,10 +317,11 @@ impl Assembler {
     }
 
     /// Bytes of this direction were lost before frames could be read again: the deflate
-    /// history is gone.
+    /// history is gone (the inflater tracks what of it later messages need, see `ws::deflate`).
     pub fn lose_context(&mut self) {
         if let Some(inflater) = self.inflater.as_mut() {
             inflater.lose_context();
+            self.reported_context_unknown = false;
         }
     }
 
@@ -312,6 +379,8 @@ impl Assembler {
                     );
                 }
             }
+            // The caller passes the time on (see `Framer::push_at`).
+            FrameEvent::At(_) => {}
             FrameEvent::Truncated { missing } => {
                 if let Some(cur) = self.current.as_mut() {
                     cur.lost = true;
@@ -336,7 +405,7 @@ impl Assembler {
 
     fn on_header(&mut self, h: FrameHeader, out: &mut Vec<Output>) {
         self.frames_seen += 1;
-        out.push(Output::Frame(h));
+        out.push(Output::Frame(h, self.time));
         let name = h.opcode.as_str();
         if self.close_sent && !self.reported_data_after_close {
             self.reported_data_after_close = true;
@@ -445,8 +514,8 @@ impl Assembler {
                 kept: Vec::new(),
                 truncated: false,
                 complete: true,
-                inflate_error: None,
-                inflate_stopped: false,
+                not_inflated: None,
+                after_gap: false,
             });
             if compressed {
                 self.begin_compressed();
@@ -497,8 +566,9 @@ impl Assembler {
 
     fn begin_compressed(&mut self) {
         if self.inflater.is_none() && self.compressed_context_unknown {
-            // No handshake: assume permessage-deflate with context takeover. A message that
-            // needs earlier history fails to inflate and says so; one that does not inflates.
+            // No handshake: assume permessage-deflate with context takeover and a 15-bit window, the
+            // history unknown. A message that needs earlier history is reported unknown; one that does
+            // not (every one, under no_context_takeover) is proven exact.
             let mut inflater = Inflater::with_budget(
                 InflateParams {
                     no_context_takeover: false,
@@ -515,9 +585,7 @@ impl Assembler {
             None => {
                 // RSV1 without permessage-deflate (already reported, or an unknown extension).
                 if let Some(m) = self.message.as_mut() {
-                    m.inflate_stopped = true;
-                    m.inflate_error =
-                        Some("RSV1 set but permessage-deflate was not negotiated".into());
+                    m.not_inflated = Some(NotInflated::NotNegotiated);
                 }
             }
         }
@@ -545,7 +613,7 @@ impl Assembler {
             absorb(m, chunk, self.payload, self.limits);
             return;
         }
-        if m.inflate_stopped {
+        if m.not_inflated.is_some() {
             return;
         }
         let Some(inflater) = self.inflater.as_mut() else {
@@ -569,11 +637,11 @@ impl Assembler {
         {
             m.complete = false;
             m.wire_length = m.wire_length.saturating_add(len);
-            if m.compressed && !m.inflate_stopped {
-                m.inflate_stopped = true;
-                m.inflate_error = Some("compressed bytes lost in a TCP gap".into());
+            if m.compressed && m.not_inflated.is_none() {
+                m.not_inflated = Some(NotInflated::BytesLost);
                 if let Some(inflater) = self.inflater.as_mut() {
                     inflater.lose_context();
+                    self.reported_context_unknown = false;
                 }
             }
         }
@@ -654,6 +722,8 @@ impl Assembler {
             payload_truncated,
             payload,
             inflate_error: None,
+            inflated_after_gap: false,
+            history_lost: false,
         })));
     }
 
@@ -665,41 +735,35 @@ impl Assembler {
             m.complete = false;
         }
         if m.compressed
-            && !m.inflate_stopped
+            && m.not_inflated.is_none()
             && m.complete
             && let Some(inflater) = self.inflater.as_mut()
         {
             let (payload, limits) = (self.payload, self.limits);
             let result =
                 inflater.end_message(&mut |bytes: &[u8]| absorb(&mut m, bytes, payload, limits));
+            m.after_gap = inflater.last_message_after_loss();
             if let Err(e) = result {
                 fail_inflate(&mut m, e);
             }
         }
-        let inflated = !m.compressed || !m.inflate_stopped;
+        let inflated = !m.compressed || m.not_inflated.is_none();
         if m.compressed
-            && m.inflate_stopped
-            && let Some(err) = m.inflate_error.clone()
+            && let Some(why) = m.not_inflated.clone()
         {
-            {
-                let unavailable = err.starts_with("context lost");
-                let id = if unavailable {
-                    DiagnosticId::DecompressionUnavailable
-                } else if err.starts_with("output limit") || err.starts_with("decoder limit") {
-                    DiagnosticId::LimitExceeded
-                } else {
-                    DiagnosticId::DecompressionFailed
-                };
-                // A limit is reported even on an incomplete message: it was really hit.
-                let report = if unavailable {
-                    !self.reported_context_unknown && m.complete
-                } else {
-                    m.complete || id == DiagnosticId::LimitExceeded
-                };
-                if report {
-                    self.reported_context_unknown |= unavailable;
-                    self.diag(out, id, format!("{} message: {err}", m.opcode.as_str()));
-                }
+            let id = why.diagnostic_id();
+            let unavailable = id == DiagnosticId::DecompressionUnavailable;
+            // A limit is reported even on an incomplete message: it was really hit. Lost history once
+            // per loss: every message of a direction that lost its context would say the same.
+            let report = if unavailable {
+                !self.reported_context_unknown && m.complete
+            } else {
+                m.complete || id == DiagnosticId::LimitExceeded
+            };
+            if report {
+                self.reported_context_unknown |= unavailable;
+                let err = why.describe();
+                self.diag(out, id, format!("{} message: {err}", m.opcode.as_str()));
             }
         }
         if m.truncated && self.payload == PayloadMode::Full {
@@ -726,6 +790,7 @@ impl Assembler {
         } else {
             true
         };
+        let history_lost = m.not_inflated.as_ref().is_some_and(NotInflated::is_loss);
         out.push(Output::Message(Box::new(Message {
             time: self.time,
             from: self.side,
@@ -737,9 +802,12 @@ impl Assembler {
             complete: m.complete,
             close: None,
             utf8_valid,
-            payload_truncated: m.truncated,
+            // When inflating stopped, what was kept is the part inflated before: a prefix.
+            payload_truncated: m.truncated || (!inflated && !m.kept.is_empty()),
             payload: m.kept,
-            inflate_error: if inflated { None } else { m.inflate_error },
+            inflate_error: m.not_inflated.as_ref().map(NotInflated::describe),
+            inflated_after_gap: m.compressed && inflated && m.after_gap,
+            history_lost: m.compressed && history_lost,
         })));
     }
 
@@ -776,19 +844,7 @@ fn absorb(m: &mut InProgress, bytes: &[u8], payload: PayloadMode, limits: Messag
 }
 
 fn fail_inflate(m: &mut InProgress, e: InflateError) {
-    m.inflate_stopped = true;
-    m.inflate_error = Some(match e {
-        InflateError::Corrupt(msg) => format!("inflate failed: {msg}"),
-        InflateError::OutputLimit { limit } => {
-            format!("output limit: inflated size passed {limit} bytes; inflating stopped")
-        }
-        InflateError::ContextLost => {
-            "context lost: earlier compressed data was not captured (mid-stream start or TCP gap) and context takeover is on".into()
-        }
-        InflateError::DecoderLimit { limit } => format!(
-            "decoder limit: more than {limit} directions were being inflated at once (--max-inflaters); not inflated"
-        ),
-    });
+    m.not_inflated = Some(NotInflated::Inflater(e));
 }
 
 fn opcode_number(op: OpCode) -> u8 {
@@ -800,5 +856,158 @@ fn opcode_number(op: OpCode) -> u8 {
         OpCode::Ping => 9,
         OpCode::Pong => 10,
         OpCode::Reserved(n) => n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compress, Compression, FlushCompress};
+
+    /// RFC 7692 sender: each message sync-flushed, the `00 00 ff ff` tail removed.
+    fn compress_all(msgs: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut c = Compress::new(Compression::default(), false);
+        msgs.iter()
+            .map(|m| {
+                let mut out = Vec::with_capacity(m.len() + 64);
+                c.compress_vec(m, &mut out, FlushCompress::Sync).unwrap();
+                out.truncate(out.len() - 4);
+                out
+            })
+            .collect()
+    }
+
+    fn assembler(negotiated: Option<Negotiated>) -> Assembler {
+        Assembler::new(
+            Side::Server,
+            negotiated,
+            PayloadMode::Full,
+            MessageLimits::default(),
+            DecoderBudget::unlimited(),
+        )
+    }
+
+    /// One compressed text frame through the assembler: the message it makes, and diagnostics.
+    fn frame(asm: &mut Assembler, payload: &[u8]) -> (Message, Vec<DiagnosticId>) {
+        let mut out = Vec::new();
+        let wire = crate::ws::frame::encode_frame(true, 0b100, 1, None, payload);
+        let h = match crate::ws::frame::parse_frame_header(&wire) {
+            crate::ws::frame::HeaderParse::Complete(h) => h,
+            other => panic!("{other:?}"),
+        };
+        asm.on_event(FrameEvent::Header(h), 1.0, &mut out);
+        if !payload.is_empty() {
+            asm.on_event(FrameEvent::Payload(payload), 1.0, &mut out);
+        }
+        asm.on_event(FrameEvent::End, 1.0, &mut out);
+        let mut message = None;
+        let mut diags = Vec::new();
+        for o in out {
+            match o {
+                Output::Message(m) => message = Some(*m),
+                Output::Diagnostic(d) => diags.push(d.id),
+                Output::Frame(..) => {}
+            }
+        }
+        (message.expect("a message"), diags)
+    }
+
+    fn deflate_negotiated() -> Negotiated {
+        Negotiated::from_response(Some("permessage-deflate"))
+    }
+
+    #[test]
+    fn after_a_gap_messages_are_exact_and_flagged_or_unknown_and_counted() {
+        let msgs: Vec<Vec<u8>> = vec![
+            b"{\"type\":\"hello\",\"user\":\"ada\"}".to_vec(),
+            b"{\"type\":\"hello\",\"user\":\"bob\"}".to_vec(),
+            // Nothing in it appears before: exact after the gap.
+            b"zqxj 0123456789 plain words vwk".to_vec(),
+            // Copies "type" etc. from the lost message: unknown.
+            b"{\"type\":\"hello\",\"user\":\"eve\"}".to_vec(),
+        ];
+        let wire = compress_all(&msgs);
+        let mut asm = assembler(Some(deflate_negotiated()));
+        let (m, _) = frame(&mut asm, &wire[0]);
+        assert_eq!(m.payload, msgs[0]);
+        assert!(!m.inflated_after_gap);
+        // Message 1 is lost in a gap the framer could not stay aligned across.
+        asm.lose_context();
+        let (m, diags) = frame(&mut asm, &wire[2]);
+        assert_eq!(
+            (m.length, &m.payload),
+            (Some(msgs[2].len() as u64), &msgs[2])
+        );
+        assert!(m.inflated_after_gap && !m.history_lost && m.inflate_error.is_none());
+        assert!(diags.is_empty(), "{diags:?}");
+        let (m, diags) = frame(&mut asm, &wire[3]);
+        assert_eq!(m.length, None);
+        assert!(m.history_lost && !m.inflated_after_gap && m.complete);
+        assert!(msgs[3].starts_with(&m.payload));
+        assert_eq!(m.payload_truncated, !m.payload.is_empty());
+        let err = m.inflate_error.unwrap();
+        assert!(
+            err.starts_with("context lost")
+                && err.contains(&format!("inflates to {} bytes", msgs[3].len())),
+            "{err}"
+        );
+        assert_eq!(diags, vec![DiagnosticId::DecompressionUnavailable]);
+    }
+
+    #[test]
+    fn without_a_handshake_rsv1_messages_are_inflated_when_they_stand_alone() {
+        let msgs: Vec<Vec<u8>> = (0..4)
+            .map(|i| format!("message {i}: stand-alone text of its own").into_bytes())
+            .collect();
+        // A no_context_takeover sender: every message compressed from an empty window.
+        let wire: Vec<Vec<u8>> = msgs
+            .iter()
+            .flat_map(|m| compress_all(std::slice::from_ref(m)))
+            .collect();
+        let mut asm = assembler(None);
+        for (w, m) in wire.iter().zip(&msgs) {
+            let (got, diags) = frame(&mut asm, w);
+            assert_eq!(got.payload, *m);
+            assert!(got.inflated_after_gap && diags.is_empty());
+        }
+    }
+
+    #[test]
+    fn compressed_bytes_lost_in_a_gap_spoil_that_message_only() {
+        let msgs: Vec<Vec<u8>> = vec![
+            b"first message, all literal".to_vec(),
+            b"second message is cut by a gap".to_vec(),
+            b"0123456789 qwerty zxcv".to_vec(),
+        ];
+        let wire = compress_all(&msgs);
+        let mut asm = assembler(Some(deflate_negotiated()));
+        frame(&mut asm, &wire[0]);
+        let mut out = Vec::new();
+        let w = crate::ws::frame::encode_frame(true, 0b100, 1, None, &wire[1]);
+        let h = match crate::ws::frame::parse_frame_header(&w) {
+            crate::ws::frame::HeaderParse::Complete(h) => h,
+            other => panic!("{other:?}"),
+        };
+        asm.on_event(FrameEvent::Header(h), 1.0, &mut out);
+        asm.on_event(FrameEvent::Payload(&wire[1][..3]), 1.0, &mut out);
+        asm.on_event(
+            FrameEvent::PayloadGap {
+                len: wire[1].len() as u64 - 3,
+            },
+            1.0,
+            &mut out,
+        );
+        asm.on_event(FrameEvent::End, 1.0, &mut out);
+        let cut = out
+            .iter()
+            .find_map(|o| match o {
+                Output::Message(m) => Some(m),
+                _ => None,
+            })
+            .unwrap();
+        assert!(cut.history_lost && !cut.complete && cut.length.is_none());
+        let (m, _) = frame(&mut asm, &wire[2]);
+        assert_eq!(m.payload, msgs[2]);
+        assert!(m.inflated_after_gap);
     }
 }

@@ -7,12 +7,34 @@
 //! decoder's own state and window (about 19 KiB), whatever the message size. Nothing is allocated before the
 //! first compressed byte, and a [`DecoderBudget`] shared by all connections caps how many decoders live at
 //! once.
+//!
+//! # After a loss (a TCP gap, or a capture that starts mid-stream) under context takeover
+//! The window the sender compresses against is then partly unknown. DEFLATE output is literals and copies
+//! from earlier output, and the decoding steps depend only on the compressed bits, never on output values.
+//! So the inflater decodes with two decoders whose unknown history is filled with different bytes (0x00 and
+//! 0x01, a whole window of each): an output byte is the same in both iff it does not depend on unknown
+//! history. A message whose two outputs agree is exact; where they first differ the message touched unknown
+//! history, and it fails with `UnknownHistory` (its length is still known: the outputs are as long). Once
+//! the two agree on a whole window (`WINDOW` consecutive bytes) the window is known again and the second
+//! decoder is dropped. No hand-written inflater, no guess: bytes are passed on only when both agree.
+//!
+//! Beware the usual claim that the window is "whole again after 2^window_bits bytes of output": output
+//! copied from unknown bytes is unknown too, so a sender that keeps copying the same text (repeated JSON
+//! keys) keeps it unknown; it is whole again after a window of *known* output (new literals, or copies of
+//! them). The second decoder is also kept for the full 32 KiB whatever the negotiated window bits: zlib
+//! senders asked for 8 bits use 9, and a sender that overreaches its window must not make wrong bytes.
+//!
+//! The message whose compressed bytes the loss cut cannot be inflated; the next one starts on a byte
+//! boundary (RFC 7692 §7.2.1: each message ends with an empty stored block), so recovery starts there.
+//! Under no_context_takeover every message starts from an empty window and is exact anyway.
+
+mod track;
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use flate2::{Decompress, FlushDecompress, Status};
+use track::Track;
 
 /// Output chunk size: what `push`/`end_message` hand to the callback at most per call. Bounded so a
 /// decompression bomb never allocates more than this.
@@ -23,6 +45,10 @@ const WINDOW: usize = 32 * 1024;
 
 /// RFC 7692 §7.2.2: the tail removed by the sender and appended by the receiver.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// What the two decoders see as the unknown history after a loss (see the module docs).
+static UNKNOWN_A: [u8; WINDOW] = [0x00; WINDOW];
+static UNKNOWN_B: [u8; WINDOW] = [0x01; WINDOW];
 
 /// Negotiated permessage-deflate parameters for the direction being inflated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +81,17 @@ pub enum InflateError {
         limit: u64,
     },
     /// Earlier compressed data of this direction was not seen (capture started mid-stream, a TCP gap, or an
-    /// earlier failure) and context takeover is on, so back-references cannot be resolved.
+    /// earlier failure), context takeover is on, and the history cannot be tracked (no second decoder from
+    /// the budget, or the message's own compressed bytes were cut).
     ContextLost,
+    /// The message refers back to history that was not captured (see the module docs): it inflates to
+    /// `length` bytes, of which the first `exact` are known (and were passed on); the rest are not.
+    UnknownHistory {
+        /// Bytes at the start of the message that do not depend on the unknown history.
+        exact: u64,
+        /// The message's inflated length (known exactly: it does not depend on the history's values).
+        length: u64,
+    },
     /// The [`DecoderBudget`] was spent: this many other directions hold a decoder. Under context takeover
     /// the direction never gets one (its window would be incomplete); otherwise the next message tries again.
     DecoderLimit {
@@ -75,6 +110,10 @@ impl fmt::Display for InflateError {
             InflateError::ContextLost => {
                 f.write_str("compression context lost: earlier compressed data was not seen")
             }
+            InflateError::UnknownHistory { exact, length } => write!(
+                f,
+                "refers to compressed history that was not captured: inflates to {length} bytes, the first {exact} known"
+            ),
             InflateError::DecoderLimit { limit } => {
                 write!(
                     f,
@@ -101,9 +140,9 @@ enum Msg {
     Failed(InflateError),
 }
 
-/// How many [`Inflater`]s may hold a decoder at once, shared by every connection of a run (a clone shares
-/// the count). A decoder with its window, history and output buffer takes up to about 85 KiB, so this is
-/// what bounds the memory of many compressed connections.
+/// How many decoders may live at once, shared by every connection of a run (a clone shares the count). A
+/// decoder with its window, history and output buffer takes up to about 85 KiB, so this is what bounds the
+/// memory of many compressed connections. An [`Inflater`] holds one, two while it recovers from a loss.
 #[derive(Clone, Debug)]
 pub struct DecoderBudget {
     live: Arc<AtomicUsize>,
@@ -147,44 +186,48 @@ impl DecoderBudget {
     }
 }
 
+/// While the window is partly unknown: the second decoder, and how far the two agree.
+struct Recovery {
+    shadow: Track,
+    /// Output bytes the two decoders have agreed on since they last differed.
+    agreed: u64,
+}
+
 /// permessage-deflate decoder for one direction of one connection. Keeps the LZ77 window across messages
 /// (context takeover) unless `no_context_takeover` was negotiated.
 ///
 /// Failure model: an error poisons only the current message. Under context takeover the window is then
-/// wrong, so the following messages fail with `ContextLost` (unless `set_resume_after_loss(true)`); under
-/// `no_context_takeover` the next message starts fresh.
+/// unknown: the next message starts a recovery (see the module docs), in which messages that do not depend
+/// on the unknown history are exact and the others fail with `UnknownHistory`; under `no_context_takeover`
+/// the next message starts fresh.
 pub struct Inflater {
     params: InflateParams,
     limit: u64,
-    /// Made at the first compressed byte (counted in `budget`), with `out`.
-    decoder: Option<Decompress>,
     budget: DecoderBudget,
     /// Context takeover and the budget refused a decoder: every message fails with `DecoderLimit`.
     refused: bool,
-    /// Output buffer, allocated with the decoder.
-    out: Box<[u8]>,
-    /// While hibernating: `history`, linearised and deflated (idle connections keep their
-    /// context in a few KiB instead of 32, and give their decoder back to the budget).
-    packed_history: Vec<u8>,
-    /// Last `WINDOW` output bytes (ring), kept under context takeover only: after a BFINAL block the decoder
-    /// must be restarted with this as its dictionary (RFC 7692 §7.2.2: the next message "MUST" be
-    /// decompressed "using the LZ77 sliding window used to process the last compressed message").
-    history: Vec<u8>,
-    history_pos: usize,
+    primary: Track,
+    /// Present while part of the window is unknown.
+    recovery: Option<Box<Recovery>>,
     msg: Msg,
     /// Inflated bytes of the current message.
     produced: u64,
+    /// Where the current message's output first depended on unknown history (recovery only).
+    unknown_from: Option<u64>,
+    /// The current message is decoded in a recovery; `after_loss`: the last one ended was.
+    in_recovery: bool,
+    after_loss: bool,
     /// The current message has had compressed input (an empty payload gets no tail: see `end_message`).
     fed: bool,
-    /// The window is unknown (context takeover only).
+    /// The window is unknown and no recovery is running (context takeover only).
     context_lost: bool,
-    /// Opt-in: after a loss, decode later messages with a fresh decoder (see `set_resume_after_loss`).
-    resume_after_loss: bool,
-    /// The decoder was restarted after a loss: "distance too far back" now means `ContextLost`.
-    resumed: bool,
+    /// The budget gave no second decoder for a recovery: this message fails with `DecoderLimit`, the next
+    /// one tries again.
+    recovery_refused: bool,
     /// Restart the decoder (empty window) before the next message.
     reset_pending: bool,
-    /// Restart the decoder with `history` as its window before the next message (after BFINAL).
+    /// Restart the decoders with their histories as their windows before the next message (after BFINAL
+    /// or hibernating).
     restore_pending: bool,
 }
 
@@ -196,7 +239,7 @@ impl fmt::Debug for Inflater {
             .field("msg", &self.msg)
             .field("produced", &self.produced)
             .field("context_lost", &self.context_lost)
-            .field("resume_after_loss", &self.resume_after_loss)
+            .field("recovering", &self.recovery.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -207,7 +250,7 @@ impl Inflater {
         Self::with_budget(params, max_output_per_message, DecoderBudget::unlimited())
     }
 
-    /// As `new`, drawing its decoder from `budget`.
+    /// As `new`, drawing its decoders from `budget`.
     pub fn with_budget(
         params: InflateParams,
         max_output_per_message: u64,
@@ -216,19 +259,18 @@ impl Inflater {
         Self {
             params,
             limit: max_output_per_message,
-            decoder: None,
             budget,
             refused: false,
-            out: Box::default(),
-            packed_history: Vec::new(),
-            history: Vec::new(),
-            history_pos: 0,
+            primary: Track::default(),
+            recovery: None,
             msg: Msg::Idle,
             produced: 0,
+            unknown_from: None,
+            in_recovery: false,
+            after_loss: false,
             fed: false,
             context_lost: false,
-            resume_after_loss: false,
-            resumed: false,
+            recovery_refused: false,
             reset_pending: false,
             restore_pending: false,
         }
@@ -239,23 +281,26 @@ impl Inflater {
         self.params
     }
 
-    /// True while messages fail with `ContextLost` (context takeover, history unknown).
+    /// True while the window is unknown and no recovery runs (messages fail with `ContextLost`, or start a
+    /// recovery when they begin).
     pub fn is_context_lost(&self) -> bool {
         self.context_lost
     }
 
-    /// Opt-in recovery under context takeover: after a loss, decode each later message with an empty window
-    /// instead of failing it outright. This never invents data: a message that references lost history makes
-    /// zlib stop with "invalid distance too far back", which is reported as `ContextLost`; a message that
-    /// decodes is exact, and the window rebuilds from it. Partial output of a failing message may already
-    /// have been passed to the callback, as for any error. Off by default.
-    pub fn set_resume_after_loss(&mut self, on: bool) {
-        self.resume_after_loss = on;
+    /// True while part of the window is unknown and a second decoder tracks which (see the module docs).
+    pub fn is_recovering(&self) -> bool {
+        self.recovery.is_some()
+    }
+
+    /// The last message ended was decoded while part of the window was unknown: if it inflated, its bytes
+    /// were proven not to depend on it.
+    pub fn last_message_after_loss(&self) -> bool {
+        self.after_loss
     }
 
     /// The decoder's sliding window history is unknown (capture started mid-stream or a TCP gap ate
-    /// compressed bytes). Until a message can be inflated without history (only under
-    /// no_context_takeover), messages fail with ContextLost. A message in progress fails with `ContextLost`.
+    /// compressed bytes). A message in progress fails with `ContextLost`; under context takeover the next
+    /// message starts a recovery; under no_context_takeover it starts fresh.
     pub fn lose_context(&mut self) {
         if matches!(self.msg, Msg::Active | Msg::StreamEnded) {
             self.msg = Msg::Failed(InflateError::ContextLost);
@@ -264,7 +309,7 @@ impl Inflater {
             self.reset_pending = true;
         } else {
             self.context_lost = true;
-            self.resumed = false;
+            self.end_recovery();
         }
     }
 
@@ -275,30 +320,47 @@ impl Inflater {
         if matches!(self.msg, Msg::Active | Msg::StreamEnded) {
             self.note_abandoned();
         }
-        if self.params.no_context_takeover {
-            // RFC 7692 §7.2.2: with "*_no_context_takeover" the receiver "MAY decompress each new message with
-            // an empty LZ77 sliding window".
-            self.reset_decoder(false);
-            self.context_lost = false;
-        } else if self.context_lost {
-            if self.resume_after_loss {
-                self.reset_decoder(false);
-                self.context_lost = false;
-                self.resumed = true;
-            }
-        } else if self.restore_pending {
-            self.reset_decoder(true);
-        } else if self.reset_pending {
-            self.reset_decoder(false);
-        }
         self.msg = Msg::Active;
         self.produced = 0;
         self.fed = false;
+        self.unknown_from = None;
+        self.recovery_refused = false;
+        if self.refused {
+            // Never decoded again (see `refused`): no decoder to set up.
+        } else if self.params.no_context_takeover {
+            // RFC 7692 §7.2.2: with "*_no_context_takeover" the receiver "MAY decompress each new message with
+            // an empty LZ77 sliding window".
+            self.primary.reset(None, &self.budget);
+            self.reset_pending = false;
+            self.restore_pending = false;
+            self.context_lost = false;
+        } else if self.context_lost {
+            self.start_recovery();
+        } else if self.restore_pending {
+            self.restore_pending = false;
+            let budget = &self.budget;
+            let restored = self.primary.restore(budget)
+                && self
+                    .recovery
+                    .as_mut()
+                    .is_none_or(|r| r.shadow.restore(budget));
+            if !restored {
+                // A hibernated direction whose decoders the budget no longer gives: the window is gone.
+                self.lose_context();
+                self.msg = Msg::Active;
+                self.start_recovery();
+            }
+        } else if self.reset_pending {
+            self.reset_pending = false;
+            self.primary.reset(None, &self.budget);
+        }
+        self.in_recovery = self.recovery.is_some();
     }
 
     /// Feeds the next compressed chunk of the current message (as frames and TCP segments arrive); inflated
-    /// bytes go to `out` in chunks of at most 8 KiB. Calling it between messages starts one. After a message
-    /// failed, later chunks of that message are ignored and return `Ok` (the error was already returned).
+    /// bytes go to `out` in chunks of at most 8 KiB (in a recovery, only bytes known exactly). Calling it
+    /// between messages starts one. After a message failed, later chunks of that message are ignored and
+    /// return `Ok` (the error was already returned).
     pub fn push<F: FnMut(&[u8])>(
         &mut self,
         compressed: &[u8],
@@ -316,7 +378,8 @@ impl Inflater {
             return Err(self.fail(InflateError::DecoderLimit { limit }));
         }
         if self.context_lost {
-            return Err(self.fail(InflateError::ContextLost));
+            let e = self.lost_error();
+            return Err(self.fail(e));
         }
         if compressed.is_empty() {
             return Ok(());
@@ -326,8 +389,8 @@ impl Inflater {
     }
 
     /// Ends the message: feeds the `00 00 ff ff` tail (RFC 7692 §7.2.2) and returns the message's total
-    /// inflated size. A message that failed returns its error again. An empty compressed message (no bytes,
-    /// or a single `00`) is 0 bytes.
+    /// inflated size. A message that failed returns its error again; one that touched unknown history
+    /// returns `UnknownHistory`. An empty compressed message (no bytes, or a single `00`) is 0 bytes.
     pub fn end_message<F: FnMut(&[u8])>(&mut self, out: &mut F) -> Result<u64, InflateError> {
         if self.msg == Msg::Idle {
             self.begin_message();
@@ -336,7 +399,8 @@ impl Inflater {
             let limit = self.budget.max();
             self.fail(InflateError::DecoderLimit { limit });
         } else if self.msg == Msg::Active && self.context_lost {
-            self.fail(InflateError::ContextLost);
+            let e = self.lost_error();
+            self.fail(e);
         }
         let result = match std::mem::replace(&mut self.msg, Msg::Active) {
             Msg::Failed(e) => Err(e),
@@ -350,91 +414,64 @@ impl Inflater {
         if self.params.no_context_takeover {
             self.reset_pending = true;
         }
-        result
+        self.after_loss = self.in_recovery;
+        match (result, self.unknown_from) {
+            (Ok(length), Some(exact)) => Err(InflateError::UnknownHistory { exact, length }),
+            (result, _) => result,
+        }
     }
 
-    /// Between messages, releases what can be rebuilt: the decoder (and its place in the budget)
-    /// and the output buffer are dropped and the history is kept deflated, to be restored
-    /// exactly by the next message. For idle connections; a no-op inside a message.
+    /// Between messages, releases what can be rebuilt: the decoders (and their places in the budget) and
+    /// the output buffers are dropped and the histories are kept deflated, to be restored exactly by the
+    /// next message. For idle connections; a no-op inside a message.
     pub fn hibernate(&mut self) {
-        if self.msg != Msg::Idle || self.decoder.is_none() {
+        if self.msg != Msg::Idle || !self.primary.has_decoder() {
             return;
         }
-        self.drop_decoder();
-        if self.params.no_context_takeover || self.context_lost {
-            // Nothing to keep: the next message starts from an empty window anyway.
-            self.history = Vec::new();
-            self.history_pos = 0;
-            self.reset_pending = false;
-            self.restore_pending = false;
-            return;
+        let keep = !self.params.no_context_takeover && !self.context_lost;
+        self.primary.hibernate(keep, &self.budget);
+        if let Some(r) = self.recovery.as_mut() {
+            r.shadow.hibernate(keep, &self.budget);
         }
-        let (newer, older) = self.history.split_at(self.history_pos);
-        let mut packer = flate2::Compress::new(flate2::Compression::fast(), false);
-        let mut packed = Vec::with_capacity(self.history.len() / 4 + 64);
-        for part in [older, newer] {
-            let mut rest = part;
-            while !rest.is_empty() {
-                packed.reserve(rest.len() / 2 + 64);
-                let before = packer.total_in();
-                let _ = packer.compress_vec(rest, &mut packed, flate2::FlushCompress::None);
-                rest = &rest[(packer.total_in() - before) as usize..];
-            }
-        }
-        loop {
-            packed.reserve(1024);
-            match packer.compress_vec(&[], &mut packed, flate2::FlushCompress::Finish) {
-                Ok(Status::StreamEnd) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-        packed.shrink_to_fit();
-        self.packed_history = packed;
-        self.history = Vec::new();
-        self.history_pos = 0;
-        // The decoder made by the next message must get the window back.
         self.reset_pending = false;
-        self.restore_pending = true;
+        // The decoders made by the next message must get their windows back.
+        self.restore_pending = keep;
     }
 
-    /// Unpacks the history kept by `hibernate`.
-    fn unpack_history(&mut self) {
-        if self.packed_history.is_empty() {
+    /// Starts tracking the unknown history with a second decoder (see the module docs); without one from
+    /// the budget the window stays lost.
+    fn start_recovery(&mut self) {
+        self.end_recovery();
+        let mut shadow = Track::default();
+        if !self.primary.reset(Some(&UNKNOWN_A), &self.budget)
+            || !shadow.reset(Some(&UNKNOWN_B), &self.budget)
+        {
+            shadow.drop_decoder(&self.budget);
+            self.recovery_refused = true;
             return;
         }
-        let mut unpacker = Decompress::new(false);
-        let mut history = Vec::with_capacity(WINDOW);
-        let _ =
-            unpacker.decompress_vec(&self.packed_history, &mut history, FlushDecompress::Finish);
-        // The ring's write position is its length until it is full (see `remember`).
-        self.history_pos = history.len() % WINDOW;
-        self.history = history;
-        self.packed_history = Vec::new();
+        self.context_lost = false;
+        self.reset_pending = false;
+        self.restore_pending = false;
+        self.recovery = Some(Box::new(Recovery { shadow, agreed: 0 }));
     }
 
-    /// Frees the decoder and gives its place in the budget back.
-    fn drop_decoder(&mut self) {
-        if self.decoder.take().is_some() {
-            self.out = Box::default();
-            self.budget.release();
-        }
-    }
-
-    /// The decoder, made on first use if the budget allows.
-    fn decoder(&mut self) -> Result<&mut Decompress, InflateError> {
-        if self.decoder.is_none() {
-            if !self.budget.acquire() {
-                // Under context takeover a later message needs this one's window: never decode again.
-                self.refused = !self.params.no_context_takeover;
-                return Err(InflateError::DecoderLimit {
-                    limit: self.budget.max(),
-                });
+    /// The error of a message decoded while the window is lost and not tracked.
+    fn lost_error(&self) -> InflateError {
+        if self.recovery_refused {
+            InflateError::DecoderLimit {
+                limit: self.budget.max(),
             }
-            // Raw DEFLATE (no zlib header), 15-bit window (see `InflateParams::max_window_bits`).
-            self.decoder = Some(Decompress::new(false));
-            self.out = vec![0u8; OUT_CHUNK].into_boxed_slice();
+        } else {
+            InflateError::ContextLost
         }
-        Ok(self.decoder.as_mut().expect("bug: decoder just made"))
+    }
+
+    /// Drops the second decoder (the window is known again, or lost again).
+    fn end_recovery(&mut self) {
+        if let Some(mut r) = self.recovery.take() {
+            r.shadow.drop_decoder(&self.budget);
+        }
     }
 
     /// Records a failure of the current message and what it does to the following ones.
@@ -445,7 +482,7 @@ impl Inflater {
         } else {
             // The decoder stopped mid-message: its window no longer matches the sender's.
             self.context_lost = true;
-            self.resumed = false;
+            self.end_recovery();
         }
         e
     }
@@ -454,81 +491,46 @@ impl Inflater {
     fn note_abandoned(&mut self) {
         if !self.params.no_context_takeover && self.msg == Msg::Active {
             self.context_lost = true;
-            self.resumed = false;
+            self.end_recovery();
         }
     }
 
-    fn reset_decoder(&mut self, restore_history: bool) {
-        self.unpack_history();
-        if let Some(decoder) = self.decoder.as_mut() {
-            decoder.reset(false);
-        }
-        self.reset_pending = false;
-        self.restore_pending = false;
-        if restore_history && !self.history.is_empty() {
-            let (newer, older) = self.history.split_at(self.history_pos);
-            let mut window = Vec::with_capacity(self.history.len());
-            window.extend_from_slice(older);
-            window.extend_from_slice(newer);
-            // A hibernated direction has history but no decoder: make one (from the budget).
-            let restored = match self.decoder() {
-                Ok(d) => d.set_dictionary(&window).is_ok(),
-                Err(_) => false,
-            };
-            if !restored {
-                self.context_lost = true;
-            }
-        } else {
-            self.history.clear();
-            self.history_pos = 0;
-        }
-    }
-
-    /// Runs the decoder over `input`, streaming output to `out`, enforcing the limit.
+    /// Runs the decoder(s) over `input`, streaming output to `out`, enforcing the limit.
     fn inflate<F: FnMut(&[u8])>(&mut self, input: &[u8], out: &mut F) -> Result<(), InflateError> {
-        if let Err(e) = self.decoder() {
+        if let Err(e) = self.primary.decoder(&self.budget) {
+            // Under context takeover a later message needs this one's window: never decode again.
+            self.refused = !self.params.no_context_takeover;
             return Err(self.fail(e));
         }
         let mut consumed = 0usize;
         loop {
-            let decoder = self.decoder.as_mut().expect("bug: decoder made above");
             // At most one byte past the limit is ever decoded: enough to know it was exceeded.
             let allowance = self.limit - self.produced;
             let room = usize::try_from(allowance.saturating_add(1))
                 .unwrap_or(usize::MAX)
-                .min(self.out.len());
-            let in_before = decoder.total_in();
-            let out_before = decoder.total_out();
-            let status = decoder.decompress(
-                &input[consumed..],
-                &mut self.out[..room],
-                FlushDecompress::None,
-            );
-            let used = (decoder.total_in() - in_before) as usize;
-            let made = (decoder.total_out() - out_before) as usize;
-            consumed += used;
+                .min(OUT_CHUNK);
+            let step = self.primary.step(&input[consumed..], room);
+            if let Some(r) = self.recovery.as_mut()
+                && r.shadow.step(&input[consumed..], room) != step
+            {
+                // Cannot happen (decoding never depends on output values); if it did, nothing about
+                // this message or the window could be trusted.
+                return Err(self.fail(InflateError::ContextLost));
+            }
+            consumed += step.used;
             // Bytes zlib produced before stopping are correct, even when it then reports an error.
-            let within = made.min(usize::try_from(allowance).unwrap_or(usize::MAX));
+            let within = step
+                .made
+                .min(usize::try_from(allowance).unwrap_or(usize::MAX));
             self.emit(within, out);
-            let status = match status {
-                Ok(s) => s,
-                Err(e) => {
-                    let msg = e
-                        .message()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| e.to_string());
-                    let err = if self.resumed && msg.contains("too far back") {
-                        InflateError::ContextLost
-                    } else {
-                        InflateError::Corrupt(msg)
-                    };
-                    return Err(self.fail(err));
-                }
+            let ended = match step.status {
+                Ok(ended) => ended,
+                Err(msg) => return Err(self.fail(InflateError::Corrupt(msg))),
             };
-            if within < made {
+            if within < step.made {
                 return Err(self.fail(InflateError::OutputLimit { limit: self.limit }));
             }
-            if status == Status::StreamEnd {
+            if ended {
                 // RFC 7692 §7.2.3.4: a DEFLATE block with BFINAL set ends the sender's stream; the next
                 // message continues the same window in a new stream.
                 self.msg = Msg::StreamEnded;
@@ -539,53 +541,75 @@ impl Inflater {
                 }
                 return Ok(());
             }
-            if consumed == input.len() && made < room {
+            if consumed == input.len() && step.made < room {
                 return Ok(());
             }
-            if used == 0 && made == 0 {
+            if step.used == 0 && step.made == 0 {
                 // No progress possible (zlib's Z_BUF_ERROR): the decoder needs input this message does not have.
                 return Ok(());
             }
         }
     }
 
-    /// Passes the first `n` bytes of the output buffer on and records them as history.
+    /// Passes on the first `n` bytes of the output buffer, those known exactly (in a recovery: before the
+    /// first byte that depends on unknown history, where the two decoders first differ), and records
+    /// them as history.
     fn emit<F: FnMut(&[u8])>(&mut self, n: usize, out: &mut F) {
         if n == 0 {
             return;
         }
+        let differs = self.recovery.as_ref().and_then(|r| {
+            first_and_last_difference(&self.primary.out()[..n], &r.shadow.out()[..n])
+        });
+        if let Some((first, _)) = differs {
+            self.unknown_from
+                .get_or_insert(self.produced + first as u64);
+        }
+        let known = match (self.unknown_from, differs) {
+            (None, _) => n,
+            (Some(from), _) if from >= self.produced => (from - self.produced) as usize,
+            (Some(_), _) => 0,
+        }
+        .min(n);
+        if known > 0 {
+            out(&self.primary.out()[..known]);
+        }
         self.produced += n as u64;
-        let data = &self.out[..n];
-        out(data);
-        if !self.params.no_context_takeover {
-            remember(&mut self.history, &mut self.history_pos, data);
+        if self.params.no_context_takeover {
+            return;
+        }
+        self.primary.remember(n);
+        let Some(r) = self.recovery.as_mut() else {
+            return;
+        };
+        r.shadow.remember(n);
+        r.agreed = match differs {
+            Some((_, last)) => (n - 1 - last) as u64,
+            None => r.agreed + n as u64,
+        };
+        if r.agreed >= WINDOW as u64 {
+            // The whole window agrees, so it is known: one decoder is enough from here on.
+            self.end_recovery();
         }
     }
 }
 
+/// Where two equally long outputs first and last differ, if they do.
+fn first_and_last_difference(a: &[u8], b: &[u8]) -> Option<(usize, usize)> {
+    let first = a.iter().zip(b).position(|(x, y)| x != y)?;
+    let last = a.iter().zip(b).rposition(|(x, y)| x != y)?;
+    Some((first, last))
+}
+
 impl Drop for Inflater {
     fn drop(&mut self) {
-        self.drop_decoder();
+        self.primary.drop_decoder(&self.budget);
+        self.end_recovery();
     }
 }
 
-/// Appends inflated bytes to the `WINDOW`-byte history ring; `pos` is where the next byte goes.
-fn remember(history: &mut Vec<u8>, pos: &mut usize, data: &[u8]) {
-    let mut rest = &data[data.len().saturating_sub(WINDOW)..];
-    while !rest.is_empty() {
-        let n = if history.len() < WINDOW {
-            let n = (WINDOW - history.len()).min(rest.len());
-            history.extend_from_slice(&rest[..n]);
-            n
-        } else {
-            let n = (WINDOW - *pos).min(rest.len());
-            history[*pos..*pos + n].copy_from_slice(&rest[..n]);
-            n
-        };
-        *pos = (*pos + n) % WINDOW;
-        rest = &rest[n..];
-    }
-}
+#[cfg(test)]
+mod recovery_tests;
 
 #[cfg(test)]
 mod tests {
@@ -595,7 +619,7 @@ mod tests {
     use std::time::Instant;
 
     /// Compresses `data` as the next message of `c`: sync flush, `00 00 ff ff` kept (the caller strips it).
-    fn deflate_sync(c: &mut Compress, data: &[u8]) -> Vec<u8> {
+    pub(super) fn deflate_sync(c: &mut Compress, data: &[u8]) -> Vec<u8> {
         let start = c.total_in();
         let mut out = Vec::with_capacity(data.len() / 2 + 64);
         loop {
@@ -610,7 +634,11 @@ mod tests {
     }
 
     /// RFC 7692 §7.2.1 sender: compress, then remove the trailing `00 00 ff ff`.
-    fn deflate_messages(msgs: &[Vec<u8>], window_bits: u8, takeover: bool) -> Vec<Vec<u8>> {
+    pub(super) fn deflate_messages(
+        msgs: &[Vec<u8>],
+        window_bits: u8,
+        takeover: bool,
+    ) -> Vec<Vec<u8>> {
         let mut c = Compress::new_with_window_bits(Compression::default(), false, window_bits);
         msgs.iter()
             .map(|m| {
@@ -800,7 +828,7 @@ mod tests {
     }
 
     #[test]
-    fn error_under_takeover_loses_the_context() {
+    fn error_under_takeover_starts_a_recovery() {
         let msgs = json_messages();
         let wire = deflate_messages(&msgs, 15, true);
         let mut inf = takeover();
@@ -810,14 +838,17 @@ mod tests {
             Err(InflateError::Corrupt(_))
         ));
         assert!(inf.is_context_lost());
-        assert_eq!(
-            inflate(&mut inf, &[&wire[1]]),
-            Err(InflateError::ContextLost)
-        );
-        assert_eq!(
-            inflate(&mut inf, &[&wire[2]]),
-            Err(InflateError::ContextLost)
-        );
+        // The window is unknown now: what the next messages copy from it is unknown, never guessed.
+        for i in 1..3 {
+            match inflate(&mut inf, &[&wire[i]]) {
+                Ok(bytes) => assert_eq!(bytes, msgs[i]),
+                Err(InflateError::UnknownHistory { length, .. }) => {
+                    assert_eq!(length, msgs[i].len() as u64)
+                }
+                Err(e) => panic!("message {i}: {e}"),
+            }
+            assert!(inf.is_recovering() && inf.last_message_after_loss());
+        }
     }
 
     #[test]
@@ -944,9 +975,9 @@ mod tests {
         let mut inf = Inflater::with_budget(InflateParams::default(), 1 << 20, budget.clone());
         inf.begin_message();
         assert_eq!(inf.end_message(&mut |_: &[u8]| {}), Ok(0));
-        assert_eq!((budget.live(), inf.out.len()), (0, 0));
+        assert_eq!((budget.live(), inf.primary.held().0), (0, 0));
         assert_eq!(inflate(&mut inf, &[&hello]).unwrap(), b"Hello");
-        assert_eq!((budget.live(), inf.out.len()), (1, OUT_CHUNK));
+        assert_eq!((budget.live(), inf.primary.held().0), (1, OUT_CHUNK));
         drop(inf);
         assert_eq!(budget.live(), 0);
     }
@@ -1002,22 +1033,26 @@ mod tests {
     }
 
     #[test]
-    fn mid_stream_start_is_context_lost() {
+    fn mid_stream_start_decodes_what_needs_no_history() {
         let first = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
         let second = [0xf2, 0x00, 0x11, 0x00, 0x00];
-        // Context takeover: every message fails, even one that would decode alone.
+        // Context takeover: a message that copies from the lost window is unknown (its length is known,
+        // and its literal "H"); one that does not is exact, and is history for the next.
         let mut inf = takeover();
         inf.lose_context();
         assert_eq!(
             inflate(&mut inf, &[&second]),
-            Err(InflateError::ContextLost)
+            Err(InflateError::UnknownHistory {
+                exact: 1,
+                length: 5
+            })
         );
-        assert_eq!(inflate(&mut inf, &[&first]), Err(InflateError::ContextLost));
+        assert!(inf.last_message_after_loss() && inf.is_recovering());
+        assert_eq!(inflate(&mut inf, &[&first]).unwrap(), b"Hello");
+        assert_eq!(inflate(&mut inf, &[&second]).unwrap(), b"Hello");
+        assert!(inf.last_message_after_loss());
         inf.begin_message();
-        assert_eq!(
-            inf.end_message(&mut |_: &[u8]| {}),
-            Err(InflateError::ContextLost)
-        );
+        assert_eq!(inf.end_message(&mut |_: &[u8]| {}), Ok(0));
         // no_context_takeover: a loss inside a message spoils it; the next one is fine.
         let mut inf = no_takeover();
         inf.begin_message();
@@ -1029,28 +1064,14 @@ mod tests {
             Err(InflateError::ContextLost)
         );
         assert_eq!(inflate(&mut inf, &[&first]).unwrap(), b"Hello");
-        // Abandoning a message under takeover (begin_message while one is open) also loses the context.
+        assert!(!inf.last_message_after_loss());
+        // Abandoning a message under takeover (begin_message while one is open) loses the context: the
+        // next message is decoded in a recovery.
         let mut inf = takeover();
         inf.begin_message();
         inf.push(&first[..3], &mut |_: &[u8]| {}).unwrap();
-        assert_eq!(inflate(&mut inf, &[&first]), Err(InflateError::ContextLost));
-    }
-
-    #[test]
-    fn resume_after_loss_never_invents() {
-        let first = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
-        let second = [0xf2, 0x00, 0x11, 0x00, 0x00];
-        let mut inf = takeover();
-        inf.set_resume_after_loss(true);
-        inf.lose_context();
-        // Needs the lost window: ContextLost, not Corrupt.
-        assert_eq!(
-            inflate(&mut inf, &[&second]),
-            Err(InflateError::ContextLost)
-        );
-        // Self-contained: decodes, and rebuilds the window for the next message.
         assert_eq!(inflate(&mut inf, &[&first]).unwrap(), b"Hello");
-        assert_eq!(inflate(&mut inf, &[&second]).unwrap(), b"Hello");
+        assert!(inf.last_message_after_loss());
     }
 
     #[test]
@@ -1107,26 +1128,22 @@ mod tests {
             };
             for (i, (w, m)) in wire.iter().zip(&msgs).enumerate() {
                 if i % 2 == 1 {
-                    let linear: Vec<u8> = {
-                        let (newer, older) = inf.history.split_at(inf.history_pos);
-                        [older, newer].concat()
-                    };
+                    let linear = inf.primary.linear_history();
                     inf.hibernate();
+                    let (out, history, packed) = inf.primary.held();
+                    assert!(!inf.primary.has_decoder() && out == 0);
                     if takeover_on {
-                        let mut probe = Inflater::new(InflateParams::default(), 1);
-                        probe.packed_history = inf.packed_history.clone();
-                        probe.unpack_history();
+                        assert!(history == 0 && packed > 0);
+                        assert!(packed < WINDOW / 2, "history packs small");
+                        let mut probe = inf.primary.clone_packed();
+                        assert!(probe.restore(&DecoderBudget::unlimited()));
                         assert!(
-                            probe.history == linear,
+                            probe.linear_history() == linear,
                             "history round trip: {} vs {}",
-                            probe.history.len(),
+                            probe.linear_history().len(),
                             linear.len()
                         );
-                    }
-                    assert!(inf.decoder.is_none() && inf.out.is_empty());
-                    if takeover_on {
-                        assert!(inf.history.is_empty() && !inf.packed_history.is_empty());
-                        assert!(inf.packed_history.len() < WINDOW / 2, "history packs small");
+                        probe.drop_decoder(&DecoderBudget::unlimited());
                     }
                 }
                 let got = inflate(&mut inf, &[w]).unwrap();
