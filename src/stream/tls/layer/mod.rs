@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::decrypt::{OpenError, Opened, Protection, RecordKeys, TAG_LEN};
 use super::handshake::{self, ClientHello, HandshakeJoiner, JoinerEvent, ServerHello, kind};
 use super::keylog::{KeyStore, MasterSource, Tls13Secrets};
-use super::record::{ContentType, FramerEvent, HEADER_LEN, Header, RecordFramer};
+use super::record::{ContentType, FramerEvent, HEADER_LEN, Header, Record, RecordFramer};
 use super::schedule::{self, Secret};
 use super::suite::{self, Aead, AlertLevel, SuiteInfo};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
@@ -446,7 +446,7 @@ impl TlsLayer {
 
     fn on_framer_event(&mut self, from: Side, ev: FramerEvent<'_>, out: &mut OutFn<'_, '_>) {
         match ev {
-            FramerEvent::Record(r) => self.on_record(from, r.header, r.fragment, out),
+            FramerEvent::Record(r) => self.on_record(from, r, out),
             FramerEvent::Lost { bytes, records } => {
                 let d = &mut self.dirs[idx(from)];
                 d.lost_bytes += bytes;
@@ -488,7 +488,9 @@ impl TlsLayer {
             && (self.version.is_none() || self.early == EarlyDecision::Undecided)
     }
 
-    fn on_record(&mut self, from: Side, header: Header, fragment: &[u8], out: &mut OutFn<'_, '_>) {
+    fn on_record(&mut self, from: Side, record: Record<'_>, out: &mut OutFn<'_, '_>) {
+        let header = record.header;
+        let fragment = record.fragment();
         if !self.replaying {
             let d = &mut self.dirs[idx(from)];
             d.records += 1;
@@ -508,7 +510,7 @@ impl TlsLayer {
                 self.release_client_queue(out);
             }
         }
-        self.process_record(from, header, fragment, out);
+        self.process_record(from, record, out);
     }
 
     fn release_client_queue(&mut self, out: &mut OutFn<'_, '_>) {
@@ -517,7 +519,7 @@ impl TlsLayer {
         let was = self.replaying;
         self.replaying = true;
         for (header, fragment) in &queue {
-            self.process_record(Side::Client, *header, fragment, out);
+            self.process_record(Side::Client, Record::shared(*header, fragment), out);
         }
         self.replaying = was;
     }
@@ -528,20 +530,15 @@ impl TlsLayer {
         !self.is13() && self.dirs[idx(from)].ccs
     }
 
-    fn process_record(
-        &mut self,
-        from: Side,
-        header: Header,
-        fragment: &[u8],
-        out: &mut OutFn<'_, '_>,
-    ) {
-        match header.content_type {
+    fn process_record(&mut self, from: Side, record: Record<'_>, out: &mut OutFn<'_, '_>) {
+        let t = record.header.content_type;
+        match t {
             ContentType::ChangeCipherSpec => self.on_change_cipher_spec(from, out),
             ContentType::Handshake | ContentType::Alert if !self.protected_plain_type(from) => {
-                self.on_plaintext(from, header.content_type, fragment, false, out);
+                self.on_plaintext(from, t, record.fragment(), false, out);
             }
             ContentType::Handshake | ContentType::Alert | ContentType::ApplicationData => {
-                self.on_protected(from, header, fragment, out);
+                self.on_protected(from, record, out);
             }
             ContentType::Heartbeat | ContentType::Other(_) => {}
         }

@@ -9,10 +9,10 @@ impl TlsLayer {
     pub(super) fn on_protected(
         &mut self,
         from: Side,
-        header: Header,
-        fragment: &[u8],
+        mut record: Record<'_>,
         out: &mut OutFn<'_, '_>,
     ) {
+        let header = record.header;
         let di = idx(from);
         self.dirs[di].encrypted_records += 1;
         let phase = self.dirs[di].phase;
@@ -41,31 +41,74 @@ impl TlsLayer {
             }
         }
         if self.dirs[di].keys.is_none() {
-            self.undecryptable(from, header, fragment, out);
+            self.undecryptable(from, header, record.fragment(), out);
             return;
         }
+        if self.single_try(from)
+            && let Some(buf) = record.fragment_mut()
+        {
+            // The hot path for a record the framer assembled from pieces: decrypted where it
+            // lies, no copy (a failure needs no second try, so the ciphertext may go).
+            let d = &self.dirs[di];
+            let keys = d.keys.as_ref().expect("bug: keys checked above");
+            let seq = keys.seq;
+            match keys.open_in_place(seq, &header, buf) {
+                Ok(opened) => {
+                    self.on_opened(from, seq, opened.content_type, &buf[opened.range()], out)
+                }
+                Err(err) => self.on_open_failed(from, header, buf.len(), err, out),
+            }
+            return;
+        }
+        let fragment = record.fragment();
         let mut scratch = std::mem::take(&mut self.scratch);
         match self.open(from, &header, fragment, &mut scratch) {
-            Ok((seq, Opened { content_type, len })) => {
-                self.settle_loss(from, seq, out);
-                self.record.decrypted = true;
-                let d = &mut self.dirs[di];
-                d.failures = 0;
-                if let Some(k) = d.keys.as_mut() {
-                    k.seq = seq.wrapping_add(1);
-                }
-                if d.phase == Phase::SkippingEarly {
-                    d.phase = Phase::Handshake;
-                }
-                if d.phase == Phase::Early {
-                    self.record.early_data.decrypted_records += 1;
-                }
-                self.on_plaintext(from, content_type, &scratch[..len], true, out);
-                self.apply_switch(from);
-            }
-            Err(err) => self.on_open_failed(from, header, fragment, err, out),
+            Ok((seq, opened)) => self.on_opened(
+                from,
+                seq,
+                opened.content_type,
+                &scratch[opened.range()],
+                out,
+            ),
+            Err(err) => self.on_open_failed(from, header, fragment.len(), err, out),
         }
         self.scratch = scratch;
+    }
+
+    /// Is this direction's next record tried at one sequence number with one key only (no
+    /// records lost before it, no key change that may have been lost)? Then a failure is final
+    /// and the record may be decrypted in place.
+    fn single_try(&self, from: Side) -> bool {
+        let d = &self.dirs[idx(from)];
+        let key_change_may_be_lost = self.is13() && d.phase == Phase::Handshake;
+        !(d.loss_pending() || key_change_may_be_lost)
+    }
+
+    /// A record authenticated as number `seq`: its plaintext goes on.
+    fn on_opened(
+        &mut self,
+        from: Side,
+        seq: u64,
+        content_type: ContentType,
+        plain: &[u8],
+        out: &mut OutFn<'_, '_>,
+    ) {
+        let di = idx(from);
+        self.settle_loss(from, seq, out);
+        self.record.decrypted = true;
+        let d = &mut self.dirs[di];
+        d.failures = 0;
+        if let Some(k) = d.keys.as_mut() {
+            k.seq = seq.wrapping_add(1);
+        }
+        if d.phase == Phase::SkippingEarly {
+            d.phase = Phase::Handshake;
+        }
+        if d.phase == Phase::Early {
+            self.record.early_data.decrypted_records += 1;
+        }
+        self.on_plaintext(from, content_type, plain, true, out);
+        self.apply_switch(from);
     }
 
     /// Tries the direction's keys at the expected sequence number, or at a range of them
@@ -255,7 +298,7 @@ impl TlsLayer {
         &mut self,
         from: Side,
         header: Header,
-        fragment: &[u8],
+        fragment_len: usize,
         err: OpenError,
         out: &mut OutFn<'_, '_>,
     ) {
@@ -287,7 +330,7 @@ impl TlsLayer {
         let d = &mut self.dirs[di];
         d.failures += 1;
         d.undecrypted += 1;
-        d.lost_bytes += (HEADER_LEN + fragment.len()) as u64;
+        d.lost_bytes += (HEADER_LEN + fragment_len) as u64;
         d.lost_records += 1;
         let seq = d.keys.as_ref().map_or(0, |k| k.seq);
         let failures = d.failures;
@@ -309,7 +352,7 @@ impl TlsLayer {
                 "{} record {} ({} bytes, {:?}) {what}: {cause}; no plaintext is output for it",
                 from.as_str(),
                 seq,
-                fragment.len(),
+                fragment_len,
                 header.content_type
             );
             self.set_error(&format!("{} records {what} ({cause})", from.as_str()));
