@@ -570,6 +570,7 @@ impl Connection {
                 no_websocket,
                 note: tls.ending_note(),
                 last_activity: state.tls_last,
+                tls: Some(tls.ending()),
             });
         }
         if !session.analysis.is_interesting() {
@@ -779,7 +780,9 @@ impl State {
         if self.roles.decide(client_dir) {
             self.session.roles_decided(&self.roles);
         }
-        self.tls = Some(Box::new(TlsLayer::new(ctx.keys.clone())));
+        let mut tls = TlsLayer::new(ctx.keys.clone());
+        tls.set_server_port(self.session.addresses(&self.roles).1.port);
+        self.tls = Some(Box::new(tls));
         // Every TLS connection is reported, decrypted or not.
         self.session.make_interesting(&self.roles, ctx);
     }

@@ -784,6 +784,7 @@ fn sample_record() -> crate::record::ConnectionRecord {
             tcp_end: None,
             tcp_end_from: None,
             tcp_end_time: None,
+            tls_end: None,
             idle_before_end: None,
             last_message: None,
             unreachable: None,

@@ -20,24 +20,34 @@ impl TlsLayer {
             let early = phase == Phase::SkippingEarly || phase == Phase::Early;
             let counts_as_app = match phase {
                 Phase::Application(_) => true,
-                // Without keys in TLS 1.3 the handshake records are the first of each flight:
-                // the server's up to its Finished, the client's Finished. Later ones are
-                // application data (or alerts, tickets ...) as far as sizes tell.
+                // Without keys in TLS 1.3 the handshake records are the client's first (its
+                // Finished) and the server's before it (its flight, one record per message with
+                // OpenSSL). Later ones are application data (or alerts, tickets ...) as far as
+                // sizes tell.
                 Phase::None | Phase::Handshake if self.is13() => {
-                    let n = self.dirs[di].encrypted_records;
+                    let client_finished_seen =
+                        self.dirs[0].encrypted_records > self.early_records();
                     match from {
-                        Side::Client => n > 1 + self.early_records(),
-                        Side::Server => n > 1,
+                        Side::Client => self.dirs[0].encrypted_records > 1 + self.early_records(),
+                        Side::Server => client_finished_seen,
                     }
                 }
                 _ => !self.is13() && self.dirs[di].ccs,
             };
-            // A close_notify-sized TLS 1.3 record is (as far as sizes tell) an alert.
-            let alert_sized = self.is13() && usize::from(header.length) == 2 + 1 + TAG_LEN;
-            if counts_as_app && !early && !alert_sized {
-                let d = &mut self.dirs[di];
-                d.app_records_inferred += 1;
-                d.last_app = Some(header.length);
+            if counts_as_app && !early {
+                // Its plaintext size, as far as the record's length tells (no padding).
+                let overhead = match (self.is13(), self.suite.and_then(|s| s.aead)) {
+                    (true, _) => TAG_LEN + 1,
+                    (false, Some(Aead::Chacha20Poly1305)) => TAG_LEN,
+                    (false, _) => TAG_LEN + 8,
+                };
+                let plain = usize::from(header.length).saturating_sub(overhead) as u64;
+                self.pattern.push(AppRecord {
+                    side: from,
+                    time: self.now,
+                    plain,
+                    close_notify_sized: self.is13() && plain == 2,
+                });
             }
         }
         if self.dirs[di].keys.is_none() {
