@@ -101,6 +101,8 @@ fn endings(n: usize) -> Vec<Ending> {
                     varied_masks: true,
                 },
                 stopped: false,
+                inferred_close: None,
+                encrypted: false,
             }
         })
         .collect()

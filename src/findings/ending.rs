@@ -60,6 +60,11 @@ pub enum How {
     Fin,
     /// RST without a Close before it.
     Rst,
+    /// A TLS close_notify (read, or inferred from an encrypted record) without a Close before
+    /// it, before FIN or RST: a TLS-terminating proxy or server ending the connection.
+    CloseNotify,
+    /// Another TLS alert, before FIN or RST.
+    TlsAlert,
     /// Still open at the end of the capture (or when tracking stopped).
     Open,
 }
@@ -135,6 +140,11 @@ pub struct Ending {
     pub fingerprint: Fingerprint,
     /// Tracking stopped before TCP ended (idle timeout of wsprobe, table full).
     pub stopped: bool,
+    /// Encrypted: the final records had Close frames' sizes right before the end (a closing
+    /// handshake, inferred): who sent the first. Such an end is not abrupt.
+    pub inferred_close: Option<Side>,
+    /// TLS that was not decrypted: the WebSocket facts are inferred from record sizes.
+    pub encrypted: bool,
 }
 
 /// Side index: client 0, server 1.
@@ -156,10 +166,24 @@ impl Ending {
             },
             "fin" => How::Fin,
             "rst" => How::Rst,
+            "close_notify" => How::CloseNotify,
+            "tls_alert" => How::TlsAlert,
             _ => How::Open,
         };
         let frames = r.frames.client.total() + r.frames.server.total();
-        let websocket = r.handshake.as_ref().is_some_and(|h| h.accepted) || frames > 0;
+        // An encrypted connection counts when its records look like WebSocket (inferred).
+        let likely = r
+            .tls
+            .as_ref()
+            .and_then(|t| t.websocket_likely.as_ref())
+            .is_some_and(|w| w.likely);
+        let websocket = r.handshake.as_ref().is_some_and(|h| h.accepted) || frames > 0 || likely;
+        let inferred_close = r
+            .tls
+            .as_ref()
+            .filter(|_| likely)
+            .and_then(|t| t.inferred.as_ref())
+            .and_then(|i| i.close_frame_first);
         let f32_of = |x: Option<f64>| x.map(|v| v as f32);
         let reason = match how {
             How::Close { .. } => r
@@ -229,6 +253,8 @@ impl Ending {
             protocol_meaning,
             fingerprint: r.fingerprint,
             stopped: t.ended_by == "stopped",
+            inferred_close,
+            encrypted: r.tls.as_ref().is_some_and(|t| !t.decrypted),
         }
     }
 
@@ -246,13 +272,14 @@ impl Ending {
     /// Did one side end it on purpose, as a normal leave (a client's 1000/1001/1005 Close)?
     /// Such endings say nothing about timeouts or restarts.
     pub fn normal_client_leave(&self) -> bool {
-        matches!(
+        let close = matches!(
             self.how,
             How::Close {
                 code: 1000 | 1001 | 1005,
                 ..
             }
-        ) && self.by == Some(Side::Client)
+        );
+        (close && self.by == Some(Side::Client)) || self.inferred_close == Some(Side::Client)
     }
 
     /// Has the connection ended (not still open)?
@@ -260,9 +287,13 @@ impl Ending {
         self.how != How::Open
     }
 
-    /// No Close frame began the end: FIN or RST.
+    /// No Close frame began the end: FIN, RST or a TLS alert (and, encrypted, no
+    /// Close-sized final records).
     pub fn abrupt(&self) -> bool {
-        matches!(self.how, How::Fin | How::Rst)
+        matches!(
+            self.how,
+            How::Fin | How::Rst | How::CloseNotify | How::TlsAlert
+        ) && self.inferred_close.is_none()
     }
 
     /// Send time of the oldest ping of `side` unanswered at the end.

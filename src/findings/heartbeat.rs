@@ -109,6 +109,8 @@ fn finding(pinger: Side, members: &[(&Ending, f64)], by_reason: bool) -> Finding
         }
         How::Rst => "RST".into(),
         How::Fin => "FIN".into(),
+        How::CloseNotify => "TLS close_notify".into(),
+        How::TlsAlert => "TLS alert".into(),
         How::Open => "nothing".into(),
     };
     let unreachable = members

@@ -93,6 +93,8 @@ fn ending(
             varied_masks: false,
         },
         stopped: false,
+        inferred_close: None,
+        encrypted: false,
     }
 }
 
