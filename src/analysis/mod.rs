@@ -785,6 +785,7 @@ impl Analysis {
             app: app.record,
             tcp,
             http2: None,
+            http2_connection: None,
             timing,
             fingerprint: self.timing.fingerprint(),
             diagnostics: self.diagnostics,

@@ -33,6 +33,15 @@ impl H2Conn {
         }
     }
 
+    /// A connection that switched to HTTP/2 with `Upgrade: h2c` (RFC 7540 §3.2): the
+    /// upgraded request is stream 1.
+    pub(super) fn after_h2c_upgrade(method: &str, path: &str) -> Self {
+        H2Conn {
+            layer: Http2Layer::after_h2c_upgrade(method, path),
+            streams: H2Streams::default(),
+        }
+    }
+
     /// A connection whose start was not captured.
     pub(super) fn midstream() -> Self {
         H2Conn {
@@ -322,6 +331,11 @@ impl H2Streams {
     /// WebSocket streams the connection carried (open or ended).
     pub(super) fn websocket_streams(&self) -> u64 {
         self.summary.connection().websocket_streams
+    }
+
+    /// The HTTP/2 connection's facts, for the TCP connection's own record.
+    pub(super) fn connection_record(&self) -> crate::record::http2::Http2ConnectionRecord {
+        self.summary.connection().clone()
     }
 
     /// A WebSocket stream is open.

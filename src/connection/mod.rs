@@ -12,165 +12,27 @@
 //! This file owns the TCP facts, the roles (who is the client) and the routing between layers;
 //! what each layer does lives in its own module.
 
+mod context;
+mod http1;
 mod http2;
 mod websocket;
 
-use std::sync::Arc;
-
-use crate::analysis::{Analysis, AnalysisOptions, TransportEnd};
+use crate::analysis::TransportEnd;
 use crate::decode::{Endpoint, Segment};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::http::layer::{Http1Event, Http1Layer};
+use crate::http::layer::Http1Layer;
 use crate::http::{Role as HttpRole, plausible_start};
-use crate::message::{MessageLimits, Output, PayloadMode};
-use crate::record::{ConnectionRecord, OtherConnection, OtherKind, Sink, TcpRecord};
+use crate::record::{ConnectionRecord, OtherConnection, OtherKind, TcpRecord};
 use crate::sniff::{Carried, FirstBytes};
-use crate::stream::tls::{KeyStore, TlsEvent, TlsLayer, looks_like_client_hello};
+use crate::stream::tls::{TlsEvent, TlsLayer, looks_like_client_hello};
 use crate::stream::{Chunk, End, Layer, Out};
 use crate::tcp::delivery::Delivery;
-use crate::tcp::reassembly::{
-    PacketClock, Reassembler, ReassemblyLimits, SegmentFlags, StreamEvent,
-};
-use crate::ws::deflate::DecoderBudget;
+use crate::tcp::reassembly::{PacketClock, Reassembler, SegmentFlags, StreamEvent};
 
-use websocket::Session;
-
-/// Settings shared by every connection.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionConfig {
-    /// Analysis options.
-    pub analysis: AnalysisOptions,
-    /// Payload kept per message.
-    pub payload: PayloadMode,
-    /// Message caps.
-    pub message_limits: MessageLimits,
-    /// TCP caps.
-    pub reassembly: ReassemblyLimits,
-    /// Bytes of listed messages (records kept for `--messages` in the json and table reports)
-    /// held at once across connections; past it messages are counted but not listed.
-    pub max_listed_bytes: u64,
-    /// The reporter writes and frees a connection's record when the connection finishes (json);
-    /// otherwise (table) it keeps every record until the end, and listed bytes stay charged.
-    pub listed_freed_on_finish: bool,
-}
-
-/// Default for [`ConnectionConfig::max_listed_bytes`].
-pub const DEFAULT_MAX_LISTED_BYTES: u64 = 256 << 20;
-
-/// What a listed message record costs besides its payload text (measured: about 170 bytes).
-const LISTED_RECORD_BYTES: u64 = 192;
-
-/// Scratch space and output shared across connections.
-pub struct Context<'s> {
-    /// Where findings go.
-    pub sink: &'s mut dyn Sink,
-    /// Settings.
-    pub config: ConnectionConfig,
-    outputs: Vec<Output>,
-    /// Bytes of listed messages held now (see [`ConnectionConfig::max_listed_bytes`]).
-    listed_bytes: u64,
-    /// permessage-deflate decoders alive (see [`MessageLimits::max_inflaters`]).
-    decoders: DecoderBudget,
-    targets: Targets,
-    /// Connection numbers handed out (TCP connections and HTTP/2 WebSocket streams).
-    next_id: u64,
-    /// Records finished while a connection goes on (HTTP/2 WebSocket streams), for the
-    /// pipeline to report.
-    finished: Vec<ConnectionRecord>,
-    /// TLS keys for every connection (empty without key logs).
-    keys: Arc<KeyStore>,
-}
-
-/// Endpoints (`host/path`) seen upgraded to WebSocket, and refused plain requests to
-/// endpoints not (yet) known as such: a request that another connection's upgrade shows to be
-/// for a WebSocket endpoint is reported even when it came earlier in the capture.
-#[derive(Default)]
-struct Targets {
-    upgraded: std::collections::HashSet<String>,
-    /// Records built for refused plain exchanges, with their target; reported at the end if
-    /// the target was upgraded by then.
-    waiting: Vec<(String, ConnectionRecord)>,
-}
-
-/// Endpoints remembered as upgraded: far more than a capture's distinct WebSocket URLs.
-const MAX_UPGRADED_TARGETS: usize = 65_536;
-/// Refused plain exchanges held until the end of the capture (each a small record).
-const MAX_WAITING_EXCHANGES: usize = 4096;
-
-impl<'s> Context<'s> {
-    /// A context writing to `sink`.
-    pub fn new(sink: &'s mut dyn Sink, config: ConnectionConfig) -> Self {
-        Context {
-            sink,
-            config,
-            outputs: Vec::new(),
-            listed_bytes: 0,
-            decoders: DecoderBudget::new(config.message_limits.max_inflaters),
-            targets: Targets::default(),
-            next_id: 0,
-            finished: Vec::new(),
-            keys: Arc::new(KeyStore::new(false)),
-        }
-    }
-
-    /// The TLS keys connections decrypt with from now on.
-    pub fn set_keys(&mut self, keys: Arc<KeyStore>) {
-        self.keys = keys;
-    }
-
-    /// The next connection number.
-    pub fn alloc_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
-
-    /// Are there records for [`Context::take_finished`]?
-    pub fn has_finished(&self) -> bool {
-        !self.finished.is_empty()
-    }
-
-    /// Records finished since the last call (WebSocket streams of HTTP/2 connections that go
-    /// on): report them.
-    pub fn take_finished(&mut self) -> Vec<ConnectionRecord> {
-        std::mem::take(&mut self.finished)
-    }
-
-    /// End of all input: the records of refused plain requests to endpoints that another
-    /// connection upgraded later in the capture.
-    pub fn take_late_records(&mut self) -> Vec<ConnectionRecord> {
-        let targets = std::mem::take(&mut self.targets);
-        targets
-            .waiting
-            .into_iter()
-            .filter(|(target, _)| targets.upgraded.contains(target))
-            .map(|(_, record)| record)
-            .collect()
-    }
-
-    fn note_upgraded(&mut self, target: Option<String>) {
-        if let Some(target) = target
-            && self.targets.upgraded.len() < MAX_UPGRADED_TARGETS
-        {
-            self.targets.upgraded.insert(target);
-        }
-    }
-}
-
-/// Keeps nothing: records built for later are not announced as events.
-struct Quiet;
-
-impl Sink for Quiet {
-    fn event(&mut self, _: &crate::record::Event<'_>) {}
-    fn connection(&mut self, _: ConnectionRecord) {}
-    fn finish(
-        &mut self,
-        _: &[crate::capture::InputSummary],
-        _: &crate::record::Summary,
-    ) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use context::Quiet;
+pub use context::{ConnectionConfig, Context, DEFAULT_MAX_LISTED_BYTES};
+use http1::{Above, on_http1};
+use websocket::LazySession;
 
 /// Which direction is the client's. Direction 0 is "a to b", a being the first packet's sender.
 #[derive(Debug, Clone, Copy)]
@@ -235,7 +97,7 @@ struct State {
     routes: [Route; 2],
     http1: Option<Http1Layer>,
     http2: Option<Box<http2::H2Conn>>,
-    session: Session,
+    session: LazySession,
     tcp_end: Option<(usize, f64, bool)>,
     fin_seen: [bool; 2],
     rst_seen: bool,
@@ -288,7 +150,7 @@ impl Connection {
                 routes: [Route::Sniff, Route::Sniff],
                 http1: None,
                 http2: None,
-                session: Session::new(Analysis::new(id, config.analysis), [a, b], time),
+                session: LazySession::new(id, [a, b], time),
                 tcp_end: None,
                 fin_seen: [false; 2],
                 rst_seen: false,
@@ -318,7 +180,9 @@ impl Connection {
 
     /// The connection is idle: release per-direction state that can be rebuilt when it wakes.
     pub fn hibernate(&mut self) {
-        self.state.session.hibernate();
+        if let Some(session) = self.state.session.made_mut() {
+            session.hibernate();
+        }
         if let Some(h2) = &mut self.state.http2 {
             h2.streams.hibernate();
         }
@@ -344,7 +208,10 @@ impl Connection {
 
     /// Is it reported (upgrade attempt or frames seen)?
     pub fn is_interesting(&self) -> bool {
-        self.state.session.analysis.is_interesting()
+        self.state
+            .session
+            .made()
+            .is_some_and(|s| s.analysis.is_interesting())
             || self
                 .state
                 .http2
@@ -414,7 +281,7 @@ impl Connection {
                         limits.max_buffered_bytes, limits.max_buffered_segments
                     ),
                 );
-                state.session.analysis.diag(d, ctx.sink);
+                state.session.get(&ctx.config).analysis.diag(d, ctx.sink);
             }
         } else {
             this.tick(clock, &mut |event| state.on_stream(dir, event, ctx));
@@ -470,7 +337,11 @@ impl Connection {
                 "finished early: more than {max_connections} connections open at once (--max-connections); this one had been idle longest, and what it sent later is analysed as a new connection"
             ),
         );
-        self.state.session.analysis.diag(d, ctx.sink);
+        self.state
+            .session
+            .get(&ctx.config)
+            .analysis
+            .diag(d, ctx.sink);
     }
 
     /// End of the connection or of the capture: flush held bytes, end streams, build the
@@ -501,7 +372,7 @@ impl Connection {
             // A stale segment of a connection that was already gone (onewesong's capture: the
             // client's leftover 7-byte frame, answered by RST). Its bytes reached no endpoint; they
             // are not hunted for the one-frame-at-the-end lock, which is weak evidence on its own.
-            state.session.drop_unlocked();
+            state.session.get(&ctx.config).drop_unlocked();
         }
         let how = match state.tcp_end {
             Some((_, _, true)) => End::Rst,
@@ -516,34 +387,8 @@ impl Connection {
             };
             state.end_dir(dir, how, ctx);
         }
-        let session = &mut state.session;
-        let mut waiting = None;
-        if !session.analysis.is_interesting()
-            && let Some(exchange) = session.candidate.take()
-        {
-            let target = exchange.request.target().unwrap_or_default();
-            if ctx.targets.upgraded.contains(&target) {
-                session.make_interesting(&state.roles, ctx);
-                let sign = format!("another connection upgraded {target}");
-                session.analysis.plain_exchange(
-                    &exchange.request,
-                    &exchange.response,
-                    exchange.times,
-                    &[sign],
-                    ctx.sink,
-                );
-            } else if ctx.targets.waiting.len() < MAX_WAITING_EXCHANGES {
-                let sign = format!("another connection upgraded {target} later in the capture");
-                session.analysis.plain_exchange(
-                    &exchange.request,
-                    &exchange.response,
-                    exchange.times,
-                    &[sign],
-                    &mut Quiet,
-                );
-                waiting = Some(target);
-            }
-        }
+        let session = state.session.get(&ctx.config);
+        let waiting = http1::settle_candidate(session, &state.roles, ctx);
         if let Some(tls) = &state.tls {
             let record = tls.record();
             let opaque = (!record.decrypted).then(|| {
@@ -645,8 +490,13 @@ impl Connection {
             session,
             first_seen,
             tls,
+            http2,
             ..
         } = self.state;
+        let session = session.into_session(&ctx.config);
+        let http2_connection = http2
+            .filter(|h2| h2.streams.websocket_streams() > 0)
+            .map(|h2| h2.streams.connection_record());
         let tls = tls.map(|t| t.record());
         let last_seen = self.last_seen;
         if let Some(target) = waiting {
@@ -668,6 +518,7 @@ impl Connection {
             client, server, first_seen, last_seen, tcp_end, tcp, stopped, ctx.sink,
         );
         record.tls = tls;
+        record.http2_connection = http2_connection;
         Finished::Reported(record)
     }
 }
@@ -702,7 +553,7 @@ impl State {
                     Some(self.time),
                     gap_text(side, offset, len),
                 );
-                self.session.analysis.diag(d, ctx.sink);
+                self.session.get(&ctx.config).analysis.diag(d, ctx.sink);
                 self.route(dir, Chunk::Gap(len), ctx);
             }
             StreamEvent::LateForGap {
@@ -716,7 +567,7 @@ impl State {
                 // Say in the gap's own diagnostic that they were in the capture after all. (The
                 // roles may have been settled after the gap was reported: either side's text.)
                 let texts = [Side::Client, Side::Server].map(|s| gap_text(s, gap_offset, gap_len));
-                let found = self.session.analysis.last_diag_mut(|d| {
+                let found = self.session.get(&ctx.config).analysis.last_diag_mut(|d| {
                     d.id == DiagnosticId::TcpGap
                         && texts.iter().any(|t| d.message.split(';').next() == Some(t))
                 });
@@ -778,13 +629,14 @@ impl State {
     /// The ClientHello's sender is the client; both directions go through TLS from now on.
     fn start_tls(&mut self, client_dir: usize, ctx: &mut Context<'_>) {
         if self.roles.decide(client_dir) {
-            self.session.roles_decided(&self.roles);
+            self.session.get(&ctx.config).roles_decided(&self.roles);
         }
+        // Every TLS connection is reported, decrypted or not (so its session is made now).
+        let session = self.session.get(&ctx.config);
         let mut tls = TlsLayer::new(ctx.keys.clone());
-        tls.set_server_port(self.session.addresses(&self.roles).1.port);
+        tls.set_server_port(session.addresses(&self.roles).1.port);
         self.tls = Some(Box::new(tls));
-        // Every TLS connection is reported, decrypted or not.
-        self.session.make_interesting(&self.roles, ctx);
+        session.make_interesting(&self.roles, ctx);
     }
 
     /// What TLS pushes out: plaintext to the layers above, findings to the analysis.
@@ -794,7 +646,9 @@ impl State {
                 let dir = self.roles.dir(from);
                 self.route_plain(dir, chunk, ctx);
             }
-            Out::Event(TlsEvent::Diagnostic(d)) => self.session.analysis.diag(d, ctx.sink),
+            Out::Event(TlsEvent::Diagnostic(d)) => {
+                self.session.get(&ctx.config).analysis.diag(d, ctx.sink)
+            }
             Out::Event(_) => {}
         }
     }
@@ -807,7 +661,11 @@ impl State {
         let time = self.time;
         match self.routes[dir] {
             Route::Sniff => {}
-            Route::Frames => self.session.push(dir, time, chunk, &mut self.roles, ctx),
+            Route::Frames => {
+                self.session
+                    .get(&ctx.config)
+                    .push(dir, time, chunk, &mut self.roles, ctx)
+            }
             Route::Http2 => {
                 let from = self.roles.side(dir);
                 let facts = self.tcp_facts();
@@ -817,6 +675,7 @@ impl State {
                     roles,
                     ..
                 } = self;
+                let session = session.get(&ctx.config);
                 let Some(h2) = http2 else { return };
                 let http2::H2Conn { layer, streams } = &mut **h2;
                 layer.push(from, time, chunk, &mut |out| {
@@ -825,16 +684,25 @@ impl State {
             }
             Route::Http1 => {
                 let from = self.roles.side(dir);
+                let facts = self.tcp_facts();
                 let State {
                     http1,
+                    http2,
                     session,
                     roles,
                     ..
                 } = self;
+                let session = session.get(&ctx.config);
+                let mut above = Above {
+                    session,
+                    http2,
+                    facts,
+                };
                 let http1 = http1.get_or_insert_with(Http1Layer::new);
                 http1.push(from, time, chunk, &mut |out| {
-                    on_http1(session, roles, time, out, ctx)
+                    on_http1(&mut above, roles, time, out, ctx)
                 });
+                self.stamp_tls(ctx);
             }
         }
     }
@@ -857,7 +725,7 @@ impl State {
             // waiting for the client's): both directions are HTTP/2.
             let client_dir = if h2_client { dir } else { 1 - dir };
             if self.roles.decide(client_dir) {
-                self.session.roles_decided(&self.roles);
+                self.session.get(&ctx.config).roles_decided(&self.roles);
             }
             self.routes = [Route::Http2, Route::Http2];
             self.http2 = Some(Box::new(http2::H2Conn::new()));
@@ -886,7 +754,7 @@ impl State {
                     1 - dir
                 };
                 if self.roles.decide(client_dir) {
-                    self.session.roles_decided(&self.roles);
+                    self.session.get(&ctx.config).roles_decided(&self.roles);
                 }
                 if roles_were_certain && self.roles.dir(Side::Client) != client_dir {
                     // The roles are known (SYN) and this direction's bytes are not what its
@@ -902,7 +770,9 @@ impl State {
 
     fn start_frames(&mut self, dir: usize, ctx: &mut Context<'_>) {
         self.routes[dir] = Route::Frames;
-        self.session.start(dir, false, &self.roles, ctx);
+        self.session
+            .get(&ctx.config)
+            .start(dir, false, &self.roles, ctx);
     }
 
     /// What a connection that is not reported was: a refused or unanswered attempt, HTTP/2,
@@ -919,7 +789,7 @@ impl State {
                 return OtherKind::Unanswered;
             }
         }
-        if self.routes.contains(&Route::Http2) {
+        if self.http2.is_some() {
             return OtherKind::Http2;
         }
         match self.first_bytes[client].carried() {
@@ -949,7 +819,29 @@ impl State {
             tls.end(from, time, how, &mut |out| self.on_tls(out, ctx));
             self.tls = Some(tls);
         }
-        if self.routes[dir] == Route::Http2 {
+        let facts = self.tcp_facts();
+        if self.routes[dir] == Route::Http1
+            && let Some(http1) = &mut self.http1
+        {
+            let from = self.roles.side(dir);
+            let State {
+                session,
+                http2,
+                roles,
+                ..
+            } = self;
+            let session = session.get(&ctx.config);
+            let mut above = Above {
+                session,
+                http2,
+                facts,
+            };
+            http1.end(from, time, how, &mut |out| {
+                on_http1(&mut above, roles, time, out, ctx)
+            });
+        }
+        // HTTP/2 from the first byte, or after `Upgrade: h2c` through HTTP/1.1.
+        if self.http2.is_some() {
             let from = self.roles.side(dir);
             let facts = self.tcp_facts();
             let State {
@@ -958,6 +850,7 @@ impl State {
                 roles,
                 ..
             } = self;
+            let session = session.get(&ctx.config);
             if let Some(h2) = http2 {
                 let http2::H2Conn { layer, streams } = &mut **h2;
                 layer.end(from, time, how, &mut |out| {
@@ -970,16 +863,9 @@ impl State {
             self.stamp_tls(ctx);
             return;
         }
-        if self.routes[dir] == Route::Http1
-            && let Some(http1) = &mut self.http1
-        {
-            let from = self.roles.side(dir);
-            let State { session, roles, .. } = self;
-            http1.end(from, time, how, &mut |out| {
-                on_http1(session, roles, time, out, ctx)
-            });
-        }
-        self.session.finish_dir(dir, time, &mut self.roles, ctx);
+        self.session
+            .get(&ctx.config)
+            .finish_dir(dir, time, &mut self.roles, ctx);
     }
 }
 
@@ -999,138 +885,21 @@ fn is_http2_start(data: &[u8]) -> bool {
     }
 }
 
-/// Plain requests remembered while their answers are awaited (pipelining is rarely deeper).
-const MAX_PLAIN_PENDING: usize = 16;
-
-/// A request that did not ask for an upgrade has its answer: ordinary web traffic stays out of
-/// the report; an exchange that shows it concerns a WebSocket endpoint is reported as a refused
-/// upgrade; one refused by a host/path that another connection may upgrade is kept in case.
-fn plain_exchange(
-    session: &mut Session,
-    roles: &Roles,
-    request: crate::http::RequestHead,
-    response: crate::http::ResponseHead,
-    times: (f64, f64),
-    ctx: &mut Context<'_>,
-) {
-    if session.analysis.has_handshake() {
-        return; // one WebSocket story per connection: the first
-    }
-    let mut signs = crate::http::handshake::websocket_signs(&request, &response);
-    let target = request.target();
-    // Only refusals (4xx, 5xx) count by endpoint: Engine.IO's long-polling GETs share the
-    // WebSocket's path and are answered 200.
-    let refused_get = request.method == "GET" && response.status >= 400 && target.is_some();
-    if signs.is_empty() && refused_get {
-        let target = target.unwrap_or_default();
-        if ctx.targets.upgraded.contains(&target) {
-            signs.push(format!("another connection upgraded {target}"));
-        } else if session.candidate.is_none() {
-            session.candidate = Some(websocket::PlainExchange {
-                request,
-                response,
-                times,
-            });
-            return;
-        }
-    }
-    if signs.is_empty() {
-        return;
-    }
-    session.candidate = None;
-    session.make_interesting(roles, ctx);
-    session
-        .analysis
-        .plain_exchange(&request, &response, times, &signs, ctx.sink);
-}
-
-/// What the HTTP/1.1 layer pushes out, delivered to the session.
-fn on_http1(
-    session: &mut Session,
-    roles: &mut Roles,
-    time: f64,
-    out: Out<'_, Http1Event>,
-    ctx: &mut Context<'_>,
-) {
-    match out {
-        Out::Data { from, chunk, .. } => {
-            let dir = roles.dir(from);
-            session.push(dir, time, chunk, roles, ctx);
-        }
-        Out::Event(event) => match event {
-            Http1Event::Request { head, upgrade } => {
-                if upgrade {
-                    session.make_interesting(roles, ctx);
-                    session.analysis.handshake_request(&head, time, ctx.sink);
-                } else {
-                    let kept = session.plain_requests.len() < MAX_PLAIN_PENDING;
-                    session
-                        .plain_requests
-                        .push_back(kept.then_some((head, time)));
-                }
-            }
-            Http1Event::Response { head, to_upgrade } => {
-                if to_upgrade == Some(true) || (to_upgrade.is_none() && head.status == 101) {
-                    session.make_interesting(roles, ctx);
-                    let negotiated = session.analysis.handshake_response(&head, time, ctx.sink);
-                    if negotiated.is_some() {
-                        session.set_negotiated(negotiated);
-                        ctx.note_upgraded(session.analysis.upgraded_target());
-                    }
-                } else if to_upgrade == Some(false)
-                    && let Some(Some((request, asked))) = session.plain_requests.pop_front()
-                {
-                    plain_exchange(session, roles, request, head, (asked, time), ctx);
-                }
-            }
-            Http1Event::Upgraded(_) => {}
-            Http1Event::Frames { from, synced } => {
-                session.start(roles.dir(from), synced, roles, ctx);
-            }
-            Http1Event::HeadLimit { from, what } => {
-                // Not garbage: HTTP past a limit. Say so rather than drop it.
-                session.make_interesting(roles, ctx);
-                let d = Diagnostic::new(
-                    DiagnosticId::LimitExceeded,
-                    Some(from),
-                    Some(time),
-                    format!(
-                        "HTTP head from the {} {what}; the rest of this direction is not read",
-                        from.as_str()
-                    ),
-                );
-                session.analysis.diag(d, ctx.sink);
-            }
-            Http1Event::Unanswered => {
-                // The finding is the request's (client, its time).
-                let asked = session.analysis.request_time();
-                let d = Diagnostic::new(
-                    DiagnosticId::HandshakeUnanswered,
-                    Some(Side::Client),
-                    asked,
-                    match asked {
-                        Some(t) => format!(
-                            "no answer to the upgrade request sent at {} was captured",
-                            crate::analysis::clock(t)
-                        ),
-                        None => "no answer to the upgrade request was captured".into(),
-                    },
-                );
-                session.analysis.diag(d, ctx.sink);
-            }
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::AnalysisOptions;
     use crate::capture::InputSummary;
     use crate::http::MAX_HEAD_BYTES;
     use crate::http::layer::MAX_HELD_BYTES;
+    use crate::message::{MessageLimits, PayloadMode};
     use crate::record::Event;
+    use crate::record::Sink;
     use crate::record::Summary;
+    use crate::tcp::reassembly::ReassemblyLimits;
     use crate::ws::frame::encode_frame;
+    use crate::ws::frame::encode_frame as encode_frame_ws;
+    use context::LISTED_RECORD_BYTES;
 
     struct Null;
 
@@ -1484,5 +1253,72 @@ mod tests {
         assert_eq!(record.handshake.as_ref().unwrap().status, Some(101));
         assert_eq!(texts(&record, Side::Server), ["hi"]);
         assert_ne!(record.close.outcome, "not_websocket");
+    }
+
+    #[test]
+    fn an_upgrade_to_h2c_hands_the_connection_to_http2_and_its_websocket_streams() {
+        use crate::stream::http2::frame::{PREFACE, encode_frame, flag, kind};
+        // HPACK literal without indexing, new name (RFC 7541 §6.2.2), short strings only.
+        fn lit(name: &str, value: &str) -> Vec<u8> {
+            let mut v = vec![0x00, name.len() as u8];
+            v.extend_from_slice(name.as_bytes());
+            v.push(value.len() as u8);
+            v.extend_from_slice(value.as_bytes());
+            v
+        }
+        let mut sink = Null;
+        let mut ctx = Context::new(&mut sink, config());
+        let mut d = Drive::new();
+        exchange(
+            &mut d,
+            &mut ctx,
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+        );
+        // The server's SETTINGS (extended CONNECT allowed) and its answer to the GET (stream 1).
+        let mut server = encode_frame(kind::SETTINGS, 0, 0, &[0, 8, 0, 0, 0, 1]);
+        server.extend(encode_frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            1,
+            &[0x88], // :status 200
+        ));
+        d.send(&mut ctx, true, &server);
+        let mut connect = Vec::new();
+        for (name, value) in [
+            (":method", "CONNECT"),
+            (":protocol", "websocket"),
+            (":scheme", "http"),
+            (":path", "/chat"),
+            (":authority", "x"),
+            ("sec-websocket-version", "13"),
+        ] {
+            connect.extend(lit(name, value));
+        }
+        let mut client = PREFACE.to_vec();
+        client.extend(encode_frame(kind::SETTINGS, 0, 0, &[]));
+        client.extend(encode_frame(kind::HEADERS, flag::END_HEADERS, 3, &connect));
+        d.send(&mut ctx, false, &client);
+        d.send(
+            &mut ctx,
+            true,
+            &encode_frame(kind::HEADERS, flag::END_HEADERS, 3, &[0x88]),
+        );
+        let hi = encode_frame_ws(true, 0, 1, Some([1, 2, 3, 4]), b"over h2c");
+        d.send(&mut ctx, false, &encode_frame(kind::DATA, 0, 3, &hi));
+        let echo = encode_frame_ws(true, 0, 1, None, b"over h2c");
+        d.send(&mut ctx, true, &encode_frame(kind::DATA, 0, 3, &echo));
+        assert!(d.conn.is_interesting());
+        assert!(
+            d.conn.finish(None, &mut ctx).is_none(),
+            "the carrier is not a WebSocket"
+        );
+        let streams = ctx.take_finished();
+        assert_eq!(streams.len(), 1);
+        let ws = &streams[0];
+        assert_eq!(ws.http2.as_ref().unwrap().stream_id, 3);
+        assert_eq!(ws.handshake.as_ref().unwrap().path, "/chat");
+        assert_eq!(texts(ws, Side::Client), ["over h2c"]);
+        assert_eq!(texts(ws, Side::Server), ["over h2c"]);
     }
 }

@@ -12,7 +12,8 @@ use crate::ws::framer::{FrameEvent, Framer};
 
 use crate::record::Address;
 
-use super::{Context, LISTED_RECORD_BYTES, Roles};
+use super::Roles;
+use super::context::{Context, LISTED_RECORD_BYTES};
 
 fn address(e: &Endpoint) -> Address {
     Address {
@@ -58,6 +59,67 @@ pub(super) struct Session {
     /// Listed-message bytes this session holds, and messages it could not list.
     pub(super) listed_bytes: u64,
     pub(super) unlisted: u64,
+}
+
+/// A TCP connection's session, made when first needed: most connections of a busy capture
+/// (SYN floods, scans, refused or idle ones) never carry bytes, and a session with its
+/// analysis costs about 3 KB, which 100,000 open connections would multiply.
+pub(super) struct LazySession {
+    id: u64,
+    ends: [Endpoint; 2],
+    first_seen: f64,
+    inner: Option<Box<Session>>,
+}
+
+impl LazySession {
+    pub(super) fn new(id: u64, ends: [Endpoint; 2], first_seen: f64) -> Self {
+        LazySession {
+            id,
+            ends,
+            first_seen,
+            inner: None,
+        }
+    }
+
+    /// The session, made on the first call.
+    pub(super) fn get(&mut self, config: &super::ConnectionConfig) -> &mut Session {
+        let (id, ends, first_seen) = (self.id, self.ends, self.first_seen);
+        self.inner.get_or_insert_with(|| {
+            LazySession {
+                id,
+                ends,
+                first_seen,
+                inner: None,
+            }
+            .into_session(config)
+        })
+    }
+
+    /// The session, if it was ever needed.
+    pub(super) fn made(&self) -> Option<&Session> {
+        self.inner.as_deref()
+    }
+
+    pub(super) fn made_mut(&mut self) -> Option<&mut Session> {
+        self.inner.as_deref_mut()
+    }
+
+    /// The session, made now if it never was.
+    pub(super) fn into_session(self, config: &super::ConnectionConfig) -> Box<Session> {
+        let LazySession {
+            id,
+            ends,
+            first_seen,
+            inner,
+        } = self;
+        inner.unwrap_or_else(|| {
+            Box::new(Session::new(
+                Analysis::new(id, config.analysis),
+                ends,
+                first_seen,
+            ))
+        })
+    }
 }
 
 impl Session {

@@ -797,6 +797,7 @@ fn sample_record() -> crate::record::ConnectionRecord {
         tcp: TcpRecord::default(),
         tls: None,
         http2: None,
+        http2_connection: None,
         timing: TimingRecord::default(),
         fingerprint: Fingerprint::default(),
         diagnostics: Vec::new(),

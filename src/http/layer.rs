@@ -5,6 +5,7 @@
 //! Http ─(upgrade request)─► AwaitUpgrade ─(101)─► Frames (synced)
 //!   │                           └─(refused)─► Http (the client may try again)
 //!   ├─(101 from the server)─────────────────────► Frames (synced)
+//!   ├─(Upgrade: h2c, then its 101)──────────────► Handover (HTTP/2 bytes, RFC 7540 §3.2)
 //!   └─(not HTTP at its first byte: mid-stream capture)──► Frames (hunting)
 //! ```
 //!
@@ -61,6 +62,22 @@ pub enum Http1Event {
     },
     /// The upgrade request got no answer before the stream ended.
     Unanswered,
+    /// A `101` answered an `Upgrade: h2c` request (RFC 7540 §3.2): from now on both directions'
+    /// bytes are HTTP/2, the server's starting with its SETTINGS, the client's with the
+    /// preface; the request itself is HTTP/2 stream 1.
+    SwitchedToHttp2 {
+        /// The upgraded request's method.
+        method: String,
+        /// Its target.
+        path: String,
+    },
+}
+
+/// What a request awaiting its answer asked for.
+enum Pending {
+    Plain,
+    WebSocket,
+    H2c { method: String, path: String },
 }
 
 enum Phase {
@@ -76,6 +93,8 @@ enum Phase {
     },
     /// WebSocket frames: bytes pass through.
     Frames,
+    /// Another protocol took over after a 101 (HTTP/2 after `Upgrade: h2c`): bytes pass through.
+    Handover,
     Opaque,
 }
 
@@ -84,8 +103,8 @@ type Sink<'o> = &'o mut dyn for<'a> FnMut(Out<'a, Http1Event>);
 /// HTTP/1.1 before (and the hand-over at) the upgrade. Made once the roles are known.
 pub struct Http1Layer {
     phases: [Phase; 2],
-    /// Requests awaiting their answer: does each ask for an upgrade?
-    pending: VecDeque<bool>,
+    /// Requests awaiting their answer, and what each asked for.
+    pending: VecDeque<Pending>,
     upgraded: bool,
     /// An upgrade request was seen (a later hole is then capture loss, not a mid-stream start).
     upgrade_requested: bool,
@@ -165,7 +184,7 @@ impl Http1Layer {
         let i = index(from);
         match &mut self.phases[i] {
             Phase::Opaque => {}
-            Phase::Frames => Self::pass(from, Chunk::Data(data), out),
+            Phase::Frames | Phase::Handover => Self::pass(from, Chunk::Data(data), out),
             Phase::Idle => {
                 let role = match from {
                     Side::Client => Role::Requests,
@@ -223,9 +242,25 @@ impl Http1Layer {
 
     fn request(&mut self, from: Side, head: RequestHead, out: Sink<'_>) {
         let upgrade = head.is_websocket_upgrade();
+        let h2c = !upgrade && super::handshake::has_token(head.upgrade.as_deref(), "h2c");
+        let pending = if h2c {
+            Pending::H2c {
+                method: head.method.clone(),
+                path: head.path.clone(),
+            }
+        } else {
+            Pending::Plain
+        };
         out(Out::Event(Http1Event::Request { head, upgrade }));
         if !upgrade {
-            self.pending.push_back(false);
+            if h2c && !self.upgraded {
+                // Its answer decides what the client's next bytes are: hold them until then.
+                self.phases[index(from)] = Phase::AwaitUpgrade {
+                    held: Vec::new(),
+                    bytes: 0,
+                };
+            }
+            self.pending.push_back(pending);
             return;
         }
         self.upgrade_requested = true;
@@ -233,7 +268,7 @@ impl Http1Layer {
             // The 101 was processed first (capture order across directions can differ).
             self.frames(from, true, out);
         } else {
-            self.pending.push_back(true);
+            self.pending.push_back(Pending::WebSocket);
             self.phases[index(from)] = Phase::AwaitUpgrade {
                 held: Vec::new(),
                 bytes: 0,
@@ -245,7 +280,12 @@ impl Http1Layer {
         if (100..200).contains(&head.status) && head.status != 101 {
             return; // interim response; the final one follows
         }
-        let to_upgrade = self.pending.pop_front();
+        let pending = self.pending.pop_front();
+        if let Some(Pending::H2c { method, path }) = pending {
+            self.h2c_answer(head, method, path, out);
+            return;
+        }
+        let to_upgrade = pending.map(|p| matches!(p, Pending::WebSocket));
         let switches = to_upgrade != Some(false) && head.status == 101;
         let negotiated = switches.then(|| Negotiated::from_response(head.extensions.as_deref()));
         out(Out::Event(Http1Event::Response { head, to_upgrade }));
@@ -279,11 +319,43 @@ impl Http1Layer {
         }
     }
 
+    /// The answer to an `Upgrade: h2c` request: a 101 hands both directions to HTTP/2; anything
+    /// else leaves the connection HTTP/1.1 (the server may ignore the upgrade, RFC 9110 §7.8).
+    fn h2c_answer(&mut self, head: ResponseHead, method: String, path: String, out: Sink<'_>) {
+        let switched =
+            head.status == 101 && super::handshake::has_token(head.upgrade.as_deref(), "h2c");
+        out(Out::Event(Http1Event::Response {
+            head,
+            to_upgrade: Some(false),
+        }));
+        let client = Side::Client;
+        let held = self.take_held(client);
+        if !switched {
+            if let Some(held) = held {
+                self.phases[index(client)] = Phase::Http {
+                    stream: HttpStream::new(Role::Requests),
+                    heads: 1,
+                };
+                self.replay(client, held, out);
+            }
+            return;
+        }
+        out(Out::Event(Http1Event::SwitchedToHttp2 { method, path }));
+        self.phases = [Phase::Handover, Phase::Handover];
+        if let Some(held) = held {
+            self.replay(client, held, out);
+        }
+    }
+
     fn gap(&mut self, from: Side, len: u64, out: Sink<'_>) {
         let i = index(from);
         match std::mem::replace(&mut self.phases[i], Phase::Opaque) {
             Phase::Frames => {
                 self.phases[i] = Phase::Frames;
+                Self::pass(from, Chunk::Gap(len), out);
+            }
+            Phase::Handover => {
+                self.phases[i] = Phase::Handover;
                 Self::pass(from, Chunk::Gap(len), out);
             }
             Phase::AwaitUpgrade { held, .. } => {
@@ -319,7 +391,11 @@ impl Layer for Http1Layer {
     }
 
     fn end(&mut self, from: Side, _time: f64, _how: End, out: &mut dyn FnMut(Out<'_, Http1Event>)) {
+        let websocket = matches!(self.pending.front(), Some(Pending::WebSocket));
         if let Some(held) = self.take_held(from) {
+            if !websocket {
+                return; // an `Upgrade: h2c` left unanswered: nothing WebSocket to say
+            }
             out(Out::Event(Http1Event::Unanswered));
             if !held.is_empty() {
                 self.frames(from, true, out);

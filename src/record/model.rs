@@ -105,7 +105,12 @@ impl Summary {
         let frames = record.frames.client.total() + record.frames.server.total();
         let websocket = record.handshake.as_ref().is_some_and(|h| h.accepted) || frames > 0;
         self.websocket_connections += u64::from(websocket);
-        if let Some(tls) = record.tls.as_ref().filter(|_| !websocket) {
+        let carrier = record.http2_connection.is_some() && !websocket;
+        if carrier {
+            // An HTTP/2 connection whose WebSocket streams are counted as connections of
+            // their own.
+            self.other_tcp.http2 += 1;
+        } else if let Some(tls) = record.tls.as_ref().filter(|_| !websocket) {
             // Listed (every TLS connection is), but not WebSocket as far as can be seen.
             self.other_tcp.tls += 1;
             if !tls.decrypted {
@@ -131,10 +136,12 @@ impl Summary {
         for (id, n) in &record.diagnostic_counts {
             *self.diagnostics.entry(id.clone()).or_insert(0) += n;
         }
-        *self
-            .outcomes
-            .entry(record.close.outcome.to_string())
-            .or_insert(0) += 1;
+        if !carrier {
+            *self
+                .outcomes
+                .entry(record.close.outcome.to_string())
+                .or_insert(0) += 1;
+        }
     }
 
     /// Counts a connection that is not reported.
@@ -425,8 +432,7 @@ pub struct MessageRecord {
     /// Pongs: milliseconds since the ping they answer (paired by payload, RFC 6455 §5.5.3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<f64>,
-    /// The application protocol's reading of the message (absent when none was recognised).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The application protocol's reading of the message (null when none was recognised).
     pub app: Option<AppMessageRecord>,
 }
 
@@ -709,9 +715,12 @@ pub struct ConnectionRecord {
     pub app: Option<AppRecord>,
     /// TCP facts.
     pub tcp: TcpRecord,
-    /// The HTTP/2 stream this WebSocket rides on (RFC 8441); absent for WebSocket over TCP.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The HTTP/2 stream this WebSocket rides on (RFC 8441); null for WebSocket over TCP.
     pub http2: Option<super::http2::Http2StreamRecord>,
+    /// The HTTP/2 connection this TCP connection carried, when its WebSocket streams are
+    /// listed as entries of their own (this entry is listed for its TLS facts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2_connection: Option<super::http2::Http2ConnectionRecord>,
     /// How the end came, in time.
     pub timing: TimingRecord,
     /// For pairing proxy legs (not serialized).

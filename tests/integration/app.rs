@@ -519,7 +519,7 @@ fn app_none_turns_decoding_off_and_a_forced_name_decodes_anyway() {
     let path = captures_dir().join("app-jsonrpc.pcap");
     let off = report_of(&path, &["--messages", "--app", "none"]);
     assert!(off["connections"][0]["app"].is_null());
-    assert!(off["connections"][0]["messages"][0].get("app").is_none());
+    assert!(off["connections"][0]["messages"][0]["app"].is_null());
     let forced = report_of(&path, &["--app", "json-rpc"]);
     assert_eq!(forced["connections"][0]["app"]["recognised_by"], "forced");
     let wrong = report_of(&path, &["--app", "mqtt"]);

@@ -434,3 +434,40 @@ fn h2c_capture_cut_short() {
         assert!(c["handshake"]["accepted"] == true);
     }
 }
+
+/// Headless Chromium over TLS with ALPN h2 (captures/h2-chromium.pcapng, keys beside it): the
+/// TLS connection is listed for its TLS facts and names the HTTP/2 connection it carried; it is
+/// counted once, as the HTTP/2 carrier of the two WebSocket streams, not as a TLS connection
+/// without WebSocket, and its entry does not count among the WebSocket endings.
+#[test]
+fn a_tls_connection_carrying_http2_websockets_is_counted_as_their_carrier() {
+    let dir = crate::util::captures_dir();
+    let keys = dir.join("h2-chromium.keys");
+    let report = crate::util::report_of(
+        &dir.join("h2-chromium.pcapng"),
+        &["--keylog", keys.to_str().unwrap()],
+    );
+    let conns = report["connections"].as_array().unwrap();
+    let carrier: Vec<&Value> = conns.iter().filter(|c| c["http2"].is_null()).collect();
+    assert_eq!(carrier.len(), 1, "{conns:#?}");
+    let carrier = carrier[0];
+    assert_eq!(carrier["tls"]["decrypted"], true);
+    assert_eq!(carrier["tls"]["alpn"], "h2", "{}", carrier["tls"]);
+    assert_eq!(carrier["http2_connection"]["websocket_streams"], 2);
+    assert_eq!(carrier["http2_connection"]["enable_connect_protocol"], true);
+    let streams: Vec<u64> = conns
+        .iter()
+        .filter_map(|c| c["http2"]["stream_id"].as_u64())
+        .collect();
+    assert_eq!(streams.len(), 2, "{streams:?}");
+    let summary = &report["summary"];
+    // The carrier and Chromium's refused first attempt on [::1].
+    assert_eq!(summary["tcp_connections"], 2);
+    assert_eq!(summary["websocket_connections"], 2);
+    assert_eq!(summary["other_tcp"]["http2"], 1);
+    assert_eq!(summary["other_tcp"]["tls"], 0);
+    assert!(
+        summary["outcomes"].get("not_websocket").is_none(),
+        "{summary}"
+    );
+}

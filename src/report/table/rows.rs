@@ -550,6 +550,11 @@ fn ending_forms(r: &ConnectionRecord) -> Vec<Form> {
         "not_websocket" => {
             if let Some(status) = r.handshake.as_ref().and_then(|h| h.status) {
                 forms.push(exact(format!("refused {status}")));
+            } else if let Some(h2) = &r.http2_connection {
+                let n = h2.websocket_streams;
+                let streams = if n == 1 { "stream" } else { "streams" };
+                forms.push(lossy(format!("HTTP/2: {n} WebSocket {streams}")));
+                forms.push(lossy(format!("HTTP/2, {n} WS")));
             } else if r.tls.is_some() {
                 forms.push(lossy("no WebSocket in TLS"));
             }
