@@ -7,7 +7,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use wsprobe::diag::Side;
 use wsprobe::findings::FindingsEngine;
-use wsprobe::findings::ending::{Ending, Host, How};
+use wsprobe::findings::ending::{Ending, Host, How, Seen};
 use wsprobe::record::Fingerprint;
 
 struct Rng(u64);
@@ -101,8 +101,7 @@ fn endings(n: usize) -> Vec<Ending> {
                     varied_masks: true,
                 },
                 stopped: false,
-                inferred_close: None,
-                encrypted: false,
+                seen: Seen::Plain,
             }
         })
         .collect()

@@ -185,7 +185,7 @@ pub fn restarts(input: &Input<'_>) -> Vec<(Finding, f64)> {
             clients.sort();
             clients.dedup();
             let one_client = clients.len() == 1 && by == Side::Client && k > 1;
-            let no_close = if members.iter().any(|e| e.encrypted) {
+            let no_close = if members.iter().any(|e| e.encrypted()) {
                 "no Close frame (as far as the sizes of the encrypted records tell)"
             } else {
                 "no Close frame"

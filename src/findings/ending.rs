@@ -140,11 +140,22 @@ pub struct Ending {
     pub fingerprint: Fingerprint,
     /// Tracking stopped before TCP ended (idle timeout of wsprobe, table full).
     pub stopped: bool,
-    /// Encrypted: the final records had Close frames' sizes right before the end (a closing
-    /// handshake, inferred): who sent the first. Such an end is not abrupt.
-    pub inferred_close: Option<Side>,
-    /// TLS that was not decrypted: the WebSocket facts are inferred from record sizes.
-    pub encrypted: bool,
+    /// Read in clear, or inferred from encrypted records.
+    pub seen: Seen,
+}
+
+/// How a connection's WebSocket facts are known (one byte: endings are kept by the thousand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Seen {
+    /// Frames read (plain or decrypted).
+    #[default]
+    Plain,
+    /// TLS not decrypted: inferred from the records' sizes.
+    Encrypted {
+        /// The final records had Close frames' sizes right before the end (a closing
+        /// handshake, inferred): who sent the first. Such an end is not abrupt.
+        close_from: Option<Side>,
+    },
 }
 
 /// Side index: client 0, server 1.
@@ -253,8 +264,13 @@ impl Ending {
             protocol_meaning,
             fingerprint: r.fingerprint,
             stopped: t.ended_by == "stopped",
-            inferred_close,
-            encrypted: r.tls.as_ref().is_some_and(|t| !t.decrypted),
+            seen: if r.tls.as_ref().is_some_and(|t| !t.decrypted) {
+                Seen::Encrypted {
+                    close_from: inferred_close,
+                }
+            } else {
+                Seen::Plain
+            },
         }
     }
 
@@ -279,7 +295,21 @@ impl Ending {
                 ..
             }
         );
-        (close && self.by == Some(Side::Client)) || self.inferred_close == Some(Side::Client)
+        (close && self.by == Some(Side::Client)) || self.inferred_close() == Some(Side::Client)
+    }
+
+    /// TLS not decrypted: the WebSocket facts are inferred from record sizes.
+    pub fn encrypted(&self) -> bool {
+        matches!(self.seen, Seen::Encrypted { .. })
+    }
+
+    /// Encrypted: who sent the first of the Close-sized final records (a closing handshake,
+    /// inferred).
+    pub fn inferred_close(&self) -> Option<Side> {
+        match self.seen {
+            Seen::Encrypted { close_from } => close_from,
+            Seen::Plain => None,
+        }
     }
 
     /// Has the connection ended (not still open)?
@@ -293,7 +323,7 @@ impl Ending {
         matches!(
             self.how,
             How::Fin | How::Rst | How::CloseNotify | How::TlsAlert
-        ) && self.inferred_close.is_none()
+        ) && self.inferred_close().is_none()
     }
 
     /// Send time of the oldest ping of `side` unanswered at the end.

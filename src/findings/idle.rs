@@ -324,7 +324,7 @@ fn idle_finding(
         secs_range(vmin, vmax),
     );
     if !matches!(how_param.split(' ').next(), Some("Close")) {
-        evidence.push_str(if members.iter().any(|e| e.encrypted) {
+        evidence.push_str(if members.iter().any(|e| e.encrypted()) {
             ", no Close frame (as far as the sizes of the encrypted records tell)"
         } else {
             ", no Close frame"

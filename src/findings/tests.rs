@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
 use super::burst::{BURST_WINDOW_S, MIN_SHARE};
-use super::ending::{Ending, Host, How};
+use super::ending::{Ending, Host, How, Seen};
 use super::idle::{MIN_IDLE_S, MIN_MEMBERS};
 use super::stats::VALUE_TOLERANCE;
 use super::*;
@@ -93,8 +93,7 @@ fn ending(
             varied_masks: false,
         },
         stopped: false,
-        inferred_close: None,
-        encrypted: false,
+        seen: Seen::Plain,
     }
 }
 
