@@ -72,6 +72,10 @@ const MAX_QUEUED_BYTES: usize = 256 * 1024;
 /// Consecutive records that fail authentication before a direction's keys are given up.
 const MAX_FAILURES: u32 = 8;
 
+/// Looks into a followed key log for a live TLS 1.3 connection's late secrets (one stat and a
+/// read of what was appended each): enough for a client that logs within a few records.
+const MAX_LATE_KEY_TRIES: u8 = 16;
+
 /// Sequence numbers tried after records were lost in a gap.
 const MAX_SEQ_TRIALS: u64 = 2048;
 
@@ -138,6 +142,9 @@ struct Dir {
     alert_records: u64,
     close_notify: bool,
     key_updates: u64,
+    /// TLS 1.3, keys found late (a live key log): this side's handshake records went by
+    /// undecrypted, so the switch to application keys is found by trial, with no data lost.
+    late_handshake: bool,
     ended: bool,
     reported_resync: bool,
     reported_failure: bool,
@@ -171,6 +178,7 @@ impl Dir {
             alert_records: 0,
             close_notify: false,
             key_updates: 0,
+            late_handshake: false,
             ended: false,
             reported_resync: false,
             reported_failure: false,
@@ -220,6 +228,9 @@ pub struct TlsLayer {
     now: f64,
     replaying: bool,
     reported_no_key: bool,
+    /// A followed key log lacked this TLS 1.3 connection's secrets when they were first
+    /// needed: looked up again (at most [`MAX_LATE_KEY_TRIES`] times) when a record needs them.
+    late_key_tries: u8,
     reported_handshake_failure: bool,
     reported_unsupported: bool,
     reported_early_skip: bool,
@@ -272,6 +283,7 @@ impl TlsLayer {
             now: 0.0,
             replaying: false,
             reported_no_key: false,
+            late_key_tries: 0,
             reported_handshake_failure: false,
             reported_unsupported: false,
             reported_early_skip: false,
@@ -545,6 +557,10 @@ impl TlsLayer {
 
     fn finish_side(&mut self, from: Side, how: End, out: &mut OutFn<'_, '_>) {
         let di = idx(from);
+        if self.late_key_tries > 0 && self.tls13.is_none() {
+            // The secrets never came: now it is known.
+            self.report_no_key(out);
+        }
         if from == Side::Client && !self.dirs[0].queue.is_empty() {
             if self.early == EarlyDecision::Undecided {
                 self.early = EarlyDecision::Rejected;

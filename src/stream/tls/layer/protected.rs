@@ -50,7 +50,7 @@ impl TlsLayer {
                 });
             }
         }
-        if self.dirs[di].keys.is_none() {
+        if self.dirs[di].keys.is_none() && !self.late_tls13_keys(from, out) {
             self.undecryptable(from, header, record.fragment(), out);
             return;
         }
@@ -183,8 +183,9 @@ impl TlsLayer {
                 d.carries_data = true;
                 d.app_secret = Some(secret);
                 d.keys = Some(next_keys);
-                // The key change was lost with records: report the hole before this one.
-                d.boundary_lost = true;
+                // The key change was lost with records: report the hole before this one
+                // (unless they were the handshake records that passed before late keys).
+                d.boundary_lost = !std::mem::take(&mut d.late_handshake);
                 return Ok((seq, o));
             }
         }
