@@ -149,6 +149,7 @@ diagnostic_ids! {
     H2ConnectWithoutSetting = "h2_connect_without_setting", Error, "an extended CONNECT (RFC 8441) although the server never sent SETTINGS_ENABLE_CONNECT_PROTOCOL = 1";
     H2StreamReset = "h2_stream_reset", Warning, "a WebSocket stream reset by RST_STREAM with an error code (not NO_ERROR or CANCEL)";
     H2GoawayError = "h2_goaway_error", Warning, "an HTTP/2 connection shut down by a GOAWAY with an error code";
+    H2FlowControlStall = "h2_flow_control_stall", Warning, "a sender's DATA on a WebSocket stream waited half a second or more for HTTP/2 flow-control credit (its window used up, no WINDOW_UPDATE): a slow receiver holds messages back";
     H2FrameResync = "h2_frame_resync", Warning, "HTTP/2 frame boundaries found again after a capture gap or bytes that are not frames";
     // TLS (issue 12):
     TlsNoKey = "tls_no_key", Info, "a TLS connection whose keys are in no key log (or no key log was given): only what is in clear is reported";
@@ -204,5 +205,16 @@ impl Diagnostic {
             time,
             message,
         }
+    }
+}
+
+/// Durations in diagnostics' words: `62 s`, `1.5 s`, `250 ms`.
+pub fn human_seconds(s: f64) -> String {
+    if s >= 10.0 {
+        format!("{s:.0} s")
+    } else if s >= 1.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{:.0} ms", s * 1000.0)
     }
 }

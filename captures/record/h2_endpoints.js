@@ -11,6 +11,8 @@
 //       One h2c connection (prior knowledge): GET /, then two WebSocket streams at once:
 //       /chat closes with Close frames (1000 "bye") and END_STREAM, /cancel is reset with
 //       RST_STREAM(CANCEL) after its messages. Client DATA frames carry maximal padding.
+//   node h2_endpoints.js client --url ... --slow-reader --log L
+//       One WebSocket stream whose reader stops for 1.5 s (see slowReader): a flow-control stall.
 //
 // Ground truth: JSON lines, one per event, {ev, t, role, impl, conn, stream, ...}; messages
 // as sha256 + length (+ text), like wslog.js.
@@ -148,9 +150,33 @@ function server() {
 }
 
 // ---- client ----
+// --slow-reader: the client announces a 16 KiB stream window, sends a 60,000-byte message, and
+// stops reading its stream for 1.5 s before the echo comes back: the server's echo uses up the
+// window and waits for the client's WINDOW_UPDATE (a flow-control stall, RFC 9113 §5.2).
+async function slowReader(session, open, conn) {
+  const chat = open('/chat', 'chat');
+  await chat.ready;
+  const big = Buffer.from(Array.from({ length: 60000 }, (_, i) => (i * 31 + 7) & 255));
+  chat.req.pause();
+  log('paused', { conn: conn(), stream: chat.req.id, path: '/chat' });
+  chat.send('binary', big);
+  await new Promise((r) => setTimeout(r, 1500));
+  log('resumed', { conn: conn(), stream: chat.req.id, path: '/chat' });
+  chat.req.resume();
+  await chat.next();
+  chat.send('close', Buffer.from([0x03, 0xe8, ...Buffer.from('done')]));
+  await chat.next();
+  chat.req.end();
+  await new Promise((r) => setTimeout(r, 200));
+  session.close(() => { log('session_closed', { conn: conn() }); process.exit(0); });
+}
+
 async function client() {
   const url = opt('url');
-  const session = http2.connect(url, { paddingStrategy: http2.constants.PADDING_STRATEGY_MAX });
+  const slow = args.includes('--slow-reader');
+  const session = http2.connect(url, slow
+    ? { settings: { initialWindowSize: 16384 } }
+    : { paddingStrategy: http2.constants.PADDING_STRATEGY_MAX });
   session.on('error', (e) => { console.error(e); process.exit(1); });
   await new Promise((r) => session.once('remoteSettings', r));
   const connKey = `${session.socket.localAddress}:${session.socket.localPort}`;
@@ -200,6 +226,7 @@ async function client() {
     return ws;
   }
 
+  if (slow) return slowReader(session, open, conn);
   const chat = open('/chat', 'chat, superchat');
   const cancel = open('/cancel?x=1', 'chat');
   await Promise.all([chat.ready, cancel.ready]);

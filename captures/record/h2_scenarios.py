@@ -8,6 +8,9 @@ connection); it reuses record.py's process and capture helpers.
 
 h2c-websocket.pcap   Node http2 server (enableConnectProtocol) and Node http2 client, prior
                      knowledge h2c on :21080.
+h2c-flow-stall.pcap  Node http2 client announcing a 16 KiB stream window, one WebSocket stream;
+                     it sends 60,000 bytes and stops reading for 1.5 s, so the server's echo
+                     waits for the client's WINDOW_UPDATE (RFC 9113 §5.2).
 h2-chromium.pcapng   headless Chromium against a Node http2.createSecureServer on :21443,
                      SSLKEYLOGFILE key log beside it (h2-chromium.keys), its TLS secrets also
                      injected into the pcapng as a Decryption Secrets Block.
@@ -86,6 +89,11 @@ def streams_truth(evs):
             if s["kind"] == "websocket":
                 s["messages"] = messages(evs)
                 s["end"] = ending(evs)
+                paused = [e["t"] for e in evs if e["ev"] == "paused"]
+                resumed = [e["t"] for e in evs if e["ev"] == "resumed"]
+                if paused and resumed:
+                    # The client stopped reading the stream for this long (monotonic clock).
+                    s["client_reader_paused_s"] = round((resumed[0] - paused[0]) / 1e9, 3)
             streams.append(s)
         out.append({"client": c["client"], "streams": streams})
     return out
@@ -156,6 +164,14 @@ def rec_h2c(ctx):
     srv.wait(20)
 
 
+def rec_h2c_slow_reader(ctx):
+    srv = node(ctx, "server", "--port", "21081", name="server")
+    srv.wait_for("READY")
+    node(ctx, "client", "--url", "http://127.0.0.1:21081", "--slow-reader", name="client").wait(60)
+    srv.p.send_signal(signal.SIGTERM)
+    srv.wait(20)
+
+
 def rec_chromium(ctx):
     chromium = shutil.which("chromium")
     if not chromium:
@@ -206,6 +222,8 @@ def rec_chromium(ctx):
 SPECS = [
     dict(file="h2c-websocket.pcap", ports=[21080], fn=rec_h2c, tool="tcpdump",
          title="WebSocket over cleartext HTTP/2 (RFC 8441, h2c prior knowledge)"),
+    dict(file="h2c-flow-stall.pcap", ports=[21081], fn=rec_h2c_slow_reader, tool="tcpdump",
+         title="HTTP/2 flow-control stall: a WebSocket stream whose reader stops for 1.5 s (h2c)"),
     dict(file="h2-chromium.pcapng", ports=[21443], fn=rec_chromium, tool="tcpdump",
          title="Headless Chromium, wss:// over HTTP/2 (RFC 8441) with a key log"),
 ]

@@ -255,6 +255,73 @@ def connection_summary(c):
     return "; ".join(parts)
 
 
+def h2_stream_summary(s):
+    if s.get("kind") != "websocket":
+        return f"stream {s['stream_id']}: {s.get('method') or 'request'} {s.get('path')} -> {s.get('status')}"
+    msgs = collections.Counter(f"{m['from']}:{m['opcode']}" for m in s.get("messages", []))
+    end = s.get("end") or {}
+    extra = (f"; the client stopped reading for {s['client_reader_paused_s']} s"
+             if s.get("client_reader_paused_s") is not None else "")
+    return (f"stream {s['stream_id']}: WebSocket {s.get('path')} ({s.get('status')}, subprotocol "
+            f"{s.get('subprotocol')}); messages {dict(msgs)}; end {end.get('kind')}"
+            + (f" by {end['by']} ({end['code']})" if end.get("by") else "") + extra)
+
+
+def other_captures(captures, covered):
+    """Captures recorded by the other scenario scripts (h2_scenarios.py, tls_scenarios.py's
+    derived files, ...): a section each from its truth file, or from the file it derives from."""
+    sections, total = [], 0
+    for name in sorted(os.listdir(captures)):
+        if not name.endswith((".pcap", ".pcapng")) or name in covered:
+            continue
+        stem = name.rsplit(".", 1)[0]
+        tpath = os.path.join(captures, stem + ".truth.json")
+        total += os.path.getsize(os.path.join(captures, name))
+        s = [f"### {name}", ""]
+        if not os.path.exists(tpath):
+            source = None
+            for other in sorted(os.listdir(captures)):
+                if other.endswith(".truth.json"):
+                    with open(os.path.join(captures, other), encoding="utf-8") as f:
+                        if name in json.load(f).get("derived_files", {}):
+                            source = other
+            if source:
+                with open(os.path.join(captures, source), encoding="utf-8") as f:
+                    how = json.load(f)["derived_files"][name]
+                s.append(f"Derived from the recording whose truth is [{source}]({source}): {how}.")
+            else:
+                s.append("No truth file: see the script that writes it under `captures/record/`.")
+            sections.append("\n".join(s) + "\n")
+            continue
+        total += os.path.getsize(tpath)
+        with open(tpath, encoding="utf-8") as f:
+            truth = json.load(f)
+        rec = truth.get("recording", {})
+        s.append(f"Truth schema `{truth.get('schema')}` ([{stem}.truth.json]({stem}.truth.json)).")
+        s.append("")
+        if rec.get("endpoint_commands"):
+            s.append("- commands:")
+            s += [f"  - `{c}`" for c in rec["endpoint_commands"]]
+        if rec.get("command"):
+            s.append(f"- capture: `{rec['command']}` ({rec.get('tool')}), packets captured "
+                     f"{rec.get('packets_captured')}, **dropped by kernel: {rec.get('dropped_by_kernel')}**")
+        if rec.get("runtimes"):
+            s.append(f"- runtimes: {', '.join(f'{k} {v}' for k, v in rec['runtimes'].items())}"
+                     + (f"; browser {rec['browser']}" if rec.get("browser") else ""))
+        if rec.get("key_log"):
+            s.append(f"- key log: [{rec['key_log']}]({rec['key_log']})" + (f"; {rec['note']}" if rec.get("note") else ""))
+        for c in truth.get("connections", []):
+            if "streams" in c:
+                s.append(f"- TCP connection from {c['client']}:")
+                s += [f"  - {h2_stream_summary(st)}" for st in c["streams"]]
+        sections.append("\n".join(s) + "\n")
+    if sections:
+        sections.insert(0, "## Captures recorded by the other scenario scripts\n\n"
+                           "`captures/record/h2_scenarios.py` (WebSocket over HTTP/2) and derived files; "
+                           "each section is generated from the capture's truth file.\n")
+    return sections, total
+
+
 def write(specs, captures, analyse):
     out = [HEADER]
     rows = []
@@ -333,6 +400,10 @@ def write(specs, captures, analyse):
     out += rows
     out.append(f"\nTotal size of the captures and truth files: {total} bytes.\n")
     out += sections
+    covered = {spec["file"] for spec in specs}
+    extra, extra_bytes = other_captures(captures, covered)
+    out += extra
+    total += extra_bytes
     out.append(OBSERVED)
     with open(os.path.join(captures, "MANIFEST.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(out))

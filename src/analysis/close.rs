@@ -398,16 +398,7 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// `62 s`, `1.5 s`, `250 ms`.
-pub fn human_seconds(s: f64) -> String {
-    if s >= 10.0 {
-        format!("{s:.0} s")
-    } else if s >= 1.0 {
-        format!("{s:.1} s")
-    } else {
-        format!("{:.0} ms", s * 1000.0)
-    }
-}
+pub use crate::diag::human_seconds;
 
 #[cfg(test)]
 mod tests {

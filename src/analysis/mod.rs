@@ -62,6 +62,8 @@ struct Held {
     record: Option<MessageRecord>,
     listed: bool,
     data: bool,
+    /// Credentials found in its payload before the application stage looked (JSON keys).
+    secrets: Vec<crate::app::secrets::Secret>,
 }
 
 /// One connection's running analysis.
@@ -148,7 +150,7 @@ impl Analysis {
             started: None,
             transport: TransportEnd::default(),
             scratch: Vec::new(),
-            app: AppSession::new(options.app, options.keep_messages),
+            app: AppSession::new(options.app, options.keep_messages).with_redaction(options.redact),
             held: VecDeque::new(),
         }
     }
@@ -622,11 +624,17 @@ impl Analysis {
                     && !m.payload_truncated
                     && m.length == Some(m.payload.len() as u64),
             };
+            let secrets = if self.options.redact && record.is_some() && m.opcode == OpCode::Text {
+                crate::app::secrets::json_secrets(&m.payload)
+            } else {
+                Vec::new()
+            };
             let decodes = self.app.message(&input);
             self.held.push_back(Held {
                 record,
                 listed,
                 data: true,
+                secrets,
             });
             if !decodes.is_empty() {
                 self.release(decodes, sink);
@@ -641,6 +649,7 @@ impl Analysis {
                 record,
                 listed,
                 data: false,
+                secrets: Vec::new(),
             });
             if self.held.len() >= MAX_HELD {
                 let released = self.app.stop_recognising();
@@ -663,13 +672,21 @@ impl Analysis {
                 None
             };
             let mut record = held.record;
+            let mut secrets = held.secrets;
             if let Some(d) = decode {
                 if let Some(r) = record.as_mut() {
                     r.app = d.record();
                 }
+                secrets.extend(d.secrets);
                 for diag in d.diagnostics {
                     self.diag(diag, sink);
                 }
+            }
+            if self.options.redact
+                && !secrets.is_empty()
+                && let Some(r) = record.as_mut()
+            {
+                redact::payload(r, secrets);
             }
             if let Some(r) = record {
                 self.emit(r, held.listed, sink);

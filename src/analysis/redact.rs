@@ -4,6 +4,10 @@
 //! and bearer tokens smuggled in `Sec-WebSocket-Protocol` (browsers cannot set headers on a
 //! WebSocket, so Kubernetes, wstunnel, Hasura and others put them there). Names are kept, values
 //! go: the report still says that a cookie or a token was sent. `--no-redact` turns this off.
+//!
+//! Message payloads get the same treatment ([`payload`]) at the byte ranges that
+//! [`crate::app::secrets`] finds: values of secret-named JSON keys in any text message, and the
+//! credentials of application protocols' login messages (STOMP, Socket.IO, graphql, MQTT).
 
 use std::borrow::Cow;
 
@@ -39,7 +43,7 @@ fn secret_header(name: &str) -> bool {
 }
 
 /// A query parameter that carries a credential (OAuth, signed URLs, API keys, sessions).
-fn secret_parameter(name: &str) -> bool {
+pub fn secret_parameter(name: &str) -> bool {
     let n = squash(&percent_decode(name));
     // Not `session_id` or `sid`: Jupyter's and Engine.IO's name sessions, not credentials
     // (Zeek's jupyter baseline logs them as they are); PHP's and Java's session ids are.
@@ -254,6 +258,64 @@ pub fn header(name: &str, value: &str) -> String {
         };
     }
     value.to_string()
+}
+
+/// Replaces credentials in a message record's payload (its text or base64, which may be a
+/// prefix of the payload the ranges were found in): text ranges by `REDACTED` (`"REDACTED"`
+/// for a bare JSON number, so JSON stays JSON), binary bytes by `*` (so lengths, and the packet
+/// structure of a byte protocol, stay as on the wire). `length` and `wire_length` keep the
+/// message's real sizes.
+pub fn payload(
+    record: &mut crate::record::MessageRecord,
+    mut secrets: Vec<crate::app::secrets::Secret>,
+) {
+    use base64::Engine;
+    secrets.retain(|s| s.range.start < s.range.end);
+    secrets.sort_by_key(|s| (s.range.start, s.range.end));
+    // Overlapping finds (a JSON key inside a STOMP body ...) become one.
+    let mut merged: Vec<crate::app::secrets::Secret> = Vec::new();
+    for s in secrets {
+        match merged.last_mut() {
+            Some(last) if s.range.start <= last.range.end => {
+                last.range.end = last.range.end.max(s.range.end);
+                last.quote &= s.quote;
+            }
+            _ => merged.push(s),
+        }
+    }
+    if let Some(text) = record.text.as_mut() {
+        for s in merged.iter().rev() {
+            let mut a = s.range.start.min(text.len());
+            let mut b = s.range.end.min(text.len());
+            while !text.is_char_boundary(a) {
+                a -= 1;
+            }
+            while !text.is_char_boundary(b) {
+                b += 1;
+            }
+            if a >= b || &text[a..b] == REDACTED {
+                continue;
+            }
+            text.replace_range(a..b, if s.quote { "\"REDACTED\"" } else { REDACTED });
+        }
+    } else if let Some(b64) = record.base64.as_mut() {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let Ok(mut bytes) = engine.decode(b64.as_bytes()) else {
+            return;
+        };
+        let mut changed = false;
+        for s in &merged {
+            let a = s.range.start.min(bytes.len());
+            let b = s.range.end.min(bytes.len());
+            for x in &mut bytes[a..b] {
+                *x = b'*';
+                changed = true;
+            }
+        }
+        if changed {
+            *b64 = engine.encode(&bytes);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -155,6 +155,8 @@ pub struct EngineIo {
     eio_close: Option<(Side, f64)>,
     probes: u32,
     upgraded: bool,
+    /// Leave credentials in namespaces out of fields and summaries.
+    redact: bool,
 }
 
 impl EngineIo {
@@ -178,6 +180,7 @@ impl EngineIo {
             eio_close: None,
             probes: 0,
             upgraded: false,
+            redact: hs.redact,
         }
     }
 
@@ -310,7 +313,11 @@ impl EngineIo {
         self.sio(m, p, out);
     }
 
-    fn sio(&mut self, m: &Input<'_>, p: SioPacket, out: &mut Decoded) {
+    fn sio(&mut self, m: &Input<'_>, mut p: SioPacket, out: &mut Decoded) {
+        if self.redact {
+            // Socket.IO 2 clients put credentials in the namespace's query (`/chat?token=…`).
+            p.nsp = crate::analysis::redact::target(&p.nsp).into_owned();
+        }
         let kind = SIO_TYPES[p.kind as usize];
         let mut summary = String::from("socket.io ");
         let mut packet = Packet::new(kind, "").with("nsp", p.nsp.clone());
@@ -630,6 +637,14 @@ impl Decoder for EngineIo {
     }
 
     fn close_frame(&mut self, _close: &CloseSeen) {}
+
+    fn secrets(&self, m: &Input<'_>) -> Vec<super::secrets::Secret> {
+        if m.from == Side::Client && !m.binary {
+            super::secrets::socketio_connect_secrets(m.payload)
+        } else {
+            Vec::new()
+        }
+    }
 
     fn finish(&mut self, end: &End, out: &mut Vec<Diagnostic>) -> Finish {
         let mut fin = Finish::default();

@@ -506,6 +506,14 @@ impl Decoder for Graphql {
         self.close.get_or_insert(close.clone());
     }
 
+    fn secrets(&self, m: &Input<'_>) -> Vec<super::secrets::Secret> {
+        if m.from == Side::Client && !m.binary {
+            super::secrets::graphql_init_secrets(m.payload)
+        } else {
+            Vec::new()
+        }
+    }
+
     fn finish(&mut self, end: &End, out: &mut Vec<Diagnostic>) -> Finish {
         let proto = self.proto();
         let mut fin = Finish::default();

@@ -16,6 +16,7 @@ pub mod jsonrpc;
 pub mod mqtt;
 pub mod phoenix;
 mod recognise;
+pub mod secrets;
 pub mod session;
 pub mod signalr;
 pub mod sockjs;
@@ -245,6 +246,9 @@ pub struct HandshakeInfo {
     pub status: Option<u16>,
     /// When the answer came.
     pub response_time: Option<f64>,
+    /// Credentials are to be redacted (not `--no-redact`): decoders leave them out of their
+    /// fields and summaries.
+    pub redact: bool,
 }
 
 impl HandshakeInfo {
@@ -360,6 +364,9 @@ pub struct Decoded {
     pub continued: bool,
     /// Findings.
     pub diagnostics: Vec<Diagnostic>,
+    /// Byte ranges of the message's payload that hold credentials ([`secrets`]); the analysis
+    /// replaces them in the record unless `--no-redact`.
+    pub secrets: Vec<secrets::Secret>,
 }
 
 impl Decoded {
@@ -510,6 +517,12 @@ pub trait Decoder {
     fn byte_stream(&self) -> bool {
         false
     }
+    /// Credentials in `m`'s payload that this protocol puts there by design (login messages):
+    /// byte ranges of the payload ([`secrets`]). Stateful decoders (MQTT's byte stream) add
+    /// them to [`Decoded::secrets`] in [`Decoder::message`] instead.
+    fn secrets(&self, _m: &Input<'_>) -> Vec<secrets::Secret> {
+        Vec::new()
+    }
 }
 
 struct Candidate {
@@ -613,6 +626,13 @@ impl AppSession {
         }
     }
 
+    /// Credentials stay out of decoded fields and summaries (the default of the analysis;
+    /// `--no-redact` turns it off).
+    pub fn with_redaction(mut self, redact: bool) -> Self {
+        self.handshake.redact = redact;
+        self
+    }
+
     /// The upgrade request.
     pub fn handshake_request(&mut self, path: &str, offered: &[String]) {
         self.handshake.path = path.to_string();
@@ -711,6 +731,7 @@ impl AppSession {
             State::Decoding(active) => {
                 let mut out = Decoded::default();
                 active.decoder.message(m, &mut out);
+                out.secrets.extend(active.decoder.secrets(m));
                 if out.packets.iter().any(|p| p.kind == "invalid") {
                     active.bad += 1;
                 } else if !out.packets.is_empty() {
@@ -744,6 +765,7 @@ impl AppSession {
                     c.consistent += 1;
                     let mut out = Decoded::default();
                     c.decoder.message(m, &mut out);
+                    out.secrets.extend(c.decoder.secrets(m));
                     c.outputs.push(out);
                     true
                 });

@@ -252,7 +252,14 @@ fn check_flags(kind: u8, flags: u8) -> Result<(), String> {
 }
 
 /// Decodes one whole packet (or the first part of an oversized one, `cut`).
-fn decode(first: u8, body: &[u8], v5: bool, cut_short: bool) -> Result<(Packet, Facts), String> {
+/// `redact`: the user name stays out of the summary.
+fn decode(
+    first: u8,
+    body: &[u8],
+    v5: bool,
+    cut_short: bool,
+    redact: bool,
+) -> Result<(Packet, Facts), String> {
     let kind = first >> 4;
     let flags = first & 0x0F;
     check_flags(kind, flags)?;
@@ -299,7 +306,15 @@ fn decode(first: u8, body: &[u8], v5: bool, cut_short: bool) -> Result<(Packet, 
             }
             if cflags & 0x80 != 0 {
                 let user = r.string()?;
-                s.push_str(&format!(" user {user:?}"));
+                if redact {
+                    s.push_str(" user REDACTED");
+                } else {
+                    s.push_str(&format!(" user {user:?}"));
+                }
+            }
+            if cflags & 0x40 != 0 {
+                r.binary()?;
+                s.push_str(" password");
             }
             p = p
                 .with("protocol", proto)
@@ -479,12 +494,15 @@ pub struct Mqtt {
     subscriptions: Vec<String>,
     disconnect: Option<AppCloseRecord>,
     violations: u64,
+    /// Leave the user name out of summaries.
+    redact: bool,
 }
 
 impl Mqtt {
     /// A session.
-    pub fn new(_hs: &HandshakeInfo) -> Self {
+    pub fn new(hs: &HandshakeInfo) -> Self {
         Mqtt {
+            redact: hs.redact,
             dirs: [Dir::default(), Dir::default()],
             level: None,
             client_id: None,
@@ -699,6 +717,8 @@ impl Mqtt {
         let side = m.from as usize;
         let mut data = m.payload;
         let missing = m.length.saturating_sub(m.payload.len() as u64);
+        // Where `data` starts in the payload, and how much of `bytes` came before it.
+        let mut skipped = 0;
         {
             let d = &mut self.dirs[side];
             if d.lost {
@@ -710,8 +730,10 @@ impl Mqtt {
                 let n = (d.skip.min(data.len() as u64)) as usize;
                 d.skip -= n as u64;
                 data = &data[n..];
+                skipped = n;
             }
         }
+        let prev = self.dirs[side].buf.len();
         let mut joined;
         let bytes: &[u8] = if self.dirs[side].buf.is_empty() {
             data
@@ -736,13 +758,30 @@ impl Mqtt {
             };
             let total = hlen + remaining;
             let have = bytes.len() - i;
-            if have < total && total <= MAX_HELD_PACKET {
-                break;
-            }
             let cut_short = have < total;
             let body = &bytes[i + hlen..(i + total).min(bytes.len())];
             let v5 = self.v5();
-            match decode(first, body, v5, cut_short) {
+            // Credentials of a CONNECT (or AUTH), also while it is still arriving: the part of
+            // them in this message (earlier parts were found with the earlier messages).
+            if matches!(first >> 4, 1 | 15) {
+                let packet = &bytes[i..(i + total).min(bytes.len())];
+                for r in super::secrets::mqtt_secrets(packet, v5) {
+                    let (a, b) = (
+                        (i + r.start).max(prev),
+                        (i + r.end.min(total)).min(bytes.len()),
+                    );
+                    if b > a {
+                        out.secrets.push(super::secrets::Secret {
+                            range: a - prev + skipped..b - prev + skipped,
+                            quote: false,
+                        });
+                    }
+                }
+            }
+            if have < total && total <= MAX_HELD_PACKET {
+                break;
+            }
+            match decode(first, body, v5, cut_short, self.redact) {
                 Ok((mut p, f)) => {
                     self.session(m, first >> 4, f, &mut p, out);
                     out.push(p);
@@ -820,7 +859,7 @@ impl Decoder for Mqtt {
                             Fit::No
                         };
                     }
-                    match decode(first, &b[i + hlen..i + total], self.v5(), false) {
+                    match decode(first, &b[i + hlen..i + total], self.v5(), false, true) {
                         Ok(_) => {
                             strong |= first >> 4 == 1 || (first >> 4 == 2 && remaining >= 2);
                             any = true;

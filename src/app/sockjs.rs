@@ -235,6 +235,10 @@ impl Decoder for SockJs {
         }
     }
 
+    fn secrets(&self, m: &Input<'_>) -> Vec<super::secrets::Secret> {
+        super::secrets::sockjs_secrets(m.payload)
+    }
+
     fn finish(&mut self, end: &End, out: &mut Vec<Diagnostic>) -> Finish {
         let mut fin = self.stomp.finish_stomp(end, out);
         if let Some(c) = &self.close {

@@ -612,6 +612,10 @@ impl Decoder for Stomp {
         self.decode_bytes(m, bytes, out);
     }
 
+    fn secrets(&self, m: &Input<'_>) -> Vec<super::secrets::Secret> {
+        super::secrets::stomp_secrets(m.payload)
+    }
+
     fn finish(&mut self, end: &End, out: &mut Vec<Diagnostic>) -> Finish {
         self.finish_stomp(end, out)
     }

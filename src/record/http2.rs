@@ -24,8 +24,25 @@ pub struct Http2StreamRecord {
     /// The extended CONNECT was read; false when the stream was recognised from its DATA
     /// (a probable RFC 8441 WebSocket, handshake not seen).
     pub handshake_seen: bool,
+    /// Flow-control stalls (RFC 9113 §5.2): a sender's credit used up and its DATA waiting
+    /// for a WINDOW_UPDATE. Null when the windows could not be followed (the connection was
+    /// not seen from its preface, or bytes were lost).
+    pub flow_control: Option<Http2FlowRecord>,
     /// The HTTP/2 connection it rides on.
     pub connection: Http2ConnectionRecord,
+}
+
+/// How long each sender of a WebSocket stream waited for flow-control credit.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Http2FlowRecord {
+    /// Times each side's credit ran out (however briefly).
+    pub stalls: PerSide<u64>,
+    /// Seconds each side waited in all.
+    pub stalled_s: PerSide<f64>,
+    /// The longest wait, seconds.
+    pub longest_s: f64,
+    /// A side still waiting for credit when its half of the stream, or the capture, ended.
+    pub stalled_at_end: Option<Side>,
 }
 
 /// One HTTP/2 connection's facts.

@@ -9,11 +9,25 @@
 //!   importer (`Importer.ts`) skips a message that lacks any of the four fields;
 //! - `_webSocketClose: {code, reason, time, from, inferred}` (HTTP Toolkit's field, plus who
 //!   closed and whether wsprobe inferred a 1006);
-//! - `_wsprobe`: the close analysis, ping statistics, TCP facts and diagnostics.
+//! - `_wsprobe`: the close analysis, ping statistics, TCP and TLS facts, the HTTP/2 stream, the
+//!   application protocol's decode, the timing of the end, diagnostics, and the findings across
+//!   connections that the connection is part of (`findings`: index into `log._wsprobe.findings`,
+//!   id, confidence).
 //!
-//! Entries are streamed as connections finish. Payloads are full by default (HAR viewers show
-//! them), each bounded by `--max-message-bytes`, and all of them together by
-//! `--max-listed-bytes`; the handshake's credentials are already redacted in the record.
+//! URLs are `wss://` for TLS connections (from the `tls` record) and for HTTP/2 extended
+//! CONNECTs with `:scheme: https`; HTTP/2 streams (RFC 8441) say `httpVersion: "http/2.0"`,
+//! which is what Chrome's exporter writes and what its importer maps back to `h2`.
+//! Connections known not to carry WebSocket (a decrypted TLS connection, or an HTTP/2
+//! connection whose WebSocket streams are entries of their own, without an upgrade or a frame)
+//! are not entries: `log._wsprobe.not_entries` lists them.
+//!
+//! Entries wait in a temporary file (memory, when none can be made) until the findings come at
+//! the end, so each can name its findings; memory holds one offset per entry. Payloads are full
+//! by default (HAR viewers show them), each bounded by `--max-message-bytes`, and all of them
+//! together by `--max-listed-bytes`; credentials are already redacted in the record.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Read, Seek, Write};
 
 use base64::Engine;
 use serde_json::{Value, json};
@@ -23,32 +37,113 @@ use super::ids;
 use super::timefmt;
 use crate::capture::InputSummary;
 use crate::diag::Side;
-use crate::record::{ConnectionRecord, Event, HandshakeRecord, Header, MessageRecord, Sink};
-use crate::record::{Summary, Tool};
+use crate::record::{ConnectionRecord, Event, Finding, HandshakeRecord, Header, MessageRecord};
+use crate::record::{Sink, Summary, Tool};
 
-/// Streams the HAR document.
+/// Where entries wait for the findings.
+enum Spool {
+    File(std::io::BufWriter<std::fs::File>),
+    Memory(Vec<u8>),
+}
+
+impl Spool {
+    /// An unlinked temporary file (nothing is left behind, whatever happens), else memory.
+    fn new() -> Spool {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            ".wsprobe-har-{}-{}.tmp",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path);
+        match file {
+            Ok(f) => {
+                // Unix keeps the open file; elsewhere it is removed after reading.
+                let _ = std::fs::remove_file(&path);
+                Spool::File(std::io::BufWriter::with_capacity(1 << 16, f))
+            }
+            Err(_) => Spool::Memory(Vec::new()),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Spool::File(w) => w.write_all(bytes),
+            Spool::Memory(v) => {
+                v.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// Everything written, from the start.
+    fn reader(self) -> std::io::Result<Box<dyn BufRead>> {
+        Ok(match self {
+            Spool::File(w) => {
+                let mut f = w.into_inner().map_err(|e| e.into_error())?;
+                f.rewind()?;
+                Box::new(std::io::BufReader::with_capacity(1 << 16, f))
+            }
+            Spool::Memory(v) => Box::new(std::io::Cursor::new(v)),
+        })
+    }
+}
+
+/// Builds the HAR document.
 pub struct HarReport {
     out: Output,
-    entries: usize,
     pretty: bool,
+    spool: Option<Spool>,
+    /// Per spooled entry: its connection id and length.
+    entries: Vec<(u64, usize)>,
+    /// The first spool error (reported at the end).
+    spool_error: Option<std::io::Error>,
+    findings: Vec<Finding>,
+    /// Records that are not entries: `{id, why}`.
+    not_entries: Vec<Value>,
 }
 
 impl HarReport {
     /// Writes to `writer`; `pretty` indents entries.
     pub fn new(writer: Box<dyn std::io::Write>, pretty: bool) -> Self {
-        let mut out = Output::new(writer);
-        let creator = json!({"name": "wsprobe", "version": Tool::this().version});
-        out.write_all(
-            format!(
-                "{{\"log\":{{\"version\":\"1.2\",\"creator\":{creator},\"pages\":[],\"entries\":["
-            )
-            .as_bytes(),
-        );
         HarReport {
-            out,
-            entries: 0,
+            out: Output::new(writer),
             pretty,
+            spool: Some(Spool::new()),
+            entries: Vec::new(),
+            spool_error: None,
+            findings: Vec::new(),
+            not_entries: Vec::new(),
         }
+    }
+}
+
+/// Why a record is not a HAR entry (it is known not to carry WebSocket), or None.
+fn not_an_entry(r: &ConnectionRecord) -> Option<String> {
+    let frames = r.frames.client.total() + r.frames.server.total();
+    if r.handshake.is_some() || frames > 0 {
+        return None;
+    }
+    // The TCP connection under RFC 8441 streams: they are the entries.
+    if let Some(h2) = &r.http2_connection {
+        let streams = match h2.websocket_streams {
+            1 => "its WebSocket stream is an entry of its own".to_string(),
+            n => format!("its {n} WebSocket streams are entries of their own"),
+        };
+        return Some(format!("HTTP/2 connection: {streams}"));
+    }
+    match &r.tls {
+        Some(t) if t.decrypted => {
+            Some("TLS connection, decrypted: no WebSocket upgrade or frame in it".to_string())
+        }
+        // Undecrypted TLS may be WebSocket: it stays, with what its sizes suggest.
+        Some(_) => None,
+        None => Some("no WebSocket upgrade or frame".to_string()),
     }
 }
 
@@ -236,7 +331,7 @@ fn response_cookies(list: &[Header]) -> Value {
     Value::Array(cookies)
 }
 
-/// `ws://host/path?query`: the URL a browser would show for the connection.
+/// `ws://host/path?query`, `wss://` over TLS: the URL a browser would show for the connection.
 fn url(r: &ConnectionRecord, h: Option<&HandshakeRecord>) -> String {
     let server = if r.server.ip.contains(':') {
         format!("[{}]:{}", r.server.ip, r.server.port)
@@ -244,7 +339,14 @@ fn url(r: &ConnectionRecord, h: Option<&HandshakeRecord>) -> String {
         format!("{}:{}", r.server.ip, r.server.port)
     };
     let Some(h) = h else {
-        return format!("ws://{server}/");
+        // Without a handshake (TLS not decrypted): the name the ClientHello asked for.
+        return match r.tls.as_ref().and_then(|t| t.sni.as_deref()) {
+            Some(sni) if !sni.contains(['/', ' ', '@', ':']) => {
+                format!("wss://{sni}:{}/", r.server.port)
+            }
+            _ if r.tls.is_some() => format!("wss://{server}/"),
+            _ => format!("ws://{server}/"),
+        };
     };
     // An absolute-form target (through a forward proxy) already names scheme and host.
     for (from, to) in [("http://", "ws://"), ("https://", "wss://")] {
@@ -255,11 +357,8 @@ fn url(r: &ConnectionRecord, h: Option<&HandshakeRecord>) -> String {
     if h.path.starts_with("ws://") || h.path.starts_with("wss://") {
         return h.path.clone();
     }
-    // An HTTP/2 extended CONNECT (RFC 8441) says its scheme.
-    let scheme = match h.request_headers.iter().find(|x| x.name == ":scheme") {
-        Some(x) if x.value.eq_ignore_ascii_case("https") => "wss",
-        _ => "ws",
-    };
+    // TLS (the `tls` record), or an HTTP/2 extended CONNECT (RFC 8441) that says https.
+    let scheme = super::tables::columns::url_scheme(r, h);
     let host = h
         .host
         .as_deref()
@@ -285,7 +384,17 @@ fn url(r: &ConnectionRecord, h: Option<&HandshakeRecord>) -> String {
     format!("{scheme}://{host}{path}")
 }
 
-/// One HAR entry for a connection.
+/// HAR's `httpVersion`: HTTP/2 as Chrome's exporter writes it (`http/2.0`, which its importer
+/// maps back to `h2`), the others as the record has them.
+fn http_version(v: Option<&str>) -> Option<&str> {
+    match v? {
+        "" => None,
+        "HTTP/2" | "HTTP/2.0" | "h2" | "h2c" => Some("http/2.0"),
+        other => Some(other),
+    }
+}
+
+/// One HAR entry for a connection (`_wsprobe.findings` empty: [`HarReport`] fills it in).
 pub fn entry(r: &ConnectionRecord) -> Value {
     let h = r.handshake.as_ref();
     let started = h.and_then(|h| h.request_time).unwrap_or(r.first_seen);
@@ -296,7 +405,7 @@ pub fn entry(r: &ConnectionRecord) -> Value {
     let request = json!({
         "method": h.map(|h| h.method.as_str()).filter(|m| !m.is_empty()).unwrap_or("GET"),
         "url": url(r, h),
-        "httpVersion": h.map(|h| h.http_version.as_str()).filter(|v| !v.is_empty()).unwrap_or("HTTP/1.1"),
+        "httpVersion": http_version(h.map(|h| h.http_version.as_str())).unwrap_or("HTTP/1.1"),
         "cookies": request_cookies(h.map_or(&[][..], |h| &h.request_headers)),
         "headers": headers(h.map_or(&[][..], |h| &h.request_headers)),
         "queryString": query_string(h.map_or("", |h| h.path.as_str())),
@@ -313,7 +422,7 @@ pub fn entry(r: &ConnectionRecord) -> Value {
         // 0 is what browsers record for a request that got no answer.
         "status": status.unwrap_or(0),
         "statusText": h.and_then(|h| h.reason.as_deref()).unwrap_or(""),
-        "httpVersion": h.and_then(|h| h.response_http_version.as_deref()).unwrap_or(""),
+        "httpVersion": http_version(h.and_then(|h| h.response_http_version.as_deref())).unwrap_or(""),
         "cookies": response_cookies(response_headers),
         "headers": headers(response_headers),
         "content": {"size": 0, "mimeType": "x-unknown"},
@@ -366,6 +475,10 @@ pub fn entry(r: &ConnectionRecord) -> Value {
             "diagnostics": r.diagnostics,
             "diagnostic_counts": r.diagnostic_counts,
             "http2": r.http2,
+            "tls": r.tls,
+            "app": r.app,
+            "timing": r.timing,
+            "findings": [],
         },
     });
     if let Some(code) = c.code {
@@ -397,26 +510,75 @@ impl std::io::Write for Stream<'_> {
     }
 }
 
+impl HarReport {
+    /// Copies the spooled entries to the output, each with its findings.
+    fn write_entries(&mut self) -> std::io::Result<()> {
+        let Some(spool) = self.spool.take() else {
+            return Ok(());
+        };
+        let mut of: HashMap<u64, Vec<Value>> = HashMap::new();
+        for (i, f) in self.findings.iter().enumerate() {
+            for &id in &f.connections {
+                of.entry(id).or_default().push(json!({
+                    "finding": i,
+                    "id": f.id,
+                    "confidence": f.confidence,
+                }));
+            }
+        }
+        let mut reader = spool.reader()?;
+        let mut buf = Vec::new();
+        for (n, &(id, len)) in self.entries.iter().enumerate() {
+            buf.resize(len, 0);
+            reader.read_exact(&mut buf)?;
+            self.out.write_all(if n == 0 { b"\n" } else { b",\n" });
+            let findings = of.remove(&id);
+            if findings.is_none() && !self.pretty {
+                self.out.write_all(&buf);
+                continue;
+            }
+            let mut value: Value = serde_json::from_slice(&buf).map_err(std::io::Error::other)?;
+            if let Some(f) = findings {
+                value["_wsprobe"]["findings"] = Value::Array(f);
+            }
+            let mut stream = Stream(&mut self.out);
+            if self.pretty {
+                serde_json::to_writer_pretty(&mut stream, &value)
+            } else {
+                serde_json::to_writer(&mut stream, &value)
+            }
+            .expect("bug: a HAR entry serializes");
+            if self.out.failed() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Sink for HarReport {
     fn event(&mut self, _event: &Event<'_>) {}
 
     fn connection(&mut self, record: ConnectionRecord) {
-        if self.out.failed() {
+        if let Some(why) = not_an_entry(&record) {
+            self.not_entries.push(json!({"id": record.id, "why": why}));
             return;
         }
-        if self.entries > 0 {
-            self.out.write_all(b",");
+        let Some(spool) = &mut self.spool else {
+            return;
+        };
+        if self.spool_error.is_some() {
+            return;
         }
-        self.entries += 1;
-        self.out.write_all(b"\n");
-        let value = entry(&record);
-        let mut stream = Stream(&mut self.out);
-        if self.pretty {
-            serde_json::to_writer_pretty(&mut stream, &value)
-        } else {
-            serde_json::to_writer(&mut stream, &value)
+        let bytes = serde_json::to_vec(&entry(&record)).expect("bug: a HAR entry serializes");
+        match spool.write(&bytes) {
+            Ok(()) => self.entries.push((record.id, bytes.len())),
+            Err(e) => self.spool_error = Some(e),
         }
-        .expect("bug: a HAR entry serializes");
+    }
+
+    fn findings(&mut self, findings: &[Finding]) {
+        self.findings = findings.to_vec();
     }
 
     fn output_failed(&self) -> bool {
@@ -424,9 +586,28 @@ impl Sink for HarReport {
     }
 
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
+        if let Some(e) = self.spool_error.take() {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("keeping HAR entries in a temporary file: {e}"),
+            ));
+        }
+        let creator = json!({"name": "wsprobe", "version": Tool::this().version});
+        self.out.write_all(
+            format!(
+                "{{\"log\":{{\"version\":\"1.2\",\"creator\":{creator},\"pages\":[],\"entries\":["
+            )
+            .as_bytes(),
+        );
+        self.write_entries()?;
         let names: Vec<&str> = inputs.iter().map(|i| i.path.as_str()).collect();
         let comment = format!("wsprobe analysis of {}", names.join(", "));
-        let tail = json!({"inputs": inputs, "summary": summary});
+        let tail = json!({
+            "inputs": inputs,
+            "summary": summary,
+            "findings": self.findings,
+            "not_entries": self.not_entries,
+        });
         self.out.write_all(
             format!(
                 "\n],\n\"comment\":{},\n\"_wsprobe\":{tail}\n}}}}\n",

@@ -26,7 +26,12 @@ use super::Output;
 use crate::analysis::close::human_seconds;
 use crate::capture::InputSummary;
 use crate::diag::{DiagnosticId, Severity};
-use crate::record::{ConnectionRecord, Event, SCHEMA_VERSION, Sink, Summary, Tool};
+use crate::record::{
+    ConnectionRecord, Event, Finding, FindingId, SCHEMA_VERSION, Sink, Summary, Tool,
+};
+
+/// Connection links listed per finding in the summary before "and N more".
+const MAX_LINKS: usize = 40;
 
 /// Connections embedded in the page; past it they are counted only (the page stays usable:
 /// the timeline is measured fast at 10,000 and still works at this many).
@@ -152,6 +157,7 @@ pub struct HtmlReport {
     /// Time range of all connections.
     span: Option<(f64, f64)>,
     messages_listed: u64,
+    findings: Vec<Finding>,
 }
 
 impl HtmlReport {
@@ -187,6 +193,7 @@ impl HtmlReport {
             close_codes: BTreeMap::new(),
             span: None,
             messages_listed: 0,
+            findings: Vec::new(),
         }
     }
 
@@ -213,6 +220,7 @@ impl HtmlReport {
             );
         }
         h.push_str("</header>\n<section id=\"summary\" class=\"summary\">\n");
+        h.push_str(&why_html(&self.findings, summary));
 
         // Counts.
         h.push_str("<div class=\"card\"><h2>Counts</h2><table class=\"kv\">");
@@ -364,8 +372,158 @@ impl HtmlReport {
     }
 }
 
+/// `#3`, linked to the connection's panel.
+fn conn_links(ids: &[u64]) -> String {
+    let mut out: Vec<String> = ids
+        .iter()
+        .take(MAX_LINKS)
+        .map(|id| format!("<a href=\"#conn-{id}\" data-connection=\"{id}\">#{id}</a>"))
+        .collect();
+    if ids.len() > MAX_LINKS {
+        out.push(format!("and {} more", ids.len() - MAX_LINKS));
+    }
+    out.join(" ")
+}
+
+/// One finding's head: id, confidence, how many connections, when.
+fn finding_head(id: &str, confidence: f64, connections: usize, time: Option<f64>) -> String {
+    let when = time
+        .map(|t| {
+            format!(
+                " · from {} UTC",
+                esc(&super::timefmt::rfc3339_micros(t)[11..23])
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<div class=\"fhead\"><code class=\"fid\">{}</code><span class=\"conf\" title=\"how sure wsprobe is\">{:.0} % sure</span><span class=\"dim\">{connections} connection{}{when}</span></div>",
+        esc(id),
+        confidence * 100.0,
+        if connections == 1 { "" } else { "s" }
+    )
+}
+
+/// The summary's "Why connections ended": every finding across connections with its
+/// confidence, evidence, explanation, advice, the usual suspects and links to its connections
+/// (proxy leg pairs through one proxy share an entry). Readable without JavaScript.
+fn why_html(findings: &[Finding], summary: &Summary) -> String {
+    let mut h = String::from(
+        "<div class=\"card wide why\" id=\"summary-findings\"><h2>Why connections ended</h2>",
+    );
+    if findings.is_empty() {
+        h.push_str("<p class=\"ok\">No pattern across connections (idle timeouts, lifetimes, restarts, shutdowns, heartbeat timeouts, unreachable peers, proxy legs); each connection's own ending is in its panel.</p>");
+    } else {
+        h.push_str("<ol class=\"findings\">");
+    }
+    // Proxy leg pairs that say the same (same proxy, same explanation and advice) share one.
+    type Key<'a> = (String, &'a str, &'a str);
+    let mut legs: Vec<(Key<'_>, Vec<(usize, &Finding)>)> = Vec::new();
+    for (i, f) in findings.iter().enumerate() {
+        if f.id == FindingId::ProxyLegs {
+            let proxy = f
+                .parameters
+                .get("proxy")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
+            let key = (proxy, f.explanation.as_str(), f.advice.as_str());
+            match legs.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push((i, f)),
+                None => legs.push((key, vec![(i, f)])),
+            }
+            continue;
+        }
+        let _ = write!(
+            h,
+            "<li class=\"finding\" id=\"finding-{i}\" data-findings=\"{i}\">{}<p class=\"evidence\">{}</p><p>{}</p><p class=\"advice\"><strong>What to do:</strong> {}</p>",
+            finding_head(f.id.as_str(), f.confidence, f.connections.len(), f.time),
+            esc(&f.evidence),
+            esc(&f.explanation),
+            esc(&f.advice)
+        );
+        if !f.suspects.is_empty() {
+            let list: Vec<String> = f
+                .suspects
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} <code>{}</code> ({} s)",
+                        esc(s.name),
+                        esc(s.setting),
+                        s.default_s
+                    )
+                })
+                .collect();
+            let _ = write!(
+                h,
+                "<p class=\"suspects\">Defaults that match: {}</p>",
+                list.join(", ")
+            );
+        }
+        let _ = write!(
+            h,
+            "<p class=\"members\">Connections: {}</p></li>",
+            conn_links(&f.connections)
+        );
+    }
+    for ((proxy, _, _), pairs) in &legs {
+        let ids: Vec<String> = pairs.iter().map(|(i, _)| i.to_string()).collect();
+        let first = pairs[0].1;
+        let confidence = pairs
+            .iter()
+            .map(|(_, f)| f.confidence)
+            .fold(f64::INFINITY, f64::min);
+        let members: Vec<u64> = pairs
+            .iter()
+            .flat_map(|(_, f)| f.connections.iter().copied())
+            .collect();
+        let _ = write!(
+            h,
+            "<li class=\"finding\" id=\"finding-{}\" data-findings=\"{}\">{}<p>{} proxied session{} through <code>{}</code>: each pair of connections carries the same frames.</p><p>{}</p>",
+            pairs[0].0,
+            ids.join(" "),
+            finding_head("proxy_legs", confidence, members.len(), first.time),
+            pairs.len(),
+            if pairs.len() == 1 { "" } else { "s" },
+            esc(proxy),
+            esc(&first.explanation)
+        );
+        h.push_str("<ul class=\"pairs\">");
+        for (i, f) in pairs {
+            let _ = write!(
+                h,
+                "<li id=\"finding-{i}\">{}: {}</li>",
+                conn_links(&f.connections),
+                esc(&f.evidence)
+            );
+        }
+        let _ = write!(
+            h,
+            "</ul><p class=\"advice\"><strong>What to do:</strong> {}</p></li>",
+            esc(&first.advice)
+        );
+    }
+    if !findings.is_empty() {
+        h.push_str("</ol>");
+    }
+    if summary.findings_skipped_connections > 0 {
+        let _ = write!(
+            h,
+            "<p class=\"warn\">{} finished connections were past the findings' memory limit of {} and are not in these patterns.</p>",
+            summary.findings_skipped_connections,
+            crate::findings::MAX_ENDINGS
+        );
+    }
+    h.push_str("</div>\n");
+    h
+}
+
 impl Sink for HtmlReport {
     fn event(&mut self, _event: &Event<'_>) {}
+
+    fn findings(&mut self, findings: &[Finding]) {
+        self.findings = findings.to_vec();
+    }
 
     fn connection(&mut self, record: ConnectionRecord) {
         let c = &record.close;
@@ -400,6 +558,7 @@ impl Sink for HtmlReport {
 
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
         let tail = serde_json::json!({
+            "findings": self.findings,
             "inputs": inputs,
             "summary": summary,
             "omitted_connections": self.omitted,

@@ -65,13 +65,36 @@ pub fn conn_uid(sensor: &str, community_id: &str, first_seen: f64) -> String {
     sha.update(community_id.as_bytes());
     sha.update([0]);
     sha.update(micros.to_be_bytes());
-    let digest = sha.finalize();
+    uid('W', &sha.finalize())
+}
+
+/// A finding's uid: `F` and 16 base32 characters of SHA-1 over the sensor, the finding's id and
+/// the uids of the connections it covers, in order. Deterministic like [`conn_uid`]: the same
+/// capture analysed again at the same sensor gives the same finding uids.
+pub fn finding_uid<'a>(
+    sensor: &str,
+    finding_id: &str,
+    conn_uids: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let mut sha = Sha1::new();
+    sha.update(sensor.as_bytes());
+    sha.update([0]);
+    sha.update(finding_id.as_bytes());
+    for u in conn_uids {
+        sha.update([0]);
+        sha.update(u.as_bytes());
+    }
+    uid('F', &sha.finalize())
+}
+
+/// `prefix` and the first 80 bits of `digest` in base32.
+fn uid(prefix: char, digest: &[u8]) -> String {
     let mut bits: u128 = 0;
     for &b in &digest[..10] {
         bits = bits << 8 | u128::from(b);
     }
     let mut uid = String::with_capacity(17);
-    uid.push('W');
+    uid.push(prefix);
     for i in (0..16).rev() {
         uid.push(BASE32[((bits >> (i * 5)) & 31) as usize] as char);
     }

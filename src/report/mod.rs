@@ -13,7 +13,7 @@ pub mod tables;
 pub mod timefmt;
 
 use crate::capture::InputSummary;
-use crate::record::{ConnectionRecord, Event, Sink, Summary};
+use crate::record::{ConnectionRecord, Event, Finding, OtherConnection, Sink, Summary};
 
 /// Two reporters at once: the `--format` one on standard output and the `--out-dir` tables.
 pub struct Tee {
@@ -46,6 +46,23 @@ impl Sink for Tee {
             record.messages = None;
         }
         self.primary.connection(record);
+    }
+
+    fn other_connection(&mut self, connection: &OtherConnection) {
+        self.primary.other_connection(connection);
+    }
+
+    fn finding_established(&mut self, finding: &Finding) {
+        self.primary.finding_established(finding);
+    }
+
+    fn findings(&mut self, findings: &[Finding]) {
+        self.tables.findings(findings);
+        self.primary.findings(findings);
+    }
+
+    fn tick(&mut self, now: f64) {
+        self.primary.tick(now);
     }
 
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {

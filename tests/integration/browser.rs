@@ -1,240 +1,28 @@
-//! The HTML report in a real browser: Debian's Chromium driven through chromedriver by a
-//! WebDriver client of a few dozen lines (HTTP/1.1 over a loopback socket on a port in
-//! 27000-27999), so no browser-automation package is needed. Each test opens a report, waits
-//! for the page's `data-ready`, reads the browser's console log (any entry fails the test:
-//! the page logs nothing, so an entry is a script error or a blocked network request), checks
-//! the timeline, panels and plots, and saves a screenshot under `browser/` in cargo's target
-//! directory.
+//! The HTML report in a real browser: Debian's Chromium driven through chromedriver by the
+//! small WebDriver client in `webdriver.rs`. Each test opens a report, waits for the page's
+//! `data-ready`, reads the browser's console log (any entry fails the test: the page logs
+//! nothing, so an entry is a script error or a blocked network request), checks the timeline,
+//! panels and plots against the JSON report of the same input, and saves a screenshot under
+//! `browser/` in cargo's target directory. The tests assert what the page shows, never how
+//! fast: their waits are hang guards of minutes, since CI runs them on two cores beside the
+//! other tests; `cargo bench --bench html_render` measures the render time.
 //!
 //! Chromium and chromedriver come from the packages `chromium` and `chromium-driver`
 //! (scripts/test.sh installs them). Without them the tests fail and say so; set
 //! WSPROBE_NO_BROWSER=1 to skip them on purpose.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
-use base64::Engine;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::util::{captures_dir, target_dir, wsprobe};
+use crate::webdriver::{Browser, HANG_GUARD, benchmark_capture};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// chromedriver and one browser session; both end when dropped.
-struct Browser {
-    driver: Child,
-    port: u16,
-    session: String,
-    _profile: PathBuf,
-}
-
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<Value> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(90)))?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    // chromedriver keeps the connection open: read the head, then exactly the body.
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 65536];
-    let split = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Err(std::io::Error::other("connection closed before the head"));
-        }
-        raw.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let mut payload = raw[split + 4..].to_vec();
-    let length = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    let chunked = head.contains("transfer-encoding: chunked");
-    let complete = |p: &[u8]| match length {
-        Some(n) => p.len() >= n,
-        None if chunked => p.windows(5).any(|w| w == b"0\r\n\r\n"),
-        None => false,
-    };
-    while !complete(&payload) {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        payload.extend_from_slice(&buf[..n]);
-    }
-    if chunked {
-        let mut out = Vec::new();
-        let mut rest = &payload[..];
-        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
-            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).trim(), 16)
-                .map_err(std::io::Error::other)?;
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
-            rest = &rest[eol + 2 + size + 2..];
-        }
-        payload = out;
-    }
-    serde_json::from_slice(&payload).map_err(std::io::Error::other)
-}
-
-impl Browser {
-    /// Starts chromedriver on a free port in 27400-27599 and a headless Chromium session with
-    /// the flags this machine needs (no sandbox as root, no background networking).
-    fn start(window: (u32, u32), extra_args: &[&str]) -> Option<Browser> {
-        if std::env::var_os("WSPROBE_NO_BROWSER").is_some() {
-            eprintln!("browser test skipped: WSPROBE_NO_BROWSER is set");
-            return None;
-        }
-        assert!(
-            Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
-            "{CHROMIUM} and {CHROMEDRIVER} are needed: apt-get install chromium chromium-driver \
-             (scripts/test.sh installs them), or set WSPROBE_NO_BROWSER=1 to skip the browser tests"
-        );
-        // Tests run in parallel (and test binaries may too): each start takes its own
-        // candidate, spread by the process id, and the first of them that is free.
-        static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-        let offset = (std::process::id() % 50) as u16 * 4
-            + NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let port = (0..200)
-            .map(|i| 27400 + (offset + i) % 200)
-            .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-            .expect("a free port in 27400-27599");
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let profile =
-            std::env::temp_dir().join(format!("wsprobe-chromium-{}-{port}", std::process::id()));
-        let mut args: Vec<String> = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.push(format!("--user-data-dir={}", profile.display()));
-        args.push(format!("--window-size={},{}", window.0, window.1));
-        args.extend(extra_args.iter().map(|s| s.to_string()));
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
-            "goog:loggingPrefs": {"browser": "ALL"},
-        }}});
-        // From here the driver is ended by Drop, whatever fails.
-        let mut browser = Browser {
-            driver,
-            port,
-            session: String::new(),
-            _profile: profile,
-        };
-        let started = Instant::now();
-        while http(port, "GET", "/status", None).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "chromedriver did not answer on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let answer = http(port, "POST", "/session", Some(&caps)).expect("new session");
-        browser.session = answer["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session: {answer}"))
-            .to_string();
-        Some(browser)
-    }
-
-    fn call(&self, method: &str, what: &str, body: Option<Value>) -> Value {
-        let path = format!("/session/{}/{what}", self.session);
-        let answer = http(self.port, method, &path, body.as_ref())
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        answer["value"].clone()
-    }
-
-    fn open(&self, file: &Path) {
-        let url = format!("file://{}", file.canonicalize().unwrap().display());
-        self.call("POST", "url", Some(json!({"url": url})));
-    }
-
-    fn eval(&self, script: &str) -> Value {
-        self.call(
-            "POST",
-            "execute/sync",
-            Some(json!({"script": script, "args": []})),
-        )
-    }
-
-    /// Waits for the page's `data-ready` (or an error it counted); returns the root's dataset.
-    fn wait_ready(&self) -> Value {
-        let started = Instant::now();
-        loop {
-            let d = self.eval("return Object.assign({}, document.documentElement.dataset)");
-            if d["ready"] == "1" || d["errors"].as_str().is_some_and(|e| e != "0") {
-                return d;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the page never became ready: {d}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Console entries since the last call (errors, warnings, logs, CSP violations).
-    fn console(&self) -> Vec<Value> {
-        self.call("POST", "se/log", Some(json!({"type": "browser"})))
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn screenshot(&self, name: &str) -> PathBuf {
-        let b64 = self.call("GET", "screenshot", None);
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_str().expect("screenshot data"))
-            .unwrap();
-        let dir = target_dir().join("browser");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, png).unwrap();
-        path
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if !self.session.is_empty() {
-            let _ = http(
-                self.port,
-                "DELETE",
-                &format!("/session/{}", self.session),
-                None,
-            );
-        }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self._profile);
-    }
+/// Saves a screenshot of the window as TARGET/browser/NAME.
+fn screenshot(b: &Browser, name: &str) -> PathBuf {
+    let path = target_dir().join("browser").join(name);
+    b.screenshot(&path);
+    path
 }
 
 /// Writes `wsprobe analyze --format html ARGS` to TARGET/browser/NAME and returns its path
@@ -292,6 +80,13 @@ fn check_page(b: &Browser, json: &Value) -> Value {
         "one bar per connection: {canvas}"
     );
     assert_eq!(canvas["unique"], conns.len(), "{canvas}");
+    let findings = json["findings"].as_array().map_or(0, Vec::len);
+    let why = b.eval("return document.querySelectorAll('#summary-findings li.finding').length");
+    assert_eq!(
+        why.as_u64().unwrap() > 0,
+        findings > 0,
+        "Why connections ended: {why}"
+    );
     let present = b.eval(
         "const q = (s) => !!document.querySelector(s); \
          return {summary: q('#summary-outcomes'), panel: q('#panel .panel'), handshake: q('#panel pre'), \
@@ -323,7 +118,7 @@ fn html_report_renders_in_chromium_with_one_bar_per_connection() {
     };
     b.open(&page);
     check_page(&b, &json);
-    let shot = b.screenshot("html-report.png");
+    let shot = screenshot(&b, "html-report.png");
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
     // Selecting another connection (a click on its row in the attention list) opens its panel.
     let picked = b.eval(
@@ -342,6 +137,187 @@ fn html_report_renders_in_chromium_with_one_bar_per_connection() {
     assert!(b.console().is_empty());
 }
 
+/// The panel of connection `id`, opened as a link to it does, as the titles of its cards.
+fn open_panel(b: &Browser, id: u64) -> Vec<String> {
+    b.eval(&format!("location.hash = '#conn-{id}'; return 0"));
+    b.wait_for(
+        &format!("the panel of connection {id}"),
+        "const p = document.querySelector('#panel .panel'); return p ? p.dataset.connection : null",
+        HANG_GUARD,
+        |shown| shown.as_str().and_then(|s| s.parse::<u64>().ok()) == Some(id),
+    );
+    let titles =
+        b.eval("return [...document.querySelectorAll('#panel .card h2')].map(h => h.textContent)");
+    titles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Findings across connections, TLS, HTTP/2 and application protocols, in the page: the summary
+/// lists the findings and can show each one's connections on the timeline, instants are bands,
+/// the idle timeout is marked on the silence plot, and the panels show the new stages' facts.
+#[test]
+fn html_report_shows_findings_tls_http2_and_app_sessions() {
+    let (page, json) = html_and_json(
+        "findings.html",
+        &[
+            "captures/idle-timeout-nginx.pcap",
+            "captures/restart-reconnect.pcap",
+            "captures/peer-unreachable.pcap",
+            "captures/h2-chromium.pcapng",
+            "captures/app-mqtt.pcap",
+            "--keylog",
+            "captures/h2-chromium.keys",
+        ],
+    );
+    let Some(b) = Browser::start((1400, 2400), &[]) else {
+        return;
+    };
+    b.open(&page);
+    check_page(&b, &json);
+    let findings = json["findings"].as_array().unwrap();
+    let ids: Vec<&str> = findings.iter().map(|f| f["id"].as_str().unwrap()).collect();
+    for want in [
+        "idle_timeout",
+        "server_restart",
+        "peer_unreachable",
+        "proxy_legs",
+    ] {
+        assert!(ids.contains(&want), "{want} in {ids:?}");
+    }
+    let page_state = b.eval(
+        "return {bands: WS.timeline.bands.map(b => b.label), buttons: document.querySelectorAll('#summary-findings button.show').length, \
+                 items: document.querySelectorAll('#summary-findings li.finding').length, \
+                 idleLine: document.querySelectorAll('#plot-idle .finding-line').length, \
+                 idleNote: [...document.querySelectorAll('#plot-idle .note.finding')].map(n => n.textContent)}",
+    );
+    assert_eq!(page_state["buttons"], page_state["items"], "{page_state}");
+    let bands = page_state["bands"].as_array().unwrap();
+    assert!(bands.iter().any(|b| b == "restart"), "{page_state}");
+    assert!(
+        bands
+            .iter()
+            .any(|b| b.as_str().unwrap().starts_with("silent")),
+        "{page_state}"
+    );
+    assert_eq!(page_state["idleLine"], 1, "{page_state}");
+    assert!(
+        page_state["idleNote"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("idle_timeout"),
+        "{page_state}"
+    );
+    // The timeline shows one finding's connections, then all again.
+    let k = ids.iter().position(|id| *id == "server_restart").unwrap();
+    let members = findings[k]["connections"].as_array().unwrap().len();
+    let shown = b.eval(&format!(
+        "WS.timeline.showFinding({k}); const n = WS.timeline.visible.length; WS.timeline.showFinding(null); \
+         return [n, WS.timeline.visible.length]"
+    ));
+    assert_eq!(shown[0], members, "{shown}");
+    assert_eq!(
+        shown[1],
+        json["connections"].as_array().unwrap().len(),
+        "{shown}"
+    );
+    // The summary's button does the same.
+    let clicked = b.eval(
+        "document.querySelector('#summary-findings li.finding button.show').click(); return WS.timeline.visible.length",
+    );
+    assert!(clicked.as_u64().unwrap() < json["connections"].as_array().unwrap().len() as u64);
+    let conns = json["connections"].as_array().unwrap();
+    // A connection that is part of a finding says so in its panel.
+    let member = findings[k]["connections"][0].as_u64().unwrap();
+    let titles = open_panel(&b, member);
+    assert!(titles.iter().any(|t| t == "Part of"), "{titles:?}");
+    assert!(
+        titles.iter().any(|t| t == "Timing of the end"),
+        "{titles:?}"
+    );
+    // A WebSocket over HTTP/2 over TLS: TLS and the stream.
+    let h2 = conns.iter().find(|c| c["http2"].is_object()).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let titles = open_panel(&b, h2);
+    for want in ["TLS", "HTTP/2 stream"] {
+        assert!(titles.iter().any(|t| t == want), "{want} in {titles:?}");
+    }
+    let tls = b.eval("return document.querySelector('#panel').textContent");
+    assert!(tls.as_str().unwrap().contains("TLS_AES_256_GCM_SHA384"));
+    // The TCP connection that carried the streams: the HTTP/2 connection, linking to them.
+    let carrier = conns
+        .iter()
+        .find(|c| c["http2_connection"].is_object())
+        .unwrap();
+    let titles = open_panel(&b, carrier["id"].as_u64().unwrap());
+    assert!(
+        titles.iter().any(|t| t == "HTTP/2 connection"),
+        "{titles:?}"
+    );
+    let mut links: Vec<u64> = b
+        .eval("return [...document.querySelectorAll('#panel .card a[href^=\"#conn-\"]')].map(a => Number(a.getAttribute('href').slice(6)))")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    links.sort_unstable();
+    links.dedup();
+    let mut streams: Vec<u64> = conns
+        .iter()
+        .filter(|c| {
+            c["http2"].is_object()
+                && c["client"] == carrier["client"]
+                && c["server"] == carrier["server"]
+        })
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect();
+    streams.sort_unstable();
+    assert_eq!(streams.len(), 2, "{streams:?}");
+    for s in &streams {
+        assert!(links.contains(s), "stream #{s} linked: {links:?}");
+    }
+    // MQTT: the session, and the decoded packets beside the raw messages.
+    let mqtt = conns
+        .iter()
+        .find(|c| c["app"]["protocol"] == "mqtt")
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let titles = open_panel(&b, mqtt);
+    assert!(
+        titles.iter().any(|t| t == "Application protocol"),
+        "{titles:?}"
+    );
+    let decoded = b.eval(
+        "return [...document.querySelectorAll('#panel-log td.app')].map(td => td.textContent).filter(t => t.includes('CONNACK')).length",
+    );
+    assert!(decoded.as_u64().unwrap() >= 1, "{decoded}");
+    // The unreachable peer: its time on the bar, its facts in the panel.
+    let silent = conns
+        .iter()
+        .find(|c| c["close"]["unreachable"].is_object())
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    open_panel(&b, silent);
+    let text = b.eval("return document.querySelector('#panel').textContent");
+    assert!(
+        text.as_str().unwrap().contains("peer unreachable"),
+        "{text}"
+    );
+    let marks = b.eval(&format!(
+        "return WS.timeline.rows.find(r => r.c.id === {silent}).marks.filter(m => m.kind === 'unreachable').length"
+    ));
+    assert_eq!(marks, 1);
+    assert!(b.console().is_empty(), "{:?}", b.console());
+    screenshot(&b, "html-report-findings.png");
+}
+
 #[test]
 fn html_report_follows_a_dark_system_theme() {
     let (page, json) = html_and_json(
@@ -358,55 +334,50 @@ fn html_report_follows_a_dark_system_theme() {
     );
     assert_eq!(colours[0], true, "{colours}");
     assert_eq!(colours[1], "rgb(19, 22, 27)", "{colours}");
-    b.screenshot("html-report-dark.png");
+    screenshot(&b, "html-report-dark.png");
 }
 
 /// The benchmark generator's capture (benches/compare.sh's traffic at 20 MB: 2,292 connections,
-/// 94,451 messages), as an HTML report, opens and renders in under 3 s, measured in the page:
-/// `performance.now()` when the page is ready, which counts from the start of navigation, so
-/// reading the file, inflating and parsing the embedded data, the timeline, the plots and the
-/// first panel are all inside it.
+/// 94,451 messages, a page of 6.6 MB embedding 28 MB of JSON) renders completely: every
+/// connection a row and a bar of the timeline, the plots, the first panel with its message log,
+/// no script error and nothing in the console. How fast it renders is measured by
+/// `cargo bench --bench html_render` (a timed test fails whenever the machine is busy); here the
+/// page has as long as it needs, up to the hang guard.
 #[test]
-fn html_report_of_the_benchmark_capture_renders_in_under_3_s() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    // Where benches/compare.sh keeps its captures too.
-    let pcap = target_dir().join("bench/small-20mb-s1.pcap");
-    if !pcap.exists() {
-        std::fs::create_dir_all(pcap.parent().unwrap()).unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(&cargo)
-            .current_dir(&root)
-            .args(["run", "--quiet", "--example", "gen_capture", "--"])
-            .args(["--size-mb", "20", "--mix", "small", "--seed", "1", "--out"])
-            .arg(&pcap)
-            .status()
-            .unwrap();
-        assert!(status.success(), "gen_capture failed");
-    }
+fn html_report_of_the_benchmark_capture_renders_completely() {
+    let pcap = benchmark_capture(&target_dir(), 20, false);
     let pcap_arg = pcap.to_string_lossy().into_owned();
     let (page, json) = html_and_json("benchmark.html", &[pcap_arg.as_str()]);
-    assert!(json["connections"].as_array().unwrap().len() >= 2000);
+    let conns = json["connections"].as_array().unwrap();
+    assert!(conns.len() >= 2000, "{} connections", conns.len());
     let Some(b) = Browser::start((1400, 1600), &[]) else {
         return;
     };
-    // Twice: cold (the browser just started), then warm (a browser already running).
-    let mut times = Vec::new();
-    for _ in 0..2 {
-        b.open(&page);
-        let d = check_page(&b, &json);
-        let ms: f64 = d["renderMs"].as_str().unwrap().parse().unwrap();
-        eprintln!(
-            "benchmark report ({} bytes): ready after {ms} ms, phases {}",
-            std::fs::metadata(&page).unwrap().len(),
-            d["phases"]
-        );
-        times.push(ms);
-    }
-    // Both: the first (a browser just started, its caches cold) is what a person opening
-    // the file from an email sees.
-    assert!(
-        times.iter().all(|&ms| ms < 3000.0),
-        "the report took {times:?} ms to render"
+    b.open(&page);
+    let d = check_page(&b, &json);
+    assert_eq!(d["connections"], conns.len().to_string(), "{d}");
+    // Every connection is drawn when the timeline shows the whole capture with all rows at once
+    // ("rows: fit all"), and the panel's message log lists the shown connection's messages.
+    let fit = b.eval(
+        "const t = WS.timeline; t.density = 'fit'; t.setView(t.full[0], t.full[1]); t.layout(); \
+         return {rows: t.rows.length, drawn: Number(document.getElementById('timeline-canvas').dataset.visibleBars), \
+                 log: document.querySelectorAll('#panel-log tr').length, \
+                 shown: Number(document.querySelector('#panel .panel').dataset.connection)}",
     );
-    b.screenshot("html-report-benchmark.png");
+    assert_eq!(fit["rows"], conns.len(), "{fit}");
+    assert_eq!(fit["drawn"], conns.len(), "{fit}");
+    let first = conns
+        .iter()
+        .find(|c| c["id"] == fit["shown"])
+        .unwrap_or_else(|| panic!("the panel shows a connection of the report: {fit}"));
+    // A head row, then the first 300 messages (a button shows more).
+    let messages = first["messages"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        fit["log"],
+        1 + messages.min(300),
+        "the log of #{}: {fit}",
+        first["id"]
+    );
+    assert!(b.console().is_empty(), "{:?}", b.console());
+    screenshot(&b, "html-report-benchmark.png");
 }

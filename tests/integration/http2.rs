@@ -471,3 +471,107 @@ fn a_tls_connection_carrying_http2_websockets_is_counted_as_their_carrier() {
         "{summary}"
     );
 }
+
+/// captures/h2c-flow-stall.pcap: a Node http2 client announces a 16 KiB stream window, sends
+/// 60,000 bytes on a WebSocket stream and stops reading for 1.5 s (its log says how long). The
+/// server's echo uses the window up and waits for the client's WINDOW_UPDATE: the stream's
+/// record counts the stall and says how long the longest was, an h2_flow_control_stall
+/// diagnostic names the server as the sender that waited, and the messages are still exact.
+#[test]
+fn a_receiver_that_stops_reading_stalls_the_senders_websocket_messages() {
+    let dir = crate::util::captures_dir();
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("h2c-flow-stall.truth.json")).unwrap())
+            .unwrap();
+    let stream = truth["connections"][0]["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "websocket")
+        .unwrap();
+    let paused = stream["client_reader_paused_s"].as_f64().unwrap();
+    let report = crate::util::report_of(&dir.join("h2c-flow-stall.pcap"), &["--messages"]);
+    let conns = report["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 1, "{conns:#?}");
+    let c = &conns[0];
+    assert_eq!(c["http2"]["stream_id"], stream["stream_id"]);
+    let flow = &c["http2"]["flow_control"];
+    assert!(flow["stalls"]["server"].as_u64().unwrap() >= 1, "{flow}");
+    assert_eq!(flow["stalls"]["client"], 0, "{flow}");
+    assert_eq!(flow["stalled_at_end"], Value::Null);
+    // The stall starts when the echo has filled the window, after the reader stopped.
+    let longest = flow["longest_s"].as_f64().unwrap();
+    assert!(
+        longest <= paused + 0.05 && longest >= paused - 0.5,
+        "longest stall {longest} s, reader paused {paused} s"
+    );
+    let stalls: Vec<&Value> = c["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["id"] == "h2_flow_control_stall")
+        .collect();
+    assert_eq!(stalls.len(), 1, "{:#?}", c["diagnostics"]);
+    assert_eq!(stalls[0]["from"], "server");
+    assert_eq!(stalls[0]["severity"], "warning");
+    let text = stalls[0]["message"].as_str().unwrap();
+    assert!(text.contains("16384 bytes"), "{text}");
+    assert!(text.contains("client's WINDOW_UPDATE"), "{text}");
+    // Every message as the endpoints logged it.
+    let sent: Vec<(String, String, u64)> = stream["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["from"].as_str().unwrap().to_string(),
+                m["opcode"].as_str().unwrap().to_string(),
+                m["length"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let seen: Vec<(String, String, u64)> = c["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["from"].as_str().unwrap().to_string(),
+                m["opcode"].as_str().unwrap().to_string(),
+                m["length"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, sent);
+    assert_eq!(c["close"]["outcome"], "clean");
+}
+
+/// On the other HTTP/2 captures every window is followed from the preface and no sender
+/// waited long: no stall diagnostic, a flow record with nothing stalled at the end.
+#[test]
+fn streams_that_never_wait_for_credit_report_no_stall() {
+    let dir = crate::util::captures_dir();
+    let keys = dir.join("h2-chromium.keys");
+    for (capture, args) in [
+        ("h2c-websocket.pcap", vec![]),
+        (
+            "h2-chromium.pcapng",
+            vec!["--keylog", keys.to_str().unwrap()],
+        ),
+    ] {
+        let report = crate::util::report_of(&dir.join(capture), &args);
+        for c in report["connections"].as_array().unwrap() {
+            assert!(
+                !crate::util::diag_ids(c).contains(&"h2_flow_control_stall".to_string()),
+                "{capture}: {:#?}",
+                c["diagnostics"]
+            );
+            if c["http2"].is_null() {
+                continue;
+            }
+            let flow = &c["http2"]["flow_control"];
+            assert!(flow.is_object(), "{capture}: {}", c["http2"]);
+            assert_eq!(flow["stalled_at_end"], Value::Null, "{capture}: {flow}");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! wsprobe's integration tests: one binary, the built `wsprobe` run on real and synthetic captures.
 
 mod util;
+mod webdriver;
 
 mod app;
 mod browser;

@@ -115,11 +115,51 @@ fn har_of_every_capture_is_valid_har_1_2_that_chrome_imports() {
             check_chrome_importer_rules(&har);
             assert_eq!(har["log"]["version"], "1.2");
             let json = json_of(&["analyze", "--format", "json", file.as_str()]);
+            // One entry per connection, but those known not to carry WebSocket (decrypted TLS
+            // without an upgrade, HTTP/2 connections whose streams are entries), which the log
+            // lists apart.
+            let not: Vec<u64> = har["log"]["_wsprobe"]["not_entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_u64().unwrap())
+                .collect();
+            let conns = json["connections"].as_array().unwrap();
+            for c in conns
+                .iter()
+                .filter(|c| not.contains(&c["id"].as_u64().unwrap()))
+            {
+                // Never a WebSocket (an upgrade, frames or an RFC 8441 stream); never
+                // undecrypted TLS, which may be one.
+                assert!(c["handshake"].is_null(), "{file}: {c}");
+                assert!(c["http2"].is_null(), "{file}: {c}");
+                assert!(
+                    c["tls"].is_null() || c["tls"]["decrypted"] == true,
+                    "{file}"
+                );
+            }
             assert_eq!(
-                har["log"]["entries"].as_array().unwrap().len(),
-                json["connections"].as_array().unwrap().len(),
+                har["log"]["entries"].as_array().unwrap().len() + not.len(),
+                conns.len(),
                 "{file}: one entry per connection"
             );
+            // The findings a connection is part of travel with its entry.
+            for e in har["log"]["entries"].as_array().unwrap() {
+                let id = e["_wsprobe"]["id"].as_u64().unwrap();
+                let want: Vec<&Value> = json["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|f| f["connections"].as_array().unwrap().iter().any(|c| c == id))
+                    .collect();
+                let got = e["_wsprobe"]["findings"].as_array().unwrap();
+                assert_eq!(got.len(), want.len(), "{file} #{id}");
+                for (g, w) in got.iter().zip(want) {
+                    assert_eq!(g["id"], w["id"]);
+                    let index = g["finding"].as_u64().unwrap() as usize;
+                    assert_eq!(har["log"]["_wsprobe"]["findings"][index], *w);
+                }
+            }
         }
     }
 }
@@ -242,6 +282,111 @@ fn har_entries_carry_the_handshake_and_refused_upgrades() {
     );
     assert!(e["timings"]["wait"].as_f64().unwrap() >= 0.0);
     assert!(e["startedDateTime"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn har_entries_say_wss_http2_the_app_decode_and_the_findings() {
+    let h2 = json_of(&[
+        "analyze",
+        "--format",
+        "har",
+        "captures/h2-chromium.pcapng",
+        "--keylog",
+        "captures/h2-chromium.keys",
+    ]);
+    let entries = h2["log"]["entries"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        2,
+        "the two WebSocket streams; the HTTP/2 connection is not one"
+    );
+    for e in entries {
+        let url = e["request"]["url"].as_str().unwrap();
+        assert!(url.starts_with("wss://localhost:21443/ws/"), "{url}");
+        // What Chrome's exporter writes for h2, and its importer maps back to h2.
+        assert_eq!(e["request"]["httpVersion"], "http/2.0");
+        assert_eq!(e["response"]["httpVersion"], "http/2.0");
+        assert_eq!(e["response"]["status"], 200);
+        assert!(e["_wsprobe"]["http2"]["stream_id"].as_u64().unwrap() > 0);
+        assert_eq!(e["_wsprobe"]["tls"]["version"], "TLSv1.3");
+        assert_eq!(e["_wsprobe"]["tls"]["alpn"], "h2");
+    }
+    // The TCP connection that carried them is listed apart, saying so.
+    let not = &h2["log"]["_wsprobe"]["not_entries"];
+    assert_eq!(not.as_array().unwrap().len(), 1, "{not}");
+    assert_eq!(not[0]["id"], 1);
+    assert_eq!(
+        not[0]["why"],
+        "HTTP/2 connection: its 2 WebSocket streams are entries of their own"
+    );
+    // WebSocket over TLS (HTTP/1.1): wss, from the tls record.
+    let wss = json_of(&[
+        "analyze",
+        "--format",
+        "har",
+        "captures/wss-chromium.pcap",
+        "--keylog",
+        "captures/wss-chromium.keys",
+    ]);
+    let e = &wss["log"]["entries"][0];
+    assert!(
+        e["request"]["url"].as_str().unwrap().starts_with("wss://"),
+        "{}",
+        e["request"]["url"]
+    );
+    assert_eq!(e["request"]["httpVersion"], "HTTP/1.1");
+    assert_eq!(e["_wsprobe"]["tls"]["decrypted"], true);
+    // Without keys: the TLS connection stays an entry (it may be WebSocket), named by SNI or
+    // address, with what the record sizes suggest.
+    let dark = json_of(&["analyze", "--format", "har", "captures/wss-py-tls13.pcap"]);
+    let e = &dark["log"]["entries"][0];
+    assert!(e["request"]["url"].as_str().unwrap().starts_with("wss://"));
+    assert_eq!(e["_wsprobe"]["tls"]["decrypted"], false);
+    // The application protocol's decode travels with the entry.
+    let mqtt = json_of(&["analyze", "--format", "har", "captures/app-mqtt.pcap"]);
+    let app = &mqtt["log"]["entries"][0]["_wsprobe"]["app"];
+    assert_eq!(app["protocol"], "mqtt");
+    assert!(
+        app["session"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("CONNACK")
+    );
+    // Findings: each entry names the findings it is part of.
+    let idle = json_of(&[
+        "analyze",
+        "--format",
+        "har",
+        "captures/idle-timeout-nginx.pcap",
+    ]);
+    let with_idle = idle["log"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["_wsprobe"]["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["id"] == "idle_timeout")
+        })
+        .count();
+    let f = idle["log"]["_wsprobe"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "idle_timeout")
+        .unwrap();
+    assert_eq!(with_idle, f["connections"].as_array().unwrap().len());
+    // --pretty gives the same document.
+    let pretty = json_of(&[
+        "analyze",
+        "--format",
+        "har",
+        "--pretty",
+        "captures/idle-timeout-nginx.pcap",
+    ]);
+    assert_eq!(pretty["log"]["entries"], idle["log"]["entries"]);
 }
 
 // ---------------------------------------------------------------- redaction
@@ -385,6 +530,243 @@ fn handshake_credentials_are_redacted_everywhere_unless_no_redact() {
     );
 }
 
+/// Credentials that application protocols carry in their messages.
+const APP_SECRETS: &[&str] = &[
+    "st0mp-l0gin",
+    "st0mp-p4ss",
+    "st0mp-t0ken",
+    "mq7t-us3r",
+    "mq7t-p4ss",
+    "s10-t0k3n",
+    "s10-pa55",
+    "gql-b3arer",
+    "gql-t3nant",
+    "js0n-ap1k",
+];
+
+/// One WebSocket connection (subprotocol `proto`, request target `path`) carrying `messages`:
+/// (from the client, opcode, payload).
+fn app_conversation(
+    port: u16,
+    path: &str,
+    proto: &str,
+    messages: &[(bool, u8, Vec<u8>)],
+) -> PathBuf {
+    let mut c = Conv::new(&format!("10.1.1.1:{port}"), "10.2.2.2:8080");
+    c.tcp_open();
+    let protocol = |p: &str| {
+        if p.is_empty() {
+            String::new()
+        } else {
+            format!("Sec-WebSocket-Protocol: {p}\r\n")
+        }
+    };
+    c.send(true, &upgrade_request(path, &protocol(proto)));
+    c.send(false, &upgrade_response(&protocol(proto)));
+    for (from_client, opcode, payload) in messages {
+        if *from_client {
+            c.send(true, &client_frame(true, *opcode, payload));
+        } else {
+            c.send(false, &server_frame(true, *opcode, payload));
+        }
+    }
+    c.send(true, &client_frame(true, 8, &close_payload(1000, "")));
+    c.send(false, &server_frame(true, 8, &close_payload(1000, "")));
+    c.fin(false).fin(true);
+    temp_file(&pcap(&c, Link::Ethernet), "pcap")
+}
+
+/// Captures of STOMP, MQTT (its CONNECT a field per message, as MQTT.js writes it), Socket.IO,
+/// graphql-transport-ws and plain JSON sessions that log in.
+fn app_credential_captures() -> Vec<PathBuf> {
+    let text = |from: bool, s: &str| (from, 1u8, s.as_bytes().to_vec());
+    let stomp = app_conversation(
+        41000,
+        "/stomp",
+        "v12.stomp",
+        &[
+            text(
+                true,
+                "CONNECT\naccept-version:1.2\nhost:/\nlogin:st0mp-l0gin\npasscode:st0mp-p4ss\nheart-beat:0,0\n\n\0",
+            ),
+            text(false, "CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0"),
+            text(
+                true,
+                "SEND\ndestination:/queue/a\nauth-token:st0mp-t0ken\ncontent-length:2\n\nhi\0",
+            ),
+        ],
+    );
+    // MQTT 3.1.1 CONNECT: client id "dev-1", user name and password flags, keep-alive 60 s.
+    let mut connect = vec![0u8, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60];
+    let field = |s: &str| {
+        let mut v = (s.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(s.as_bytes());
+        v
+    };
+    let (id, user, pass) = (field("dev-1"), field("mq7t-us3r"), field("mq7t-p4ss"));
+    let remaining = (connect.len() + id.len() + user.len() + pass.len()) as u8;
+    let head = vec![0x10, remaining];
+    // One write per field, each its own WebSocket message (MQTT.js over websocket-stream).
+    let mut mqtt: Vec<(bool, u8, Vec<u8>)> = vec![(true, 2, head)];
+    mqtt.push((true, 2, std::mem::take(&mut connect)));
+    for f in [&id, &user[..2], &user[2..], &pass[..2], &pass[2..]] {
+        mqtt.push((true, 2, f.to_vec()));
+    }
+    mqtt.push((false, 2, vec![0x20, 2, 0, 0]));
+    let mqtt = app_conversation(41001, "/mqtt", "mqtt", &mqtt);
+    let socketio = app_conversation(
+        41002,
+        "/socket.io/?EIO=4&transport=websocket",
+        "",
+        &[
+            text(
+                false,
+                r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#,
+            ),
+            text(true, r#"40{"token":"s10-t0k3n"}"#),
+            text(false, r#"40{"sid":"def"}"#),
+            text(true, r#"42["login",{"user":"ann","password":"s10-pa55"}]"#),
+        ],
+    );
+    let graphql = app_conversation(
+        41003,
+        "/graphql",
+        "graphql-transport-ws",
+        &[
+            text(
+                true,
+                r#"{"type":"connection_init","payload":{"Authorization":"Bearer gql-b3arer","tenant":"gql-t3nant"}}"#,
+            ),
+            text(false, r#"{"type":"connection_ack"}"#),
+        ],
+    );
+    let json = app_conversation(
+        41004,
+        "/feed",
+        "",
+        &[
+            text(
+                true,
+                r#"{"op":"auth","apiKey":"js0n-ap1k","channels":["trades"]}"#,
+            ),
+            text(false, r#"{"op":"auth","ok":true}"#),
+        ],
+    );
+    vec![stomp, mqtt, socketio, graphql, json]
+}
+
+#[test]
+fn application_credentials_are_redacted_everywhere_unless_no_redact() {
+    let files = app_credential_captures();
+    let written = |extra: &[&str]| -> String {
+        let mut all = String::new();
+        for f in &files {
+            all.push_str(&everything_written(f, extra));
+            let mut args = vec![
+                "analyze",
+                "--format",
+                "json",
+                "--messages",
+                "--payload",
+                "full",
+            ];
+            args.push(f.to_str().unwrap());
+            args.extend_from_slice(extra);
+            all.push_str(&String::from_utf8_lossy(&run(&args).stdout));
+        }
+        all
+    };
+    let redacted = written(&[]);
+    for secret in APP_SECRETS {
+        assert!(!redacted.contains(secret), "{secret} leaked");
+    }
+    // The rest of each message stays, so the session can still be read.
+    let mut texts = String::new();
+    for f in &files {
+        let r = json_of(&[
+            "analyze",
+            "--format",
+            "json",
+            "--messages",
+            "--payload",
+            "full",
+            f.to_str().unwrap(),
+        ]);
+        for m in r["connections"][0]["messages"].as_array().unwrap() {
+            texts.push_str(m["text"].as_str().unwrap_or(""));
+            texts.push_str(m["app"]["summary"].as_str().unwrap_or(""));
+            texts.push('\n');
+        }
+    }
+    for kept in [
+        "login:REDACTED",
+        "passcode:REDACTED",
+        "auth-token:REDACTED",
+        "destination:/queue/a",
+        r#"40{"token":"REDACTED"}"#,
+        r#""user":"ann","password":"REDACTED""#,
+        r#""Authorization":"REDACTED","tenant":"REDACTED""#,
+        r#""apiKey":"REDACTED","channels":["trades"]"#,
+        "user REDACTED password",
+        "dev-1",
+    ] {
+        assert!(texts.contains(kept), "{kept} missing in {texts}");
+    }
+    // The decodes still see every packet (the application stage reads the wire's bytes).
+    let mqtt = json_of(&[
+        "analyze",
+        "--format",
+        "json",
+        "--messages",
+        files[1].to_str().unwrap(),
+    ]);
+    let app = &mqtt["connections"][0]["app"];
+    assert_eq!(app["protocol"], "mqtt", "{app}");
+    assert_eq!(app["session"]["handshake"]["ok"], true, "{app}");
+    // The MQTT password is masked byte for byte: lengths and packet structure stay.
+    let full = json_of(&[
+        "analyze",
+        "--format",
+        "json",
+        "--messages",
+        "--payload",
+        "full",
+        files[1].to_str().unwrap(),
+    ]);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let payloads: Vec<Vec<u8>> = full["connections"][0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == "client" && m["opcode"] == "binary")
+        .map(|m| b64.decode(m["base64"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(payloads[3], b"\x00\x09", "the user name's length stays");
+    assert_eq!(payloads[4], b"*********");
+    assert_eq!(payloads[5], b"\x00\x09");
+    assert_eq!(payloads[6], b"*********");
+    let kept = written(&["--no-redact"]);
+    // (The MQTT password is only in binary payloads, base64 in every report.)
+    for secret in APP_SECRETS.iter().filter(|s| **s != "mq7t-p4ss") {
+        assert!(kept.contains(secret), "{secret} lost with --no-redact");
+    }
+    let full = json_of(&[
+        "analyze",
+        "--format",
+        "json",
+        "--messages",
+        "--payload",
+        "full",
+        "--no-redact",
+        files[1].to_str().unwrap(),
+    ]);
+    let password = &full["connections"][0]["messages"][6]["base64"];
+    assert_eq!(
+        b64.decode(password.as_str().unwrap()).unwrap(),
+        b"mq7t-p4ss"
+    );
+}
+
 // ---------------------------------------------------------------- HTML data
 
 /// The JSON report embedded in an HTML report (gzip, base64).
@@ -426,6 +808,41 @@ fn html_embeds_the_json_report_and_a_summary_readable_without_script() {
         assert!(
             markup.contains(&format!("{outcome}</th><td>{n}</td>")),
             "{outcome}"
+        );
+    }
+    // "Why connections ended" too: every finding with its confidence, evidence and advice,
+    // and links to its connections.
+    assert_eq!(data["findings"], json["findings"]);
+    let findings = json["findings"].as_array().unwrap();
+    assert!(!findings.is_empty(), "the captures hold findings");
+    assert!(markup.contains("id=\"summary-findings\""));
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#39;")
+    };
+    for f in findings {
+        let id = f["id"].as_str().unwrap();
+        assert!(
+            markup.contains(&format!("<code class=\"fid\">{id}</code>")),
+            "{id}"
+        );
+        assert!(
+            markup.contains(&esc(f["evidence"].as_str().unwrap())),
+            "{id} evidence"
+        );
+        assert!(
+            markup.contains(&esc(f["advice"].as_str().unwrap())),
+            "{id} advice"
+        );
+        let sure = format!("{:.0} % sure", f["confidence"].as_f64().unwrap() * 100.0);
+        assert!(markup.contains(&sure), "{id} {sure}");
+        let first = f["connections"][0].as_u64().unwrap();
+        assert!(
+            markup.contains(&format!("href=\"#conn-{first}\"")),
+            "{id} link"
         );
     }
     // Nothing in the page can reach the network.
@@ -525,7 +942,7 @@ fn rows(dir: &Path, table: &str) -> Vec<Value> {
 #[test]
 fn table_rows_match_their_schemas_and_the_json_report() {
     let validators: HashMap<&str, jsonschema::Validator> =
-        ["connections", "messages", "diagnostics"]
+        ["connections", "messages", "diagnostics", "findings"]
             .iter()
             .map(|t| {
                 let text = std::fs::read_to_string(format!(
@@ -554,10 +971,11 @@ fn table_rows_match_their_schemas_and_the_json_report() {
             &file,
         ]);
         let conns = json["connections"].as_array().unwrap();
-        let tables: HashMap<&str, Vec<Value>> = ["connections", "messages", "diagnostics"]
-            .iter()
-            .map(|t| (*t, rows(&dir, t)))
-            .collect();
+        let tables: HashMap<&str, Vec<Value>> =
+            ["connections", "messages", "diagnostics", "findings"]
+                .iter()
+                .map(|t| (*t, rows(&dir, t)))
+                .collect();
         for (t, list) in &tables {
             for row in list {
                 let errors: Vec<String> = validators[t]
@@ -565,11 +983,11 @@ fn table_rows_match_their_schemas_and_the_json_report() {
                     .map(|e| format!("{e} at {}", e.instance_path()))
                     .collect();
                 assert!(errors.is_empty(), "{file} {t}: {errors:#?}");
+                // Flat: no objects; lists (findings' connections) hold only scalars.
                 assert!(
-                    row.as_object()
-                        .unwrap()
-                        .values()
-                        .all(|v| !v.is_object() && !v.is_array()),
+                    row.as_object().unwrap().values().all(|v| !v.is_object()
+                        && v.as_array()
+                            .is_none_or(|a| a.iter().all(|x| !x.is_object() && !x.is_array()))),
                     "flat"
                 );
             }
@@ -597,6 +1015,77 @@ fn table_rows_match_their_schemas_and_the_json_report() {
             assert_eq!(r["websocket.close.outcome"], c["close"]["outcome"]);
             assert_eq!(r["ts"], c["first_seen"]);
             assert_eq!(r["sensor"], "lab");
+            // What the TLS, HTTP/2, application and timing stages add.
+            let tls = &c["tls"];
+            assert_eq!(r["tls.cipher"], tls["cipher_suite"], "{file}");
+            assert_eq!(r["tls.client.server_name"], tls["sni"], "{file}");
+            assert_eq!(r["tls.next_protocol"], tls["alpn"], "{file}");
+            assert_eq!(r["wsprobe.tls.decrypted"], tls["decrypted"], "{file}");
+            assert_eq!(
+                r["tls.version"].as_str(),
+                tls["version"]
+                    .as_str()
+                    .map(|v| v.trim_start_matches("TLSv")),
+                "{file}"
+            );
+            let h2 = c.get("http2").unwrap_or(&Value::Null);
+            assert_eq!(r["websocket.http2.stream_id"], h2["stream_id"], "{file}");
+            assert_eq!(r["websocket.http2.end"], h2["end"], "{file}");
+            assert_eq!(r["websocket.app.protocol"], c["app"]["protocol"], "{file}");
+            assert_eq!(r["websocket.timing.ended_by"], c["timing"]["ended_by"]);
+            assert_eq!(r["websocket.timing.age_s"], c["timing"]["age"]);
+            assert_eq!(
+                r["websocket.close.unreachable_since"],
+                c["close"]["unreachable"]["since"]
+            );
+            if c["handshake"].is_object() {
+                let tls_or_https = !tls.is_null()
+                    || c["handshake"]["request_headers"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|h| h["name"] == ":scheme" && h["value"] == "https");
+                assert_eq!(r["url.scheme"], if tls_or_https { "wss" } else { "ws" });
+            }
+        }
+        // One findings row per finding, its connections as arrays of ids and conn_uids, every
+        // parameter in its column.
+        let findings = json["findings"].as_array().unwrap();
+        assert_eq!(tables["findings"].len(), findings.len(), "{file}");
+        let mut rows_by_ids: HashMap<String, &Value> = HashMap::new();
+        for row in &tables["findings"] {
+            let key = format!("{}{}", row["event.code"], row["wsprobe.connection_ids"]);
+            rows_by_ids.insert(key, row);
+        }
+        for f in findings {
+            let row = rows_by_ids[&format!("{}{}", f["id"], f["connections"])];
+            assert_eq!(row["wsprobe.finding.confidence"], f["confidence"]);
+            assert_eq!(row["wsprobe.finding.evidence"], f["evidence"]);
+            assert_eq!(row["message"], f["explanation"]);
+            assert_eq!(row["wsprobe.finding.advice"], f["advice"]);
+            let ids = f["connections"].as_array().unwrap();
+            let uids = row["conn_uids"].as_array().unwrap();
+            assert_eq!(uids.len(), ids.len());
+            for (id, uid) in ids.iter().zip(uids) {
+                assert_eq!(by_id[&id.as_u64().unwrap()]["conn_uid"], *uid, "{file}");
+            }
+            let params: Value =
+                serde_json::from_str(row["wsprobe.finding.parameters"].as_str().unwrap()).unwrap();
+            assert_eq!(params, f["parameters"]);
+            for (k, v) in f["parameters"].as_object().unwrap() {
+                let column = |name: &str| &row[format!("wsprobe.finding.parameters.{name}")];
+                if k == "spread_s" {
+                    assert_eq!(*column("spread_min_s"), v[0], "{file} {k}");
+                    assert_eq!(*column("spread_max_s"), v[1], "{file} {k}");
+                } else {
+                    assert!(
+                        row.get(format!("wsprobe.finding.parameters.{k}")).is_some(),
+                        "{file}: parameter {k} of {} has no column",
+                        f["id"]
+                    );
+                    assert_eq!(column(k), v, "{file} {k}");
+                }
+            }
         }
         // Every message and diagnostic row points at a connection row.
         for t in ["messages", "diagnostics"] {
@@ -626,6 +1115,18 @@ fn community_id_of_a_captured_flow_is_the_specs() {
     ]);
     let list = rows(&dir, "connections");
     assert_eq!(list.len(), 1);
+    // Without --sensor, the sensor is this machine's name, in the row and the partition.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(list[0]["sensor"], host.trim(), "the default sensor");
+    assert!(
+        files_under(&dir)
+            .iter()
+            .any(|p| p.to_string_lossy().contains("table=connections/date=")
+                && p.to_string_lossy()
+                    .contains(&format!("/sensor={}/", host.trim()))),
+        "a sensor={} partition",
+        host.trim()
+    );
     assert_eq!(
         list[0]["network.community_id"],
         "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
@@ -842,6 +1343,152 @@ fn duckdb_reads_two_runs_from_two_sensors_as_one_table() {
     assert_eq!(joined.len(), drops);
 }
 
+/// The captures of issue 13's causes, read back by DuckDB from the findings table: a row per
+/// finding, the parameters in typed columns, the join with connections through the conn_uids.
+#[test]
+fn duckdb_reads_the_findings_table_of_findings_captures() {
+    let Some(python) = duckdb_python() else {
+        return;
+    };
+    let dir = fresh_dir("findings");
+    let d = dir.to_str().unwrap();
+    let files = [
+        "captures/idle-timeout-nginx.pcap",
+        "captures/restart-reconnect.pcap",
+        "captures/graceful-shutdown.pcap",
+        "captures/heartbeat-timeout.pcap",
+        "captures/peer-unreachable.pcap",
+        "captures/max-lifetime.pcap",
+    ];
+    // Each capture its own run (its own findings), all into one dataset.
+    let mut findings: Vec<Value> = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let sensor = format!("s{i}");
+        let args = [
+            "analyze",
+            "--format",
+            "json",
+            "--messages",
+            "--out-dir",
+            d,
+            "--compress",
+            "--sensor",
+            &sensor,
+            file,
+        ];
+        let report = json_of(&args);
+        let list = report["findings"].as_array().unwrap();
+        assert!(!list.is_empty(), "{file} has findings");
+        findings.extend(list.iter().cloned());
+    }
+    let init = dir.join("_schema/duckdb.sql");
+    let counts = duckdb(
+        &python,
+        &dir,
+        Some(&init),
+        "SELECT \"event.code\" AS id, count(*) AS n FROM findings GROUP BY 1 ORDER BY 1",
+    );
+    let mut want: HashMap<String, u64> = HashMap::new();
+    for f in &findings {
+        *want
+            .entry(f["id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let got: HashMap<String, u64> = counts
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["n"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    // Typed parameters: the idle timeout, the lifetime, the restart's instant and server.
+    let idle = duckdb(
+        &python,
+        &dir,
+        Some(&init),
+        "SELECT \"wsprobe.finding.parameters.timeout_s\" AS t, \"wsprobe.finding.parameters.spread_min_s\" AS lo, \
+                \"wsprobe.finding.connection_count\" AS n, len(conn_uids) AS uids, \
+                \"wsprobe.finding.servers\"[1] AS server \
+         FROM findings WHERE \"event.code\" = 'idle_timeout'",
+    );
+    let f = findings.iter().find(|f| f["id"] == "idle_timeout").unwrap();
+    assert_eq!(idle.len(), 1, "{idle:?}");
+    assert_eq!(idle[0]["t"], f["parameters"]["timeout_s"]);
+    assert_eq!(idle[0]["lo"], f["parameters"]["spread_s"][0]);
+    assert_eq!(idle[0]["n"], f["connections"].as_array().unwrap().len());
+    assert_eq!(idle[0]["uids"], idle[0]["n"]);
+    assert!(
+        idle[0]["server"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    let restart = duckdb(
+        &python,
+        &dir,
+        Some(&init),
+        "SELECT \"wsprobe.finding.parameters.server\" AS server, \"wsprobe.finding.parameters.time\" AS t, \
+                \"wsprobe.finding.parameters.reconnected\" AS back FROM findings WHERE \"event.code\" = 'server_restart'",
+    );
+    let f = findings
+        .iter()
+        .find(|f| f["id"] == "server_restart")
+        .unwrap();
+    assert_eq!(restart[0]["server"], f["parameters"]["server"]);
+    assert_eq!(restart[0]["t"], f["parameters"]["time"]);
+    assert_eq!(restart[0]["back"], f["parameters"]["reconnected"]);
+    let lifetime = duckdb(
+        &python,
+        &dir,
+        Some(&init),
+        "SELECT \"wsprobe.finding.parameters.lifetime_s\" AS t FROM findings WHERE \"event.code\" = 'max_lifetime'",
+    );
+    let f = findings.iter().find(|f| f["id"] == "max_lifetime").unwrap();
+    assert_eq!(lifetime[0]["t"], f["parameters"]["lifetime_s"]);
+    // Every connection of every finding joins a connections row (the view unnests the lists).
+    let joined = duckdb(
+        &python,
+        &dir,
+        Some(&init),
+        "SELECT count(*) AS n, count(c.conn_uid) AS matched, \
+                count(*) FILTER (WHERE fc.connection_id = c.\"wsprobe.connection_id\") AS same_id \
+         FROM finding_connections fc LEFT JOIN connections c USING (conn_uid)",
+    );
+    let members: usize = findings
+        .iter()
+        .map(|f| f["connections"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(joined[0]["n"], members);
+    assert_eq!(joined[0]["matched"], members);
+    assert_eq!(joined[0]["same_id"], members);
+    // The README's questions over findings run as written, on this dataset too.
+    for query in readme_duckdb_queries() {
+        duckdb(&python, &dir, Some(&init), &query);
+    }
+    // A run without findings leaves an empty findings part: the views still open.
+    let quiet = fresh_dir("no-findings");
+    let q = quiet.to_str().unwrap();
+    run(&[
+        "analyze",
+        "--format",
+        "json",
+        "--messages",
+        "--out-dir",
+        q,
+        "captures/demo.pcap",
+    ]);
+    let none = duckdb(
+        &python,
+        &quiet,
+        Some(&quiet.join("_schema/duckdb.sql")),
+        "SELECT count(*) AS n FROM findings",
+    );
+    assert_eq!(none[0]["n"], 0);
+}
+
 /// The ```sql blocks of the README's DuckDB section.
 fn readme_duckdb_queries() -> Vec<String> {
     let readme =
@@ -924,5 +1571,34 @@ fn parquet_tables_hold_the_same_rows_as_json_lines() {
     assert_eq!(
         ty("websocket.ping.rtt_median_ms").as_deref(),
         Some("DOUBLE")
+    );
+    // The findings: lists as Parquet LISTs, equal to the JSON Lines' arrays.
+    let findings = duckdb(
+        &python,
+        &root,
+        None,
+        &format!(
+            "WITH j AS (SELECT finding_uid, conn_uids, \"wsprobe.connection_ids\" AS ids, \"wsprobe.finding.parameters.legs\" AS legs, \
+                               \"wsprobe.finding.parameters.timeout_s\" AS t \
+                        FROM read_json('wsprobe-pq-jsonl-{pid}/table=findings/**/*.jsonl', sample_size = -1)), \
+                  p AS (SELECT finding_uid, conn_uids, \"wsprobe.connection_ids\" AS ids, \"wsprobe.finding.parameters.legs\" AS legs, \
+                               \"wsprobe.finding.parameters.timeout_s\" AS t \
+                        FROM read_parquet('wsprobe-pq-parquet-{pid}/table=findings/**/*.parquet')) \
+             SELECT (SELECT count(*) FROM j) AS j, (SELECT count(*) FROM p) AS p, \
+                    (SELECT count(*) FROM (SELECT * FROM j EXCEPT SELECT * FROM p)) AS differ, \
+                    (SELECT count(*) FROM p WHERE len(conn_uids) = len(ids) AND len(ids) > 0) AS aligned, \
+                    (SELECT typeof(conn_uids) FROM p LIMIT 1) AS uid_type, \
+                    (SELECT count(*) FROM p WHERE legs IS NULL) AS no_legs"
+        ),
+    );
+    let f = &findings[0];
+    assert!(f["j"].as_u64().unwrap() > 0, "{f}");
+    assert_eq!(f["j"], f["p"], "{f}");
+    assert_eq!(f["differ"], 0, "{f}");
+    assert_eq!(f["aligned"], f["p"], "{f}");
+    assert_eq!(f["uid_type"], "VARCHAR[]", "{f}");
+    assert!(
+        f["no_legs"].as_u64().unwrap() > 0,
+        "null lists stay null: {f}"
     );
 }

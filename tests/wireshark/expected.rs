@@ -92,5 +92,6 @@ pub const EXPECTED: &[Expected] = &[
     e("captures/proxy-strips-upgrade.pcap", "127.0.0.1:49910", "-", "only_in_wsprobe", "", "W12"),
     // W13: WebSocket over HTTP/2 (RFC 8441) is "tunneled data" to tshark.
     e("captures/h2c-websocket.pcap", "127.0.0.1:57652", "-", "only_in_wsprobe", "", "W13"),
+    e("captures/h2c-flow-stall.pcap", "127.0.0.1:44512", "-", "only_in_wsprobe", "", "W13"),
     e("captures/h2-chromium.pcapng", "127.0.0.1:49638", "-", "only_in_wsprobe", "", "W13"),
 ];

@@ -27,6 +27,32 @@ WS.attention = function (rows, onPick) {
     : [WS.el('p', { class: 'ok', text: 'Every connection closed cleanly, without an error.' })] };
 };
 
+/** The summary's findings (rendered without script) get a button that shows their connections
+ * on the timeline, and their connection links open the panel. */
+WS.enhanceFindings = function (timeline, onPick) {
+  for (const li of document.querySelectorAll('#summary-findings li.finding[data-findings]')) {
+    const ks = li.dataset.findings.split(' ').map(Number);
+    const button = WS.el('button', { type: 'button', class: 'show', onclick: () => {
+      timeline.showFinding(ks.length === 1 ? ks[0] : null);
+      if (ks.length > 1) {
+        timeline.finding = new Set(ks.flatMap((k) => timeline.findings[k].connections));
+        timeline.applyFilter();
+      }
+      document.getElementById('timeline').scrollIntoView({ block: 'start' });
+    } }, 'show on the timeline');
+    const head = li.querySelector('.fhead');
+    if (head) head.appendChild(button);
+  }
+  for (const a of document.querySelectorAll('#summary-findings a[data-connection]')) {
+    a.addEventListener('click', (e) => {
+      e.preventDefault();
+      const id = Number(a.dataset.connection);
+      history.replaceState(null, '', '#conn-' + id);
+      onPick(id);
+    });
+  }
+};
+
 /** The embedded report: JSON, or gzip in base64 inflated by the browser's DecompressionStream. */
 WS.loadReport = async function (lap) {
   const data = document.getElementById('wsprobe-report');
@@ -75,6 +101,15 @@ WS.main = async function () {
   }
   lap('parse');
   WS.report = report;
+  report.findings = report.findings || [];
+  // Connection id → the findings (indices) it is part of.
+  WS.findingsOf = new Map();
+  report.findings.forEach((f, k) => {
+    for (const id of f.connections) {
+      const list = WS.findingsOf.get(id);
+      if (list) list.push(k); else WS.findingsOf.set(id, [k]);
+    }
+  });
   const app = document.getElementById('app');
   const names = report.inputs.map((i) => i.path).join(', ');
   document.title = 'wsprobe: ' + (names || 'report');
@@ -87,7 +122,7 @@ WS.main = async function () {
     const r = byId.get(id);
     if (!r) return;
     selected = id;
-    WS.Panel.render(panel, r.c);
+    WS.Panel.render(panel, r.c, report.findings);
     if (!fromTimeline) timeline.select(id, false);
     if (location.hash !== '#conn-' + id) history.replaceState(null, '', '#conn-' + id);
   };
@@ -110,6 +145,7 @@ WS.main = async function () {
   }
 
   const timeline = new WS.Timeline(tlSection, rows, {
+    findings: report.findings,
     onSelect: (id) => select(id, true),
     onView: WS.debounce(() => plots.render(timeline.view), 120),
   });
@@ -128,7 +164,11 @@ WS.main = async function () {
   if (first !== undefined && first !== null) select(first, false);
   else panel.appendChild(WS.el('p', { class: 'dim', text: 'No connection to show.' }));
   lap('panel');
-  window.addEventListener('hashchange', () => { const id = fromHash(); if (id !== null && id !== selected) select(id, false); });
+  window.addEventListener('hashchange', () => {
+    const id = fromHash();
+    if (id !== null && id !== selected) { select(id, false); panelSection.scrollIntoView({ block: 'start' }); }
+  });
+  WS.enhanceFindings(timeline, (id) => { select(id, false); panelSection.scrollIntoView({ block: 'start' }); });
 
   const scheme = window.matchMedia('(prefers-color-scheme: dark)');
   const onTheme = () => { WS.themeChanged(); timeline.draw(); plots.render(timeline.view); plots.renderIdle(); };

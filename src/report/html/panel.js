@@ -1,7 +1,9 @@
-// The panel of one connection: how it ended, the handshake (request and response heads), ping
-// round trips, TCP facts and frame counts, its diagnostics, and the message log laid out like a
-// browser's WebSocket inspector (direction, opcode, sizes, payload preview; a row opens the
-// whole payload as text or a hex dump).
+// The panel of one connection: the findings it is part of, how it ended and the timing of the
+// end (idle times, last frames and pings, a peer gone silent), the handshake (request and
+// response heads), TLS, the HTTP/2 stream, the application protocol's session, ping round
+// trips, TCP facts and frame counts, its diagnostics, and the message log laid out like a
+// browser's WebSocket inspector (direction, opcode, sizes, payload preview, the decoded
+// application packets; a row opens the whole payload as text or a hex dump).
 
 WS.kv = function (pairs) {
   return WS.el('table', { class: 'kv' }, ...pairs.filter((p) => p && p[1] !== undefined && p[1] !== null && p[1] !== '')
@@ -14,7 +16,7 @@ WS.card = function (title, ...children) {
 
 WS.Panel = {
   /** Replaces `container`'s content with the panel of connection `c`. */
-  render(container, c) {
+  render(container, c, findings) {
     const cl = c.close, h = c.handshake;
     const head = WS.el('div', { class: 'head' },
       WS.el('h2', { text: 'Connection #' + c.id }),
@@ -24,12 +26,150 @@ WS.Panel = {
       WS.el('span', { class: 'mono dim', text: WS.target(c) }),
       WS.el('span', { class: 'dim', text: WS.clock(c.first_seen, 6) + ' UTC, ' + WS.dur(c.last_seen - c.first_seen) }));
     const summary = WS.el('p', { text: cl.summary });
+    const part = this.findings(c, findings || []);
     const cols = WS.el('div', { class: 'cols' },
-      this.ending(c), this.handshake(h), this.ping(c), this.tcp(c));
+      this.ending(c), this.timing(c), this.handshake(h), this.tls(c), this.http2(c), this.app(c), this.ping(c), this.tcp(c));
     const diags = this.diagnostics(c);
     const log = this.messages(c);
     container.replaceChildren(WS.el('div', { class: 'card panel', id: 'panel-' + c.id, 'data-connection': c.id },
-      head, summary, cols, diags, log));
+      head, summary, part, cols, diags, log));
+  },
+
+  /** The findings across connections that this one is part of. */
+  findings(c, findings) {
+    const mine = (WS.findingsOf && WS.findingsOf.get(c.id)) || [];
+    if (!mine.length) return null;
+    const link = (id) => WS.el('a', { href: '#conn-' + id, text: '#' + id });
+    return WS.el('div', { class: 'card part', id: 'panel-findings' }, WS.el('h2', { text: 'Part of' }),
+      ...mine.map((k) => {
+        const f = findings[k];
+        const others = f.connections.filter((id) => id !== c.id);
+        const with_ = others.length && others.length <= 12
+          ? WS.el('span', { class: 'dim' }, ' · with ', ...others.flatMap((id, i) => (i ? [' ', link(id)] : [link(id)])))
+          : others.length ? WS.el('span', { class: 'dim', text: ' · with ' + others.length + ' other connections' }) : null;
+        return WS.el('div', { class: 'finding' },
+          WS.el('div', { class: 'fhead' }, WS.el('a', { href: '#finding-' + k }, WS.el('code', { class: 'fid', text: f.id })),
+            WS.el('span', { class: 'conf', text: Math.round(f.confidence * 100) + ' % sure' }), with_),
+          WS.el('p', { class: 'evidence', text: f.evidence }),
+          WS.el('p', { class: 'advice' }, WS.el('strong', { text: 'What to do: ' }), f.advice));
+      }));
+  },
+
+  timing(c) {
+    const t = c.timing;
+    if (!t) return null;
+    const side = (p, f) => ['client', 'server'].filter((s) => p[s] !== null && p[s] !== undefined && p[s] !== 0)
+      .map((s) => s + ' ' + f(p[s])).join(', ');
+    const frame = (x) => x.opcode + ' ' + x.length + ' B at ' + WS.clock(x.time, 6);
+    const u = c.close.unreachable;
+    const d = c.tcp.delivery || {};
+    const retrans = ['client', 'server'].filter((s) => d[s] && d[s].retransmissions)
+      .map((s) => s + ' ' + d[s].retransmissions + (d[s].retransmissions_near_end ? ' (' + d[s].retransmissions_near_end + ' in the last 10 s)' : '')).join(', ');
+    const unacked = ['client', 'server'].filter((s) => d[s] && d[s].unacked_bytes)
+      .map((s) => s + ' ' + WS.bytes(d[s].unacked_bytes) + (d[s].unacked_since ? ' since ' + WS.clock(d[s].unacked_since, 6) : '')).join(', ');
+    return WS.card('Timing of the end', WS.kv([
+      ['end began', t.ended_by === 'none' ? 'still open when the capture ended' : t.ended_by === 'stopped' ? 'no longer followed (a limit)'
+        : t.ended_by + (t.ended_from ? ' from the ' + t.ended_from : '') + ' at ' + WS.clock(t.end_time, 6)],
+      ['age', WS.dur(t.age)],
+      ['silence before', t.idle !== null ? WS.dur(t.idle) : null],
+      ['since each side last sent', side(t.idle_by_side, WS.dur)],
+      ['longest silence', t.longest_silence !== null ? WS.dur(t.longest_silence) : null],
+      ['last frames', side(t.last_frame, frame)],
+      ['since the last ping', side(t.since_last_ping, WS.dur)],
+      ['ping interval', side(t.ping_interval, WS.dur)],
+      ['pings unanswered at the end', side(t.unanswered_pings_at_end, String)],
+      ['peer unreachable', u ? 'the ' + u.side + ' since ' + WS.clock(u.since, 6) + ': ' + u.retransmissions + ' retransmissions over ' +
+        WS.dur(u.retransmitting_for) + ', ' + WS.bytes(u.unacked_bytes) + ' never acknowledged' : null],
+      ['TCP retransmissions', retrans],
+      ['unacknowledged at the end', unacked],
+    ]));
+  },
+
+  tls(c) {
+    const t = c.tls;
+    if (!t) return null;
+    const alerts = (t.alerts || []).map((a) => (a.description || (a.encrypted ? 'encrypted alert' + (a.likely_close_notify ? ' (close_notify size)' : '') : '?')) +
+      ' from the ' + a.from + ' at ' + WS.clock(a.time, 6));
+    const inf = t.inferred;
+    const sides = (p) => ['client', 'server'].filter((s) => p[s]).join(' and ');
+    return WS.card('TLS', WS.kv([
+      ['version', t.version],
+      ['cipher suite', t.cipher_suite],
+      ['server name (SNI)', t.sni],
+      ['ALPN', t.alpn ? t.alpn + (t.alpn_offered.length ? ' (offered ' + t.alpn_offered.join(', ') + ')' : '')
+        : t.alpn_offered.length ? 'offered ' + t.alpn_offered.join(', ') : null],
+      ['key exchange', t.key_share_group],
+      ['resumed', t.resumed ? 'yes (' + t.resumption + ')' : 'no'],
+      ['HelloRetryRequest', t.hello_retry_request ? 'yes' : null],
+      ['ECH offered', t.ech_offered ? 'yes' : null],
+      ['handshake complete', t.handshake_complete === null ? null : t.handshake_complete ? 'yes' : 'no'],
+      ['decrypted', t.decrypted ? 'yes' + (t.keys_from ? ' (keys by ' + t.keys_from + ')' : '') : 'no' + (t.decrypt_error ? ': ' + t.decrypt_error : '')],
+      ['undecrypted records', (t.undecrypted_records.client + t.undecrypted_records.server) || null],
+      ['0-RTT', t.early_data && t.early_data.offered ? 'offered' + (t.early_data.accepted === true ? ', accepted' : t.early_data.accepted === false ? ', rejected' : '') : null],
+      ['alerts', alerts.join('; ')],
+      ['close_notify', sides(t.close_notify) || null],
+      ['records', t.records.client + ' from the client (' + WS.bytes(t.bytes.client) + '), ' + t.records.server + ' from the server (' + WS.bytes(t.bytes.server) + ')'],
+      ['inferred from sizes', inf ? [inf.handshake_complete === false ? 'handshake not completed' : null,
+        sides(inf.close_frame) ? 'a Close-sized last record from the ' + sides(inf.close_frame) : null,
+        sides(inf.close_notify) ? 'close_notify-sized from the ' + sides(inf.close_notify) : null].filter(Boolean).join('; ') || null : null],
+    ]));
+  },
+
+  http2(c) {
+    const s = c.http2;
+    // The TCP connection under RFC 8441 streams: the HTTP/2 connection's facts and its streams.
+    const carrier = !s && c.http2_connection;
+    if (!s && !carrier) return null;
+    const k = (s ? s.connection : c.http2_connection) || {};
+    const g = k.goaway;
+    const same = (a, b) => a.ip === b.ip && a.port === b.port;
+    const streams = carrier ? ((WS.report && WS.report.connections) || [])
+      .filter((x) => x.http2 && same(x.client, c.client) && same(x.server, c.server)) : [];
+    const links = streams.length ? WS.el('span', {}, ...streams.flatMap((x, i) => [i ? ', ' : '',
+      WS.el('a', { href: '#conn-' + x.id, text: '#' + x.id }), ' (stream ' + x.http2.stream_id + ')'])) : null;
+    return WS.card(carrier ? 'HTTP/2 connection' : 'HTTP/2 stream', WS.kv([
+      ['stream', s ? s.stream_id + (s.handshake_seen ? '' : ' (recognised from its DATA: the extended CONNECT was not captured)') : null],
+      ['WebSocket streams', links],
+      ['ended', s ? (s.end ? s.end + (s.end_from ? ' from the ' + s.end_from : '') + (s.end_time ? ' at ' + WS.clock(s.end_time, 6) : '') : 'open') : null],
+      ['END_STREAM', s ? ['client', 'server'].filter((x) => s.end_stream[x]).join(', ') || null : null],
+      ['ENABLE_CONNECT_PROTOCOL', k.enable_connect_protocol === null || k.enable_connect_protocol === undefined ? null : k.enable_connect_protocol ? 'yes' : 'no'],
+      ['streams on the connection', (k.websocket_streams || 0) + ' WebSocket, ' + (k.other_streams || 0) + ' other'],
+      ['other streams', (k.other || []).slice(0, 5).map((o) => (o.method || '') + ' ' + (o.path || '') + ' ' + (o.status || o.reset || '')).join('; ') || null],
+      ['GOAWAY', g ? g.error + ' from the ' + g.from + ' at ' + WS.clock(g.time, 6) + ', last stream ' + g.last_stream_id + (g.debug ? ' "' + g.debug + '"' : '') : null],
+      ['PINGs', k.pings ? k.pings.client + ' from the client, ' + k.pings.server + ' from the server' : null],
+      ['header blocks', k.headers_unreadable ? 'some unreadable (HPACK state missing)' : null],
+      ['decoding', k.decoding_stopped ? 'stopped on a protocol error' : null],
+    ]));
+  },
+
+  app(c) {
+    const a = c.app;
+    if (!a) return null;
+    const s = a.session || {};
+    const hb = s.heartbeat, rq = s.requests, cl = s.close, hs = s.handshake;
+    const ms = (v) => (v === null || v === undefined ? null : WS.dur(v / 1000));
+    const counts = Object.entries(s.packet_counts || {}).map(([k, n]) => k + ' ' + n).join(', ');
+    const packets = a.packets && a.packets.length ? WS.el('details', { class: 'packets' },
+      WS.el('summary', { text: a.packets.length + ' packets' + (a.packets_not_listed ? ' (' + a.packets_not_listed + ' more not listed)' : '') }),
+      WS.el('table', { class: 'grid' }, ...a.packets.slice(0, 500).map((p) => WS.el('tr', {},
+        WS.el('td', { class: 'mono', text: p.time ? WS.clock(p.time, 6) : '' }),
+        WS.el('td', { text: p.from === 'client' ? '↑' : p.from === 'server' ? '↓' : '' }),
+        WS.el('td', { class: 'mono', text: p.summary }))))) : null;
+    return WS.card('Application protocol', WS.kv([
+      ['protocol', a.protocol + (a.version ? ' ' + a.version : '')],
+      ['recognised by', a.recognised_by + (a.evidence ? ': ' + a.evidence : '')],
+      ['note', a.note],
+      ['session', s.summary],
+      ['opening', hs ? (hs.ok ? 'accepted' : 'REFUSED') + ': ' + hs.detail : null],
+      ['session id', s.session_id],
+      ['heartbeat', hb ? hb.kind + (hb.interval_ms ? ' every ' + ms(hb.interval_ms) : '') + (hb.timeout_ms ? ', timeout ' + ms(hb.timeout_ms) : '') +
+        ' · ' + hb.answered + ' answered, ' + hb.unanswered + ' unanswered' + (hb.rtt_median_ms != null ? ', median ' + ms(hb.rtt_median_ms) : '') : null],
+      ['requests', rq ? rq.kind + ': ' + rq.sent + ' sent, ' + rq.answered + ' answered, ' + rq.errors + ' errors, ' + rq.unanswered + ' unanswered' +
+        (rq.latency_median_ms != null ? ', median ' + ms(rq.latency_median_ms) : '') + (rq.pending && rq.pending.length ? ' (' + rq.pending.slice(0, 5).join('; ') + ')' : '') : null],
+      ['close', cl ? (cl.from ? 'from the ' + cl.from + ': ' : '') + (cl.code !== null && cl.code !== undefined ? cl.code + ' ' : '') + cl.meaning + (cl.reason ? ' "' + cl.reason + '"' : '') : null],
+      ['idle before the end', s.idle_before_end !== null && s.idle_before_end !== undefined ? WS.dur(s.idle_before_end) : null],
+      ['packets', counts || null],
+    ]), packets);
   },
 
   ending(c) {
@@ -105,7 +245,6 @@ WS.Panel = {
       ['gaps', t.gaps ? t.gaps + ' (' + WS.bytes(t.gap_bytes) + ' missing)' : '0'],
       ['retransmissions', t.retransmissions],
       ['out of order', t.out_of_order],
-      ['HTTP/2 stream', c.http2 ? c.http2.stream_id + (c.http2.end ? ', ended by ' + c.http2.end + (c.http2.end_from ? ' from the ' + c.http2.end_from : '') : '') : null],
       ['messages', c.message_counts.client + ' from the client (' + WS.bytes(c.payload_bytes.client) + '), ' +
         c.message_counts.server + ' from the server (' + WS.bytes(c.payload_bytes.server) + ')'],
     ]), frames);
@@ -133,6 +272,8 @@ WS.Panel = {
     const total = c.message_counts.client + c.message_counts.server;
     const controls = ['client', 'server'].reduce((s, k) => s + c.frames[k].close + c.frames[k].ping + c.frames[k].pong, 0);
     const state = { query: '', control: true, hex: false, shown: 300 };
+    // The application protocol's decode of each message, in a column of its own.
+    const hasApp = !!c.app && all.some((m) => m.app);
     const table = WS.el('table', { class: 'log', id: 'panel-log' });
     const wrap = WS.el('div', { class: 'log-wrap' }, table);
     const more = WS.el('button', { type: 'button', class: 'more', onclick: () => { state.shown += 2000; fill(); } });
@@ -151,7 +292,8 @@ WS.Panel = {
         const m = all[i];
         const control = m.opcode !== 'text' && m.opcode !== 'binary';
         if (control && !state.control) continue;
-        if (q && preview(m).toLowerCase().indexOf(q) < 0 && m.opcode.indexOf(q) < 0) continue;
+        if (q && preview(m).toLowerCase().indexOf(q) < 0 && m.opcode.indexOf(q) < 0 &&
+          !(m.app && m.app.summary.toLowerCase().indexOf(q) >= 0)) continue;
         matched++;
         if (rows.length >= state.shown) continue;
         const size = m.length === null ? '? (' + m.wire_length + ' on the wire)'
@@ -169,18 +311,21 @@ WS.Panel = {
           WS.el('td', { class: 'dir', text: m.from === 'client' ? '↑' : '↓' }),
           WS.el('td', { text: m.opcode }),
           WS.el('td', { text: size }, ...flags.map((f) => WS.el('span', { class: 'tag', text: f }))),
-          WS.el('td', { class: 'data', text: data.length > 300 ? data.slice(0, 300) + '…' : data }));
+          WS.el('td', { class: 'data', text: data.length > 300 ? data.slice(0, 300) + '…' : data }),
+          hasApp ? WS.el('td', { class: 'app', text: m.app ? (m.app.summary.length > 200 ? m.app.summary.slice(0, 200) + '…' : m.app.summary) : '' }) : null);
         tr.addEventListener('click', () => {
           const next = tr.nextSibling;
           if (next && next.classList && next.classList.contains('open-row')) { next.remove(); return; }
           const bytes = WS.payloadBytes(m);
           const text = typeof m.text === 'string' && !state.hex ? m.text : WS.hexdump(bytes, 65536);
-          tr.after(WS.el('tr', { class: 'open-row' }, WS.el('td', { colspan: '6' },
-            WS.el('pre', { text: text + (m.truncated ? '\n(payload cut: --payload full keeps it all, up to --max-message-bytes)' : '') }))));
+          tr.after(WS.el('tr', { class: 'open-row' }, WS.el('td', { colspan: hasApp ? '7' : '6' },
+            WS.el('pre', { text: text + (m.truncated ? '\n(payload cut: --payload full keeps it all, up to --max-message-bytes)' : '') +
+              (m.app ? '\n\n' + c.app.protocol + ' ⇒ ' + JSON.stringify(m.app, null, 1) : '') }))));
         });
         rows.push(tr);
       }
-      table.replaceChildren(WS.el('tr', {}, ...['#', 'time', '', 'opcode', 'length', 'data'].map((x) => WS.el('th', { text: x }))), ...rows);
+      const heads = ['#', 'time', '', 'opcode', 'length', 'data'].concat(hasApp ? [c.app.protocol] : []);
+      table.replaceChildren(WS.el('tr', {}, ...heads.map((x) => WS.el('th', { text: x }))), ...rows);
       countEl.textContent = Math.min(matched, state.shown) + ' shown' + (q || !state.control ? ', ' + matched + ' match' : '') + ', of ' + all.length + ' listed';
       more.textContent = 'show more (' + Math.max(0, matched - state.shown) + ' left)';
       more.style.display = matched > state.shown ? '' : 'none';

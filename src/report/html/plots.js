@@ -179,22 +179,35 @@ WS.Plots = class {
     this.grid.replaceChildren(...cards, this.idleCard);
   }
 
-  /** Silence before the end: a histogram across connections, stacked by outcome. */
+  /** Silence before the end: a histogram across connections, stacked by outcome, with the
+   * idle_timeout findings marked (the timeout as a line, the connections' spread as a band). */
   renderIdle() {
+    const idle = (this.report.findings || []).filter((f) => f.id === 'idle_timeout');
+    // The silence the (first) finding measured: both ways, or one direction's.
+    const measure = idle.length ? (idle[0].parameters.measured_on || 'both') : 'both';
+    const silence = (c) => {
+      const t = c.timing;
+      if (!t) return c.close.idle_before_end;
+      if (measure === 'client_to_server') return t.idle_by_side.client;
+      if (measure === 'server_to_client') return t.idle_by_side.server;
+      return t.idle;
+    };
     const vals = [];
     for (const c of this.report.connections) {
-      const v = c.close.idle_before_end;
-      if (v !== null && v !== undefined && c.close.tcp_end_time !== null) vals.push([Math.max(v, 0), c.close.outcome]);
+      const ended = c.timing ? c.timing.ended_by !== 'none' && c.timing.ended_by !== 'stopped' : c.close.tcp_end_time !== null;
+      const v = silence(c);
+      if (ended && v !== null && v !== undefined) vals.push([Math.max(v, 0), c.close.outcome]);
     }
     const title = 'Silence before the end';
     if (!vals.length) {
       this.idleCard = WS.plotCard('plot-idle', title, WS.frame({ x: [0, 1], y: [0, 1] }).svg,
-        ['No connection ended (FIN or RST) in the capture.']);
+        ['No connection ended (Close, FIN or RST) in the capture.']);
       this.grid.replaceChildren(...this.timeCards, this.idleCard);
       return;
     }
     let lo = Infinity, hi = 0.001;
     for (const [v] of vals) { if (v > 0) lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    for (const f of idle) hi = Math.max(hi, f.parameters.timeout_s || 0);
     if (!isFinite(lo)) lo = 0.001;
     const log = hi / Math.max(lo, 1e-4) > 100;
     let edges = [];
@@ -228,25 +241,25 @@ WS.Plots = class {
         base += n;
       }
     });
-    // The densest cluster of near-equal silences (within 2 %): a fixed idle timeout.
-    const sorted = vals.map((v) => v[0]).sort((x, y) => x - y);
-    let best = [0, 0, 0];
-    for (let i = 0, j = 0; i < sorted.length; i++) {
-      while (sorted[i] > sorted[j] * 1.02 + 0.02) j++;
-      if (i - j + 1 > best[0]) best = [i - j + 1, sorted[j], sorted[i]];
-    }
-    const notes = [vals.length + ' connections ended (FIN or RST); seconds between their last WebSocket frame (or the handshake) and that end, coloured by outcome.'];
-    this.idleFinding = null;
-    if (best[0] >= 3 && best[0] >= 0.2 * vals.length && best[1] >= 1) {
-      const text = best[0] + ' of ' + vals.length + ' connections ended after ' +
-        (best[2] - best[1] < 0.05 ? WS.dur(best[1]) : WS.dur(best[1]) + '–' + WS.dur(best[2])) +
-        ' of silence: a fixed idle timeout (a proxy, a load balancer or the server) ends connections like this. ' +
-        'Heartbeats more often than that, or a longer timeout, keep them open.';
-      this.idleFinding = { count: best[0], from: best[1], to: best[2] };
-      const x0 = f.x(Math.max(edges[0], best[1] / 1.03)), x1 = f.x(Math.min(edges[nb], best[2] * 1.03));
-      f.svg.insertBefore(WS.svg('rect', { x: x0 - 2, width: x1 - x0 + 4, y: WS.CHART.t, height: WS.CHART.h - WS.CHART.t - WS.CHART.b,
+    const words = { both: 'nothing either way', client_to_server: 'nothing from the client', server_to_client: 'nothing from the server' };
+    const notes = [vals.length + ' connections ended; seconds with ' + words[measure] + ' before the end began (the first Close, FIN or RST), coloured by outcome.'];
+    this.idleFindings = [];
+    const C = WS.CHART;
+    for (const fi of idle) {
+      const p = fi.parameters;
+      const t = p.timeout_s;
+      if (typeof t !== 'number') continue;
+      const spread = Array.isArray(p.spread_s) ? p.spread_s : [t, t];
+      const clamp = (v) => Math.min(Math.max(v, edges[0]), edges[nb]);
+      const x0 = f.x(clamp(spread[0])), x1 = f.x(clamp(spread[1])), xt = f.x(clamp(t));
+      f.svg.insertBefore(WS.svg('rect', { class: 'finding-band', x: x0 - 2, width: x1 - x0 + 4, y: C.t, height: C.h - C.t - C.b,
         fill: WS.col('select') }), f.svg.firstChild);
-      notes.push({ text, finding: true });
+      f.svg.appendChild(WS.svg('line', { class: 'finding-line', x1: xt, x2: xt, y1: C.t, y2: C.h - C.b,
+        stroke: WS.col('finding'), 'stroke-width': 1.5, 'stroke-dasharray': '4 3' }));
+      f.svg.appendChild(WS.svg('text', { class: 'finding-label', x: Math.min(xt + 4, C.w - 120), y: C.t + 12 },
+        'idle timeout ≈ ' + WS.dur(t)));
+      this.idleFindings.push(t);
+      notes.push({ text: 'idle_timeout (' + Math.round(fi.confidence * 100) + ' % sure): ' + fi.evidence, finding: true });
     }
     this.idleCard = WS.plotCard('plot-idle', title, f.svg, notes);
     this.grid.replaceChildren(...this.timeCards, this.idleCard);

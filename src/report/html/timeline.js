@@ -1,7 +1,10 @@
 // The timeline: one bar per connection from its first to its last packet, coloured by outcome,
 // with marks for the handshake, Close frames (with codes), unanswered pings, TCP gaps, protocol
-// errors and the end (FIN or RST, and who sent it). Drawn on a canvas, only the rows in view
-// (a tall spacer gives the scrollbar), so 10,000 connections cost what the visible ones cost.
+// errors, the time a peer went silent and the end (FIN or RST, and who sent it); findings
+// across connections as bands at their instant (a restart, a shutdown) and a stripe on the rows
+// they cover, with a filter to show one finding's connections. Drawn on a canvas, only the rows
+// in view (a tall spacer gives the scrollbar), so 10,000 connections cost what the visible
+// ones cost.
 
 /** The timeline's rows and marks, from the report's connections. */
 WS.buildRows = function (report) {
@@ -43,6 +46,11 @@ WS.buildRows = function (report) {
         marks.push({ t: d.time, kind: 'error', side: d.from, text: d.id + ': ' + d.message });
       }
     }
+    const u = cl.unreachable;
+    if (u) {
+      marks.push({ t: u.since, t2: Math.max(u.since, c.last_seen), kind: 'unreachable', side: u.side,
+        text: 'the ' + u.side + ' went silent: ' + u.retransmissions + ' retransmissions unacknowledged for ' + WS.dur(u.retransmitting_for) });
+    }
     if (cl.tcp_end_time !== null && cl.tcp_end_time !== undefined) {
       marks.push({ t: cl.tcp_end_time, kind: 'end', side: cl.tcp_end_from, rst: cl.tcp_end === 'rst',
         text: (cl.tcp_end || '').toUpperCase() + ' from ' + cl.tcp_end_from +
@@ -51,11 +59,14 @@ WS.buildRows = function (report) {
     marks.sort((a, b) => a.t - b.t);
     const server = (c.server.ip.indexOf(':') >= 0 ? '[' + c.server.ip + ']' : c.server.ip) + ':' + c.server.port;
     const label = '#' + c.id + ' ' + (h ? h.path : server) + ' ← ' + c.client.ip + ':' + c.client.port;
+    const findings = WS.findingsOf.get(c.id) || [];
+    const extra = [c.app ? c.app.protocol : '', c.tls ? 'tls ' + (c.tls.sni || '') : '', c.http2 || c.http2_connection ? 'http2' : '',
+      ...findings.map((k) => report.findings[k].id)].join(' ');
     rows.push({
-      c, i, start: c.first_seen, end: Math.max(c.last_seen, c.first_seen), outcome: cl.outcome, marks, label,
+      c, i, start: c.first_seen, end: Math.max(c.last_seen, c.first_seen), outcome: cl.outcome, marks, label, findings,
       errors: c.diagnostics.some((d) => d.severity === 'error'),
       search: (label + ' ' + WS.endpoints(c) + ' ' + (h && h.host ? h.host : '') + ' ' + cl.outcome + ' ' + (cl.code || '') + ' ' +
-        Object.keys(c.diagnostic_counts).join(' ')).toLowerCase(),
+        Object.keys(c.diagnostic_counts).join(' ') + ' ' + extra).toLowerCase(),
     });
   }
   return rows;
@@ -73,9 +84,31 @@ WS.outcomeRank = function (r) {
   return { abnormal: 0, incomplete: 1, not_websocket: 2, open: 3, clean: 4 }[r.outcome] ?? 5;
 };
 
+/** Findings that happened at an instant, as bands on the timeline: [{a, b, i, label}]. */
+WS.findingBands = function (findings) {
+  const bands = [];
+  (findings || []).forEach((f, i) => {
+    const p = f.parameters || {};
+    if (f.id === 'server_restart' || f.id === 'mass_disconnect' || f.id === 'graceful_shutdown') {
+      const a = typeof p.time === 'number' ? p.time : f.time;
+      if (typeof a !== 'number') return;
+      const label = f.id === 'graceful_shutdown' ? 'shutdown ' + (p.code || '') : f.id === 'server_restart' ? 'restart' : 'mass disconnect';
+      bands.push({ a, b: a + (p.window_s || 0), i, label, text: f.id + ' at ' + WS.clock(a) + ': ' + f.evidence });
+    } else if (f.id === 'peer_unreachable' && typeof p.since === 'number') {
+      bands.push({ a: p.since, b: p.since, i, label: 'silent ' + (p.side || ''), text: f.id + ' since ' + WS.clock(p.since) + ': ' + f.evidence });
+    } else if (f.id === 'heartbeat_timeout' && typeof p.since === 'number') {
+      bands.push({ a: p.since, b: p.since, i, label: 'pings unanswered', text: f.id + ' since ' + WS.clock(p.since) + ': ' + f.evidence });
+    }
+  });
+  return bands;
+};
+
 WS.Timeline = class {
   constructor(container, rows, options) {
     this.rows = rows;
+    this.findings = options.findings || [];
+    this.bands = WS.findingBands(this.findings);
+    this.finding = null;
     this.onSelect = options.onSelect || (() => {});
     this.onView = options.onView || (() => {});
     this.gutter = 200;
@@ -124,11 +157,15 @@ WS.Timeline = class {
     const problems = WS.el('label', { title: 'only connections with an error diagnostic or an abnormal/incomplete end' },
       WS.el('input', { type: 'checkbox', onchange: (e) => { this.onlyProblems = e.target.checked; this.applyFilter(); } }), 'problems only');
     this.countEl = WS.el('span', { class: 'dim' });
+    this.findingSel = this.findings.length ? WS.el('select', { 'aria-label': 'only the connections of a finding', id: 'timeline-finding',
+      onchange: (e) => this.showFinding(e.target.value === '' ? null : Number(e.target.value)) },
+      WS.el('option', { value: '', text: 'all connections' }),
+      ...this.findings.map((f, i) => WS.el('option', { value: String(i), text: 'finding: ' + f.id + ' (' + f.connections.length + ')' }))) : null;
     const toolbar = WS.el('div', { class: 'toolbar' },
       WS.el('button', { type: 'button', title: 'zoom in (+)', onclick: () => this.zoom(0.5) }, '+'),
       WS.el('button', { type: 'button', title: 'zoom out (−)', onclick: () => this.zoom(2) }, '–'),
       WS.el('button', { type: 'button', title: 'whole capture (0 or double-click)', onclick: () => this.setView(this.full[0], this.full[1]) }, 'fit'),
-      sortSel, densSel, ...legend, problems, search, this.countEl);
+      sortSel, densSel, ...legend, problems, this.findingSel, search, this.countEl);
     this.overview = WS.el('canvas', { class: 'overview', 'aria-label': 'overview: drag to choose the time range' });
     this.axis = WS.el('canvas', { class: 'axis', 'aria-label': 'time axis: wheel to zoom, drag to pan' });
     this.canvas = WS.el('canvas', { class: 'rows', id: 'timeline-canvas', role: 'img',
@@ -140,16 +177,32 @@ WS.Timeline = class {
     const help = WS.el('p', { class: 'legend-help' },
       'Drag to pan · Ctrl/⌘/Shift + wheel, or the wheel over the time axis, to zoom · drag on the overview to pick a range · ' +
       'double-click or 0 to fit · click a bar for its details (j/k: next/previous). Marks: ▏handshake answer, ▼ Close (code; blue client, ' +
-      'purple server), ○ unanswered ping, ▮ TCP gap, ◆ protocol error, ┃ end of TCP (red: RST) with who ended it.');
+      'purple server), ○ unanswered ping, ▮ TCP gap, ◆ protocol error, ▁ a peer gone silent (retransmissions unacknowledged), ┃ end of TCP (red: RST) ' +
+      'with who ended it. Shaded bands: findings at an instant (restart, shutdown, a peer gone silent); a stripe left of a row: the connection is part of a finding.');
     container.append(toolbar, this.box, help);
     document.body.appendChild(this.tip);
     this.bindEvents();
+  }
+
+  /** Shows only the connections of finding `i` (null: all), and zooms to them. */
+  showFinding(i) {
+    const f = i === null || i === undefined ? null : this.findings[i];
+    this.finding = f ? new Set(f.connections) : null;
+    if (this.findingSel) this.findingSel.value = f ? String(i) : '';
+    this.applyFilter();
+    if (f && this.visible.length) {
+      let lo = Infinity, hi = -Infinity;
+      for (const r of this.visible) { lo = Math.min(lo, r.start); hi = Math.max(hi, r.end); }
+      const pad = Math.max((hi - lo) * 0.05, 1e-3);
+      this.setView(lo - pad, hi + pad);
+    }
   }
 
   applyFilter() {
     const q = this.query;
     this.visible = this.rows.filter((r) => this.outcomes.has(r.outcome) &&
       (!q || r.search.indexOf(q) >= 0) &&
+      (!this.finding || this.finding.has(r.c.id)) &&
       (!this.onlyProblems || r.errors || r.outcome === 'abnormal' || r.outcome === 'incomplete'));
     this.visible.sort(WS.SORTS[this.sort].cmp);
     this.countEl.textContent = this.visible.length === this.rows.length
@@ -335,6 +388,13 @@ WS.Timeline = class {
       (c.message_counts.client + c.message_counts.server) + ' messages'];
     const near = r.marks.filter((m) => Math.abs(this.x(m.t) - x) <= 5);
     for (const m of near.slice(0, 6)) lines.push('• ' + WS.clock(m.t) + ' ' + m.text);
+    for (const k of r.findings.slice(0, 3)) {
+      const f = this.findings[k];
+      lines.push('◆ part of ' + f.id + ' (' + Math.round(f.confidence * 100) + ' % sure)');
+    }
+    for (const b of this.bands) {
+      if (Math.abs(this.x(b.a) - x) <= 5 || (x >= this.x(b.a) && x <= this.x(b.b))) lines.push('▒ ' + b.text.slice(0, 200));
+    }
     this.tip.textContent = lines.join('\n');
     this.tip.style.display = 'block';
     const tx = Math.min(e.clientX + 14, window.innerWidth - 470);
@@ -358,6 +418,13 @@ WS.Timeline = class {
     // vertical grid from the axis ticks
     g.fillStyle = grid;
     for (const t of this.ticks) g.fillRect(Math.round(this.x(t)), 0, 1, H);
+    // findings at an instant, across every row
+    const bandCol = WS.col('band'), findingCol = WS.col('finding');
+    g.fillStyle = bandCol;
+    for (const b of this.bands) {
+      const a = this.x(b.a), w = Math.max(3, this.x(b.b) - a);
+      if (a + w >= this.gutter && a <= W - this.rightPad) g.fillRect(Math.max(this.gutter, a - 1), 0, w, H);
+    }
     const first = Math.max(0, Math.floor(this.scroller.scrollTop / rh));
     const last = Math.min(this.visible.length, Math.ceil((this.scroller.scrollTop + H) / rh) + 1);
     const x0 = this.gutter, x1 = W - this.rightPad;
@@ -387,11 +454,12 @@ WS.Timeline = class {
         }
         drawn++;
       }
+      if (r.findings.length) { g.fillStyle = findingCol; g.fillRect(0, y + (rh >= 4 ? 1 : 0), 3, Math.max(1, rh - (rh >= 4 ? 2 : 0))); }
       if (labels) {
         g.fillStyle = r.c.id === this.selected ? fg : dim;
         g.save();
         g.beginPath(); g.rect(0, y, x0 - 6, rh); g.clip();
-        g.fillText(r.label, 4, y + rh / 2);
+        g.fillText(r.label, 6, y + rh / 2);
         g.restore();
       }
       if (!marksOn) continue;
@@ -402,6 +470,10 @@ WS.Timeline = class {
         if (mx < x0 - 4 || mx > x1 + 4) continue;
         if (m.kind === 'handshake') {
           g.fillStyle = mark; g.globalAlpha = 0.75; g.fillRect(mx - 0.5, by - 1, 1.5, bh + 2); g.globalAlpha = 1;
+        } else if (m.kind === 'unreachable') {
+          const b2 = Math.min(this.x(m.t2), x1);
+          g.fillStyle = warn;
+          g.fillRect(mx, by + bh - 1, Math.max(2, b2 - mx), Math.max(1.5, Math.min(3, bh / 3)));
         } else if (m.kind === 'gap') {
           g.fillStyle = gap; g.fillRect(mx - 1.5, by - 1, 3, bh + 2);
         } else if (m.kind === 'ping') {
@@ -467,6 +539,19 @@ WS.Timeline = class {
       const w = g.measureText(label).width;
       g.fillText(label, Math.min(x - w / 2, W - w - 2), 10);
     }
+    // the findings' bands, labelled where they fit
+    g.fillStyle = WS.col('finding');
+    let lastEnd = -Infinity;
+    for (const b of this.bands) {
+      const x = this.x(b.a);
+      if (x < this.gutter || x > W - this.rightPad) continue;
+      g.fillRect(Math.round(x), 0, 2, 26);
+      if (x > lastEnd) {
+        const w = g.measureText(b.label).width;
+        g.fillText(b.label, Math.min(x + 4, W - w - 2), 22);
+        lastEnd = x + w + 8;
+      }
+    }
     g.fillStyle = WS.col('fg');
     g.fillText(WS.date(this.view[0]) + ' UTC', 4, 8);
     g.fillStyle = WS.col('dim');
@@ -506,6 +591,8 @@ WS.Timeline = class {
     }
     g.globalAlpha = 1;
     const fx = (t) => x0 + ((t - this.full[0]) / (this.full[1] - this.full[0])) * (x1 - x0);
+    g.fillStyle = WS.col('finding');
+    for (const band of this.bands) g.fillRect(Math.round(fx(band.a)), 0, 2, H);
     const a = fx(this.view[0]), b = fx(this.view[1]);
     g.strokeStyle = WS.col('accent');
     g.lineWidth = 1.5;

@@ -14,14 +14,18 @@
 //! `schema/<table>.v1.json` are generated from them ([`schema::json_schema`]), and so are the
 //! engines' statements in `schema/sql/` ([`sql`]).
 //!
-//! The `findings` table (findings across connections, another stage's) is one more
-//! [`columns::TableSpec`] in [`columns::TABLES`] and one `Sink::findings` method here that
-//! writes a row per (finding, connection): the connection's `conn_uid` and Community ID from a
-//! map of id to [`columns::ConnectionKeys`] filled by [`TableWriter::write_connection`], the
-//! finding's id, confidence, evidence, explanation and advice as columns, its contract
-//! parameters (`timeout_s`, `lifetime_s`, `time`, `server`, `side`, `since`) as typed columns
-//! and the whole parameter map as JSON text (no map with changing keys in a row). Schemas, SQL
-//! and the DuckDB views follow from the spec.
+//! The `findings` table has one row per finding across connections, written when the findings
+//! come ([`Sink::findings`], after every connection): the connections it covers as arrays (their
+//! ids, `conn_uid`s and Community IDs, in one order), the servers, confidence, evidence,
+//! explanation, advice and suspects, every parameter in a typed column of its own
+//! (`wsprobe.finding.parameters.timeout_s` ...) and the whole parameter map as JSON text (no
+//! map with changing keys in a row). Arrays, not joined text: DuckDB, ClickHouse, BigQuery,
+//! Trino, Spark and Elasticsearch all read a JSON array of strings as a native array (and
+//! Parquet has LIST), so the join with `connections` is `list_contains`/`has`/`IN UNNEST`
+//! instead of splitting text; joined text would also break on a separator inside a value.
+//! The `conn_uid`s come from a small map of connection id to its keys that
+//! [`TableWriter::write_connection`] fills (at most [`crate::findings::MAX_ENDINGS`] entries:
+//! past that the findings do not consider connections either).
 
 pub mod columns;
 #[cfg(feature = "parquet")]
@@ -38,7 +42,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::json;
 
 use crate::capture::InputSummary;
-use crate::record::{ConnectionRecord, Event, Sink, Summary};
+use crate::record::{ConnectionRecord, Event, Finding, Sink, Summary};
 use crate::report::timefmt;
 use columns::{Cell, ConnectionKeys, TableSpec};
 
@@ -178,6 +182,10 @@ pub fn encode_row(spec: &TableSpec, cells: &[Cell], line: &mut Vec<u8>) {
                 line.extend_from_slice(timefmt::rfc3339_micros(*t).as_bytes());
                 line.push(b'"');
             }
+            Cell::StrList(v) => serde_json::to_writer(&mut *line, v).expect("bug: texts serialize"),
+            Cell::IntList(v) => {
+                serde_json::to_writer(&mut *line, v).expect("bug: numbers serialize")
+            }
         }
     }
     line.extend_from_slice(b"}\n");
@@ -225,6 +233,49 @@ pub struct TableWriter {
     rows: BTreeMap<&'static str, u64>,
     files: Vec<String>,
     error: Option<std::io::Error>,
+    /// Connection id → what the findings rows need of it.
+    members: HashMap<u64, Kept>,
+    /// The earliest first packet of the connections written.
+    first_time: Option<f64>,
+    /// Tables that got a part in this run.
+    opened: std::collections::HashSet<&'static str>,
+}
+
+/// A connection's keys, kept compactly until the findings come (about 100 bytes each).
+struct Kept {
+    /// `conn_uid` without its leading `W`.
+    uid: [u8; 16],
+    client: std::net::SocketAddr,
+    server: std::net::SocketAddr,
+    first_seen: f64,
+}
+
+impl Kept {
+    fn of(record: &ConnectionRecord, conn_uid: &str) -> Option<Kept> {
+        let uid: [u8; 16] = conn_uid.as_bytes().get(1..17)?.try_into().ok()?;
+        let ip = |ip: &str| ip.parse::<std::net::IpAddr>().ok();
+        Some(Kept {
+            uid,
+            client: (ip(&record.client.ip)?, record.client.port).into(),
+            server: (ip(&record.server.ip)?, record.server.port).into(),
+            first_seen: record.first_seen,
+        })
+    }
+
+    fn keys(&self) -> columns::MemberKeys {
+        let ip = |a: std::net::SocketAddr| a.ip().to_string();
+        columns::MemberKeys {
+            conn_uid: format!("W{}", String::from_utf8_lossy(&self.uid)),
+            community_id: crate::report::ids::community_id(
+                crate::report::ids::PROTO_TCP,
+                (self.client.ip(), self.client.port()),
+                (self.server.ip(), self.server.port()),
+                0,
+            ),
+            server: Some(columns::endpoint(&ip(self.server), self.server.port())),
+            first_seen: Some(self.first_seen),
+        }
+    }
 }
 
 /// `20261201T102030Z-3f9a1c2e`: the run's start (wall clock, UTC) and 32 random bits, so runs
@@ -262,6 +313,9 @@ impl TableWriter {
             rows: BTreeMap::new(),
             files: Vec::new(),
             error: None,
+            members: HashMap::new(),
+            first_time: None,
+            opened: std::collections::HashSet::new(),
         })
     }
 
@@ -286,6 +340,7 @@ impl TableWriter {
             .join(format!("date={date}"))
             .join(format!("sensor={}", self.config.sensor));
         std::fs::create_dir_all(&dir)?;
+        self.opened.insert(spec.name);
         let name = format!(
             "part-{}-{:04}.{}",
             self.run_id,
@@ -363,6 +418,15 @@ impl TableWriter {
     /// Writes the rows of one finished connection.
     pub fn write_connection(&mut self, record: &ConnectionRecord) {
         let keys = ConnectionKeys::of(record, &self.config.sensor);
+        self.first_time = Some(
+            self.first_time
+                .map_or(record.first_seen, |t| t.min(record.first_seen)),
+        );
+        if self.members.len() < crate::findings::MAX_ENDINGS
+            && let Some(kept) = Kept::of(record, &keys.conn_uid)
+        {
+            self.members.insert(record.id, kept);
+        }
         let row = columns::connection_row(record, &keys);
         self.write(&columns::CONNECTIONS, record.first_seen, &row);
         for d in &record.diagnostics {
@@ -381,6 +445,24 @@ impl TableWriter {
                 self.write(&columns::MESSAGES, m.time, &row);
             }
         }
+    }
+
+    /// Writes one `findings` row per finding.
+    pub fn write_findings(&mut self, findings: &[Finding]) {
+        for f in findings {
+            let members: Vec<columns::MemberKeys> = f
+                .connections
+                .iter()
+                .map(|id| self.members.get(id).map(Kept::keys).unwrap_or_default())
+                .collect();
+            let row = columns::finding_row(f, &members, &self.config.sensor);
+            let time = match &row[columns::FINDINGS_TS_INDEX] {
+                Cell::Float(t) => *t,
+                _ => 0.0,
+            };
+            self.write(&columns::FINDINGS, time, &row);
+        }
+        self.members.clear();
     }
 
     /// `DIR/_schema/`: the tables' JSON Schemas and DuckDB views, so a dataset (a bucket)
@@ -433,6 +515,29 @@ impl TableWriter {
         std::fs::rename(&temp, &path)
     }
 
+    /// Opens an empty part for each table of the run that got no row (a run without findings,
+    /// a clean capture without diagnostics): the dataset then says "none" rather than "not
+    /// looked for", and readers that declare every table (the DuckDB views) find a file.
+    fn open_empty_tables(&mut self) -> std::io::Result<()> {
+        let time = self.first_time.unwrap_or_else(|| {
+            self.started
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        });
+        for spec in columns::TABLES {
+            if (spec.name == columns::MESSAGES.name && !self.config.messages)
+                || self.opened.contains(spec.name)
+            {
+                continue;
+            }
+            let key = (spec.name, timefmt::date(time));
+            let part = self.open(spec, &key.1)?;
+            self.parts.insert(key, part);
+            self.rows.entry(spec.name).or_insert(0);
+        }
+        Ok(())
+    }
+
     fn close_all(&mut self) -> std::io::Result<()> {
         let mut parts: Vec<_> = self.parts.drain().collect();
         parts.sort_by(|a, b| a.0.cmp(&b.0));
@@ -453,7 +558,16 @@ impl Sink for TableWriter {
         self.write_connection(&record);
     }
 
+    fn findings(&mut self, findings: &[Finding]) {
+        self.write_findings(findings);
+    }
+
     fn finish(&mut self, inputs: &[InputSummary], summary: &Summary) -> std::io::Result<()> {
+        if self.error.is_none()
+            && let Err(e) = self.open_empty_tables()
+        {
+            self.error = Some(e);
+        }
         let closed = self.close_all();
         if let Some(e) = self.error.take() {
             return Err(tables_error(&self.config.dir, e));

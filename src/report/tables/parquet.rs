@@ -33,9 +33,9 @@ fn schema(spec: &TableSpec) -> parquet::errors::Result<Type> {
         .map(|c| {
             let (physical, logical) = match c.kind {
                 Kind::Bool => (Physical::BOOLEAN, None),
-                Kind::Int => (Physical::INT64, None),
+                Kind::Int | Kind::IntList => (Physical::INT64, None),
                 Kind::Float => (Physical::DOUBLE, None),
-                Kind::Str => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
+                Kind::Str | Kind::StrList => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
                 Kind::Time => (
                     Physical::INT64,
                     Some(LogicalType::timestamp(true, TimeUnit::MICROS)),
@@ -46,9 +46,26 @@ fn schema(spec: &TableSpec) -> parquet::errors::Result<Type> {
             } else {
                 Repetition::OPTIONAL
             };
-            Type::primitive_type_builder(c.name, physical)
-                .with_repetition(repetition)
+            if !is_list(c.kind) {
+                return Type::primitive_type_builder(c.name, physical)
+                    .with_repetition(repetition)
+                    .with_logical_type(logical)
+                    .build()
+                    .map(Arc::new);
+            }
+            // The standard three-level LIST (parquet-format LogicalTypes.md).
+            let element = Type::primitive_type_builder("element", physical)
+                .with_repetition(Repetition::REQUIRED)
                 .with_logical_type(logical)
+                .build()?;
+            let list = Type::group_type_builder("list")
+                .with_repetition(Repetition::REPEATED)
+                .with_fields(vec![Arc::new(element)])
+                .build()?;
+            Type::group_type_builder(c.name)
+                .with_repetition(repetition)
+                .with_logical_type(Some(LogicalType::List))
+                .with_fields(vec![Arc::new(list)])
                 .build()
                 .map(Arc::new)
         })
@@ -92,6 +109,12 @@ impl ParquetPart {
         while let Some(mut column) = group.next_column().map_err(io)? {
             let spec = &self.spec.columns[index];
             let cells = self.rows.iter().map(|r| &r[index]);
+            if is_list(spec.kind) {
+                write_list(column.untyped(), cells, spec.required)?;
+                column.close().map_err(io)?;
+                index += 1;
+                continue;
+            }
             let defs: Vec<i16> = cells.clone().map(|c| i16::from(*c != Cell::Null)).collect();
             let defs = (!spec.required).then_some(&defs[..]);
             match column.untyped() {
@@ -145,6 +168,59 @@ impl ParquetPart {
         self.rows.clear();
         Ok(())
     }
+}
+
+fn is_list(kind: Kind) -> bool {
+    matches!(kind, Kind::StrList | Kind::IntList)
+}
+
+/// One LIST column: an element per value with its definition level (the list's maximum) and
+/// repetition level (0 starts a row, 1 continues it); an empty list is one level entry without
+/// a value at the list's own definition level, a null list one at 0.
+fn write_list<'a>(
+    writer: &mut ColumnWriter<'_>,
+    cells: impl Iterator<Item = &'a Cell>,
+    required: bool,
+) -> std::io::Result<()> {
+    let full: i16 = if required { 1 } else { 2 };
+    let (mut defs, mut reps) = (Vec::new(), Vec::new());
+    let (mut texts, mut ints): (Vec<ByteArray>, Vec<i64>) = (Vec::new(), Vec::new());
+    for cell in cells {
+        let n = match cell {
+            Cell::StrList(v) => {
+                texts.extend(v.iter().map(|s| ByteArray::from(s.as_str())));
+                v.len()
+            }
+            Cell::IntList(v) => {
+                ints.extend_from_slice(v);
+                v.len()
+            }
+            _ => {
+                defs.push(0);
+                reps.push(0);
+                continue;
+            }
+        };
+        if n == 0 {
+            defs.push(full - 1);
+            reps.push(0);
+        }
+        for i in 0..n {
+            defs.push(full);
+            reps.push(i16::from(i > 0));
+        }
+    }
+    match writer {
+        ColumnWriter::ByteArrayColumnWriter(w) => {
+            w.write_batch(&texts, Some(&defs), Some(&reps))
+                .map_err(io)?;
+        }
+        ColumnWriter::Int64ColumnWriter(w) => {
+            w.write_batch(&ints, Some(&defs), Some(&reps)).map_err(io)?;
+        }
+        _ => return Err(std::io::Error::other("bug: a list type the schema has not")),
+    }
+    Ok(())
 }
 
 impl PartWriter for ParquetPart {

@@ -14,11 +14,13 @@ pub fn file_name(spec: &TableSpec) -> String {
 pub fn json_schema(spec: &TableSpec) -> Value {
     let mut properties = Map::new();
     for c in spec.columns {
-        let base = match c.kind {
-            Kind::Bool => "boolean",
-            Kind::Int => "integer",
-            Kind::Float => "number",
-            Kind::Str | Kind::Time => "string",
+        let (base, items) = match c.kind {
+            Kind::Bool => ("boolean", None),
+            Kind::Int => ("integer", None),
+            Kind::Float => ("number", None),
+            Kind::Str | Kind::Time => ("string", None),
+            Kind::StrList => ("array", Some("string")),
+            Kind::IntList => ("array", Some("integer")),
         };
         let types = if c.required {
             json!(base)
@@ -26,6 +28,9 @@ pub fn json_schema(spec: &TableSpec) -> Value {
             json!([base, "null"])
         };
         let mut p = json!({"type": types, "description": c.doc});
+        if let Some(items) = items {
+            p["items"] = json!({"type": items});
+        }
         if c.kind == Kind::Time {
             p["format"] = json!("date-time");
         }

@@ -47,12 +47,21 @@ pub fn duckdb() -> String {
                 Kind::Int => "BIGINT",
                 Kind::Float => "DOUBLE",
                 Kind::Str => "VARCHAR",
+                Kind::StrList => "VARCHAR[]",
+                Kind::IntList => "BIGINT[]",
             };
             let comma = if i + 1 < t.columns.len() { "," } else { "" };
             let _ = writeln!(s, "    '{}': '{ty}'{comma}", c.name);
         }
         s.push_str("  });\n\n");
     }
+    s.push_str(
+        "-- One row per (finding, connection it covers): the join of findings with connections.\n\
+         CREATE OR REPLACE VIEW finding_connections AS\n\
+         SELECT finding_uid, \"event.code\" AS finding, \"wsprobe.finding.confidence\" AS confidence,\n\
+         \x20      sensor, unnest(\"wsprobe.connection_ids\") AS connection_id, unnest(conn_uids) AS conn_uid\n\
+         FROM findings;\n",
+    );
     s
 }
 
@@ -73,8 +82,13 @@ pub fn clickhouse() -> String {
                 Kind::Int => "Int64",
                 Kind::Float => "Float64",
                 Kind::Str => "String",
+                Kind::StrList => "Array(String)",
+                Kind::IntList => "Array(Int64)",
             };
-            let ty = if c.required {
+            // ClickHouse has no Nullable(Array): a null list reads as an empty one
+            // (input_format_null_as_default, on by default).
+            let list = matches!(c.kind, Kind::StrList | Kind::IntList);
+            let ty = if c.required || list {
                 base.to_string()
             } else {
                 format!("Nullable({base})")
@@ -104,6 +118,7 @@ fn order_key(t: &TableSpec) -> &'static str {
     match t.name {
         "messages" => "conn_uid, `websocket.message.index`",
         "diagnostics" => "conn_uid, `event.code`, `@timestamp`, message",
+        "findings" => "finding_uid",
         _ => "conn_uid",
     }
 }
@@ -157,6 +172,11 @@ pub fn bigquery() -> String {
                     Kind::Int => format!("SAFE_CAST({path} AS INT64)"),
                     Kind::Float => format!("SAFE_CAST({path} AS FLOAT64)"),
                     Kind::Str => path,
+                    Kind::StrList => format!("JSON_VALUE_ARRAY(line, '$.\"{}\"')", c.name),
+                    Kind::IntList => format!(
+                        "ARRAY(SELECT SAFE_CAST(x AS INT64) FROM UNNEST(JSON_VALUE_ARRAY(line, '$.\"{}\"')) AS x)",
+                        c.name
+                    ),
                 }
             },
         );
@@ -194,6 +214,14 @@ pub fn trino() -> String {
                     Kind::Int => format!("try_cast({path} AS bigint)"),
                     Kind::Float => format!("try_cast({path} AS double)"),
                     Kind::Str => path,
+                    Kind::StrList => format!(
+                        "try_cast(json_extract(line, '$[\"{}\"]') AS array(varchar))",
+                        c.name
+                    ),
+                    Kind::IntList => format!(
+                        "try_cast(json_extract(line, '$[\"{}\"]') AS array(bigint))",
+                        c.name
+                    ),
                 }
             },
         );
@@ -217,6 +245,8 @@ pub fn spark() -> String {
                 Kind::Int => "BIGINT",
                 Kind::Float => "DOUBLE",
                 Kind::Str => "STRING",
+                Kind::StrList => "ARRAY<STRING>",
+                Kind::IntList => "ARRAY<BIGINT>",
             };
             let _ = writeln!(s, "  `{}` {ty},", c.name);
         }

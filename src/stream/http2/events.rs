@@ -177,6 +177,9 @@ pub enum Http2Event {
         /// Whose bytes.
         from: Side,
     },
+    /// A sender waited for flow-control credit on a WebSocket stream (every stall, however
+    /// short; the long ones are also `h2_flow_control_stall` diagnostics).
+    FlowStall(super::flow::Stall),
     /// A finding; `stream_id` names the WebSocket stream it belongs to, `None` the connection.
     Diagnostic {
         /// Stream, when the finding is about one WebSocket stream.

@@ -261,6 +261,7 @@ impl Http2Layer {
             return;
         }
         if matches!(kind, StreamKind::WebSocket { .. }) {
+            self.flow.follow(sid);
             out(Out::Event(Http2Event::WebSocketRequest {
                 stream_id: sid,
                 head: Box::new(head),

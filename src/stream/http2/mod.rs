@@ -28,6 +28,7 @@
 //!   (`h2_hpack_error`) ends header decoding of that direction only.
 
 mod events;
+pub mod flow;
 pub mod frame;
 mod headers;
 pub mod hpack;
@@ -66,6 +67,10 @@ pub const HUNT_BUDGET: u64 = 1024 * 1024;
 /// The first DATA of a stream whose headers were not readable is buffered up to this size to
 /// see whether it holds WebSocket frames.
 pub const PROBE_CAP: u32 = 64 * 1024;
+
+/// A flow-control stall this long is a diagnostic (shorter ones are counted on the stream):
+/// a sender that waits for credit for half a second delays its messages noticeably.
+pub const STALL_REPORTED_SECONDS: f64 = 0.5;
 
 /// GOAWAY debug data kept.
 pub const MAX_DEBUG_KEPT: usize = 256;
@@ -196,6 +201,10 @@ pub struct Http2Layer {
     server_connect_protocol: Option<bool>,
     goaway: Option<(Side, u32, ErrorCode)>,
     stopped: bool,
+    /// Both senders' flow-control credit (for stalls of WebSocket streams).
+    flow: flow::FlowControl,
+    /// Capture time of the last bytes or end pushed.
+    last_time: f64,
     diag_counts: std::collections::HashMap<DiagnosticId, u32>,
     stream_cap_reported: bool,
     table_cap_reported: [bool; 2],
@@ -227,6 +236,8 @@ impl Http2Layer {
             server_connect_protocol: None,
             goaway: None,
             stopped: false,
+            flow: flow::FlowControl::new(false),
+            last_time: 0.0,
             diag_counts: Default::default(),
             stream_cap_reported: false,
             table_cap_reported: [false; 2],
@@ -312,7 +323,89 @@ impl Http2Layer {
     }
 
     /// A connection error: report it and stop decoding both directions.
+    /// A WebSocket stream's half (`from`'s; both for a reset or a GOAWAY) ended: the stalls of
+    /// the senders that are done are reported first, while the stream's record is open.
+    fn stream_ended(&mut self, stream_id: u32, from: Side, how: StreamEnd, out: Sink<'_>) {
+        self.stream_ended_half(stream_id, from, from, how, out);
+    }
+
+    /// [`Self::stream_ended`] where the half that ended (`half`) is not the side the event
+    /// names (`from`: a GOAWAY's sender).
+    fn stream_ended_half(
+        &mut self,
+        stream_id: u32,
+        from: Side,
+        half: Side,
+        how: StreamEnd,
+        out: Sink<'_>,
+    ) {
+        let both = matches!(how, StreamEnd::Reset(_) | StreamEnd::GoAway { .. });
+        let done: &[Side] = if both {
+            &[Side::Client, Side::Server]
+        } else {
+            std::slice::from_ref(&half)
+        };
+        let stalls: Vec<flow::Stall> = done
+            .iter()
+            .filter_map(|&sender| self.flow.sender_done(stream_id, sender))
+            .collect();
+        let now = self.last_time;
+        self.stalls(stalls, now, out);
+        out(Out::Event(Http2Event::StreamEnded {
+            stream_id,
+            from,
+            how,
+        }));
+    }
+
+    /// Stalls that ended (or were still going on when their stream ended): each is an event;
+    /// the long ones are diagnostics of their stream.
+    fn stalls(&mut self, stalls: Vec<flow::Stall>, now: f64, out: Sink<'_>) {
+        for stall in stalls {
+            let seconds = stall.seconds(now);
+            out(Out::Event(Http2Event::FlowStall(stall)));
+            if seconds < STALL_REPORTED_SECONDS {
+                continue;
+            }
+            let receiver = stall.sender.peer().as_str();
+            let window = match stall.window {
+                flow::Exhausted::Stream => format!(
+                    "the stream's flow-control window ({} bytes) was used up",
+                    stall.size
+                ),
+                flow::Exhausted::Connection => format!(
+                    "the connection's flow-control window ({} bytes, shared with every stream) was used up",
+                    stall.size
+                ),
+            };
+            let how_long = match stall.until {
+                Some(_) => format!(
+                    "and the {receiver}'s WINDOW_UPDATE gave credit again {} later",
+                    crate::diag::human_seconds(seconds)
+                ),
+                None => format!(
+                    "and the {receiver} gave no credit again in the {} that followed",
+                    crate::diag::human_seconds(seconds)
+                ),
+            };
+            self.diag(
+                DiagnosticId::H2FlowControlStall,
+                Some(stall.stream_id),
+                Some(stall.sender),
+                stall.since,
+                format!(
+                    "the {}'s DATA on stream {} waited for flow-control credit: {window}, {how_long}; the {receiver} (or a proxy in front of it) reads slowly, and messages queue behind the window (RFC 9113 §5.2)",
+                    stall.sender.as_str(),
+                    stall.stream_id
+                ),
+                out,
+            );
+        }
+    }
+
     fn fatal(&mut self, s: usize, time: f64, message: String, out: Sink<'_>) {
+        // What follows is not seen: no stall can be measured any more.
+        self.flow.forget();
         let side = self.dirs[s].side;
         self.diag(
             DiagnosticId::H2ProtocolError,
@@ -338,13 +431,10 @@ impl Http2Layer {
                 continue;
             };
             if matches!(st.kind, StreamKind::WebSocket { .. }) {
+                let open = [Side::Client, Side::Server].map(|side| !st.closed[idx(side)]);
                 for side in [Side::Client, Side::Server] {
-                    if !st.closed[idx(side)] {
-                        out(Out::Event(Http2Event::StreamEnded {
-                            stream_id: id,
-                            from: side,
-                            how: StreamEnd::Undecodable,
-                        }));
+                    if open[idx(side)] {
+                        self.stream_ended(id, side, StreamEnd::Undecodable, out);
                     }
                 }
             }
@@ -366,6 +456,7 @@ impl Http2Layer {
                     if matched + n == PREFACE.len() {
                         self.dirs[s].rx = Rx::Header;
                         self.from_start = true;
+                        self.flow = flow::FlowControl::new(true);
                         for d in &mut self.dirs {
                             d.decoder.assume_complete_history();
                         }
@@ -664,6 +755,8 @@ impl Http2Layer {
         match how {
             How::Skip => {}
             How::Data { .. } => {
+                let confirmed = self.flow.data(h.stream_id, side, h.length, time);
+                self.stalls(confirmed.into_iter().collect(), time, out);
                 if h.has(flag::END_STREAM) {
                     self.close_half(h.stream_id, side, time, out);
                 }
@@ -696,6 +789,8 @@ impl Http2Layer {
                 ..
             } => {
                 // Only DATA on a stream of unknown kind is buffered: probe it.
+                let confirmed = self.flow.data(stream_id, side, h.length, time);
+                self.stalls(confirmed.into_iter().collect(), time, out);
                 self.probe(stream_id, side, time, data, out);
                 if end_stream {
                     self.close_half(stream_id, side, time, out);
@@ -716,7 +811,14 @@ impl Http2Layer {
                 debug,
             } => self.goaway(side, time, last_stream_id, error, debug, out),
             Frame::RstStream { stream_id, error } => self.reset(stream_id, side, time, error, out),
-            Frame::Priority { .. } | Frame::WindowUpdate { .. } | Frame::Unknown { .. } => {}
+            Frame::WindowUpdate {
+                stream_id,
+                increment,
+            } => {
+                let ended = self.flow.window_update(side, stream_id, increment, time);
+                self.stalls(ended, time, out);
+            }
+            Frame::Priority { .. } | Frame::Unknown { .. } => {}
         }
     }
 
@@ -774,14 +876,14 @@ impl Http2Layer {
             return;
         }
         st.closed[idx(side)] = true;
-        if matches!(st.kind, StreamKind::WebSocket { .. }) {
-            out(Out::Event(Http2Event::StreamEnded {
-                stream_id: sid,
-                from: side,
-                how: StreamEnd::EndStream,
-            }));
+        let (websocket, closed) = (
+            matches!(st.kind, StreamKind::WebSocket { .. }),
+            st.is_closed(),
+        );
+        if websocket {
+            self.stream_ended(sid, side, StreamEnd::EndStream, out);
         }
-        if st.is_closed() {
+        if closed {
             self.finish_stream(sid, None, out);
         }
         let _ = time;
@@ -791,6 +893,9 @@ impl Http2Layer {
         let Some(st) = self.streams.remove(sid) else {
             return;
         };
+        let left = self.flow.unfollow(sid);
+        let now = self.last_time;
+        self.stalls(left, now, out);
         if matches!(st.kind, StreamKind::Ordinary | StreamKind::Unknown) {
             out(Out::Event(Http2Event::OrdinaryStream {
                 stream_id: sid,
@@ -808,11 +913,7 @@ impl Http2Layer {
             return;
         };
         if matches!(st.kind, StreamKind::WebSocket { .. }) {
-            out(Out::Event(Http2Event::StreamEnded {
-                stream_id: sid,
-                from: side,
-                how: StreamEnd::Reset(error),
-            }));
+            // The stream's findings first: its record is finished when it ends.
             if error != ErrorCode::NO_ERROR && error != ErrorCode::CANCEL {
                 self.diag(
                     DiagnosticId::H2StreamReset,
@@ -826,6 +927,7 @@ impl Http2Layer {
                     out,
                 );
             }
+            self.stream_ended(sid, side, StreamEnd::Reset(error), out);
         }
         self.finish_stream(sid, Some(error), out);
     }
@@ -874,14 +976,15 @@ impl Http2Layer {
                     .get(id)
                     .is_some_and(|st| matches!(st.kind, StreamKind::WebSocket { .. }))
                 {
-                    out(Out::Event(Http2Event::StreamEnded {
-                        stream_id: id,
-                        from: side,
-                        how: StreamEnd::GoAway {
+                    self.stream_ended(
+                        id,
+                        side,
+                        StreamEnd::GoAway {
                             last_stream_id,
                             error,
                         },
-                    }));
+                        out,
+                    );
                 }
                 self.finish_stream(id, None, out);
             }
@@ -910,7 +1013,13 @@ impl Http2Layer {
                 }
                 Setting::EnablePush(n) => v.enable_push = Some(n == 1),
                 Setting::MaxConcurrentStreams(n) => v.max_concurrent_streams = Some(n),
-                Setting::InitialWindowSize(n) => v.initial_window_size = Some(n),
+                Setting::InitialWindowSize(n) => {
+                    v.initial_window_size = Some(n);
+                    if !ack {
+                        let ended = self.flow.initial_window(side, n, time);
+                        self.stalls(ended, time, out);
+                    }
+                }
                 Setting::MaxFrameSize(n) => {
                     v.max_frame_size = Some(n);
                     self.dirs[peer].max_frame =
@@ -920,6 +1029,10 @@ impl Http2Layer {
                 Setting::EnableConnectProtocol(n) => v.enable_connect_protocol = Some(n == 1),
                 Setting::NoRfc7540Priorities(_) | Setting::Other(..) => {}
             }
+        }
+        if ack {
+            let ended = self.flow.settings_acknowledged(side, time);
+            self.stalls(ended, time, out);
         }
         if !ack && side == Side::Server {
             if self.from_start && !self.server_settings_seen {
@@ -1001,18 +1114,18 @@ impl Http2Layer {
                 continue;
             }
             st.closed[idx(side)] = true;
-            if matches!(st.kind, StreamKind::WebSocket { .. }) {
+            let (websocket, closed) = (
+                matches!(st.kind, StreamKind::WebSocket { .. }),
+                st.is_closed(),
+            );
+            if websocket {
                 let from = match end_how {
                     StreamEnd::GoAway { .. } => self.goaway.map_or(side, |g| g.0),
                     _ => side,
                 };
-                out(Out::Event(Http2Event::StreamEnded {
-                    stream_id: id,
-                    from,
-                    how: end_how,
-                }));
+                self.stream_ended_half(id, from, side, end_how, out);
             }
-            if st.is_closed() {
+            if closed {
                 self.finish_stream(id, None, out);
             }
         }
@@ -1050,6 +1163,7 @@ impl Layer for Http2Layer {
         out: &mut dyn FnMut(Out<'_, Self::Event>),
     ) {
         let s = idx(from);
+        self.last_time = self.last_time.max(time);
         if self.stopped || self.dirs[s].ended {
             return;
         }
@@ -1066,6 +1180,7 @@ impl Layer for Http2Layer {
     }
 
     fn end(&mut self, from: Side, time: f64, how: End, out: &mut dyn FnMut(Out<'_, Self::Event>)) {
+        self.last_time = self.last_time.max(time);
         self.end_dir(idx(from), time, how, out);
         if self.dirs[0].ended && self.dirs[1].ended {
             for id in self.streams.ids() {

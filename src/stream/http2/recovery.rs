@@ -97,6 +97,8 @@ impl Http2Layer {
     pub(super) fn start_hunt(&mut self, s: usize, time: f64, lost: u64, out: Sink<'_>) {
         let _ = time;
         let _ = out;
+        // A frame of unknown kind was lost: the windows can no longer be followed.
+        self.flow.forget();
         let d = &mut self.dirs[s];
         if d.rx != Rx::Hunt {
             d.hunt.clear();

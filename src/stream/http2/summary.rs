@@ -15,6 +15,8 @@ use super::streams::MAX_ORDINARY_KEPT;
 #[derive(Debug, Default, Clone)]
 pub struct Http2Summary {
     connection: Http2ConnectionRecord,
+    /// The client preface was seen: flow-control windows are followed from their start.
+    preface_seen: bool,
     streams: BTreeMap<u32, Http2StreamRecord>,
 }
 
@@ -28,6 +30,21 @@ impl Http2Summary {
     pub fn observe(&mut self, event: &Http2Event, time: f64) {
         let c = &mut self.connection;
         match event {
+            Http2Event::Preface => self.preface_seen = true,
+            Http2Event::FlowStall(stall) => {
+                let Some(r) = self.streams.get_mut(&stall.stream_id) else {
+                    return;
+                };
+                let f = r.flow_control.get_or_insert_with(Default::default);
+                let seconds = stall.seconds(time);
+                *f.stalls.get_mut(stall.sender) += 1;
+                let total = f.stalled_s.get_mut(stall.sender);
+                *total = round_ms(*total + seconds);
+                f.longest_s = f.longest_s.max(round_ms(seconds));
+                if stall.until.is_none() {
+                    f.stalled_at_end = Some(stall.sender);
+                }
+            }
             Http2Event::Settings {
                 from: Side::Server,
                 ack: false,
@@ -142,8 +159,13 @@ impl Http2Summary {
 
     /// The record of WebSocket stream `stream_id`, with the connection's facts as they are now.
     pub fn stream(&self, stream_id: u32) -> Option<Http2StreamRecord> {
+        let followed = self.preface_seen && !self.connection.headers_unreadable;
         self.streams.get(&stream_id).map(|r| Http2StreamRecord {
             connection: self.connection.clone(),
+            flow_control: match &r.flow_control {
+                Some(f) => Some(f.clone()),
+                None => followed.then(Default::default),
+            },
             ..r.clone()
         })
     }
@@ -157,4 +179,8 @@ impl Http2Summary {
     pub fn connection(&self) -> &Http2ConnectionRecord {
         &self.connection
     }
+}
+
+fn round_ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
 }
