@@ -18,6 +18,14 @@ import sys
 import threading
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SAY = threading.Lock()
+
+
+def say(**fields):
+    """One JSON line; both threads print, whole lines only."""
+    with SAY:
+        sys.stdout.write(json.dumps(fields) + "\n")
+        sys.stdout.flush()
 
 
 def read_head(s):
@@ -83,10 +91,10 @@ def serve(listener, cert, key):
         op, data = read_frame(s)
         if op == 8:
             s.sendall(frame(8, data, masked=False))
-            print(json.dumps({"side": "server", "close": data[:2].hex()}), flush=True)
+            say(side="server", close=data[:2].hex())
             break
         s.sendall(frame(op, data, masked=False))
-        print(json.dumps({"side": "server", "echoed": data.decode()}), flush=True)
+        say(side="server", echoed=data.decode())
     s.close()
 
 
@@ -104,12 +112,12 @@ def main():
     s.sendall((f"GET /over-tls HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {k}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
     assert " 101 " in read_head(s).split("\r\n")[0]
-    print(json.dumps({"side": "client", "tls": s.version(), "cipher": s.cipher()[0]}), flush=True)
+    say(side="client", tls=s.version(), cipher=s.cipher()[0])
     for t in texts:
         s.sendall(frame(1, t.encode(), masked=True))
         op, data = read_frame(s)
         assert op == 1 and data.decode() == t
-        print(json.dumps({"side": "client", "sent": t}), flush=True)
+        say(side="client", sent=t)
     s.sendall(frame(8, (1000).to_bytes(2, "big") + b"bye", masked=True))
     read_frame(s)
     s.close()
