@@ -7,7 +7,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use wsprobe::diag::Side;
 use wsprobe::findings::FindingsEngine;
-use wsprobe::findings::ending::{Ending, Host, How};
+use wsprobe::findings::ending::{Ending, Host, How, Seen};
 use wsprobe::record::Fingerprint;
 
 struct Rng(u64);
@@ -102,6 +102,7 @@ fn endings(n: usize) -> Vec<Ending> {
                 },
                 stopped: false,
                 app: None,
+                seen: Seen::Plain,
             }
         })
         .collect()

@@ -2,6 +2,8 @@
 connections per process (--n), each logged by wslog.
 
 usage: findings_client.py MODE --uri URI --log FILE [--n N] [--stagger S] [...]
+       (wss:// URIs: --cafile CERT to trust, --keylog FILE for the NSS key log, --tls-max 1.2
+        to stay below TLS 1.3; --first K numbers the connections from K, for a second process)
 
 modes:
   silent     exchange one message, then send nothing until the connection is closed
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import os
 import random
+import ssl
 import sys
 import time
 
@@ -30,7 +33,12 @@ from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 
+TLS = None  # the client SSLContext for wss:// URIs (main() sets it)
+
+
 async def opened(uri, log, path, **kw):
+    if uri.startswith("wss://"):
+        kw["ssl"] = TLS
     kw.setdefault("ping_interval", None)
     kw.setdefault("max_size", None)
     kw.setdefault("compression", None)
@@ -38,6 +46,9 @@ async def opened(uri, log, path, **kw):
     k = wslog.conn_key(*ws.local_address[:2])
     wslog.instrument(ws, log, k)
     wslog.log_open(ws, log, k, path=path)
+    tls = ws.transport.get_extra_info("ssl_object")
+    if tls is not None:
+        log.emit("note", k, client_tls_version=tls.version(), client_tls_cipher=tls.cipher()[0])
     return ws
 
 
@@ -125,7 +136,7 @@ async def run(args, log):
         print(f"STUCK {time.time()}", flush=True)
         time.sleep(args.stuck_for)
         os._exit(0)
-    await asyncio.gather(*(one(args, log, i, ready) for i in range(args.n)))
+    await asyncio.gather(*(one(args, log, i, ready) for i in range(args.first, args.first + args.n)))
 
 
 def main():
@@ -140,7 +151,18 @@ def main():
     ap.add_argument("--every", type=float, default=0.2)
     ap.add_argument("--answer-for", type=float, default=1.2)
     ap.add_argument("--stuck-for", type=float, default=3.0)
+    ap.add_argument("--cafile", help="wss://: the server certificate to trust")
+    ap.add_argument("--keylog", help="wss://: append the TLS secrets here (NSS key log)")
+    ap.add_argument("--tls-max", choices=["1.2", "1.3"], help="wss://: the highest TLS version offered")
+    ap.add_argument("--first", type=int, default=0, help="number of the first connection (its path)")
     args = ap.parse_args()
+    if args.uri.startswith("wss://"):
+        global TLS
+        TLS = ssl.create_default_context(cafile=args.cafile)
+        if args.keylog:
+            TLS.keylog_filename = args.keylog
+        if args.tls_max == "1.2":
+            TLS.maximum_version = ssl.TLSVersion.TLSv1_2
     log = wslog.Log(args.log, "client")
     asyncio.run(run(args, log))
 

@@ -361,6 +361,142 @@ def post_resume(ctx, tmpcap, truth):
                                                              "two resumed TLS 1.2 connections"}
 
 
+# Not 2 s: idle-timeout-nginx.pcap (ws://) has that, and analysed together the two would be one
+# finding.
+NGINX_TLS_TIMEOUT_S = 3.0
+NGINX_TLS_CONF = """worker_processes 1;
+daemon off;
+user root;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+  log_format timing '$msec $remote_addr:$remote_port "$request" $status $request_time $upstream_addr';
+  access_log {prefix}/access.log timing;
+  client_body_temp_path {prefix}/tmp-body;
+  proxy_temp_path {prefix}/tmp-proxy;
+  fastcgi_temp_path {prefix}/tmp-fastcgi;
+  uwsgi_temp_path {prefix}/tmp-uwsgi;
+  scgi_temp_path {prefix}/tmp-scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {{
+      proxy_pass http://127.0.0.1:{upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header X-Client-Port $remote_port;
+      proxy_read_timeout {timeout}s;
+    }}
+  }}
+}}
+"""
+
+
+def findings_py(ctx, script, *args, name):
+    log = ctx.log(name)
+    shown = ["$PY", f"captures/record/{script}", *args, "--log", f"{name}.jsonl"]
+    shown = [re.sub(r"^/.*/(cert|key|keys)\.(pem|log)$", r"\1.\2", a) for a in shown]
+    return ctx._start([rec.PY, os.path.join(HERE, script), *args, "--log", log], name, shown)
+
+
+def wait_listening(port, timeout=10.0):
+    """Waits until something listens on 127.0.0.1:port without connecting (a probe would be a
+    connection of its own in the capture)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        out = subprocess.run(["ss", "-Hltn", f"src 127.0.0.1:{port}"], capture_output=True, text=True).stdout
+        if out.strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
+
+
+def rec_nginx_idle_tls(ctx):
+    if not shutil.which("nginx"):
+        raise rec.SkipCapture("nginx is not installed (apt-get install nginx-light)")
+    cert, key = make_cert(ctx)
+    prefix = os.path.join(ctx.tmp, "nginx")
+    os.makedirs(prefix, exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w", encoding="utf-8") as f:
+        f.write(NGINX_TLS_CONF.format(prefix=prefix, port=20450, upstream=20451, cert=cert, key=key,
+                                      timeout=f"{NGINX_TLS_TIMEOUT_S:g}"))
+    upstream = findings_py(ctx, "findings_server.py", "echo", "--port", "20451", "--conns", "8", name="server")
+    upstream.wait_for("READY")
+    nginx = ctx._start(["nginx", "-c", conf, "-p", prefix], "nginx",
+                       ["nginx", "-c", "nginx.conf", "-p", "$PREFIX",
+                        f"# listen 20450 ssl, proxy_read_timeout {NGINX_TLS_TIMEOUT_S:g}s, proxy_pass :20451"])
+    wait_listening(20450)
+    tls = ["--cafile", cert, "--keylog", keys_path(ctx)]
+    # Three silent clients over TLS 1.3 (close_notify only inferred from record sizes), two over
+    # TLS 1.2 (alert records visible).
+    silent = findings_py(ctx, "findings_client.py", "silent", "--uri", "wss://127.0.0.1:20450", "--n", "3",
+                         "--stagger", "0.3", *tls, name="client-silent")
+    silent12 = findings_py(ctx, "findings_client.py", "silent", "--uri", "wss://127.0.0.1:20450", "--n", "2",
+                           "--first", "3", "--stagger", "0.3", "--tls-max", "1.2", *tls, name="client-silent-tls12")
+    pinging = findings_py(ctx, "findings_client.py", "pinging", "--uri", "wss://127.0.0.1:20450", "--n", "3",
+                          "--stagger", "0.3", "--ping-interval", "0.5", "--stay", "5", *tls, name="client-pinging")
+    silent.wait(30)
+    silent12.wait(30)
+    pinging.wait(30)
+    upstream.wait(20)
+    nginx.p.send_signal(signal.SIGQUIT)
+    nginx.p.wait(10)
+    with open(os.path.join(prefix, "error.log"), encoding="utf-8") as f:
+        timed_out = re.findall(r'upstream timed out .* while proxying upgraded connection.*request: "GET (\S+)', f.read())
+    access = []
+    with open(os.path.join(prefix, "access.log"), encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r'(\S+) (\S+):(\d+) "GET (\S+) [^"]*" (\d+) (\S+) (\S+)', line)
+            if m:
+                access.append({"wall_end": float(m.group(1)), "client_port": int(m.group(3)),
+                               "path": m.group(4), "status": int(m.group(5)),
+                               "request_time": float(m.group(6)), "upstream": m.group(7),
+                               "timed_out": m.group(4) in timed_out})
+    version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    ctx.nginx_version = version.split("/")[-1]
+    ctx.incident = {
+        "cause": "idle_timeout",
+        "expected": {"timeout_s": NGINX_TLS_TIMEOUT_S, "connections": 5, "proxy_legs": 0},
+        "nginx": {"version": version, "proxy_read_timeout_s": NGINX_TLS_TIMEOUT_S, "tls_termination": True,
+                  "timed_out": timed_out, "access_log": access},
+        "events": [{"wall": a["wall_end"], "what": f"nginx ended {a['path']} after {a['request_time']} s"
+                    + (" (upstream timed out)" if a["timed_out"] else "")} for a in access],
+    }
+
+
+def fronts_only(conns, ctx):
+    """Only the TLS leg (client <-> nginx) is captured. nginx relays the upgraded bytes, so the
+    front leg carries the backend's messages too: copy them from the backend's log (linked by the
+    X-Client-Port header nginx sent upstream), then drop the backend legs."""
+    version = getattr(ctx, "nginx_version", "")
+    fronts = {c["client"]["port"]: c for c in conns if c["client"]["impl"] and not c["server"]["impl"]}
+    timed_out = set(ctx.incident["nginx"]["timed_out"])
+    for back in [c for c in conns if c["server"]["impl"] and not c["client"]["impl"]]:
+        front = fronts.get(back["notes"].get("proxied_client_port"))
+        if front is None:
+            continue
+        front["messages"] = [m for m in front["messages"] if m["from"] == "client"] + \
+                            [m for m in back["messages"] if m["from"] == "server"]
+        front["server"]["impl"] = f"nginx {version} (TLS termination) relaying {back['server']['impl']}"
+        for k in ("server_sent", "server_received"):
+            front["close"][k] = back["close"][k]
+        front["notes"]["relayed_by"] = "nginx"
+        front["notes"]["nginx_upstream_timed_out"] = back["handshake"]["path"] in timed_out
+        full = all(front["close"][k] is not None for k in
+                   ("client_sent", "client_received", "server_sent", "server_received"))
+        front["end"]["kind"] = "clean" if full else "abnormal"
+    kept = sorted(fronts.values(), key=lambda c: c["id"])
+    for i, c in enumerate(kept):
+        c["id"] = i
+    return kept
+
+
 SCENARIOS = [
     (rec_py13, post_py13, dict(
         file="wss-py-tls13.pcap", ports=[20443], title="Python websockets over TLS 1.3 (wss), with its key log",
@@ -399,6 +535,21 @@ SCENARIOS = [
                   "X25519); then each side sends a line, a KeyUpdate (`k`), another line; s_client sends "
                   "close_notify at EOF. Not WebSocket: the truth is the lines each side sent.",
         expected="1 TLS 1.3 connection with HRR, one KeyUpdate per side, 2 lines each way decrypted.")),
+    (rec_nginx_idle_tls, post_streams, dict(
+        file="wss-idle-timeout-nginx.pcap", ports=[20450],
+        title="nginx terminating TLS cuts silent wss connections at proxy_read_timeout",
+        exercises="nginx (own configuration and prefix) terminates TLS on :20450 (TLS 1.2 and 1.3, self-signed "
+                  "P-256 certificate) and proxies to a Python websockets echo server on :20451 with "
+                  f"proxy_read_timeout {NGINX_TLS_TIMEOUT_S:g}s. Five Python websockets clients (wss, no ALPN; three "
+                  "over TLS 1.3, two capped at TLS 1.2) exchange one message and fall silent: nginx ends each "
+                  f"after {NGINX_TLS_TIMEOUT_S:g} s of silence with close_notify and FIN (no Close frame). Three "
+                  "clients (TLS 1.3) ping every 0.5 s and close 1000 after 5 s. Only the TLS leg is captured; the "
+                  "clients wrote NAME.keys (SSLContext.keylog_filename) for the with-keys check.",
+        expected=f"5 silent connections ended by nginx's close_notify about {NGINX_TLS_TIMEOUT_S:g} s after their "
+                 "last record; without keys: every connection likely WebSocket by its records, idle_timeout with "
+                 f"timeout_s {NGINX_TLS_TIMEOUT_S:g} over the 5 silent ones, the 3 pinging ones surviving; with "
+                 f"keys: the same as ws:// (1006 after {NGINX_TLS_TIMEOUT_S:g} s idle, 3 clean 1000 closes).",
+        postprocess=fronts_only)),
     (rec_resume, post_resume, dict(
         file="tls-openssl-resume.pcap", ports=[20448], title="OpenSSL session resumption: session id, ticket, PSK",
         exercises="Six s_client runs against one s_server: TLS 1.2 full (-no_ticket) then resumed by session "

@@ -27,10 +27,10 @@ fn frame(pieces: &[wsprobe_fuzz::Piece<'_>], joiner: &mut HandshakeJoiner) -> (V
     let mut invalid = false;
     let mut on = |e: FramerEvent<'_>, evs: &mut Vec<Ev>, joiner: &mut HandshakeJoiner| match e {
         FramerEvent::Record(r) => {
-            assert_eq!(r.fragment.len(), usize::from(r.header.length));
-            assert!(r.fragment.len() <= MAX_FRAGMENT);
+            assert_eq!(r.fragment().len(), usize::from(r.header.length));
+            assert!(r.fragment().len() <= MAX_FRAGMENT);
             if r.header.content_type.byte() == 22 {
-                joiner.push(r.fragment, &mut |m| {
+                joiner.push(r.fragment(), &mut |m| {
                     if let JoinerEvent::Message { msg_type, body } = m {
                         assert!(body.len() <= MAX_PARSED_MESSAGE);
                         let _ = match msg_type {
@@ -44,7 +44,7 @@ fn frame(pieces: &[wsprobe_fuzz::Piece<'_>], joiner: &mut HandshakeJoiner) -> (V
                     }
                 });
             }
-            evs.push(Ev::Record(r.header.content_type.byte(), r.fragment.to_vec()));
+            evs.push(Ev::Record(r.header.content_type.byte(), r.fragment().to_vec()));
         }
         other => evs.push(Ev::Other(format!("{other:?}"))),
     };

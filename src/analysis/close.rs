@@ -3,7 +3,7 @@
 
 use super::clock;
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::record::{CloseRecord, TcpRecord, UnreachableRecord};
+use crate::record::{CloseRecord, TcpRecord, TlsEndRecord, UnreachableRecord};
 use crate::ws::opcode::close_code_meaning;
 
 /// A Close frame as seen.
@@ -146,12 +146,35 @@ impl CloseTracker {
     /// Builds the record, pushing `abnormal_closure` or `close_handshake_incomplete`.
     pub fn record(&self, ctx: &EndContext, out: &mut Vec<Diagnostic>) -> CloseRecord {
         let tcp = self.tcp_end;
-        let last = ctx
-            .last_frame_time
-            .or(ctx.started)
-            .or(ctx.transport.last_activity);
-        let idle = match (tcp, last) {
-            (Some(end), Some(last)) => Some(round3((end.time - last).max(0.0))),
+        let tls = ctx.transport.tls.as_ref();
+        let opaque = ctx.transport.opaque.is_some();
+        // A TLS close_notify or alert before FIN/RST began the end (nginx's idle timeout
+        // sends close_notify and waits for the client's FIN).
+        let began = tls
+            .and_then(|t| t.began.clone())
+            .filter(|b| tcp.is_none_or(|t| b.time <= t.time));
+        let end_start = began
+            .as_ref()
+            .map(|b| (b.side, b.time))
+            .or(tcp.map(|t| (t.side, t.time)));
+        // Encrypted: the last application record (not the final close_notify-sized one).
+        let last_record = tls.filter(|_| opaque).and_then(|t| {
+            [Side::Client, Side::Server]
+                .into_iter()
+                .filter_map(|side| (*t.last_record.get(side)).map(|(time, len)| (side, time, len)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+        });
+        let last = if opaque {
+            last_record
+                .map(|(_, t, _)| t)
+                .or(ctx.transport.last_activity)
+        } else {
+            ctx.last_frame_time
+                .or(ctx.started)
+                .or(ctx.transport.last_activity)
+        };
+        let idle = match (end_start, last) {
+            (Some((_, end)), Some(last)) => Some(round3((end - last).max(0.0))),
             _ => None,
         };
         let mut record = CloseRecord {
@@ -165,6 +188,12 @@ impl CloseTracker {
             tcp_end: tcp.map(|t| if t.rst { "rst" } else { "fin" }),
             tcp_end_from: tcp.map(|t| t.side),
             tcp_end_time: tcp.map(|t| t.time),
+            tls_end: began.as_ref().map(|b| TlsEndRecord {
+                from: b.side,
+                time: b.time,
+                alert: b.alert.clone(),
+                inferred: b.inferred,
+            }),
             idle_before_end: idle,
             last_message: ctx.last_message.clone(),
             unreachable: ctx.unreachable,
@@ -181,25 +210,49 @@ impl CloseTracker {
             .as_ref()
             .map(|n| format!("; {n}"))
             .unwrap_or_default();
-        let tcp_words = |t: TcpEnd| {
-            let mut s = match &self.end_words {
-                Some(words) => words.clone(),
-                None => format!(
-                    "{} sent {}",
-                    t.side.as_str(),
-                    if t.rst { "RST" } else { "FIN" }
-                ),
+        // How the end began, in words: "server sent FIN after 62 s idle", "server sent TLS
+        // close_notify after 2.0 s idle, then client sent FIN".
+        let end_words = || -> Option<String> {
+            let mut s = match (&began, tcp) {
+                (Some(b), _) => format!("{} sent {}", b.side.as_str(), b.words),
+                (None, Some(t)) => match &self.end_words {
+                    Some(words) => words.clone(),
+                    None => format!(
+                        "{} sent {}",
+                        t.side.as_str(),
+                        if t.rst { "RST" } else { "FIN" }
+                    ),
+                },
+                (None, None) => return None,
             };
             if let Some(idle) = idle {
                 s.push_str(&format!(" after {} idle", human_seconds(idle)));
+                if let Some((side, time, len)) = last_record {
+                    s.push_str(&format!(
+                        " (last record: {} {len} B at {})",
+                        side.as_str(),
+                        clock(time)
+                    ));
+                }
             }
-            s
+            if let (Some(b), Some(t)) = (&began, tcp) {
+                let who = if t.side == b.side {
+                    "its"
+                } else {
+                    t.side.as_str()
+                };
+                s.push_str(&format!(
+                    ", then {who} {}",
+                    if t.rst { "RST" } else { "FIN" }
+                ));
+            }
+            Some(s)
         };
         if let Some(why) = &ctx.transport.no_websocket {
             record.outcome = "not_websocket";
-            record.initiator = tcp.map(|t| t.side);
-            record.summary = match tcp {
-                Some(t) => format!("{why}: {}{note}", tcp_words(t)),
+            record.initiator = end_start.map(|(side, _)| side);
+            record.summary = match end_words() {
+                Some(w) => format!("{why}: {w}{note}"),
                 None => format!("{why}{note}"),
             };
             return record;
@@ -207,11 +260,16 @@ impl CloseTracker {
         if let Some(why) = &ctx.transport.opaque {
             // Encrypted and not decrypted: no WebSocket fact can be claimed (no 1006 either).
             record.outcome = "encrypted";
-            record.initiator = tcp.map(|t| t.side);
-            record.summary = match tcp {
-                Some(t) => format!("encrypted ({why}): {}{note}", tcp_words(t)),
+            record.initiator = end_start.map(|(side, _)| side);
+            let likely = if tls.is_some_and(|t| t.websocket_likely) {
+                ", likely WebSocket (inferred)"
+            } else {
+                ""
+            };
+            record.summary = match end_words() {
+                Some(w) => format!("encrypted ({why}){likely}: {w}{note}"),
                 None => format!(
-                    "encrypted ({why}): still open, {}{note}",
+                    "encrypted ({why}){likely}: still open, {}{note}",
                     ctx.stopped.as_deref().unwrap_or("the capture ended")
                 ),
             };
@@ -247,13 +305,13 @@ impl CloseTracker {
                         first.code,
                         first.side.as_str()
                     );
-                } else if let Some(t) = tcp {
+                } else if let (Some(words), Some((_, end_time))) = (end_words(), end_start) {
                     record.outcome = "incomplete";
                     record.summary = format!(
                         "{} {short}{reason} from {}; no Close in reply before {}",
                         first.code,
                         first.side.as_str(),
-                        tcp_words(t)
+                        words
                     );
                     // The finding is the unanswered Close's: its sender, its time.
                     out.push(Diagnostic::new(
@@ -266,8 +324,8 @@ impl CloseTracker {
                             first.code,
                             clock(first.time),
                             first.side.peer().as_str(),
-                            tcp_words(t),
-                            clock(t.time)
+                            words,
+                            clock(end_time)
                         ),
                     ));
                 } else {
@@ -280,10 +338,10 @@ impl CloseTracker {
                     );
                 }
             }
-            (None, _) => match tcp {
-                Some(t) => {
+            (None, _) => match (end_start, end_words()) {
+                (Some((side, time)), Some(words)) => {
                     record.code = Some(1006);
-                    record.initiator = Some(t.side);
+                    record.initiator = Some(side);
                     record.outcome = "abnormal";
                     record.meaning = Some(close_code_meaning(1006));
                     let mut after = ctx
@@ -294,15 +352,15 @@ impl CloseTracker {
                     if let Some(hb) = &ctx.app_heartbeat {
                         after.push_str(&format!("; last {hb}"));
                     }
-                    record.summary = format!("1006 abnormal: {}{after}", tcp_words(t));
+                    record.summary = format!("1006 abnormal: {words}{after}");
                     out.push(Diagnostic::new(
                         DiagnosticId::AbnormalClosure,
-                        Some(t.side),
-                        Some(t.time),
-                        format!("no Close frame: {}{after} (1006)", tcp_words(t)),
+                        Some(side),
+                        Some(time),
+                        format!("no Close frame: {words}{after} (1006)"),
                     ));
                 }
-                None => {
+                _ => {
                     record.summary = format!(
                         "still open: {}",
                         ctx.stopped.as_deref().unwrap_or("the capture ended")

@@ -116,6 +116,9 @@ pub struct TransportEnd {
     pub note: Option<String>,
     /// Time of the last bytes carried, for the idle time before the end when no frame is seen.
     pub last_activity: Option<f64>,
+    /// What TLS saw of the end: the close_notify or alert that began it, and (not decrypted)
+    /// the application records the idle time is measured from.
+    pub tls: Option<crate::record::tls::TlsEnding>,
 }
 
 impl Analysis {
@@ -830,20 +833,49 @@ impl Analysis {
         pings_at_end: [(u64, Option<f64>); 2],
     ) -> TimingRecord {
         let close = self.close.first_close();
-        let (end_time, ended_by, ended_from) = match (close, tcp_end) {
-            (Some((side, t)), Some((_, tcp_t, _))) if t <= tcp_t => (t, "close", Some(side)),
-            (Some((side, t)), None) => (t, "close", Some(side)),
-            (_, Some((side, t, rst))) => (t, if rst { "rst" } else { "fin" }, Some(side)),
-            (None, None) => (last_seen, "none", None),
+        let tls = self.transport.tls.as_ref();
+        // A TLS close_notify or alert may begin the end before FIN or RST (and after the last
+        // frame: an alert the sender followed with data did not end anything).
+        let began = tls.and_then(|t| t.began.as_ref()).map(|b| {
+            let what = if b.alert == "close_notify" {
+                "close_notify"
+            } else {
+                "tls_alert"
+            };
+            (b.time, what, b.side)
+        });
+        let mut candidates: Vec<(f64, &'static str, Side)> = Vec::with_capacity(3);
+        candidates.extend(close.map(|(side, t)| (t, "close", side)));
+        candidates.extend(began);
+        candidates.extend(tcp_end.map(|(side, t, rst)| (t, if rst { "rst" } else { "fin" }, side)));
+        // The earliest; on a tie the Close, then the alert, then TCP (in that order above).
+        let first = candidates
+            .iter()
+            .copied()
+            .reduce(|a, b| if b.0 < a.0 { b } else { a });
+        let (end_time, ended_by, ended_from) = match first {
+            Some((t, what, side)) => (t, what, Some(side)),
+            None => (last_seen, "none", None),
         };
+        let opaque = self.transport.opaque.is_some() && !self.carries_websocket();
+        // Encrypted, likely WebSocket: its age runs from the 101-sized answer.
+        let started = self.started.or_else(|| {
+            tls.filter(|t| opaque && t.websocket_likely)
+                .and_then(|t| t.started)
+        });
         let mut record = TimingRecord {
             end_time,
             ended_by,
             ended_from,
-            age: round6((end_time - self.started.unwrap_or(first_seen)).max(0.0)),
+            age: round6((end_time - started.unwrap_or(first_seen)).max(0.0)),
             ..TimingRecord::default()
         };
         self.timing.fill(end_time, &mut record);
+        if opaque && let Some(t) = tls {
+            // No frames to time: the application records stand for them.
+            let last = t.last_record.map(|r| r.map(|(time, _)| time));
+            timing::fill_from_records(end_time, last, t.longest_silence, &mut record);
+        }
         for (i, side) in [Side::Client, Side::Server].into_iter().enumerate() {
             let (ping, pong) = self.ping.last_ping_pong(side);
             *record.last_ping.get_mut(side) = ping;

@@ -114,6 +114,28 @@ impl TimingTracker {
     }
 }
 
+/// The timing fields of an encrypted connection (no frames seen) from its application records:
+/// each side's last one before the end (the final close_notify-sized or alert record left
+/// out) and the longest silence between them.
+pub fn fill_from_records(
+    end_time: f64,
+    last: PerSide<Option<f64>>,
+    longest_silence: Option<f64>,
+    record: &mut TimingRecord,
+) {
+    let since = |t: Option<f64>| t.map(|t| round6((end_time - t).max(0.0)));
+    record.idle_by_side = PerSide {
+        client: since(last.client),
+        server: since(last.server),
+    };
+    let any = match (last.client, last.server) {
+        (Some(c), Some(s)) => Some(c.max(s)),
+        (c, s) => c.or(s),
+    };
+    record.idle = since(any);
+    record.longest_silence = longest_silence.map(round6);
+}
+
 /// Microsecond precision: captures carry no more.
 pub fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6

@@ -415,6 +415,7 @@ impl Connection {
                 no_websocket,
                 note: tls.ending_note(),
                 last_activity: state.tls_last,
+                tls: Some(tls.ending()),
             });
         }
         if !session.analysis.is_interesting() {
@@ -630,11 +631,12 @@ impl State {
         if self.roles.decide(client_dir) {
             self.session.get(&ctx.config).roles_decided(&self.roles);
         }
-        self.tls = Some(Box::new(TlsLayer::new(ctx.keys.clone())));
-        // Every TLS connection is reported, decrypted or not.
-        self.session
-            .get(&ctx.config)
-            .make_interesting(&self.roles, ctx);
+        // Every TLS connection is reported, decrypted or not (so its session is made now).
+        let session = self.session.get(&ctx.config);
+        let mut tls = TlsLayer::new(ctx.keys.clone());
+        tls.set_server_port(session.addresses(&self.roles).1.port);
+        self.tls = Some(Box::new(tls));
+        session.make_interesting(&self.roles, ctx);
     }
 
     /// What TLS pushes out: plaintext to the layers above, findings to the analysis.

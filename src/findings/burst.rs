@@ -166,10 +166,16 @@ pub fn restarts(input: &Input<'_>) -> Vec<(Finding, f64)> {
                 Side::Client
             };
             let rst = members.iter().filter(|e| e.how == How::Rst).count();
-            let how = match rst {
-                0 => "FIN",
-                r if r == k => "RST",
-                _ => "FIN or RST",
+            let tls = members
+                .iter()
+                .filter(|e| matches!(e.how, How::CloseNotify | How::TlsAlert))
+                .count();
+            let how = match (rst, tls) {
+                (0, 0) => "FIN",
+                (r, _) if r == k => "RST",
+                (_, t) if t == k => "TLS close_notify",
+                (_, 0) => "FIN or RST",
+                _ => "TLS close_notify, FIN or RST",
             };
             let back = comeback(input, server, t0, &members);
             let restart = by == Side::Server && !back.delays.is_empty();
@@ -179,8 +185,13 @@ pub fn restarts(input: &Input<'_>) -> Vec<(Finding, f64)> {
             clients.sort();
             clients.dedup();
             let one_client = clients.len() == 1 && by == Side::Client && k > 1;
+            let no_close = if members.iter().any(|e| e.encrypted()) {
+                "no Close frame (as far as the sizes of the encrypted records tell)"
+            } else {
+                "no Close frame"
+            };
             let evidence = format!(
-                "{k} of the {open} connections open to {server} ended within {} at {} with a {how} from the {} and no Close frame; {back_words}",
+                "{k} of the {open} connections open to {server} ended within {} at {} with a {how} from the {} and {no_close}; {back_words}",
                 secs(spread),
                 clock(t0),
                 side_word(by),

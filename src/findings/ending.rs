@@ -60,6 +60,11 @@ pub enum How {
     Fin,
     /// RST without a Close before it.
     Rst,
+    /// A TLS close_notify (read, or inferred from an encrypted record) without a Close before
+    /// it, before FIN or RST: a TLS-terminating proxy or server ending the connection.
+    CloseNotify,
+    /// Another TLS alert, before FIN or RST.
+    TlsAlert,
     /// Still open at the end of the capture (or when tracking stopped).
     Open,
 }
@@ -213,6 +218,22 @@ pub struct Ending {
     /// Application heartbeats, when the application stage decoded a protocol that has them
     /// (boxed: most connections have none, and endings must stay small).
     pub app: Option<Box<AppBeats>>,
+    /// Read in clear, or inferred from encrypted records.
+    pub seen: Seen,
+}
+
+/// How a connection's WebSocket facts are known (one byte: endings are kept by the thousand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Seen {
+    /// Frames read (plain or decrypted).
+    #[default]
+    Plain,
+    /// TLS not decrypted: inferred from the records' sizes.
+    Encrypted {
+        /// The final records had Close frames' sizes right before the end (a closing
+        /// handshake, inferred): who sent the first. Such an end is not abrupt.
+        close_from: Option<Side>,
+    },
 }
 
 /// Side index: client 0, server 1.
@@ -234,10 +255,24 @@ impl Ending {
             },
             "fin" => How::Fin,
             "rst" => How::Rst,
+            "close_notify" => How::CloseNotify,
+            "tls_alert" => How::TlsAlert,
             _ => How::Open,
         };
         let frames = r.frames.client.total() + r.frames.server.total();
-        let websocket = r.handshake.as_ref().is_some_and(|h| h.accepted) || frames > 0;
+        // An encrypted connection counts when its records look like WebSocket (inferred).
+        let likely = r
+            .tls
+            .as_ref()
+            .and_then(|t| t.websocket_likely.as_ref())
+            .is_some_and(|w| w.likely);
+        let websocket = r.handshake.as_ref().is_some_and(|h| h.accepted) || frames > 0 || likely;
+        let inferred_close = r
+            .tls
+            .as_ref()
+            .filter(|_| likely)
+            .and_then(|t| t.inferred.as_ref())
+            .and_then(|i| i.close_frame_first);
         let f32_of = |x: Option<f64>| x.map(|v| v as f32);
         let reason = match how {
             How::Close { .. } => r
@@ -312,6 +347,13 @@ impl Ending {
                 .as_ref()
                 .and_then(|a| a.session.heartbeat.as_ref())
                 .map(|h| Box::new(AppBeats::of(h, t.end_time))),
+            seen: if r.tls.as_ref().is_some_and(|t| !t.decrypted) {
+                Seen::Encrypted {
+                    close_from: inferred_close,
+                }
+            } else {
+                Seen::Plain
+            },
         }
     }
 
@@ -329,13 +371,28 @@ impl Ending {
     /// Did one side end it on purpose, as a normal leave (a client's 1000/1001/1005 Close)?
     /// Such endings say nothing about timeouts or restarts.
     pub fn normal_client_leave(&self) -> bool {
-        matches!(
+        let close = matches!(
             self.how,
             How::Close {
                 code: 1000 | 1001 | 1005,
                 ..
             }
-        ) && self.by == Some(Side::Client)
+        );
+        (close && self.by == Some(Side::Client)) || self.inferred_close() == Some(Side::Client)
+    }
+
+    /// TLS not decrypted: the WebSocket facts are inferred from record sizes.
+    pub fn encrypted(&self) -> bool {
+        matches!(self.seen, Seen::Encrypted { .. })
+    }
+
+    /// Encrypted: who sent the first of the Close-sized final records (a closing handshake,
+    /// inferred).
+    pub fn inferred_close(&self) -> Option<Side> {
+        match self.seen {
+            Seen::Encrypted { close_from } => close_from,
+            Seen::Plain => None,
+        }
     }
 
     /// Has the connection ended (not still open)?
@@ -343,9 +400,13 @@ impl Ending {
         self.how != How::Open
     }
 
-    /// No Close frame began the end: FIN or RST.
+    /// No Close frame began the end: FIN, RST or a TLS alert (and, encrypted, no
+    /// Close-sized final records).
     pub fn abrupt(&self) -> bool {
-        matches!(self.how, How::Fin | How::Rst)
+        matches!(
+            self.how,
+            How::Fin | How::Rst | How::CloseNotify | How::TlsAlert
+        ) && self.inferred_close().is_none()
     }
 
     /// Send time of the oldest ping of `side` unanswered at the end.

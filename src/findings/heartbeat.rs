@@ -219,6 +219,8 @@ fn finding(members: &[Candidate<'_>], by_reason: bool) -> Finding {
         }
         How::Rst => "RST".into(),
         How::Fin => "FIN".into(),
+        How::CloseNotify => "TLS close_notify".into(),
+        How::TlsAlert => "TLS alert".into(),
         How::Open => "nothing".into(),
     };
     let unreachable = members

@@ -85,6 +85,8 @@ fn how_words(members: &[&Ending]) -> (String, String) {
         let how = match e.how {
             How::Fin => "FIN".to_string(),
             How::Rst => "RST".to_string(),
+            How::CloseNotify => "TLS close_notify".to_string(),
+            How::TlsAlert => "TLS alert".to_string(),
             How::Close { code, .. } => format!("Close {code}"),
             How::Open => "nothing".to_string(),
         };
@@ -323,7 +325,11 @@ fn idle_finding(
         secs_range(vmin, vmax),
     );
     if !matches!(how_param.split(' ').next(), Some("Close")) {
-        evidence.push_str(", no Close frame");
+        evidence.push_str(if members.iter().any(|e| e.encrypted()) {
+            ", no Close frame (as far as the sizes of the encrypted records tell)"
+        } else {
+            ", no Close frame"
+        });
     }
     if !survivors.is_empty() {
         let ages: Vec<f64> = survivors.iter().map(|e| f64::from(e.age)).collect();

@@ -80,6 +80,8 @@ fn how(e: &Ending) -> String {
         How::Close { code, .. } => format!("Close {code}"),
         How::Fin => "FIN".into(),
         How::Rst => "RST".into(),
+        How::CloseNotify => "TLS close_notify".into(),
+        How::TlsAlert => "TLS alert".into(),
         How::Open => return "still open".into(),
     };
     format!("{what} from the {}", e.by.map_or("?", side_word))

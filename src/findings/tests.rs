@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
 use super::burst::{BURST_WINDOW_S, MIN_SHARE};
-use super::ending::{Ending, Host, How};
+use super::ending::{Ending, Host, How, Seen};
 use super::idle::{MIN_IDLE_S, MIN_MEMBERS};
 use super::stats::VALUE_TOLERANCE;
 use super::*;
@@ -94,6 +94,7 @@ fn ending(
         },
         stopped: false,
         app: None,
+        seen: Seen::Plain,
     }
 }
 
@@ -980,6 +981,7 @@ fn sample_record() -> crate::record::ConnectionRecord {
             tcp_end: None,
             tcp_end_from: None,
             tcp_end_time: None,
+            tls_end: None,
             idle_before_end: None,
             last_message: None,
             unreachable: None,

@@ -115,6 +115,9 @@ impl Summary {
             self.other_tcp.tls += 1;
             if !tls.decrypted {
                 self.other_tcp.tls_undecrypted += 1;
+                if tls.websocket_likely.as_ref().is_some_and(|w| w.likely) {
+                    self.other_tcp.tls_likely_websocket += 1;
+                }
             }
             if let Some(name) = &tls.sni {
                 *self
@@ -186,6 +189,9 @@ pub struct OtherTcp {
     pub tls: u64,
     /// Of those, the ones that could not be decrypted.
     pub tls_undecrypted: u64,
+    /// Of those, the ones whose records look like WebSocket (`tls.websocket_likely`: an
+    /// inference from ALPN, port and record sizes).
+    pub tls_likely_websocket: u64,
     /// The ClientHellos' server names (SNI), with how many connections named each.
     pub tls_server_names: BTreeMap<String, u64>,
     /// HTTP requests without an upgrade.
@@ -379,6 +385,14 @@ impl<T> PerSide<T> {
             Side::Server => &mut self.server,
         }
     }
+
+    /// Both values through `f`.
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> PerSide<U> {
+        PerSide {
+            client: f(self.client),
+            server: f(self.server),
+        }
+    }
 }
 
 /// One data message or control frame.
@@ -482,7 +496,12 @@ pub struct CloseRecord {
     pub tcp_end_from: Option<Side>,
     /// Time of that FIN or RST.
     pub tcp_end_time: Option<f64>,
-    /// Seconds between the last WebSocket frame and the end of TCP.
+    /// A TLS close_notify or alert that came before any FIN or RST and after its sender's
+    /// last application data: the end began there (a TLS-terminating proxy's idle timeout
+    /// sends close_notify, then the client's FIN follows). Null otherwise.
+    pub tls_end: Option<TlsEndRecord>,
+    /// Seconds between the last WebSocket frame (encrypted: the last application record
+    /// before the final alert) and the start of the end (`tls_end`, else FIN or RST).
     pub idle_before_end: Option<f64>,
     /// The last message before the end, as `client text 18 B`.
     pub last_message: Option<String>,
@@ -491,6 +510,20 @@ pub struct CloseRecord {
     pub unreachable: Option<UnreachableRecord>,
     /// One line for people: what happened.
     pub summary: String,
+}
+
+/// The TLS alert that began a connection's end.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TlsEndRecord {
+    /// Its sender.
+    pub from: Side,
+    /// Capture time.
+    pub time: f64,
+    /// `close_notify`, or another alert's name.
+    pub alert: String,
+    /// Inferred, not read: a TLS 1.2 alert record that was not decrypted (likely close_notify),
+    /// or a close_notify-sized final TLS 1.3 record.
+    pub inferred: bool,
 }
 
 /// A side that stopped answering at the TCP level (network loss, a vanished host).

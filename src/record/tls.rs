@@ -65,6 +65,60 @@ pub struct TlsRecord {
     pub undecrypted_records: PerSide<u64>,
     /// Without keys: what the record sizes suggest. Null when the connection was decrypted.
     pub inferred: Option<TlsInferred>,
+    /// Without keys: whether the connection looks like WebSocket, from ALPN, port and the
+    /// sizes and order of its records (inferred; null when decrypted, or when the client sent
+    /// no application data to judge by).
+    pub websocket_likely: Option<WebSocketLikely>,
+}
+
+/// An inference: does an encrypted connection carry WebSocket?
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct WebSocketLikely {
+    /// `confidence` reached 0.5 and nothing rules WebSocket out.
+    pub likely: bool,
+    /// 0.0-1.0: how strongly the signs point to WebSocket.
+    pub confidence: f64,
+    /// The signs for it, in words (`the client's first application data (271 B) has the size
+    /// of an HTTP upgrade request`, ...).
+    pub basis: Vec<String>,
+    /// The signs against it.
+    pub against: Vec<String>,
+}
+
+/// How TLS saw the end of a connection, for the ending analysis (not in the report as such:
+/// the close record and timing use it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsEnding {
+    /// The first TLS-level end: a close_notify or another alert (decrypted, a TLS 1.2 alert
+    /// record, or a close_notify-sized final TLS 1.3 record).
+    pub began: Option<TlsEndBegan>,
+    /// Not decrypted: each side's last application record before the final close_notify-sized
+    /// or alert record: time and plaintext size. The idle time before the end is measured from
+    /// these.
+    pub last_record: PerSide<Option<(f64, u64)>>,
+    /// Not decrypted: the longest silence between application records (seconds).
+    pub longest_silence: Option<f64>,
+    /// Not decrypted: when the server's answer to the first request came (a 101-sized one
+    /// where WebSocket is likely): the start of the connection's age.
+    pub started: Option<f64>,
+    /// Not decrypted: the connection looks like WebSocket (see [`WebSocketLikely`]).
+    pub websocket_likely: bool,
+}
+
+/// A TLS alert that began the end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsEndBegan {
+    /// Sender.
+    pub side: Side,
+    /// Capture time.
+    pub time: f64,
+    /// `close_notify` (decrypted or inferred), or another alert's name.
+    pub alert: String,
+    /// How it is known, in words (`an encrypted TLS alert, likely close_notify`, `TLS
+    /// close_notify`, `a close_notify-sized record (inferred)`).
+    pub words: String,
+    /// Inferred from a record's size or type, not read.
+    pub inferred: bool,
 }
 
 /// 0-RTT facts.
@@ -113,14 +167,29 @@ pub struct TlsInferred {
     /// an alert record of 26 bytes for GCM, 18 for ChaCha20).
     pub close_notify: PerSide<bool>,
     /// The last application-data record of each side (before a close_notify-sized one) is
-    /// small enough to be a WebSocket Close frame (server 4..=127, client 8..=131 plaintext
-    /// bytes).
+    /// small enough to be a WebSocket Close frame (server 2..=127, client 6..=131 plaintext
+    /// bytes) and came within a second of the end (close_notify, FIN or RST): a Close exchange,
+    /// not the last message before an idle timeout.
     pub close_frame: PerSide<bool>,
     /// Its plaintext length, assuming no padding.
     pub last_application_length: PerSide<Option<u64>>,
     /// Encrypted application-data records from each side (TLS 1.3: after the handshake
-    /// records, as far as sizes tell).
+    /// records, as far as sizes tell; tickets count too; the final close_notify-sized record
+    /// does not).
     pub application_records: PerSide<u64>,
+    /// Capture time of each side's last application-data record (the final close_notify-sized
+    /// one left out): the idle time before the end is measured from it.
+    pub last_application_time: PerSide<Option<f64>>,
+    /// Of the sides whose last record has a Close frame's size (`close_frame`), the one that
+    /// sent it first.
+    pub close_frame_first: Option<Side>,
+    /// Plaintext size of the client's first application data (the request, when it is HTTP).
+    pub first_request_length: Option<u64>,
+    /// Plaintext sizes of the server's first records after it (up to 4: its answer).
+    pub answer_lengths: Vec<u64>,
+    /// Client records after the answer of a WebSocket frame's size (6-39 B: smaller than any
+    /// HTTP request).
+    pub frame_sized_client_records: u64,
 }
 
 /// What one key-log source gave (`summary.key_logs[]`).

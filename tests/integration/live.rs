@@ -817,3 +817,165 @@ fn live_jsonl_announces_a_restart_as_soon_as_clients_come_back() {
     assert_eq!(finals[0]["finding"]["parameters"]["reconnected"], CLIENTS);
     assert_eq!(finals[0]["finding"]["parameters"]["connections"], CLIENTS);
 }
+
+/// `live --keylog FILE` re-reads the key log as it grows: the file is empty when the capture
+/// starts, and a real TLS client (Python's ssl, `SSLContext.keylog_filename`) appends its
+/// secrets while it talks wss to a server on loopback. The connection is decrypted as it runs:
+/// handshake, the texts byte for byte as the client logged them, the Close.
+#[test]
+fn live_rereads_a_key_log_that_grows_while_capturing() {
+    let test = "live_rereads_a_key_log_that_grows_while_capturing";
+    if !can_capture(test) {
+        return;
+    }
+    let tools = ["python3", "openssl"];
+    if let Some(missing) = tools.iter().find(|t| {
+        Command::new(t)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+    }) {
+        eprintln!("{test}: skipped: {missing} is not installed");
+        return;
+    }
+    let dir = crate::util::target_dir().join(format!("live-keylog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key, keylog) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("keys.log"),
+    );
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-subj", "/CN=localhost", "-days", "2", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(&keylog, b"").unwrap();
+    let (listener, port) = free_listener();
+    drop(listener);
+    let filter = format!("tcp port {port}");
+    let keylog_arg = keylog.to_string_lossy().into_owned();
+    let mut live = start_live(&[
+        "live",
+        "-i",
+        "lo",
+        "-f",
+        &filter,
+        "--keylog",
+        &keylog_arg,
+        "--duration",
+        "4",
+        "--format",
+        "jsonl",
+    ]);
+    let texts = ["hello over tls", "second ✓"];
+    let pair = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/wss_pair.py"
+        ))
+        .arg(port.to_string())
+        .args([&cert, &key, &keylog])
+        .args(texts)
+        .output()
+        .unwrap();
+    assert!(
+        pair.status.success(),
+        "wss_pair.py: {}",
+        String::from_utf8_lossy(&pair.stderr)
+    );
+    let logged = parse_lines(
+        &String::from_utf8(pair.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+    );
+    let sent: Vec<&str> = logged.iter().filter_map(|l| l["sent"].as_str()).collect();
+    assert_eq!(sent, texts);
+    assert!(
+        std::fs::metadata(&keylog).unwrap().len() > 0,
+        "the client wrote no secrets"
+    );
+
+    // The messages come out while the capture still runs.
+    let mut seen = Vec::new();
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        let Some(line) = live.line(Duration::from_millis(100)) else {
+            continue;
+        };
+        seen.push(line);
+        if parse_lines(&seen)
+            .iter()
+            .any(|e| e["event"] == "connection_ended")
+        {
+            break;
+        }
+    }
+    assert!(
+        live.running(),
+        "wsprobe exited before the end of --duration"
+    );
+    let (status, _, rest, stderr) = live.wait(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    seen.extend(rest);
+    let events = parse_lines(&seen);
+    let client_texts: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "message" && e["message"]["from"] == "client")
+        .filter(|e| e["message"]["opcode"] == "text")
+        .filter_map(|e| e["message"]["text"].as_str())
+        .collect();
+    assert_eq!(client_texts, texts, "{seen:#?}\n{stderr}");
+    let echoed = events
+        .iter()
+        .filter(|e| e["event"] == "message" && e["message"]["from"] == "server")
+        .filter(|e| e["message"]["opcode"] == "text")
+        .count();
+    assert_eq!(echoed, texts.len());
+    let ended = events
+        .iter()
+        .find(|e| e["event"] == "connection_ended")
+        .expect("connection_ended");
+    let record = &ended["record"];
+    assert_eq!(record["handshake"]["path"], "/over-tls");
+    assert_eq!(record["tls"]["decrypted"], true, "{:#}", record["tls"]);
+    assert_eq!(
+        record["tls"]["version"],
+        logged.iter().find_map(|l| l.get("tls")).cloned().unwrap()
+    );
+    assert_eq!(record["close"]["code"], 1000);
+    assert_eq!(record["close"]["outcome"], "clean");
+    assert!(
+        !diag_ids_of(record).iter().any(|d| d == "tls_no_key"),
+        "{:#}",
+        record["diagnostics"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn diag_ids_of(record: &Value) -> Vec<String> {
+    record["diagnostics"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}

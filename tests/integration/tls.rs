@@ -596,3 +596,184 @@ fn reordered_and_duplicated_segments_give_the_same_plaintext() {
         assert!(b.gaps[0].is_empty() && b.gaps[1].is_empty());
     }
 }
+
+/// The truth's connection from this client port.
+fn truth_conn<'a>(t: &'a serde_json::Value, port: &serde_json::Value) -> &'a serde_json::Value {
+    t["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client"]["port"] == *port)
+        .unwrap_or_else(|| panic!("no truth for port {port}"))
+}
+
+/// The client ports of the connections of the report's one `idle_timeout` finding, and the
+/// finding.
+fn idle_timeout_ports(report: &serde_json::Value) -> (Vec<u64>, serde_json::Value) {
+    let findings: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "idle_timeout")
+        .collect();
+    assert_eq!(findings.len(), 1, "{:#?}", report["findings"]);
+    let conns = report["connections"].as_array().unwrap();
+    let mut ports: Vec<u64> = findings[0]["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| {
+            conns.iter().find(|c| c["id"] == *id).unwrap()["client"]["port"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    ports.sort();
+    (ports, findings[0].clone())
+}
+
+/// nginx terminating TLS (1.3 and 1.2) ends silent wss connections after proxy_read_timeout
+/// (3 s, its configuration) with close_notify. Without keys every connection is reported as
+/// likely WebSocket from its records, each silent one's end begins with the server's
+/// close_notify (read as an alert record in TLS 1.2, inferred from a record's size in 1.3) 3 s
+/// after the last application record, and idle_timeout names exactly the connections nginx's
+/// error log says it timed out, with nothing claimed that encryption hides. With the key log
+/// the same connections are 1006 and the finding is the same.
+#[test]
+fn nginx_tls_idle_timeout_is_found_without_keys_and_with_them() {
+    let stem = "wss-idle-timeout-nginx";
+    let t = truth(stem);
+    let timeout = t["incident"]["expected"]["timeout_s"].as_f64().unwrap();
+    let mut timed_out: Vec<u64> = t["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["notes"]["nginx_upstream_timed_out"] == true)
+        .map(|c| c["client"]["port"].as_u64().unwrap())
+        .collect();
+    timed_out.sort();
+    assert_eq!(timed_out.len(), 5);
+    let near = |got: &serde_json::Value, want: f64| {
+        got.as_f64()
+            .is_some_and(|g| (g - want).abs() <= 0.05 * want)
+    };
+
+    let report = report_of(&cap(&format!("{stem}.pcap")), &[]);
+    let conns = report["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 8);
+    assert_eq!(report["summary"]["other_tcp"]["tls_likely_websocket"], 8);
+    for c in conns {
+        let port = &c["client"]["port"];
+        let truth = truth_conn(&t, port);
+        let tls = &c["tls"];
+        assert_eq!(tls["decrypted"], false);
+        assert_eq!(
+            tls["version"], truth["notes"]["client_tls_version"],
+            "{port}"
+        );
+        let likely = &tls["websocket_likely"];
+        assert_eq!(likely["likely"], true, "{port}: {likely:#}");
+        assert!(!likely["basis"].as_array().unwrap().is_empty());
+        // Nothing that encryption hides is claimed.
+        assert!(c["handshake"].is_null(), "{port}");
+        assert_eq!(c["close"]["outcome"], "encrypted", "{port}");
+        assert!(c["close"]["code"].is_null(), "{port}");
+        assert!(
+            !diag_ids(c).iter().any(|d| d == "abnormal_closure"),
+            "{port}"
+        );
+        let end = &c["close"]["tls_end"];
+        assert_eq!(end["from"], "server", "{port}: {:#}", c["close"]);
+        assert_eq!(end["alert"], "close_notify");
+        assert_eq!(end["inferred"], true);
+        if tls["version"] == "TLSv1.2" {
+            // The alert record is visible as one; its content is not.
+            let first = &tls["alerts"][0];
+            assert_eq!(
+                (
+                    &first["from"],
+                    &first["encrypted"],
+                    &first["likely_close_notify"]
+                ),
+                (&"server".into(), &true.into(), &true.into()),
+                "{port}"
+            );
+        }
+        let silent = timed_out.contains(&port.as_u64().unwrap());
+        if silent {
+            // Measured from the last application record, not the close_notify.
+            assert!(
+                near(&c["close"]["idle_before_end"], timeout),
+                "{port}: {:#}",
+                c["close"]
+            );
+            assert_eq!(c["timing"]["ended_by"], "close_notify");
+            assert!(
+                near(&c["timing"]["idle_by_side"]["client"], timeout),
+                "{port}"
+            );
+            assert_eq!(
+                tls["inferred"]["close_frame"],
+                serde_json::json!({"client": false, "server": false}),
+                "{port}"
+            );
+        } else {
+            // The client's Close 1000 and the server's reply: Close-sized final records.
+            assert_eq!(truth["close"]["client_sent"]["code"], 1000);
+            assert_eq!(
+                tls["inferred"]["close_frame"],
+                serde_json::json!({"client": true, "server": true}),
+                "{port}"
+            );
+            assert_eq!(tls["inferred"]["close_frame_first"], "client", "{port}");
+        }
+    }
+    let (ports, finding) = idle_timeout_ports(&report);
+    assert_eq!(ports, timed_out, "{finding:#}");
+    assert!(
+        near(&finding["parameters"]["timeout_s"], timeout),
+        "{finding:#}"
+    );
+    assert_eq!(finding["parameters"]["survivors"], 3, "{finding:#}");
+    assert!(
+        finding["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("as far as the sizes of the encrypted records tell"),
+        "{finding:#}"
+    );
+    let without_keys = finding["parameters"]["timeout_s"].as_f64().unwrap();
+
+    let keys = cap(&format!("{stem}.keys"));
+    let report = report_of(
+        &cap(&format!("{stem}.pcap")),
+        &["--keylog", keys.to_str().unwrap()],
+    );
+    for c in report["connections"].as_array().unwrap() {
+        let port = &c["client"]["port"];
+        let truth = truth_conn(&t, port);
+        assert_eq!(c["tls"]["decrypted"], true, "{port}");
+        assert_eq!(c["handshake"]["path"], truth["handshake"]["path"]);
+        let close = &c["close"];
+        if timed_out.contains(&port.as_u64().unwrap()) {
+            assert_eq!(close["outcome"], "abnormal", "{port}: {close:#}");
+            assert_eq!(close["code"], 1006);
+            assert_eq!(
+                (&close["tls_end"]["from"], &close["tls_end"]["inferred"]),
+                (&"server".into(), &false.into())
+            );
+            assert!(near(&close["idle_before_end"], timeout), "{close:#}");
+        } else {
+            assert_eq!(close["outcome"], "clean", "{port}: {close:#}");
+            assert_eq!(close["code"], 1000);
+            assert_eq!(close["initiator"], "client");
+        }
+    }
+    let (ports, finding) = idle_timeout_ports(&report);
+    assert_eq!(ports, timed_out, "{finding:#}");
+    let with_keys = finding["parameters"]["timeout_s"].as_f64().unwrap();
+    assert!(
+        (with_keys - without_keys).abs() < 0.01,
+        "{with_keys} {without_keys}"
+    );
+}

@@ -203,10 +203,20 @@ pub fn connection_table(
                 Key::Path => match (&r.handshake, &r.tls) {
                     (Some(h), _) => vec![exact(h.path.clone())],
                     // TLS with nothing readable inside: what the ClientHello named.
-                    (None, Some(tls)) => match &tls.sni {
-                        Some(sni) => vec![exact(format!("(tls {sni})")), lossy("(tls)")],
-                        None => vec![exact("(tls)")],
-                    },
+                    // "wss?": not decrypted, but its records look like WebSocket (inferred).
+                    (None, Some(tls)) => {
+                        let kind = if tls.websocket_likely.as_ref().is_some_and(|w| w.likely) {
+                            "wss?"
+                        } else {
+                            "tls"
+                        };
+                        match &tls.sni {
+                            Some(sni) => {
+                                vec![exact(format!("({kind} {sni})")), lossy(format!("({kind})"))]
+                            }
+                            None => vec![exact(format!("({kind})"))],
+                        }
+                    }
                     (None, None) => vec![exact("(midstream)")],
                 },
                 Key::Proto => proto_forms(r),
@@ -473,8 +483,16 @@ fn ending_forms(r: &ConnectionRecord) -> Vec<Form> {
         .as_deref()
         .map(|r| format!(" {r:?}"))
         .unwrap_or_default();
-    let tcp = c.tcp_end.map(|end| {
-        let mut s = format!("{} {}", who(c.tcp_end_from), end.to_uppercase());
+    // What began the end: a TLS alert before FIN/RST ("srv close_notify"; "srv alert" when
+    // only inferred from an encrypted record), else FIN or RST.
+    let began = match &c.tls_end {
+        Some(t) if t.inferred => Some(format!("{} alert", who(Some(t.from)))),
+        Some(t) => Some(format!("{} {}", who(Some(t.from)), t.alert)),
+        None => c
+            .tcp_end
+            .map(|end| format!("{} {}", who(c.tcp_end_from), end.to_uppercase())),
+    };
+    let tcp = began.clone().map(|mut s| {
         if let Some(idle) = c.idle_before_end {
             s.push_str(&format!(" {} idle", duration(idle)));
         }
@@ -498,11 +516,7 @@ fn ending_forms(r: &ConnectionRecord) -> Vec<Form> {
         "abnormal" => {
             let tcp = tcp.unwrap_or_default();
             forms.push(lossy(format!("1006 {tcp}")));
-            forms.push(lossy(format!(
-                "1006 {} {}",
-                who(c.tcp_end_from),
-                c.tcp_end.unwrap_or("").to_uppercase()
-            )));
+            forms.push(lossy(format!("1006 {}", began.unwrap_or_default())));
         }
         "incomplete" => {
             let tcp = tcp.unwrap_or_default();
@@ -551,9 +565,8 @@ fn ending_forms(r: &ConnectionRecord) -> Vec<Form> {
                 forms.push(lossy(format!("encrypted; {tcp}")));
             }
             forms.push(lossy(format!(
-                "encrypted {} {}",
-                who(c.tcp_end_from),
-                c.tcp_end.unwrap_or("open").to_uppercase()
+                "encrypted {}",
+                began.unwrap_or_else(|| "open".to_string())
             )));
             forms.push(lossy("encrypted"));
         }

@@ -136,33 +136,54 @@ pub fn totals(summary: &Summary, filtered: Option<&str>, max: usize) -> Vec<Stri
     }
     let o = &summary.other_tcp;
     let mut kinds = Vec::new();
-    if o.tls > 0 {
-        let names: Vec<String> = o
-            .tls_server_names
-            .iter()
-            .map(|(name, n)| {
-                if *n == 1 {
-                    name.clone()
-                } else {
-                    format!("{name} ×{n}")
-                }
-            })
-            .collect();
-        let named: u64 = o.tls_server_names.values().sum();
-        let mut names = names;
-        if named < o.tls {
-            names.push(format!("{} without a name", o.tls - named));
-        }
-        let undecrypted = match o.tls_undecrypted {
+    let names: Vec<String> = o
+        .tls_server_names
+        .iter()
+        .map(|(name, n)| {
+            if *n == 1 {
+                name.clone()
+            } else {
+                format!("{name} ×{n}")
+            }
+        })
+        .collect();
+    let named: u64 = o.tls_server_names.values().sum();
+    let mut names = names;
+    if named < o.tls {
+        names.push(format!("{} without a name", o.tls - named));
+    }
+    let likely = o.tls_likely_websocket;
+    if likely > 0 {
+        // Not WebSocket as far as can be seen, but its records say it likely is.
+        let named = if likely == o.tls {
+            format!("; {}", names.join(", "))
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "likely WebSocket, encrypted: {} (inferred from their TLS records; not decrypted{named})",
+            plural(likely, "TCP connection", "TCP connections")
+        ));
+    }
+    if o.tls > likely {
+        let undecrypted = match o.tls_undecrypted - likely {
             0 => String::new(),
-            n if n == o.tls => "not decrypted; ".to_string(),
+            n if n == o.tls - likely => "not decrypted; ".to_string(),
             n => format!("{n} not decrypted; "),
         };
-        kinds.push(format!(
-            "{} TLS with no WebSocket seen ({undecrypted}{})",
-            o.tls,
-            names.join(", ")
-        ));
+        if likely == 0 {
+            kinds.push(format!(
+                "{} TLS with no WebSocket seen ({undecrypted}{})",
+                o.tls,
+                names.join(", ")
+            ));
+        } else {
+            kinds.push(format!(
+                "{} TLS with no WebSocket seen ({})",
+                o.tls - likely,
+                undecrypted.trim_end_matches("; ")
+            ));
+        }
     }
     if o.http > 0 {
         kinds.push(format!("{} HTTP without upgrade", o.http));
@@ -180,12 +201,15 @@ pub fn totals(summary: &Summary, filtered: Option<&str>, max: usize) -> Vec<Stri
         kinds.push(format!("{} with no data", o.no_data));
     }
     if !kinds.is_empty() {
-        let n = o.tls + o.http + o.http2 + o.other + o.no_data;
+        let n = o.tls - likely + o.http + o.http2 + o.other + o.no_data;
         out.push(format!(
             "not WebSocket: {}: {}",
             plural(n, "TCP connection", "TCP connections"),
             kinds.join(", ")
         ));
+    }
+    if likely > 0 && likely < o.tls {
+        out.push(format!("TLS server names (SNI): {}", names.join(", ")));
     }
     attempts(&mut out, "refused (SYN answered by RST)", &o.refused);
     attempts(&mut out, "unanswered SYN", &o.unanswered);

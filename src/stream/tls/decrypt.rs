@@ -35,14 +35,24 @@ pub enum OpenError {
     NoContentType,
 }
 
-/// A record's real content type and plaintext length: the plaintext is the first `len` bytes
-/// of the scratch buffer given to [`RecordKeys::open_at`].
+/// A record's real content type and where its plaintext is: bytes `start..start + len` of the
+/// buffer that was opened ([`RecordKeys::open_in_place`]) or of the scratch buffer given to
+/// [`RecordKeys::open_at`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Opened {
     /// TLS 1.3: the inner type; TLS 1.2: the record's type.
     pub content_type: ContentType,
+    /// Where the plaintext starts (TLS 1.2 GCM: after the explicit nonce).
+    pub start: usize,
     /// Plaintext bytes (padding removed).
     pub len: usize,
+}
+
+impl Opened {
+    /// The plaintext's range in the opened buffer.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start..self.start + self.len
+    }
 }
 
 /// One direction's keys and record sequence number.
@@ -130,8 +140,9 @@ impl RecordKeys {
     }
 
     /// Decrypts `fragment` as record number `seq` into `scratch` (reused between records;
-    /// the plaintext is its first `len` bytes). Does not touch `self.seq`: the caller advances
-    /// it when this succeeds. On failure `scratch` holds no plaintext.
+    /// the plaintext is `scratch[opened.range()]`), leaving `fragment` as it was, so that it
+    /// can be tried again at another sequence number. Does not touch `self.seq`: the caller
+    /// advances it when this succeeds. On failure `scratch` holds no plaintext.
     pub fn open_at(
         &self,
         seq: u64,
@@ -140,30 +151,44 @@ impl RecordKeys {
         scratch: &mut Vec<u8>,
     ) -> Result<Opened, OpenError> {
         scratch.clear();
+        scratch.extend_from_slice(fragment);
+        let opened = self.open_in_place(seq, header, scratch);
+        if opened.is_err() {
+            scratch.clear();
+        }
+        opened
+    }
+
+    /// Decrypts the record fragment `buf` (explicit nonce, ciphertext, tag) as record number
+    /// `seq` where it lies: the plaintext is `buf[opened.range()]`. On failure `buf` holds no
+    /// plaintext (ring zeroes what it decrypted) and no longer the ciphertext either: only for
+    /// a record that will not be tried again.
+    pub fn open_in_place(
+        &self,
+        seq: u64,
+        header: &Header,
+        buf: &mut [u8],
+    ) -> Result<Opened, OpenError> {
         match self.protection {
             Protection::Tls13 => {
-                if fragment.len() < TAG_LEN + 1 {
+                if buf.len() < TAG_LEN + 1 {
                     return Err(OpenError::TooShort);
                 }
-                scratch.extend_from_slice(fragment);
                 let nonce = aead::Nonce::assume_unique_for_key(xor_nonce(&self.iv, seq));
                 let aad: [u8; HEADER_LEN] = header.bytes();
-                let plain = match self.key.open_in_place(nonce, aead::Aad::from(aad), scratch) {
-                    Ok(p) => p,
-                    Err(_) => {
-                        // ring leaves unauthenticated bytes behind: never let them out.
-                        scratch.clear();
-                        return Err(OpenError::BadTag);
-                    }
-                };
+                // On a tag mismatch ring zeroes the bytes it decrypted: nothing unauthenticated
+                // is left behind.
+                let plain = self
+                    .key
+                    .open_in_place(nonce, aead::Aad::from(aad), buf)
+                    .map_err(|_| OpenError::BadTag)?;
                 // TLSInnerPlaintext = content || type || zeros (RFC 8446 §5.4).
                 let Some(last) = plain.iter().rposition(|&b| b != 0) else {
-                    scratch.clear();
                     return Err(OpenError::NoContentType);
                 };
-                let content_type = ContentType::from_byte(plain[last]);
                 Ok(Opened {
-                    content_type,
+                    content_type: ContentType::from_byte(plain[last]),
+                    start: 0,
                     len: last,
                 })
             }
@@ -173,34 +198,31 @@ impl RecordKeys {
                 } else {
                     0
                 };
-                if fragment.len() < TAG_LEN + explicit {
+                if buf.len() < TAG_LEN + explicit {
                     return Err(OpenError::TooShort);
                 }
                 let nonce = if explicit > 0 {
                     let mut n = self.iv;
-                    n[4..].copy_from_slice(&fragment[..EXPLICIT_NONCE_LEN]);
+                    n[4..].copy_from_slice(&buf[..EXPLICIT_NONCE_LEN]);
                     n
                 } else {
                     xor_nonce(&self.iv, seq)
                 };
-                let plain_len = (fragment.len() - explicit - TAG_LEN) as u16;
+                let plain_len = (buf.len() - explicit - TAG_LEN) as u16;
                 let aad = tls12_aad(seq, header.content_type.byte(), header.version, plain_len);
-                scratch.extend_from_slice(&fragment[explicit..]);
-                let opened = self.key.open_in_place(
-                    aead::Nonce::assume_unique_for_key(nonce),
-                    aead::Aad::from(aad),
-                    scratch,
-                );
-                match opened {
-                    Ok(plain) => Ok(Opened {
-                        content_type: header.content_type,
-                        len: plain.len(),
-                    }),
-                    Err(_) => {
-                        scratch.clear();
-                        Err(OpenError::BadTag)
-                    }
-                }
+                let plain = self
+                    .key
+                    .open_in_place(
+                        aead::Nonce::assume_unique_for_key(nonce),
+                        aead::Aad::from(aad),
+                        &mut buf[explicit..],
+                    )
+                    .map_err(|_| OpenError::BadTag)?;
+                Ok(Opened {
+                    content_type: header.content_type,
+                    start: explicit,
+                    len: plain.len(),
+                })
             }
         }
     }
@@ -334,7 +356,25 @@ pub(crate) mod tests {
         let (frag, header) = parse_header(record).unwrap();
         let mut scratch = Vec::new();
         keys.open_at(seq, &header, frag, &mut scratch)
-            .map(|o| (o.content_type, scratch[..o.len].to_vec()))
+            .map(|o| (o.content_type, scratch[o.range()].to_vec()))
+    }
+
+    /// In place: the plaintext where the ciphertext was, or (on failure) no plaintext and no
+    /// ciphertext left.
+    fn open_in_place(
+        keys: &RecordKeys,
+        seq: u64,
+        record: &[u8],
+    ) -> Result<(ContentType, Vec<u8>), OpenError> {
+        let (frag, header) = parse_header(record).unwrap();
+        let mut buf = frag.to_vec();
+        match keys.open_in_place(seq, &header, &mut buf) {
+            Ok(o) => Ok((o.content_type, buf[o.range()].to_vec())),
+            Err(e) => {
+                assert_ne!(buf, frag, "the failed buffer is not left as it was");
+                Err(e)
+            }
+        }
     }
 
     #[test]
@@ -440,6 +480,17 @@ pub(crate) mod tests {
                         "{aead:?} {p:?} {len}"
                     );
                     assert_eq!(
+                        open_in_place(&keys, seq, &rec).unwrap(),
+                        (ContentType::ApplicationData, plain.clone()),
+                        "in place: {aead:?} {p:?} {len}"
+                    );
+                    if len > 0 {
+                        assert_eq!(
+                            open_in_place(&keys, seq.wrapping_add(1), &rec),
+                            Err(OpenError::BadTag)
+                        );
+                    }
+                    assert_eq!(
                         open(&keys, seq.wrapping_add(1), &rec),
                         Err(OpenError::BadTag)
                     );
@@ -483,7 +534,7 @@ pub(crate) mod tests {
         let mut scratch = Vec::new();
         let o = keys.open_at(4, &header, &sealed, &mut scratch).unwrap();
         assert_eq!(
-            (o.content_type, &scratch[..o.len]),
+            (o.content_type, &scratch[o.range()]),
             (ContentType::ApplicationData, &b"hi"[..])
         );
         let mut zeros = vec![0u8; 4];

@@ -17,6 +17,7 @@ pub mod decrypt;
 pub mod handshake;
 pub mod keylog;
 mod layer;
+pub mod pattern;
 pub mod record;
 pub mod schedule;
 pub mod suite;

@@ -121,12 +121,47 @@ fn header_at(bytes: &[u8]) -> Option<Header> {
 }
 
 /// One whole record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Record<'a> {
     /// Its header.
     pub header: Header,
+    fragment: Fragment<'a>,
+}
+
+/// A record's fragment: in the caller's bytes, or in the framer's own buffer (a record that
+/// came in pieces), which may be decrypted where it lies.
+#[derive(Debug, PartialEq, Eq)]
+enum Fragment<'a> {
+    Shared(&'a [u8]),
+    Held(&'a mut [u8]),
+}
+
+impl<'a> Record<'a> {
+    /// A record over `fragment` (`header.length` bytes) that is not the framer's.
+    pub fn shared(header: Header, fragment: &'a [u8]) -> Record<'a> {
+        Record {
+            header,
+            fragment: Fragment::Shared(fragment),
+        }
+    }
+
     /// The fragment (`header.length` bytes).
-    pub fragment: &'a [u8],
+    pub fn fragment(&self) -> &[u8] {
+        match &self.fragment {
+            Fragment::Shared(f) => f,
+            Fragment::Held(f) => f,
+        }
+    }
+
+    /// The fragment, writable, when it lies in the framer's buffer (the record was assembled
+    /// from pieces): the caller may decrypt it in place instead of copying it out. The framer
+    /// reuses the buffer after the callback returns.
+    pub fn fragment_mut(&mut self) -> Option<&mut [u8]> {
+        match &mut self.fragment {
+            Fragment::Shared(_) => None,
+            Fragment::Held(f) => Some(f),
+        }
+    }
 }
 
 /// What the framer found.
@@ -264,10 +299,10 @@ impl RecordFramer {
             if self.held.len() < total {
                 return data;
             }
-            let held = std::mem::take(&mut self.held);
+            let mut held = std::mem::take(&mut self.held);
             out(FramerEvent::Record(Record {
                 header,
-                fragment: &held[HEADER_LEN..],
+                fragment: Fragment::Held(&mut held[HEADER_LEN..]),
             }));
             // Keep the allocation for the next partial record.
             self.held = held;
@@ -284,10 +319,10 @@ impl RecordFramer {
             if data.len() < total {
                 break;
             }
-            out(FramerEvent::Record(Record {
+            out(FramerEvent::Record(Record::shared(
                 header,
-                fragment: &data[HEADER_LEN..total],
-            }));
+                &data[HEADER_LEN..total],
+            )));
             data = &data[total..];
         }
         self.held.extend_from_slice(data);
@@ -501,7 +536,7 @@ mod tests {
         let mut on = |e: FramerEvent<'_>| {
             evs.push(match e {
                 FramerEvent::Record(r) => {
-                    Ev::Rec(r.header.content_type.byte(), r.fragment.to_vec())
+                    Ev::Rec(r.header.content_type.byte(), r.fragment().to_vec())
                 }
                 FramerEvent::Lost { bytes, records } => Ev::Lost(bytes, records),
                 FramerEvent::Invalid { .. } => Ev::Invalid,

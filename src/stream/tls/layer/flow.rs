@@ -276,6 +276,69 @@ impl TlsLayer {
         found
     }
 
+    /// Live key logs lag behind the capture: a TLS 1.3 client logs its handshake secret only
+    /// after the server's whole flight (and its traffic secret after that), which the capture
+    /// may already have passed. When a record of `from` finds no keys, the followed key log is
+    /// read again and the direction's missing keys are made from what it now has. True when
+    /// the direction has keys now. Bounded: a connection whose secrets never come costs at most
+    /// [`MAX_LATE_KEY_TRIES`] looks.
+    pub(super) fn late_tls13_keys(&mut self, from: Side, out: &mut OutFn<'_, '_>) -> bool {
+        if !self.is13() || !self.keys.follows() || self.late_key_tries >= MAX_LATE_KEY_TRIES {
+            return false;
+        }
+        let (Some(suite), Some(random)) =
+            (self.suite, self.client_hello.as_ref().map(|c| c.random))
+        else {
+            return false;
+        };
+        let Some(aead) = suite.aead else {
+            return false;
+        };
+        self.late_key_tries += 1;
+        // Another connection's look may have read the new lines already: look up either way.
+        self.keys.refresh();
+        let Some(secrets) = self.keys.tls13(&random) else {
+            if self.late_key_tries >= MAX_LATE_KEY_TRIES {
+                self.report_no_key(out);
+            }
+            return false;
+        };
+        let handshake_secret = match from {
+            Side::Client => secrets.client_handshake,
+            Side::Server => secrets.server_handshake,
+        };
+        let first = self.tls13.is_none();
+        self.tls13 = Some(secrets);
+        if first {
+            self.record.keys_from = Some("client_random");
+        }
+        let di = idx(from);
+        match self.dirs[di].phase {
+            Phase::None | Phase::Handshake => {
+                if let Some(secret) = handshake_secret.filter(|s| s.len() == suite.hash.len()) {
+                    let tk = schedule::tls13_traffic_keys(aead, suite.hash, secret.as_bytes());
+                    let d = &mut self.dirs[di];
+                    d.late_handshake = d.undecrypted > 0;
+                    d.keys = Some(RecordKeys::new(aead, &tk, Protection::Tls13));
+                    d.phase = if from == Side::Client && self.record.early_data.offered {
+                        Phase::SkippingEarly
+                    } else {
+                        Phase::Handshake
+                    };
+                }
+            }
+            Phase::Application(0) => {
+                if let Some((k, secret)) = self.tls13_app_keys(from, 0, None) {
+                    let d = &mut self.dirs[di];
+                    d.keys = Some(k);
+                    d.app_secret = Some(secret);
+                }
+            }
+            _ => {}
+        }
+        self.dirs[di].keys.is_some()
+    }
+
     pub(super) fn report_no_key(&mut self, out: &mut OutFn<'_, '_>) {
         if self.reported_no_key {
             return;
@@ -311,7 +374,14 @@ impl TlsLayer {
             return;
         };
         let Some(secrets) = self.lookup_tls13() else {
-            self.report_no_key(out);
+            if self.keys.follows() {
+                // Live: the client may log its secrets only after this flight (OpenSSL writes
+                // them when it processes the server's Finished); looked up again when a
+                // record needs them.
+                self.late_key_tries = 1;
+            } else {
+                self.report_no_key(out);
+            }
             return;
         };
         self.record.keys_from = Some("client_random");

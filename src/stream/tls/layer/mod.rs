@@ -2,6 +2,7 @@
 //! alerts, the end. Handshake flow and key switches are in `flow`, protected records in
 //! `protected`.
 
+mod ending;
 mod flow;
 mod protected;
 
@@ -10,11 +11,12 @@ use std::sync::Arc;
 use super::decrypt::{OpenError, Opened, Protection, RecordKeys, TAG_LEN};
 use super::handshake::{self, ClientHello, HandshakeJoiner, JoinerEvent, ServerHello, kind};
 use super::keylog::{KeyStore, MasterSource, Tls13Secrets};
-use super::record::{ContentType, FramerEvent, HEADER_LEN, Header, RecordFramer};
+use super::pattern::{AppRecord, RecordPattern};
+use super::record::{ContentType, FramerEvent, HEADER_LEN, Header, Record, RecordFramer};
 use super::schedule::{self, Secret};
 use super::suite::{self, Aead, AlertLevel, SuiteInfo};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
-use crate::record::tls::{AlertRecord, TlsInferred, TlsRecord};
+use crate::record::tls::{AlertRecord, TlsRecord};
 use crate::stream::{Chunk, End, Layer, Out};
 
 /// What the TLS layer tells the analysis. Facts accumulate in [`TlsLayer::record`].
@@ -69,6 +71,10 @@ const MAX_QUEUED_BYTES: usize = 256 * 1024;
 
 /// Consecutive records that fail authentication before a direction's keys are given up.
 const MAX_FAILURES: u32 = 8;
+
+/// Looks into a followed key log for a live TLS 1.3 connection's late secrets (one stat and a
+/// read of what was appended each): enough for a client that logs within a few records.
+const MAX_LATE_KEY_TRIES: u8 = 16;
 
 /// Sequence numbers tried after records were lost in a gap.
 const MAX_SEQ_TRIALS: u64 = 2048;
@@ -131,13 +137,14 @@ struct Dir {
     app_bytes: u64,
     encrypted_records: u64,
     undecrypted: u64,
-    /// Last record (type, fragment length) and the last application-data record's length.
+    /// Last record: type and fragment length.
     last: Option<(ContentType, u16)>,
-    last_app: Option<u16>,
-    app_records_inferred: u64,
     alert_records: u64,
     close_notify: bool,
     key_updates: u64,
+    /// TLS 1.3, keys found late (a live key log): this side's handshake records went by
+    /// undecrypted, so the switch to application keys is found by trial, with no data lost.
+    late_handshake: bool,
     ended: bool,
     reported_resync: bool,
     reported_failure: bool,
@@ -168,11 +175,10 @@ impl Dir {
             encrypted_records: 0,
             undecrypted: 0,
             last: None,
-            last_app: None,
-            app_records_inferred: 0,
             alert_records: 0,
             close_notify: false,
             key_updates: 0,
+            late_handshake: false,
             ended: false,
             reported_resync: false,
             reported_failure: false,
@@ -211,11 +217,20 @@ pub struct TlsLayer {
     early: EarlyDecision,
     server_hello_done: bool,
     record: TlsRecord,
+    /// Sizes, order and times of the application records (for what they show without keys).
+    pattern: RecordPattern,
+    /// The server's TCP port, when the driver gave it (a sign, with ALPN, of HTTPS).
+    server_port: Option<u16>,
+    /// When each side ended (FIN or RST).
+    end_time: [Option<f64>; 2],
     /// Reused decryption buffer.
     scratch: Vec<u8>,
     now: f64,
     replaying: bool,
     reported_no_key: bool,
+    /// A followed key log lacked this TLS 1.3 connection's secrets when they were first
+    /// needed: looked up again (at most [`MAX_LATE_KEY_TRIES`] times) when a record needs them.
+    late_key_tries: u8,
     reported_handshake_failure: bool,
     reported_unsupported: bool,
     reported_early_skip: bool,
@@ -261,10 +276,14 @@ impl TlsLayer {
             early: EarlyDecision::NotOffered,
             server_hello_done: false,
             record: TlsRecord::default(),
+            pattern: RecordPattern::default(),
+            server_port: None,
+            end_time: [None, None],
             scratch: Vec::with_capacity(1 << 14),
             now: 0.0,
             replaying: false,
             reported_no_key: false,
+            late_key_tries: 0,
             reported_handshake_failure: false,
             reported_unsupported: false,
             reported_early_skip: false,
@@ -272,151 +291,14 @@ impl TlsLayer {
         }
     }
 
-    /// The connection's TLS facts so far (final after both `end`s).
-    pub fn record(&self) -> TlsRecord {
-        let mut r = self.record.clone();
-        for side in [Side::Client, Side::Server] {
-            let d = &self.dirs[idx(side)];
-            *r.records.get_mut(side) = d.records;
-            *r.bytes.get_mut(side) = d.bytes;
-            *r.application_bytes.get_mut(side) = d.app_bytes;
-            *r.undecrypted_records.get_mut(side) = d.undecrypted;
-            *r.close_notify.get_mut(side) = d.close_notify;
-            *r.key_updates.get_mut(side) = d.key_updates;
-        }
-        let is13 = self.version == Some(0x0304);
-        let c = &self.dirs[0];
-        let s = &self.dirs[1];
-        if c.finished && s.finished {
-            r.handshake_complete = Some(true);
-        } else if r.handshake_complete.is_none() && (c.ended && s.ended) && (!is13 || r.decrypted) {
-            r.handshake_complete = Some(false);
-        }
-        if !r.decrypted && self.version.is_some() {
-            r.inferred = Some(self.inferred());
-        }
-        r
-    }
-
-    /// A sentence on how TLS ended, for the connection's close summary: close_notify and
-    /// alerts where visible, else what record sizes suggest (said to be inferred).
-    pub fn ending_note(&self) -> Option<String> {
-        let r = self.record();
-        self.client_hello.as_ref()?;
-        let mut parts = Vec::new();
-        if r.handshake_complete == Some(false)
-            || r.inferred.as_ref().and_then(|i| i.handshake_complete) == Some(false)
-        {
-            parts.push("the TLS handshake did not complete".to_string());
-        }
-        for a in r.alerts.iter().filter(|a| {
-            a.description
-                .as_deref()
-                .is_some_and(|d| d != "close_notify")
-        }) {
-            parts.push(format!(
-                "TLS alert {} from the {}",
-                a.description.as_deref().unwrap_or_default(),
-                a.from.as_str()
-            ));
-        }
-        let sides = |f: &dyn Fn(Side) -> bool| -> Option<&'static str> {
-            match (f(Side::Client), f(Side::Server)) {
-                (true, true) => Some("both sides"),
-                (true, false) => Some("the client only"),
-                (false, true) => Some("the server only"),
-                (false, false) => None,
-            }
-        };
-        let visible_13 = self.is13() && r.decrypted;
-        if visible_13 || (!self.is13() && self.version.is_some()) {
-            let seen = |side: Side| {
-                *r.close_notify.get(side)
-                    || r.alerts
-                        .iter()
-                        .any(|a| a.from == side && a.likely_close_notify == Some(true))
-            };
-            parts.push(match sides(&seen) {
-                Some(who) => format!("TLS close_notify from {who}"),
-                None => "no TLS close_notify".to_string(),
-            });
-        } else if let Some(inf) = &r.inferred {
-            let notify = |side: Side| *inf.close_notify.get(side);
-            let close = |side: Side| *inf.close_frame.get(side);
-            match sides(&notify) {
-                Some(who) => parts.push(format!(
-                    "a close_notify-sized final record from {who} (inferred from record sizes)"
-                )),
-                None if r.handshake_complete != Some(false) => parts
-                    .push("no close_notify-sized final record (inferred from record sizes)".into()),
-                None => {}
-            }
-            if let Some(who) = sides(&close) {
-                parts.push(format!(
-                    "the last application record of {who} has a WebSocket Close frame's size (inferred)"
-                ));
-            }
-        }
-        (!parts.is_empty()).then(|| parts.join("; "))
+    /// The server's TCP port: with ALPN, a sign of what the connection carries.
+    pub fn set_server_port(&mut self, port: u16) {
+        self.server_port = Some(port);
     }
 
     /// Can this direction's records be decrypted now?
     fn decrypts(&self, side: Side) -> bool {
         self.dirs[idx(side)].keys.is_some()
-    }
-
-    fn inferred(&self) -> TlsInferred {
-        let is13 = self.version == Some(0x0304);
-        let aead = self.suite.and_then(|s| s.aead);
-        let mut inf = TlsInferred {
-            basis: "record sizes",
-            ..TlsInferred::default()
-        };
-        for side in [Side::Client, Side::Server] {
-            let d = &self.dirs[idx(side)];
-            let alert_sized = |(t, len): (ContentType, u16)| -> bool {
-                if is13 {
-                    t == ContentType::ApplicationData && usize::from(len) == 2 + 1 + TAG_LEN
-                } else {
-                    t == ContentType::Alert
-                        && match aead {
-                            Some(Aead::Chacha20Poly1305) => usize::from(len) == 2 + TAG_LEN,
-                            Some(_) => usize::from(len) == 2 + 8 + TAG_LEN,
-                            None => true,
-                        }
-                }
-            };
-            *inf.close_notify.get_mut(side) = d.last.is_some_and(alert_sized);
-            let overhead = if is13 {
-                TAG_LEN + 1
-            } else {
-                match aead {
-                    Some(Aead::Chacha20Poly1305) => TAG_LEN,
-                    _ => TAG_LEN + 8,
-                }
-            };
-            let plain = d
-                .last_app
-                .map(|len| usize::from(len).saturating_sub(overhead) as u64);
-            *inf.last_application_length.get_mut(side) = plain;
-            let range = match side {
-                Side::Server => 4..=127,
-                Side::Client => 8..=131,
-            };
-            *inf.close_frame.get_mut(side) = plain.is_some_and(|p| range.contains(&p));
-            *inf.application_records.get_mut(side) = d.app_records_inferred;
-        }
-        if is13 {
-            let client_sent = self.dirs[0].encrypted_records > self.early_records();
-            inf.handshake_complete = if client_sent && self.dirs[1].encrypted_records > 0 {
-                Some(true)
-            } else if self.dirs[0].ended || self.dirs[1].ended {
-                Some(false)
-            } else {
-                None
-            };
-        }
-        inf
     }
 
     fn early_records(&self) -> u64 {
@@ -446,7 +328,7 @@ impl TlsLayer {
 
     fn on_framer_event(&mut self, from: Side, ev: FramerEvent<'_>, out: &mut OutFn<'_, '_>) {
         match ev {
-            FramerEvent::Record(r) => self.on_record(from, r.header, r.fragment, out),
+            FramerEvent::Record(r) => self.on_record(from, r, out),
             FramerEvent::Lost { bytes, records } => {
                 let d = &mut self.dirs[idx(from)];
                 d.lost_bytes += bytes;
@@ -488,7 +370,9 @@ impl TlsLayer {
             && (self.version.is_none() || self.early == EarlyDecision::Undecided)
     }
 
-    fn on_record(&mut self, from: Side, header: Header, fragment: &[u8], out: &mut OutFn<'_, '_>) {
+    fn on_record(&mut self, from: Side, record: Record<'_>, out: &mut OutFn<'_, '_>) {
+        let header = record.header;
+        let fragment = record.fragment();
         if !self.replaying {
             let d = &mut self.dirs[idx(from)];
             d.records += 1;
@@ -508,7 +392,7 @@ impl TlsLayer {
                 self.release_client_queue(out);
             }
         }
-        self.process_record(from, header, fragment, out);
+        self.process_record(from, record, out);
     }
 
     fn release_client_queue(&mut self, out: &mut OutFn<'_, '_>) {
@@ -517,7 +401,7 @@ impl TlsLayer {
         let was = self.replaying;
         self.replaying = true;
         for (header, fragment) in &queue {
-            self.process_record(Side::Client, *header, fragment, out);
+            self.process_record(Side::Client, Record::shared(*header, fragment), out);
         }
         self.replaying = was;
     }
@@ -528,20 +412,15 @@ impl TlsLayer {
         !self.is13() && self.dirs[idx(from)].ccs
     }
 
-    fn process_record(
-        &mut self,
-        from: Side,
-        header: Header,
-        fragment: &[u8],
-        out: &mut OutFn<'_, '_>,
-    ) {
-        match header.content_type {
+    fn process_record(&mut self, from: Side, record: Record<'_>, out: &mut OutFn<'_, '_>) {
+        let t = record.header.content_type;
+        match t {
             ContentType::ChangeCipherSpec => self.on_change_cipher_spec(from, out),
             ContentType::Handshake | ContentType::Alert if !self.protected_plain_type(from) => {
-                self.on_plaintext(from, header.content_type, fragment, false, out);
+                self.on_plaintext(from, t, record.fragment(), false, out);
             }
             ContentType::Handshake | ContentType::Alert | ContentType::ApplicationData => {
-                self.on_protected(from, header, fragment, out);
+                self.on_protected(from, record, out);
             }
             ContentType::Heartbeat | ContentType::Other(_) => {}
         }
@@ -678,6 +557,10 @@ impl TlsLayer {
 
     fn finish_side(&mut self, from: Side, how: End, out: &mut OutFn<'_, '_>) {
         let di = idx(from);
+        if self.late_key_tries > 0 && self.tls13.is_none() {
+            // The secrets never came: now it is known.
+            self.report_no_key(out);
+        }
         if from == Side::Client && !self.dirs[0].queue.is_empty() {
             if self.early == EarlyDecision::Undecided {
                 self.early = EarlyDecision::Rejected;
@@ -812,6 +695,9 @@ impl Layer for TlsLayer {
         self.now = time;
         if self.dirs[idx(from)].ended {
             return;
+        }
+        if how != End::CaptureEnd {
+            self.end_time[idx(from)] = Some(time);
         }
         self.finish_side(from, how, out);
     }

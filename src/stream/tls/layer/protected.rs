@@ -9,10 +9,10 @@ impl TlsLayer {
     pub(super) fn on_protected(
         &mut self,
         from: Side,
-        header: Header,
-        fragment: &[u8],
+        mut record: Record<'_>,
         out: &mut OutFn<'_, '_>,
     ) {
+        let header = record.header;
         let di = idx(from);
         self.dirs[di].encrypted_records += 1;
         let phase = self.dirs[di].phase;
@@ -20,52 +20,105 @@ impl TlsLayer {
             let early = phase == Phase::SkippingEarly || phase == Phase::Early;
             let counts_as_app = match phase {
                 Phase::Application(_) => true,
-                // Without keys in TLS 1.3 the handshake records are the first of each flight:
-                // the server's up to its Finished, the client's Finished. Later ones are
-                // application data (or alerts, tickets ...) as far as sizes tell.
+                // Without keys in TLS 1.3 the handshake records are the client's first (its
+                // Finished) and the server's before it (its flight, one record per message with
+                // OpenSSL). Later ones are application data (or alerts, tickets ...) as far as
+                // sizes tell.
                 Phase::None | Phase::Handshake if self.is13() => {
-                    let n = self.dirs[di].encrypted_records;
+                    let client_finished_seen =
+                        self.dirs[0].encrypted_records > self.early_records();
                     match from {
-                        Side::Client => n > 1 + self.early_records(),
-                        Side::Server => n > 1,
+                        Side::Client => self.dirs[0].encrypted_records > 1 + self.early_records(),
+                        Side::Server => client_finished_seen,
                     }
                 }
                 _ => !self.is13() && self.dirs[di].ccs,
             };
-            // A close_notify-sized TLS 1.3 record is (as far as sizes tell) an alert.
-            let alert_sized = self.is13() && usize::from(header.length) == 2 + 1 + TAG_LEN;
-            if counts_as_app && !early && !alert_sized {
-                let d = &mut self.dirs[di];
-                d.app_records_inferred += 1;
-                d.last_app = Some(header.length);
+            if counts_as_app && !early {
+                // Its plaintext size, as far as the record's length tells (no padding).
+                let overhead = match (self.is13(), self.suite.and_then(|s| s.aead)) {
+                    (true, _) => TAG_LEN + 1,
+                    (false, Some(Aead::Chacha20Poly1305)) => TAG_LEN,
+                    (false, _) => TAG_LEN + 8,
+                };
+                let plain = usize::from(header.length).saturating_sub(overhead) as u64;
+                self.pattern.push(AppRecord {
+                    side: from,
+                    time: self.now,
+                    plain,
+                    close_notify_sized: self.is13() && plain == 2,
+                });
             }
         }
-        if self.dirs[di].keys.is_none() {
-            self.undecryptable(from, header, fragment, out);
+        if self.dirs[di].keys.is_none() && !self.late_tls13_keys(from, out) {
+            self.undecryptable(from, header, record.fragment(), out);
             return;
         }
+        if self.single_try(from)
+            && let Some(buf) = record.fragment_mut()
+        {
+            // The hot path for a record the framer assembled from pieces: decrypted where it
+            // lies, no copy (a failure needs no second try, so the ciphertext may go).
+            let d = &self.dirs[di];
+            let keys = d.keys.as_ref().expect("bug: keys checked above");
+            let seq = keys.seq;
+            match keys.open_in_place(seq, &header, buf) {
+                Ok(opened) => {
+                    self.on_opened(from, seq, opened.content_type, &buf[opened.range()], out)
+                }
+                Err(err) => self.on_open_failed(from, header, buf.len(), err, out),
+            }
+            return;
+        }
+        let fragment = record.fragment();
         let mut scratch = std::mem::take(&mut self.scratch);
         match self.open(from, &header, fragment, &mut scratch) {
-            Ok((seq, Opened { content_type, len })) => {
-                self.settle_loss(from, seq, out);
-                self.record.decrypted = true;
-                let d = &mut self.dirs[di];
-                d.failures = 0;
-                if let Some(k) = d.keys.as_mut() {
-                    k.seq = seq.wrapping_add(1);
-                }
-                if d.phase == Phase::SkippingEarly {
-                    d.phase = Phase::Handshake;
-                }
-                if d.phase == Phase::Early {
-                    self.record.early_data.decrypted_records += 1;
-                }
-                self.on_plaintext(from, content_type, &scratch[..len], true, out);
-                self.apply_switch(from);
-            }
-            Err(err) => self.on_open_failed(from, header, fragment, err, out),
+            Ok((seq, opened)) => self.on_opened(
+                from,
+                seq,
+                opened.content_type,
+                &scratch[opened.range()],
+                out,
+            ),
+            Err(err) => self.on_open_failed(from, header, fragment.len(), err, out),
         }
         self.scratch = scratch;
+    }
+
+    /// Is this direction's next record tried at one sequence number with one key only (no
+    /// records lost before it, no key change that may have been lost)? Then a failure is final
+    /// and the record may be decrypted in place.
+    fn single_try(&self, from: Side) -> bool {
+        let d = &self.dirs[idx(from)];
+        let key_change_may_be_lost = self.is13() && d.phase == Phase::Handshake;
+        !(d.loss_pending() || key_change_may_be_lost)
+    }
+
+    /// A record authenticated as number `seq`: its plaintext goes on.
+    fn on_opened(
+        &mut self,
+        from: Side,
+        seq: u64,
+        content_type: ContentType,
+        plain: &[u8],
+        out: &mut OutFn<'_, '_>,
+    ) {
+        let di = idx(from);
+        self.settle_loss(from, seq, out);
+        self.record.decrypted = true;
+        let d = &mut self.dirs[di];
+        d.failures = 0;
+        if let Some(k) = d.keys.as_mut() {
+            k.seq = seq.wrapping_add(1);
+        }
+        if d.phase == Phase::SkippingEarly {
+            d.phase = Phase::Handshake;
+        }
+        if d.phase == Phase::Early {
+            self.record.early_data.decrypted_records += 1;
+        }
+        self.on_plaintext(from, content_type, plain, true, out);
+        self.apply_switch(from);
     }
 
     /// Tries the direction's keys at the expected sequence number, or at a range of them
@@ -130,8 +183,9 @@ impl TlsLayer {
                 d.carries_data = true;
                 d.app_secret = Some(secret);
                 d.keys = Some(next_keys);
-                // The key change was lost with records: report the hole before this one.
-                d.boundary_lost = true;
+                // The key change was lost with records: report the hole before this one
+                // (unless they were the handshake records that passed before late keys).
+                d.boundary_lost = !std::mem::take(&mut d.late_handshake);
                 return Ok((seq, o));
             }
         }
@@ -255,7 +309,7 @@ impl TlsLayer {
         &mut self,
         from: Side,
         header: Header,
-        fragment: &[u8],
+        fragment_len: usize,
         err: OpenError,
         out: &mut OutFn<'_, '_>,
     ) {
@@ -287,7 +341,7 @@ impl TlsLayer {
         let d = &mut self.dirs[di];
         d.failures += 1;
         d.undecrypted += 1;
-        d.lost_bytes += (HEADER_LEN + fragment.len()) as u64;
+        d.lost_bytes += (HEADER_LEN + fragment_len) as u64;
         d.lost_records += 1;
         let seq = d.keys.as_ref().map_or(0, |k| k.seq);
         let failures = d.failures;
@@ -309,7 +363,7 @@ impl TlsLayer {
                 "{} record {} ({} bytes, {:?}) {what}: {cause}; no plaintext is output for it",
                 from.as_str(),
                 seq,
-                fragment.len(),
+                fragment_len,
                 header.content_type
             );
             self.set_error(&format!("{} records {what} ({cause})", from.as_str()));
