@@ -15,7 +15,7 @@ use pcap_parser::{
 use super::file::READ_BUFFER;
 
 /// Bytes parsed between two hand-backs of the pages behind them.
-const RELEASE_EVERY: usize = 16 << 20;
+const RELEASE_EVERY: usize = 2 << 20;
 
 type FrameParser =
     fn(&[u8]) -> pcap_parser::nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
