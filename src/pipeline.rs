@@ -212,15 +212,30 @@ impl<'s> Pipeline<'s> {
         self.context.sink.output_failed()
     }
 
+    /// The table's keys in order of connection id: what the sweep does to several connections
+    /// (their events, the records it finishes) must not depend on the hash table's order,
+    /// which differs from run to run.
+    fn keys_by_id(&self) -> Vec<FlowKey> {
+        let mut keys: Vec<(u64, FlowKey)> = self
+            .table
+            .iter()
+            .map(|(key, slot)| (slot.connection.id(), *key))
+            .collect();
+        keys.sort_unstable_by_key(|(id, _)| *id);
+        keys.into_iter().map(|(_, key)| key).collect()
+    }
+
     /// Finishes connections idle past their timeout and forgets old tombstones.
     fn sweep(&mut self) {
         let now = self.now;
         let limits = self.limits;
         // Quiet connections stop waiting for late data (cheap when nothing is held).
-        for slot in self.table.values_mut() {
-            slot.connection.tick(now, &mut self.context);
+        for key in self.keys_by_id() {
+            if let Some(slot) = self.table.get_mut(&key) {
+                slot.connection.tick(now, &mut self.context);
+            }
         }
-        let expired: Vec<(FlowKey, f64)> = self
+        let mut expired: Vec<(FlowKey, f64)> = self
             .table
             .iter()
             .filter(|(_, slot)| {
@@ -233,18 +248,23 @@ impl<'s> Pipeline<'s> {
             })
             .map(|(key, slot)| (*key, now - slot.connection.last_seen()))
             .collect();
+        let id_of = |table: &HashMap<FlowKey, Slot, RandomState>, key: &FlowKey| {
+            table.get(key).map_or(0, |slot| slot.connection.id())
+        };
+        expired.sort_unstable_by_key(|(key, _)| id_of(&self.table, key));
         for (key, idle) in expired {
             let why = format!("no packets for {idle:.0} s, tracking stopped (--idle-timeout)");
             self.finish_early(key, Some(why));
         }
         // TCP ended while bytes were missing: they did not come late either.
         let config = self.context.config;
-        let lingering: Vec<FlowKey> = self
+        let mut lingering: Vec<FlowKey> = self
             .table
             .iter()
             .filter(|(_, slot)| slot.connection.linger_over(now, &config))
             .map(|(key, _)| *key)
             .collect();
+        lingering.sort_unstable_by_key(|key| id_of(&self.table, key));
         for key in lingering {
             self.finish(key);
             self.tombstones.insert(key, now);
@@ -280,8 +300,8 @@ impl<'s> Pipeline<'s> {
         }
         let cap = limits.max_idle_connections;
         if idle.len() > cap {
-            // Longest idle first.
-            idle.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+            // Longest idle first; ties by key, so that runs are alike.
+            idle.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             let excess = idle.len() - cap;
             for (quiet, key) in idle.into_iter().take(excess) {
                 let why = format!(
@@ -301,7 +321,7 @@ impl<'s> Pipeline<'s> {
             .iter()
             .map(|(key, slot)| (slot.connection.last_seen(), *key))
             .collect();
-        by_age.sort_by(|x, y| x.0.total_cmp(&y.0));
+        by_age.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
         let n = (by_age.len() / 10).max(1);
         let cap = self.limits.max_connections;
         for (_, key) in by_age.into_iter().take(n) {

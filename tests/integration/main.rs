@@ -6,6 +6,7 @@ mod app;
 mod browser;
 mod captures;
 mod cli;
+mod determinism;
 mod findings;
 mod golden;
 mod hostile;
