@@ -13,6 +13,8 @@
 #   --skip-tshark    time wsprobe only
 #   --skip-verify    do not compare wsprobe's JSON with the truth file
 #   --strict         exit 1 also when a goal is missed or a report field is absent
+#   --skip-memory    do not print bytes per open connection (benches/memory.rs)
+#   --connections N  connections per kind for the memory benchmark (default 20000)
 #
 # Captures go to target/bench/{small,large}-<N>mb-s<seed>.pcap (+ .truth.json), generated with
 # `cargo run --release --example gen_capture` when missing (delete them after changing the generator).
@@ -38,6 +40,8 @@ SEED=1
 SKIP_TSHARK=0
 SKIP_VERIFY=0
 STRICT=0
+SKIP_MEMORY=0
+MEM_CONNECTIONS=20000
 while [ $# -gt 0 ]; do
   case "$1" in
     --size-mb) SIZE_MB="$2"; shift 2 ;;
@@ -49,6 +53,8 @@ while [ $# -gt 0 ]; do
     --skip-tshark) SKIP_TSHARK=1; shift ;;
     --skip-verify) SKIP_VERIFY=1; shift ;;
     --strict) STRICT=1; shift ;;
+    --skip-memory) SKIP_MEMORY=1; shift ;;
+    --connections) MEM_CONNECTIONS="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -265,31 +271,38 @@ done
 
 # ---- table
 echo
-printf '%-24s %8s %9s %-18s %9s %8s %8s %11s %9s %8s\n' \
-  file "size MB" packets tool seconds "cpu s" "MB/s" "packets/s" "RSS MiB" "ratio"
+printf '%-24s %8s %9s %-18s %9s %8s %8s %11s %9s %8s %9s\n' \
+  file "size MB" packets tool seconds "cpu s" "MB/s" "packets/s" "RSS MiB" "ratio" "cpu ratio"
 for row in "${ROWS[@]}"; do
   read -r f b p tool s cpu kib st <<<"$row"
   ratio=""
+  cpu_ratio=""
   if [ "$tool" = wsprobe ]; then
     for r2 in "${ROWS[@]}"; do
-      read -r f2 _ _ tool2 s2 _ _ st2 <<<"$r2"
+      read -r f2 _ _ tool2 s2 cpu2 _ st2 <<<"$r2"
       if [ "$f2" = "$f" ] && [ "$tool2" = tshark ]; then
         ratio="-"
         if [ "$st" != 0 ] || [ "$st2" != 0 ]; then continue; fi
         ratio=$(awk -v t="$s2" -v w="$s" 'BEGIN { if (w > 0) printf "%.1fx", t / w; else print "inf" }')
+        cpu_ratio=$(awk -v t="$cpu2" -v w="$cpu" 'BEGIN { if (w > 0) printf "%.1fx", t / w; else print "inf" }')
         awk -v t="$s2" -v w="$s" 'BEGIN {exit !(w > 0 && t / w < 20)}' && GOAL_FAIL=1
       fi
     done
     awk -v k="$kib" 'BEGIN {exit !(k > 64 * 1024)}' && GOAL_FAIL=1
   fi
   [ "$st" = 0 ] || tool="$tool(exit $st)"
-  awk -v f="$f" -v b="$b" -v p="$p" -v tool="$tool" -v s="$s" -v c="$cpu" -v k="$kib" -v r="$ratio" 'BEGIN {
+  awk -v f="$f" -v b="$b" -v p="$p" -v tool="$tool" -v s="$s" -v c="$cpu" -v k="$kib" -v r="$ratio" -v cr="$cpu_ratio" 'BEGIN {
     mb = b / 1e6; d = (s > 0 ? s : 0.001)
-    printf "%-24s %8.1f %9d %-18s %9.2f %8.2f %8.1f %11.0f %9.1f %8s\n", f, mb, p, tool, s, c, mb / d, p / d, k / 1024, r }'
+    printf "%-24s %8.1f %9d %-18s %9.2f %8.2f %8.1f %11.0f %9.1f %8s %9s\n", f, mb, p, tool, s, c, mb / d, p / d, k / 1024, r, cr }'
 done
 echo "(seconds = wall clock, best of the runs; cpu s = user+system of that run; ratio = tshark"
-echo " seconds / wsprobe seconds; goals: ratio >= 20x, wsprobe peak RSS <= 64 MiB; load average"
+echo " seconds / wsprobe seconds, cpu ratio = the same in CPU seconds (steadier on a loaded machine); goals: ratio >= 20x, wsprobe peak RSS <= 64 MiB; load average"
 echo " during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"
+if [ "$SKIP_MEMORY" = 0 ]; then
+  echo
+  echo "== cargo bench --bench memory -- $MEM_CONNECTIONS" >&2
+  cargo bench --quiet --bench memory -- "$MEM_CONNECTIONS" 2>/dev/null | grep -v '^$' || FAIL=1
+fi
 if [ -n "$VERIFY_OUT" ]; then
   echo
   echo "wsprobe report vs ground truth:"

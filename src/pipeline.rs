@@ -44,9 +44,15 @@ impl Default for TableLimits {
 const SWEEP_EVERY_PACKETS: u64 = 1 << 15;
 /// Capture seconds between idle sweeps, so timeouts apply to small captures too.
 const SWEEP_EVERY_SECONDS: f64 = 10.0;
-/// Seconds without packets after which a connection's rebuildable state (zlib's ~45 KiB per
-/// compressed direction) is released; waking it costs about a millisecond.
+/// Seconds without packets after which a connection's rebuildable state (buffers; under
+/// memory pressure zlib's ~56 KiB per compressed direction) is released.
 const HIBERNATE_AFTER: f64 = 5.0;
+/// Memory pressure: past this many live permessage-deflate decoders (~56 KiB each, so about
+/// 14 MiB), the longest-idle connections' decoders are packed (window deflated: ~2-8 KiB) until
+/// half that many remain. Packing and waking cost a compression and an inflation of the 32 KiB
+/// window each time; packing every idle connection at each sweep cost 6.5-8 % of the run on the
+/// benchmark mixes, for memory that a few hundred decoders do not need.
+const PACK_DECODERS_ABOVE: usize = 256;
 /// Seconds a finished connection's key is remembered, so its stray final packets (ACKs,
 /// retransmissions) do not start a phantom connection.
 const TOMBSTONE_SECONDS: f64 = 120.0;
@@ -206,13 +212,28 @@ impl<'s> Pipeline<'s> {
         self.context.sink.output_failed()
     }
 
+    /// The table's keys in order of connection id: what the sweep does to several connections
+    /// (their events, the records it finishes) must not depend on the hash table's order,
+    /// which differs from run to run.
+    fn keys_by_id(&self) -> Vec<FlowKey> {
+        let mut keys: Vec<(u64, FlowKey)> = self
+            .table
+            .iter()
+            .map(|(key, slot)| (slot.connection.id(), *key))
+            .collect();
+        keys.sort_unstable_by_key(|(id, _)| *id);
+        keys.into_iter().map(|(_, key)| key).collect()
+    }
+
     /// Finishes connections idle past their timeout and forgets old tombstones.
     fn sweep(&mut self) {
         let now = self.now;
         let limits = self.limits;
         // Quiet connections stop waiting for late data (cheap when nothing is held).
-        for slot in self.table.values_mut() {
-            slot.connection.tick(now, &mut self.context);
+        for key in self.keys_by_id() {
+            if let Some(slot) = self.table.get_mut(&key) {
+                slot.connection.tick(now, &mut self.context);
+            }
         }
         // Connections finished in one sweep are reported in order of id, not in the flow table's
         // (random) order: the same capture gives the same report.
@@ -254,14 +275,31 @@ impl<'s> Pipeline<'s> {
             self.tombstones.insert(key, now);
         }
         let mut idle: Vec<(f64, FlowKey, u64)> = Vec::new();
+        let mut quiet_ones: Vec<(f64, FlowKey)> = Vec::new();
+        let pressure = self.context.live_decoders() > PACK_DECODERS_ABOVE;
         for (key, slot) in self.table.iter_mut() {
             let quiet = now - slot.connection.last_seen();
             if quiet > HIBERNATE_AFTER {
-                slot.connection.hibernate();
+                slot.connection.hibernate(false);
+                if pressure {
+                    quiet_ones.push((quiet, *key));
+                }
                 // Only WebSocket connections count: the others have their own, shorter
                 // timeout and --max-connections.
                 if slot.connection.is_interesting() {
                     idle.push((quiet, *key, slot.connection.id()));
+                }
+            }
+        }
+        if pressure {
+            // Longest idle first; ties by key, so that runs are alike.
+            quiet_ones.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            for (_, key) in quiet_ones {
+                if self.context.live_decoders() <= PACK_DECODERS_ABOVE / 2 {
+                    break;
+                }
+                if let Some(slot) = self.table.get_mut(&key) {
+                    slot.connection.hibernate(true);
                 }
             }
         }
@@ -288,7 +326,7 @@ impl<'s> Pipeline<'s> {
             .iter()
             .map(|(key, slot)| (slot.connection.last_seen(), *key))
             .collect();
-        by_age.sort_by(|x, y| x.0.total_cmp(&y.0));
+        by_age.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
         let n = (by_age.len() / 10).max(1);
         let cap = self.limits.max_connections;
         for (_, key) in by_age.into_iter().take(n) {

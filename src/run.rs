@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use crate::analysis::AnalysisOptions;
 use crate::app::{APP_MAX_BYTES, AppSelection};
+use crate::capture::InputSummary;
+use crate::capture::file::{read_capture_file, read_capture_with_secrets};
 use crate::capture::filter::PacketFilter;
-use crate::capture::{InputSummary, file::read_capture_with_secrets};
 use crate::cli::{Format, PayloadArg, ReportArgs, TableFormat};
 use crate::connection::ConnectionConfig;
 use crate::diag::{DiagnosticId, Severity};
@@ -722,52 +723,47 @@ fn analyze_one(
     keys: &KeyStore,
     progress: bool,
 ) -> Result<InputSummary> {
-    let (reader, size): (Box<dyn std::io::Read + Send>, Option<u64>) = if path == "-" {
-        (Box::new(std::io::stdin()), None)
-    } else {
-        let file = std::fs::File::open(path).map_err(|source| Error::Open {
-            path: path.into(),
-            source,
-        })?;
-        let size = file.metadata().ok().map(|m| m.len());
-        (Box::new(file), size)
-    };
+    let size = (path != "-")
+        .then(|| std::fs::metadata(path).ok().map(|m| m.len()))
+        .flatten();
     let bar = progress_bar(path, size, progress);
     let mut skipped = 0u64;
     let mut filtered = 0u64;
-    let mut summary = read_capture_with_secrets(
-        reader,
-        path,
-        |packet| {
-            if let Some(f) = filter.as_deref_mut()
-                && !f.matches(packet)
-            {
-                filtered += 1;
-                return;
-            }
-            if pipeline.packet(packet).is_err() {
-                skipped += 1;
-            }
-        },
-        |secrets| {
-            let name = format!(
-                "pcapng Decryption Secrets Block #{} in {path}",
-                secrets.index
+    let on_packet = |packet: &crate::capture::Packet<'_>| {
+        if let Some(f) = filter.as_deref_mut()
+            && !f.matches(packet)
+        {
+            filtered += 1;
+            return;
+        }
+        if pipeline.packet(packet).is_err() {
+            skipped += 1;
+        }
+    };
+    let on_secrets = |secrets: crate::capture::file::TlsSecrets<'_>| {
+        let name = format!(
+            "pcapng Decryption Secrets Block #{} in {path}",
+            secrets.index
+        );
+        let loaded = keys.add_text(&name, secrets.text);
+        print_key_log_warnings(&loaded);
+        if secrets.after_packets {
+            eprintln!(
+                "wsprobe: {name} comes after packets: its keys only decrypt connections whose handshake follows it"
             );
-            let loaded = keys.add_text(&name, secrets.text);
-            print_key_log_warnings(&loaded);
-            if secrets.after_packets {
-                eprintln!(
-                    "wsprobe: {name} comes after packets: its keys only decrypt connections whose handshake follows it"
-                );
-            }
-        },
-        |position| {
-            if let Some(bar) = &bar {
-                bar.set_position(position);
-            }
-        },
-    )?;
+        }
+    };
+    let on_progress = |position| {
+        if let Some(bar) = &bar {
+            bar.set_position(position);
+        }
+    };
+    // A file is memory-mapped (read in place); standard input is streamed.
+    let mut summary = if path == "-" {
+        read_capture_with_secrets(std::io::stdin(), path, on_packet, on_secrets, on_progress)?
+    } else {
+        read_capture_file(path, on_packet, on_secrets, on_progress)?
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

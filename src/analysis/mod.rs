@@ -88,7 +88,9 @@ pub struct Analysis {
     frames_detail: Vec<FrameRecord>,
     frames_dropped: u64,
     close: CloseTracker,
-    ping: PingTracker,
+    /// Made at the first ping, pong or close: most connections never send one, and an idle
+    /// connection should not carry the tracker's 360 bytes.
+    ping: Option<Box<PingTracker>>,
     timing: TimingTracker,
     /// Pings outstanding per side (client, server) when the close handshake began.
     pings_at_close: Option<[(u64, Option<f64>); 2]>,
@@ -122,6 +124,13 @@ pub struct TransportEnd {
 }
 
 impl Analysis {
+    /// The connection is idle: give back spare capacity (scratch space, held records).
+    pub fn shrink(&mut self) {
+        self.scratch.shrink_to_fit();
+        self.held.shrink_to_fit();
+        self.diagnostics.shrink_to_fit();
+    }
+
     /// A connection numbered `id`.
     pub fn new(id: u64, options: AnalysisOptions) -> Self {
         Analysis {
@@ -142,7 +151,7 @@ impl Analysis {
             frames_detail: Vec::new(),
             frames_dropped: 0,
             close: CloseTracker::default(),
-            ping: PingTracker::default(),
+            ping: None,
             timing: TimingTracker::default(),
             pings_at_close: None,
             diagnostics: Vec::new(),
@@ -568,19 +577,37 @@ impl Analysis {
         let mut rtt = None;
         let mut released = Vec::new();
         match m.opcode {
-            OpCode::Ping => self.ping.ping(side, m.time, &m.payload, &mut self.scratch),
-            OpCode::Pong => rtt = self.ping.pong(side, m.time, &m.payload, &mut self.scratch),
+            OpCode::Ping => self.ping.get_or_insert_with(Default::default).ping(
+                side,
+                m.time,
+                &m.payload,
+                &mut self.scratch,
+            ),
+            OpCode::Pong => {
+                rtt = self.ping.get_or_insert_with(Default::default).pong(
+                    side,
+                    m.time,
+                    &m.payload,
+                    &mut self.scratch,
+                )
+            }
             OpCode::Close => {
                 if let Some((code, reason)) = &m.close {
                     if !self.close.closing() {
                         // What was still unanswered when the close began (a pong may still
                         // come after the Close: such answers are late, RFC 6455 §5.5.1).
                         self.pings_at_close = Some([
-                            self.ping.outstanding(Side::Client),
-                            self.ping.outstanding(Side::Server),
+                            self.ping
+                                .get_or_insert_with(Default::default)
+                                .outstanding(Side::Client),
+                            self.ping
+                                .get_or_insert_with(Default::default)
+                                .outstanding(Side::Server),
                         ]);
                     }
-                    self.ping.close_sent(side);
+                    self.ping
+                        .get_or_insert_with(Default::default)
+                        .close_sent(side);
                     self.close.close_frame(side, m.time, *code, reason);
                     released = self.app.close_frame(side, m.time, *code, reason);
                     if self.interesting {
@@ -736,10 +763,16 @@ impl Analysis {
             None => ("the capture ended", last_seen),
         };
         let pings_at_end = self.pings_at_close.unwrap_or([
-            self.ping.outstanding(Side::Client),
-            self.ping.outstanding(Side::Server),
+            self.ping
+                .get_or_insert_with(Default::default)
+                .outstanding(Side::Client),
+            self.ping
+                .get_or_insert_with(Default::default)
+                .outstanding(Side::Server),
         ]);
-        self.ping.settle(ending, at, &mut self.scratch);
+        self.ping
+            .get_or_insert_with(Default::default)
+            .settle(ending, at, &mut self.scratch);
         self.drain_scratch(sink);
         let app = self.app.finish(tcp_end, last_seen);
         self.release(app.released, sink);
@@ -803,7 +836,7 @@ impl Analysis {
             messages: self.options.keep_messages.then_some(self.messages),
             frames_detail: self.options.keep_frames.then_some(self.frames_detail),
             close,
-            ping: self.ping.record(),
+            ping: self.ping.get_or_insert_with(Default::default).record(),
             app: app.record,
             tcp,
             deflate_recovery: (self.deflate_recovery != PerSide::default())
@@ -877,11 +910,18 @@ impl Analysis {
             timing::fill_from_records(end_time, last, t.longest_silence, &mut record);
         }
         for (i, side) in [Side::Client, Side::Server].into_iter().enumerate() {
-            let (ping, pong) = self.ping.last_ping_pong(side);
+            let (ping, pong) = self
+                .ping
+                .as_deref()
+                .map_or((None, None), |p| p.last_ping_pong(side));
             *record.last_ping.get_mut(side) = ping;
             *record.last_pong.get_mut(side) = pong;
             *record.since_last_ping.get_mut(side) = ping.map(|t| round6((end_time - t).max(0.0)));
-            *record.ping_interval.get_mut(side) = self.ping.interval(side).map(round6);
+            *record.ping_interval.get_mut(side) = self
+                .ping
+                .as_deref()
+                .and_then(|p| p.interval(side))
+                .map(round6);
             *record.unanswered_pings_at_end.get_mut(side) = pings_at_end[i].0;
             *record.first_unanswered_ping.get_mut(side) = pings_at_end[i].1;
         }

@@ -1,10 +1,15 @@
 //! Saved captures: a pcap or pcapng byte stream (file or standard input) in, [`Packet`]s out.
-//! Uses pcap-parser's streaming reader, so memory stays constant whatever the file's size.
+//! Regular files are memory-mapped and parsed in place ([`read_capture_file`]); pipes and
+//! standard input go through pcap-parser's streaming reader. Either way memory stays constant
+//! whatever the file's size.
 
 use std::io::Read;
 
 use pcap_parser::pcapng::{Block, SecretsType};
+use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
+
+use super::mapped::MappedReader;
 
 use super::{InputSummary, LinkType, Packet};
 use crate::error::{Error, Result};
@@ -12,7 +17,7 @@ use crate::error::{Error, Result};
 /// Largest reader buffer: larger than any record (tcpdump's default snap length is 256 KiB and
 /// loopback packets with GRO reach 64 KiB+), so `BufferTooSmall` at this size only means a
 /// corrupt length.
-const READ_BUFFER: usize = 4 << 20;
+pub(super) const READ_BUFFER: usize = 4 << 20;
 
 /// First reader buffer; it doubles (up to `READ_BUFFER`) when a record does not fit, so a small
 /// capture, a pipe or a damaged file does not cost 4 MiB up front.
@@ -74,8 +79,7 @@ where
     K: FnMut(TlsSecrets<'_>),
     G: FnMut(u64),
 {
-    let mut secrets_blocks = 0u64;
-    let mut summary = InputSummary {
+    let summary = InputSummary {
         path: path.to_string(),
         ..InputSummary::default()
     };
@@ -101,28 +105,114 @@ where
         .collect::<String>();
     let sniffed_pcapng = head.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]);
     let stream = std::io::Cursor::new(head).chain(input);
-    let mut capacity = FIRST_READ_BUFFER;
-    let mut reader = match create_reader(capacity, stream) {
+    let capacity = FIRST_READ_BUFFER;
+    let reader = match create_reader(capacity, stream) {
         Ok(r) => r,
-        Err(PcapError::Incomplete(_) | PcapError::UnexpectedEof) if !sniffed_pcapng => {
-            // Shorter than a pcap header but starting like one is a truncated capture.
-            if is_pcap_magic(&magic) {
-                summary.format = "pcap".into();
-                summary.error = Some("truncated file header".into());
-                return Ok(summary);
-            }
-            return Err(Error::NotACapture {
-                path: path.into(),
-                magic,
-            });
-        }
-        Err(_) => {
-            return Err(Error::NotACapture {
-                path: path.into(),
-                magic,
-            });
-        }
+        Err(e) => return not_a_capture(e, sniffed_pcapng, magic, path, summary),
     };
+    read_blocks(
+        reader,
+        capacity,
+        sniffed_pcapng,
+        summary,
+        &mut on_packet,
+        &mut on_secrets,
+        &mut on_progress,
+    )
+}
+
+/// The reader could not be made: a truncated pcap header (the summary says so), or not a
+/// capture.
+fn not_a_capture(
+    error: PcapError<&[u8]>,
+    sniffed_pcapng: bool,
+    magic: String,
+    path: &str,
+    mut summary: InputSummary,
+) -> Result<InputSummary> {
+    // Shorter than a pcap header but starting like one is a truncated capture.
+    if matches!(error, PcapError::Incomplete(_) | PcapError::UnexpectedEof)
+        && !sniffed_pcapng
+        && is_pcap_magic(&magic)
+    {
+        summary.format = "pcap".into();
+        summary.error = Some("truncated file header".into());
+        return Ok(summary);
+    }
+    Err(Error::NotACapture {
+        path: path.into(),
+        magic,
+    })
+}
+
+/// [`read_capture_with_secrets`] on a file: a regular file is memory-mapped and its blocks are
+/// parsed where they lie (no copy into a read buffer); anything else (a FIFO, a device) is
+/// streamed. A file truncated by another process while it is read is outside what this
+/// guards against (the map would fault), as with any tool that maps its input.
+pub fn read_capture_file<P, K, G>(
+    path: &str,
+    mut on_packet: P,
+    mut on_secrets: K,
+    mut on_progress: G,
+) -> Result<InputSummary>
+where
+    P: FnMut(&Packet<'_>),
+    K: FnMut(TlsSecrets<'_>),
+    G: FnMut(u64),
+{
+    let file = std::fs::File::open(path).map_err(|source| Error::Open {
+        path: path.into(),
+        source,
+    })?;
+    let regular = file.metadata().is_ok_and(|m| m.is_file() && m.len() > 0);
+    // SAFETY: the map is read-only; see above for a file changed under it.
+    let map = regular
+        .then(|| unsafe { memmap2::Mmap::map(&file) }.ok())
+        .flatten();
+    let Some(map) = map else {
+        return read_capture_with_secrets(file, path, on_packet, on_secrets, on_progress);
+    };
+    let summary = InputSummary {
+        path: path.to_string(),
+        ..InputSummary::default()
+    };
+    let magic = map
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let sniffed_pcapng = map.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]);
+    let reader = match MappedReader::new(&map) {
+        Ok(r) => r,
+        Err(e) => return not_a_capture(e, sniffed_pcapng, magic, path, summary),
+    };
+    read_blocks(
+        Box::new(reader),
+        READ_BUFFER,
+        sniffed_pcapng,
+        summary,
+        &mut on_packet,
+        &mut on_secrets,
+        &mut on_progress,
+    )
+}
+
+/// The blocks of a capture, read to the end or to the first damage.
+fn read_blocks<'r, P, K, G>(
+    mut reader: Box<dyn PcapReaderIterator + Send + 'r>,
+    mut capacity: usize,
+    sniffed_pcapng: bool,
+    mut summary: InputSummary,
+    on_packet: &mut P,
+    on_secrets: &mut K,
+    on_progress: &mut G,
+) -> Result<InputSummary>
+where
+    P: FnMut(&Packet<'_>),
+    K: FnMut(TlsSecrets<'_>),
+    G: FnMut(u64),
+{
+    let mut secrets_blocks = 0u64;
     summary.format = if sniffed_pcapng { "pcapng" } else { "pcap" }.into();
 
     let mut legacy_link = LinkType::ETHERNET;
@@ -354,5 +444,97 @@ mod tests {
         assert_eq!(seen, [60]);
         let error = summary.error.unwrap();
         assert!(error.starts_with("corrupt record at byte 100"), "{error}");
+    }
+
+    /// Every packet (time, link, bytes) and the summary, read through the memory map.
+    fn mapped(bytes: &[u8]) -> (Vec<(u64, i32, Vec<u8>)>, InputSummary) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("wsprobe-mapped-{}-{n}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let mut seen = Vec::new();
+        let summary = read_capture_file(
+            path.to_str().unwrap(),
+            |p| seen.push((p.ts.to_bits(), p.link.0, p.data.to_vec())),
+            |_| {},
+            |_| {},
+        );
+        std::fs::remove_file(&path).unwrap();
+        (seen, summary.unwrap())
+    }
+
+    fn streamed(bytes: &[u8]) -> (Vec<(u64, i32, Vec<u8>)>, InputSummary) {
+        let mut seen = Vec::new();
+        let summary = read_capture(
+            std::io::Cursor::new(bytes),
+            "t",
+            |p| seen.push((p.ts.to_bits(), p.link.0, p.data.to_vec())),
+            |_| {},
+        )
+        .unwrap();
+        (seen, summary)
+    }
+
+    #[test]
+    fn a_mapped_file_reads_as_the_stream_does() {
+        let records: Vec<(u32, Vec<u8>)> = [60usize, 1500, 70_000, 42]
+            .iter()
+            .map(|&n| (n as u32, (0..n).map(|i| i as u8).collect()))
+            .collect();
+        let whole = pcap(&records);
+        let mut inputs = vec![
+            whole.clone(),
+            whole[..whole.len() - 10].to_vec(),
+            whole[..30].to_vec(),
+        ];
+        inputs.push(pcap(&[(60, vec![0; 60]), (u32::MAX, vec![0; 100])]));
+        // The recorded captures: pcap and pcapng, both byte orders where present.
+        let mut files: Vec<_> = std::fs::read_dir("captures")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+            .collect();
+        files.sort();
+        for f in files.iter().take(40) {
+            let bytes = std::fs::read(f).unwrap();
+            inputs.push(bytes[..bytes.len() * 2 / 3].to_vec());
+            inputs.push(bytes);
+        }
+        assert!(inputs.len() > 10, "the recorded captures are read too");
+        for (i, bytes) in inputs.iter().enumerate() {
+            let (a, sa) = mapped(bytes);
+            let (b, sb) = streamed(bytes);
+            assert_eq!(a, b, "input {i}: packets");
+            assert_eq!(
+                (
+                    sa.format,
+                    sa.packets,
+                    sa.bytes,
+                    sa.skipped_packets,
+                    sa.error
+                ),
+                (
+                    sb.format,
+                    sb.packets,
+                    sb.bytes,
+                    sb.skipped_packets,
+                    sb.error
+                ),
+                "input {i}: summary"
+            );
+        }
+    }
+
+    #[test]
+    fn a_mapped_file_that_is_not_a_capture_says_so() {
+        let (_, summary) = streamed(&pcap(&[]));
+        assert_eq!(summary.error, None);
+        let path = std::env::temp_dir().join(format!("wsprobe-not-{}", std::process::id()));
+        std::fs::write(&path, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let r = read_capture_file(path.to_str().unwrap(), |_| {}, |_| {}, |_| {});
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(r, Err(Error::NotACapture { .. })), "{r:?}");
     }
 }

@@ -5,6 +5,7 @@ pub mod file;
 pub mod filter;
 #[cfg(feature = "live")]
 pub mod live;
+mod mapped;
 
 use serde::Serialize;
 

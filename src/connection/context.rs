@@ -94,6 +94,11 @@ impl<'s> Context<'s> {
         self.keys = keys;
     }
 
+    /// permessage-deflate decoders alive now, across connections.
+    pub fn live_decoders(&self) -> usize {
+        self.decoders.live()
+    }
+
     /// The next connection number.
     pub fn alloc_id(&mut self) -> u64 {
         let id = self.next_id;

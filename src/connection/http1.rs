@@ -38,11 +38,11 @@ pub(super) fn plain_exchange(
         if ctx.targets.upgraded.contains(&target) {
             signs.push(format!("another connection upgraded {target}"));
         } else if session.candidate.is_none() {
-            session.candidate = Some(PlainExchange {
+            session.candidate = Some(Box::new(PlainExchange {
                 request,
                 response,
                 times,
-            });
+            }));
             return;
         }
     }

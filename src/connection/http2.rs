@@ -344,9 +344,9 @@ impl H2Streams {
     }
 
     /// The connection is idle: release what the sessions can rebuild.
-    pub(super) fn hibernate(&mut self) {
+    pub(super) fn hibernate(&mut self, pack_deflate: bool) {
         for ss in self.sessions.values_mut() {
-            ss.session.hibernate();
+            ss.session.hibernate(pack_deflate);
         }
     }
 }

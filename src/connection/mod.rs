@@ -178,13 +178,21 @@ impl Connection {
         self.last_seen
     }
 
-    /// The connection is idle: release per-direction state that can be rebuilt when it wakes.
-    pub fn hibernate(&mut self) {
+    /// The connection is idle: release per-direction state that can be rebuilt when it wakes
+    /// (buffers); `pack_deflate`: also the permessage-deflate decoders (~56 KiB each, their
+    /// windows kept deflated, which costs a compression now and an inflation on waking).
+    pub fn hibernate(&mut self, pack_deflate: bool) {
+        for d in &mut self.delivery {
+            d.shrink();
+        }
+        for r in &mut self.reassembly {
+            r.shrink();
+        }
         if let Some(session) = self.state.session.made_mut() {
-            session.hibernate();
+            session.hibernate(pack_deflate);
         }
         if let Some(h2) = &mut self.state.http2 {
-            h2.streams.hibernate();
+            h2.streams.hibernate(pack_deflate);
         }
     }
 
@@ -885,8 +893,67 @@ fn is_http2_start(data: &[u8]) -> bool {
     }
 }
 
+/// Sizes of the parts an open connection is made of (`benches/memory.rs` prints them).
+#[doc(hidden)]
+pub fn layout_sizes() -> Vec<(&'static str, usize)> {
+    use std::mem::size_of;
+    vec![
+        ("Connection", size_of::<Connection>()),
+        ("State", size_of::<State>()),
+        ("Reassembler", size_of::<Reassembler>()),
+        ("Delivery", size_of::<Delivery>()),
+        ("Http1Layer", size_of::<Http1Layer>()),
+        ("FirstBytes", size_of::<FirstBytes>()),
+        ("LazySession", size_of::<LazySession>()),
+        ("Session", websocket::session_size()),
+        ("WsDir", websocket::ws_dir_size()),
+        ("Analysis", size_of::<crate::analysis::Analysis>()),
+        (
+            "CloseTracker",
+            size_of::<crate::analysis::close::CloseTracker>(),
+        ),
+        (
+            "PingTracker",
+            size_of::<crate::analysis::ping::PingTracker>(),
+        ),
+        (
+            "TimingTracker",
+            size_of::<crate::analysis::timing::TimingTracker>(),
+        ),
+        ("AppSession", size_of::<crate::app::AppSession>()),
+        (
+            "HandshakeRecord",
+            size_of::<crate::record::HandshakeRecord>(),
+        ),
+        ("Negotiated", size_of::<crate::http::Negotiated>()),
+        ("RequestHead", size_of::<crate::http::RequestHead>()),
+        ("ResponseHead", size_of::<crate::http::ResponseHead>()),
+        ("Framer", size_of::<crate::ws::framer::Framer>()),
+        ("Assembler", size_of::<crate::ws::message::Assembler>()),
+        ("Inflater", size_of::<crate::ws::deflate::Inflater>()),
+        ("TransportEnd", size_of::<crate::analysis::TransportEnd>()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_open_connection_stays_small() {
+        // What every open connection pays for (benches/memory.rs measures the whole); a
+        // field added inline to one of these is paid 100,000 times on a busy capture.
+        let sizes: std::collections::HashMap<_, _> = super::layout_sizes().into_iter().collect();
+        for (name, max) in [
+            ("Connection", 1440),
+            ("Session", 2400),
+            // 552 since frames carry their bytes' capture times (the framer's push times).
+            ("WsDir", 560),
+            ("Assembler", 280),
+            ("Analysis", 1850),
+        ] {
+            assert!(sizes[name] <= max, "{name}: {} bytes > {max}", sizes[name]);
+        }
+    }
+
     use super::*;
     use crate::analysis::AnalysisOptions;
     use crate::capture::InputSummary;

@@ -59,7 +59,7 @@ pub(super) struct Session {
     pub(super) plain_requests: std::collections::VecDeque<Option<(RequestHead, f64)>>,
     /// A plain exchange refused by a host/path that may turn out, later in the capture, to be
     /// a WebSocket endpoint.
-    pub(super) candidate: Option<PlainExchange>,
+    pub(super) candidate: Option<Box<PlainExchange>>,
     /// Listed-message bytes this session holds, and messages it could not list.
     pub(super) listed_bytes: u64,
     pub(super) unlisted: u64,
@@ -153,10 +153,15 @@ impl Session {
         self.negotiated = negotiated;
     }
 
-    /// The connection is idle: release per-direction state that can be rebuilt when it wakes.
-    pub(super) fn hibernate(&mut self) {
+    /// The connection is idle: release per-direction state that can be rebuilt when it wakes;
+    /// `pack_deflate`: the deflate decoders too (their windows kept packed).
+    pub(super) fn hibernate(&mut self, pack_deflate: bool) {
+        self.analysis.shrink();
+        self.plain_requests.shrink_to_fit();
         for ws in self.dirs.iter_mut().flatten() {
-            ws.asm.hibernate();
+            if pack_deflate {
+                ws.asm.hibernate();
+            }
             ws.framer.release_buffers();
         }
     }
@@ -409,4 +414,12 @@ impl Session {
         self.listed_bytes += cost;
         true
     }
+}
+
+pub(super) fn session_size() -> usize {
+    std::mem::size_of::<Session>()
+}
+
+pub(super) fn ws_dir_size() -> usize {
+    std::mem::size_of::<WsDir>()
 }

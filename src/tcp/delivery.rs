@@ -89,6 +89,12 @@ impl Delivery {
         Self::default()
     }
 
+    /// The connection is idle: give back the queues' spare capacity.
+    pub fn shrink(&mut self) {
+        self.in_flight.shrink_to_fit();
+        self.retransmission_times.shrink_to_fit();
+    }
+
     /// Signed distance from the highest sequence number seen to `seq`.
     fn delta(&self, seq: u32) -> Option<i64> {
         self.high_seq

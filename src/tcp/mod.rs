@@ -8,7 +8,7 @@ use crate::decode::Endpoint;
 
 /// A connection's identity, the same for both directions: the two endpoints in a canonical
 /// order, packed so hashing is cheap (deps.md §4.8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
     lo_addr: u128,
     hi_addr: u128,

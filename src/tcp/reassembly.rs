@@ -387,6 +387,11 @@ impl Default for Reassembler {
 }
 
 impl Reassembler {
+    /// The connection is idle: give back the gap list's spare capacity.
+    pub fn shrink(&mut self) {
+        self.gaps.shrink_to_fit();
+    }
+
     /// An empty reassembler for one direction, bounded by `limits`.
     pub fn new(limits: ReassemblyLimits) -> Self {
         Self {

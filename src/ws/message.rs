@@ -228,7 +228,8 @@ pub struct Assembler {
     payload: PayloadMode,
     limits: MessageLimits,
     negotiated: Option<Negotiated>,
-    inflater: Option<Inflater>,
+    /// Boxed: uncompressed directions (most) should not carry its 288 bytes.
+    inflater: Option<Box<Inflater>>,
     budget: DecoderBudget,
     /// Whether this direction's frames must be masked; None until roles are known.
     expect_masked: Option<bool>,
@@ -260,14 +261,14 @@ impl Assembler {
                 Side::Client => (d.client_no_context_takeover, d.client_max_window_bits),
                 Side::Server => (d.server_no_context_takeover, d.server_max_window_bits),
             };
-            Inflater::with_budget(
+            Box::new(Inflater::with_budget(
                 InflateParams {
                     no_context_takeover,
                     max_window_bits: bits,
                 },
                 limits.max_inflated_bytes,
                 budget.clone(),
-            )
+            ))
         });
         Assembler {
             side,
@@ -578,7 +579,7 @@ impl Assembler {
                 self.budget.clone(),
             );
             inflater.lose_context();
-            self.inflater = Some(inflater);
+            self.inflater = Some(Box::new(inflater));
         }
         match self.inflater.as_mut() {
             Some(inflater) => inflater.begin_message(),

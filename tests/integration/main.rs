@@ -7,6 +7,7 @@ mod app;
 mod browser;
 mod captures;
 mod cli;
+mod determinism;
 mod fidelity;
 mod findings;
 mod golden;
