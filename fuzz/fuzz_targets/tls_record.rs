@@ -25,7 +25,7 @@ fn frame(pieces: &[wsprobe_fuzz::Piece<'_>], joiner: &mut HandshakeJoiner) -> (V
     let mut f = RecordFramer::new();
     let mut evs = Vec::new();
     let mut invalid = false;
-    let mut on = |e: FramerEvent<'_>, evs: &mut Vec<Ev>, joiner: &mut HandshakeJoiner| match e {
+    let on = |e: FramerEvent<'_>, evs: &mut Vec<Ev>, joiner: &mut HandshakeJoiner| match e {
         FramerEvent::Record(r) => {
             assert_eq!(r.fragment().len(), usize::from(r.header.length));
             assert!(r.fragment().len() <= MAX_FRAGMENT);

@@ -497,7 +497,7 @@ pub fn run_app(data: &[u8]) {
     let mut session = AppSession::new(selection, true);
     let (path, sub) = HANDSHAKES[c.byte() as usize % HANDSHAKES.len()];
     session.handshake_request(path, &sub.map(|s| vec![s.to_string()]).unwrap_or_default());
-    session.handshake_response(101, sub, 0.0);
+    session.handshake_response(101, true, sub, 0.0);
     let mut time = 0.0;
     while !c.is_empty() {
         let head = c.byte();
