@@ -99,7 +99,9 @@ pub struct Analysis {
     last_frame_time: Option<f64>,
     last_message: Option<LastMessage>,
     started: Option<f64>,
-    transport: TransportEnd,
+    /// Set for TLS connections only (boxed: most connections are plain, and every open one
+    /// pays for what is inline).
+    transport: Option<Box<TransportEnd>>,
     scratch: Vec<Diagnostic>,
     app: AppSession,
     held: VecDeque<Held>,
@@ -159,7 +161,7 @@ impl Analysis {
             last_frame_time: None,
             last_message: None,
             started: None,
-            transport: TransportEnd::default(),
+            transport: None,
             scratch: Vec::new(),
             app: AppSession::new(options.app, options.keep_messages).with_redaction(options.redact),
             held: VecDeque::new(),
@@ -168,7 +170,7 @@ impl Analysis {
 
     /// What the transport below says about the end (see [`TransportEnd`]).
     pub fn set_transport_end(&mut self, transport: TransportEnd) {
-        self.transport = transport;
+        self.transport = Some(Box::new(transport));
     }
 
     /// Did the connection show WebSocket: an upgrade attempt or frames?
@@ -811,7 +813,7 @@ impl Analysis {
             last_message: self.last_message.map(|l| l.describe()),
             started: self.started,
             stopped,
-            transport: self.transport.clone(),
+            transport: self.transport.as_deref().cloned().unwrap_or_default(),
             app_meaning: app.close_meaning,
             app_reason: app.end_reason,
             app_heartbeat: app.last_heartbeat,
@@ -866,7 +868,7 @@ impl Analysis {
         pings_at_end: [(u64, Option<f64>); 2],
     ) -> TimingRecord {
         let close = self.close.first_close();
-        let tls = self.transport.tls.as_ref();
+        let tls = self.transport.as_ref().and_then(|t| t.tls.as_ref());
         // A TLS close_notify or alert may begin the end before FIN or RST (and after the last
         // frame: an alert the sender followed with data did not end anything).
         let began = tls.and_then(|t| t.began.as_ref()).map(|b| {
@@ -890,7 +892,8 @@ impl Analysis {
             Some((t, what, side)) => (t, what, Some(side)),
             None => (last_seen, "none", None),
         };
-        let opaque = self.transport.opaque.is_some() && !self.carries_websocket();
+        let opaque = self.transport.as_ref().is_some_and(|t| t.opaque.is_some())
+            && !self.carries_websocket();
         // Encrypted, likely WebSocket: its age runs from the 101-sized answer.
         let started = self.started.or_else(|| {
             tls.filter(|t| opaque && t.websocket_likely)
