@@ -117,6 +117,11 @@ pub struct ReportArgs {
     /// Capture seconds to wait for such late data (with --late-packets).
     #[arg(long, default_value_t = crate::tcp::reassembly::DEFAULT_LATE_SECONDS, value_name = "SECS")]
     pub late_seconds: f64,
+    /// Worker threads (the report contract's option; default: the cores available). Today the
+    /// analysis runs on one thread whatever N is: the flow-sharded pipeline, whose report must
+    /// equal the single-threaded one byte for byte, is not built yet.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Connections tracked at once.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_connections: usize,
