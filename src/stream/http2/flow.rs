@@ -79,6 +79,20 @@ struct Blocked {
     certain: bool,
 }
 
+impl Blocked {
+    /// The wait of sender `s` (its index) on `stream_id`, over at `until`.
+    fn stall(self, stream_id: u32, s: usize, until: Option<f64>) -> Stall {
+        Stall {
+            stream_id,
+            sender: if s == 0 { Side::Client } else { Side::Server },
+            since: self.since,
+            until,
+            window: self.window,
+            size: self.size,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct StreamWindows {
     /// Per sender (client, server).
@@ -153,14 +167,7 @@ impl FlowControl {
         let b = w.blocked[s].take()?;
         // No more DATA will come: its window no longer matters.
         w.window[s] = i64::MAX / 2;
-        b.certain.then_some(Stall {
-            stream_id,
-            sender,
-            since: b.since,
-            until: None,
-            window: b.window,
-            size: b.size,
-        })
+        b.certain.then(|| b.stall(stream_id, s, None))
     }
 
     /// `receiver` sent SETTINGS_INITIAL_WINDOW_SIZE = `size`: the stream windows of the other
@@ -311,14 +318,7 @@ fn reopened(
         return None;
     }
     w.blocked[s] = None;
-    let stall = Stall {
-        stream_id,
-        sender: if s == 0 { Side::Client } else { Side::Server },
-        since: b.since,
-        until: Some(time),
-        window: b.window,
-        size: b.size,
-    };
+    let stall = b.stall(stream_id, s, Some(time));
     if b.certain {
         Some(stall)
     } else {
@@ -331,14 +331,7 @@ fn blocked_stalls(stream_id: u32, w: &StreamWindows) -> Vec<Stall> {
     (0..2)
         .filter_map(|s| {
             let b = w.blocked[s].filter(|b| b.certain)?;
-            Some(Stall {
-                stream_id,
-                sender: if s == 0 { Side::Client } else { Side::Server },
-                since: b.since,
-                until: None,
-                window: b.window,
-                size: b.size,
-            })
+            Some(b.stall(stream_id, s, None))
         })
         .collect()
 }
