@@ -42,7 +42,7 @@ max_len() {
 
 failed=()
 for t in $targets; do
-  mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
+  mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t" "fuzz/seeds/$t"
   log="fuzz/artifacts/$t/last-run.log"
   echo "== fuzz: $t for ${duration}s"
   if cargo +nightly fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
