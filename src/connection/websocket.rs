@@ -88,15 +88,8 @@ impl LazySession {
     /// The session, made on the first call.
     pub(super) fn get(&mut self, config: &super::ConnectionConfig) -> &mut Session {
         let (id, ends, first_seen) = (self.id, self.ends, self.first_seen);
-        self.inner.get_or_insert_with(|| {
-            LazySession {
-                id,
-                ends,
-                first_seen,
-                inner: None,
-            }
-            .into_session(config)
-        })
+        self.inner
+            .get_or_insert_with(|| fresh_session(id, ends, first_seen, config))
     }
 
     /// The session, if it was ever needed.
@@ -116,14 +109,21 @@ impl LazySession {
             first_seen,
             inner,
         } = self;
-        inner.unwrap_or_else(|| {
-            Box::new(Session::new(
-                Analysis::new(id, config.analysis),
-                ends,
-                first_seen,
-            ))
-        })
+        inner.unwrap_or_else(|| fresh_session(id, ends, first_seen, config))
     }
+}
+
+fn fresh_session(
+    id: u64,
+    ends: [Endpoint; 2],
+    first_seen: f64,
+    config: &super::ConnectionConfig,
+) -> Box<Session> {
+    Box::new(Session::new(
+        Analysis::new(id, config.analysis),
+        ends,
+        first_seen,
+    ))
 }
 
 impl Session {

@@ -166,7 +166,7 @@ impl FlowControl {
         w.tentative[s] = None;
         let b = w.blocked[s].take()?;
         // No more DATA will come: its window no longer matters.
-        w.window[s] = i64::MAX / 2;
+        w.window[s] = i64::MAX;
         b.certain.then(|| b.stall(stream_id, s, None))
     }
 
@@ -198,7 +198,7 @@ impl FlowControl {
         self.initial[s] = size;
         let mut ended = Vec::new();
         for (&id, w) in &mut self.streams {
-            w.window[s] += delta;
+            w.window[s] = w.window[s].saturating_add(delta);
             if let Some(stall) = reopened(id, w, s, self.connection[s], time) {
                 ended.push(stall);
             }
@@ -225,12 +225,12 @@ impl FlowControl {
             return confirmed;
         }
         let length = i64::from(length);
-        self.connection[s] -= length;
+        self.connection[s] = self.connection[s].saturating_sub(length);
         let connection = self.connection[s];
         let opened = self.connection_opened[s];
         let initial = self.initial[s];
         if let Some(w) = self.streams.get_mut(&stream_id) {
-            w.window[s] -= length;
+            w.window[s] = w.window[s].saturating_sub(length);
             if w.blocked[s].is_none_or(|b| !b.certain) {
                 let (window, size) = if w.window[s] <= 0 {
                     (Exhausted::Stream, initial)
@@ -280,7 +280,8 @@ impl FlowControl {
         let increment = i64::from(increment);
         let mut ended = Vec::new();
         if stream_id == 0 {
-            self.connection[s] += increment;
+            // Saturating: a hostile peer may send WINDOW_UPDATEs without end.
+            self.connection[s] = self.connection[s].saturating_add(increment);
             self.connection_opened[s] = self.connection[s];
             for (&id, w) in &mut self.streams {
                 if let Some(stall) = reopened(id, w, s, self.connection[s], time) {
@@ -288,7 +289,7 @@ impl FlowControl {
                 }
             }
         } else if let Some(w) = self.streams.get_mut(&stream_id) {
-            w.window[s] += increment;
+            w.window[s] = w.window[s].saturating_add(increment);
             if let Some(stall) = reopened(stream_id, w, s, self.connection[s], time) {
                 ended.push(stall);
             }
