@@ -294,12 +294,16 @@ impl TlsLayer {
         let Some(aead) = suite.aead else {
             return false;
         };
-        self.late_key_tries += 1;
         // Another connection's look may have read the new lines already: look up either way.
-        self.keys.refresh();
+        let grew = self.keys.refresh();
         let Some(secrets) = self.keys.tls13(&random) else {
-            if self.late_key_tries >= MAX_LATE_KEY_TRIES {
-                self.report_no_key(out);
+            // Only a look that read new lines counts: one that found the file unchanged cost a
+            // stat, and a burst of records before the client logs must not use the tries up.
+            if grew {
+                self.late_key_tries += 1;
+                if self.late_key_tries >= MAX_LATE_KEY_TRIES {
+                    self.report_no_key(out);
+                }
             }
             return false;
         };

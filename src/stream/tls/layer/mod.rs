@@ -72,8 +72,9 @@ const MAX_QUEUED_BYTES: usize = 256 * 1024;
 /// Consecutive records that fail authentication before a direction's keys are given up.
 const MAX_FAILURES: u32 = 8;
 
-/// Looks into a followed key log for a live TLS 1.3 connection's late secrets (one stat and a
-/// read of what was appended each): enough for a client that logs within a few records.
+/// Looks into a followed key log for a live TLS 1.3 connection's late secrets that read new
+/// lines without finding them (a look at an unchanged file is one stat and does not count):
+/// enough for a client that logs its secrets a few lines at a time.
 const MAX_LATE_KEY_TRIES: u8 = 16;
 
 /// Sequence numbers tried after records were lost in a gap.
