@@ -117,9 +117,11 @@ pub struct ReportArgs {
     /// Capture seconds to wait for such late data (with --late-packets).
     #[arg(long, default_value_t = crate::tcp::reassembly::DEFAULT_LATE_SECONDS, value_name = "SECS")]
     pub late_seconds: f64,
-    /// Worker threads (the report contract's option; default: the cores available). Today the
-    /// analysis runs on one thread whatever N is: the flow-sharded pipeline, whose report must
-    /// equal the single-threaded one byte for byte, is not built yet.
+    /// Worker threads for capture files (default: the cores available): packets are decoded
+    /// once and routed by connection to the thread that owns it, and the report is merged back
+    /// into the single-threaded one, byte for byte. Standard input and live capture use one
+    /// thread. When a cap (--max-connections, --max-inflaters, --max-listed-bytes) is reached,
+    /// what it stops can differ from a one-thread run; the run says so.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
     /// Connections tracked at once.

@@ -17,7 +17,7 @@ use crate::connection::ConnectionConfig;
 use crate::diag::{DiagnosticId, Severity};
 use crate::error::{Error, Result};
 use crate::findings::FindingsEngine;
-use crate::pipeline::{Pipeline, TableLimits};
+use crate::pipeline::{PacketInput, Pipeline, TableLimits, sharded};
 use crate::record::{Address, ConnectionRecord, Finding, FindingId, OtherConnection, Summary};
 use crate::record::{Event, Sink};
 use crate::report::har::HarReport;
@@ -391,6 +391,8 @@ pub struct RunOptions {
     pub live_findings: bool,
     /// `--out-dir` and its options.
     pub tables: Option<TablesConfig>,
+    /// Worker threads for files (`--threads`; 1: the single-threaded pipeline).
+    pub threads: usize,
 }
 
 /// Where `--out-dir` goes and how, validated; None without `--out-dir`.
@@ -526,6 +528,10 @@ impl RunOptions {
             keys,
             live_findings: live,
             tables,
+            threads: match args.threads {
+                Some(n) => usize::from(n),
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
         })
     }
 
@@ -680,32 +686,53 @@ pub fn analyze(
     for path in files.iter().filter(|p| *p != "-") {
         crate::capture::file::check_file(path)?;
     }
+    let filter_text = filter;
     let mut filter = filter
         .map(PacketFilter::new)
         .transpose()
         .map_err(Error::Usage)?;
     let mut reporter = options.reporter()?;
     let mut session = Session::new(reporter.as_mut(), options);
-    let mut inputs = Vec::new();
-    let summary;
-    {
-        let mut pipeline = Pipeline::new(session.sink(), options.connection, options.table);
-        pipeline.set_keys(options.keys.clone());
+    // Standard input is read once, as it comes: one thread (see `--threads`).
+    let workers = if files.iter().any(|p| p == "-") {
+        1
+    } else {
+        options.threads
+    };
+    let read = |pipeline: &mut dyn PacketInput, mut filter: Option<PacketFilter>| {
+        let mut inputs = Vec::new();
         for path in files {
-            let summary = analyze_one(
-                path,
-                &mut pipeline,
-                filter.as_mut(),
-                &options.keys,
-                progress,
-            )?;
+            let summary = analyze_one(path, pipeline, filter.as_mut(), &options.keys, progress)?;
             if let Some(e) = &summary.error {
                 eprintln!("wsprobe: {path}: {e}; the report covers what came before");
             }
             inputs.push(summary);
         }
-        summary = pipeline.finish_all();
-    }
+        Ok::<_, Error>(inputs)
+    };
+    let (inputs, summary) = if workers > 1 {
+        // The filter's compiled programs stay on the thread that made them: the reader
+        // makes its own.
+        let expression = filter.take().map(|_| filter_text.unwrap_or_default());
+        let (inputs, summary) = sharded::run(
+            session.sink(),
+            options.connection,
+            options.table,
+            options.keys.clone(),
+            workers,
+            |router| {
+                let filter = expression
+                    .map(|e| PacketFilter::new(e).expect("bug: the filter compiled before"));
+                read(router, filter)
+            },
+        );
+        (inputs?, summary)
+    } else {
+        let mut pipeline = Pipeline::new(session.sink(), options.connection, options.table);
+        pipeline.set_keys(options.keys.clone());
+        let inputs = read(&mut pipeline, filter)?;
+        (inputs, pipeline.finish_all())
+    };
     let mut summary = summary;
     let keylog_matched = add_key_logs(&mut summary, &options.keys, &options.fail_on);
     let outcome = session.finish(&inputs, &summary)?;
@@ -718,7 +745,7 @@ pub fn analyze(
 
 fn analyze_one(
     path: &str,
-    pipeline: &mut Pipeline<'_>,
+    pipeline: &mut dyn PacketInput,
     mut filter: Option<&mut PacketFilter>,
     keys: &KeyStore,
     progress: bool,
@@ -729,6 +756,8 @@ fn analyze_one(
     let bar = progress_bar(path, size, progress);
     let mut skipped = 0u64;
     let mut filtered = 0u64;
+    // Packets and key blocks both go to the pipeline (keys after packets wait for them).
+    let pipeline = std::cell::RefCell::new(pipeline);
     let on_packet = |packet: &crate::capture::Packet<'_>| {
         if let Some(f) = filter.as_deref_mut()
             && !f.matches(packet)
@@ -736,7 +765,7 @@ fn analyze_one(
             filtered += 1;
             return;
         }
-        if pipeline.packet(packet).is_err() {
+        if pipeline.borrow_mut().packet(packet).is_err() {
             skipped += 1;
         }
     };
@@ -745,6 +774,7 @@ fn analyze_one(
             "pcapng Decryption Secrets Block #{} in {path}",
             secrets.index
         );
+        pipeline.borrow_mut().before_keys();
         let loaded = keys.add_text(&name, secrets.text);
         print_key_log_warnings(&loaded);
         if secrets.after_packets {

@@ -3,7 +3,7 @@
 //! bytes to an HTTP/2 layer. Plain requests to WebSocket endpoints (a 426, `Sec-WebSocket-*`
 //! headers, a refused request for a host/path another connection upgraded) are reported here.
 
-use super::context::{Context, MAX_WAITING_EXCHANGES, Quiet};
+use super::context::{Context, Quiet};
 use super::websocket::{PlainExchange, Session};
 use super::{Roles, http2};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
@@ -35,7 +35,7 @@ pub(super) fn plain_exchange(
     let refused_get = request.method == "GET" && response.status >= 400 && target.is_some();
     if signs.is_empty() && refused_get {
         let target = target.unwrap_or_default();
-        if ctx.targets.upgraded.contains(&target) {
+        if ctx.target_upgraded(&target) {
             signs.push(format!("another connection upgraded {target}"));
         } else if session.candidate.is_none() {
             session.candidate = Some(Box::new(PlainExchange {
@@ -168,7 +168,7 @@ pub(super) fn settle_candidate(
     }
     let exchange = session.candidate.take()?;
     let target = exchange.request.target().unwrap_or_default();
-    if ctx.targets.upgraded.contains(&target) {
+    if ctx.target_upgraded(&target) {
         session.make_interesting(roles, ctx);
         let sign = format!("another connection upgraded {target}");
         session.analysis.plain_exchange(
@@ -179,7 +179,7 @@ pub(super) fn settle_candidate(
             ctx.sink,
         );
         None
-    } else if ctx.targets.waiting.len() < MAX_WAITING_EXCHANGES {
+    } else if ctx.waiting_has_room() {
         let sign = format!("another connection upgraded {target} later in the capture");
         session.analysis.plain_exchange(
             &exchange.request,

@@ -284,7 +284,7 @@ impl H2Streams {
             .as_ref()
             .map(|(side, t, abrupt, _)| (*side, *t, *abrupt));
         if ctx.config.listed_freed_on_finish {
-            ctx.listed_bytes -= ss.session.listed_bytes;
+            ctx.listed.give_back(ss.session.listed_bytes);
         }
         let mut record = ss.session.analysis.finish(
             client,

@@ -15,6 +15,7 @@
 mod context;
 mod http1;
 mod http2;
+mod targets;
 mod websocket;
 
 use crate::analysis::TransportEnd;
@@ -30,8 +31,12 @@ use crate::tcp::delivery::Delivery;
 use crate::tcp::reassembly::{PacketClock, Reassembler, SegmentFlags, StreamEvent};
 
 use context::Quiet;
-pub use context::{ConnectionConfig, Context, DEFAULT_MAX_LISTED_BYTES};
+pub use context::{
+    ConnectionConfig, Context, DEFAULT_MAX_LISTED_BYTES, ListedBudget, MAX_SHARDS, SharedBudgets,
+};
 use http1::{Above, on_http1};
+pub(crate) use targets::MAX_WAITING_EXCHANGES;
+pub use targets::SharedTargets;
 use websocket::LazySession;
 
 /// Which direction is the client's. Direction 0 is "a to b", a being the first packet's sender.
@@ -428,7 +433,7 @@ impl Connection {
         }
         if !session.analysis.is_interesting() {
             // No record (yet): nothing listed is kept.
-            ctx.listed_bytes -= session.listed_bytes;
+            ctx.listed.give_back(session.listed_bytes);
             session.listed_bytes = 0;
         }
         if !session.analysis.is_interesting() && waiting.is_none() {
@@ -483,7 +488,7 @@ impl Connection {
             session.analysis.diag(d, ctx.sink);
         }
         if ctx.config.listed_freed_on_finish {
-            ctx.listed_bytes -= session.listed_bytes;
+            ctx.listed.give_back(session.listed_bytes);
             session.listed_bytes = 0;
         }
         let end = state.tcp_end.map_or(self.last_seen, |(_, t, _)| t);
@@ -519,7 +524,7 @@ impl Connection {
             let record = session.analysis.finish(
                 client, server, first_seen, last_seen, tcp_end, tcp, stopped, &mut Quiet,
             );
-            ctx.targets.waiting.push((target, record));
+            ctx.keep_waiting(target, record);
             return Finished::Other(other);
         }
         let mut record = session.analysis.finish(
@@ -1150,11 +1155,11 @@ mod tests {
                 .starts_with("3 messages not listed")
         );
         // The first connection's share was given back when it finished.
-        assert_eq!(ctx.listed_bytes, LISTED_RECORD_BYTES + 4);
+        assert_eq!(ctx.listed.held(), LISTED_RECORD_BYTES + 4);
         second.send(&mut ctx, false, &encode_frame(true, 0, 1, key, b"late"));
         let record = second.conn.finish(None, &mut ctx).unwrap();
         assert_eq!(texts(&record, Side::Client), ["m0", "late"]);
-        assert_eq!(ctx.listed_bytes, 0);
+        assert_eq!(ctx.listed.held(), 0);
     }
 
     #[test]

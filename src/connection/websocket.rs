@@ -406,11 +406,10 @@ impl Session {
             PayloadMode::Full => m.payload.len(),
         };
         let cost = LISTED_RECORD_BYTES + (shown as u64).div_ceil(3) * 4;
-        if ctx.listed_bytes + cost > ctx.config.max_listed_bytes {
+        if !ctx.listed.take(cost, ctx.config.max_listed_bytes) {
             self.unlisted += 1;
             return false;
         }
-        ctx.listed_bytes += cost;
         self.listed_bytes += cost;
         true
     }

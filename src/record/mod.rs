@@ -13,4 +13,4 @@ pub use app::*;
 pub use findings::{Finding, FindingId, Suspect};
 pub use http2::{Http2ConnectionRecord, Http2GoAwayRecord, Http2OtherStream, Http2StreamRecord};
 pub use model::*;
-pub use sink::{Event, Sink};
+pub use sink::{Event, Position, Sink};

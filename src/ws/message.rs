@@ -611,6 +611,13 @@ impl Assembler {
         };
         m.wire_length += chunk.len() as u64;
         if !m.compressed {
+            if m.kept.capacity() == 0 {
+                // The frame's length is known: one allocation instead of a doubling series
+                // (each copy of a large message touched fresh pages).
+                let rest = cur.header.payload_len.saturating_sub(cur.seen) + chunk.len() as u64;
+                let cap = kept_cap(self.payload, self.limits) as u64;
+                m.kept.reserve(rest.min(cap) as usize);
+            }
             absorb(m, chunk, self.payload, self.limits);
             return;
         }
@@ -832,16 +839,20 @@ fn absorb(m: &mut InProgress, bytes: &[u8], payload: PayloadMode, limits: Messag
     if m.opcode == OpCode::Text {
         m.utf8.push(bytes);
     }
-    let cap = match payload {
-        PayloadMode::None => 0,
-        PayloadMode::Preview(n) => n,
-        PayloadMode::Full => limits.max_kept_bytes,
-    };
-    let room = cap.saturating_sub(m.kept.len());
+    let room = kept_cap(payload, limits).saturating_sub(m.kept.len());
     if bytes.len() > room {
         m.truncated = true;
     }
     m.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+/// Bytes of a message's payload kept.
+fn kept_cap(payload: PayloadMode, limits: MessageLimits) -> usize {
+    match payload {
+        PayloadMode::None => 0,
+        PayloadMode::Preview(n) => n,
+        PayloadMode::Full => limits.max_kept_bytes,
+    }
 }
 
 fn fail_inflate(m: &mut InProgress, e: InflateError) {

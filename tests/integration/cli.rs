@@ -497,3 +497,42 @@ fn threads_is_accepted_and_gives_the_same_report() {
     assert!(zero.stdout.is_empty());
     assert_eq!(String::from_utf8_lossy(&zero.stderr).lines().count(), 1);
 }
+
+/// With several threads the safety caps are budgets the threads share: the run keeps memory
+/// bounded, and when a cap is reached it says that the report may differ from one thread's.
+#[test]
+fn a_cap_reached_by_several_threads_is_said() {
+    let path = captures_dir().join("concurrent-50.pcap");
+    let out = wsprobe()
+        .args([
+            "analyze",
+            "--format",
+            "json",
+            "--threads",
+            "2",
+            "--max-connections",
+            "3",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--max-connections reached with 2 threads"),
+        "{stderr}"
+    );
+    // Stopped connections' later packets start (mid-stream) ones: at least the 50.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["summary"]["tcp_connections"].as_u64().unwrap() >= 50);
+    let one = wsprobe()
+        .args(["analyze", "--format", "json", "--threads", "2"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        one.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+}

@@ -147,6 +147,8 @@ enum Msg {
 pub struct DecoderBudget {
     live: Arc<AtomicUsize>,
     max: usize,
+    /// A decoder was refused (the limit was reached) at least once.
+    refused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl DecoderBudget {
@@ -155,6 +157,7 @@ impl DecoderBudget {
         Self {
             live: Arc::new(AtomicUsize::new(0)),
             max,
+            refused: Arc::default(),
         }
     }
 
@@ -174,11 +177,21 @@ impl DecoderBudget {
     }
 
     fn acquire(&self) -> bool {
-        self.live
+        let got = self
+            .live
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < self.max).then_some(n + 1)
             })
-            .is_ok()
+            .is_ok();
+        if !got {
+            self.refused.store(true, Ordering::Relaxed);
+        }
+        got
+    }
+
+    /// Was a decoder ever refused for want of budget?
+    pub fn ever_refused(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
     }
 
     fn release(&self) {

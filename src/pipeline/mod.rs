@@ -7,11 +7,33 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 
 use crate::capture::Packet;
-use crate::connection::{Connection, ConnectionConfig, Context, Finished};
-use crate::decode::{Skip, decode};
+use std::sync::atomic::Ordering;
+
+use crate::connection::{
+    Connection, ConnectionConfig, Context, Finished, SharedBudgets, SharedTargets,
+};
+use crate::decode::{Segment, Skip, decode};
 use crate::record::Sink;
-use crate::record::Summary;
+use crate::record::{Position, Summary};
 use crate::tcp::FlowKey;
+
+mod merge;
+pub mod sharded;
+
+/// Where a capture reader's packets go: a pipeline, or a sharded run's router.
+pub trait PacketInput {
+    /// One captured packet. Returns why it was skipped, if it was.
+    fn packet(&mut self, packet: &Packet<'_>) -> Result<(), Skip>;
+    /// TLS keys are about to be added while packets have been given (a pcapng Decryption
+    /// Secrets Block after packets): what came before must not see them.
+    fn before_keys(&mut self) {}
+}
+
+impl PacketInput for Pipeline<'_> {
+    fn packet(&mut self, packet: &Packet<'_>) -> Result<(), Skip> {
+        Pipeline::packet(self, packet)
+    }
+}
 
 /// Limits on the flow table.
 #[derive(Debug, Clone, Copy)]
@@ -69,10 +91,78 @@ pub struct Pipeline<'s> {
     tombstones: HashMap<FlowKey, f64, RandomState>,
     context: Context<'s>,
     limits: TableLimits,
+    clock: SweepClock,
+    now: f64,
+    summary: Summary,
+    /// Live permessage-deflate decoders past which idle ones are packed (divided between the
+    /// threads of a sharded run).
+    pack_decoders_above: usize,
+    /// The idle WebSocket connections found by the last sweep (a sharded run's threads stop
+    /// those the reader picks, by id).
+    idle: Vec<Idle>,
+    /// A sharded run's shared budgets (connections tracked across threads).
+    shared: Option<SharedBudgets>,
+}
+
+/// When the idle sweep runs: every [`SWEEP_EVERY_PACKETS`] packets and every
+/// [`SWEEP_EVERY_SECONDS`] of capture time. A sharded run's reader keeps it and tells every
+/// thread, so that they sweep where a single thread would.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepClock {
     packets: u64,
     now: f64,
     last_sweep: f64,
-    summary: Summary,
+}
+
+impl Default for SweepClock {
+    fn default() -> Self {
+        SweepClock {
+            packets: 0,
+            now: 0.0,
+            last_sweep: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl SweepClock {
+    /// A packet captured at `time`, numbered [`SweepClock::packets`] from now on. Returns the
+    /// capture clock when a sweep is due before it.
+    pub fn on_packet(&mut self, time: f64) -> Option<f64> {
+        self.now = self.now.max(time);
+        self.packets += 1;
+        if self.packets.is_multiple_of(SWEEP_EVERY_PACKETS)
+            || self.now - self.last_sweep >= SWEEP_EVERY_SECONDS
+        {
+            self.last_sweep = self.now;
+            return Some(self.now);
+        }
+        None
+    }
+
+    /// Packets so far: the number of the last one.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+}
+
+/// An idle WebSocket connection met by a sweep: how long it has been quiet, and its id.
+#[derive(Debug, Clone, Copy)]
+pub struct Idle {
+    /// Seconds without packets.
+    pub quiet: f64,
+    /// Connection id.
+    pub id: u64,
+    key: FlowKey,
+}
+
+/// The idle connections to stop, past `cap`: the longest idle first (ties by id, so that runs
+/// are alike). Sorts `idle` and returns how many of its first ones to stop.
+pub fn idle_over_cap<T>(idle: &mut [(f64, u64, T)], cap: usize) -> usize {
+    if idle.len() <= cap {
+        return 0;
+    }
+    idle.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    idle.len() - cap
 }
 
 impl<'s> Pipeline<'s> {
@@ -83,10 +173,12 @@ impl<'s> Pipeline<'s> {
             tombstones: HashMap::default(),
             context: Context::new(sink, config),
             limits,
-            packets: 0,
+            clock: SweepClock::default(),
             now: 0.0,
-            last_sweep: f64::NEG_INFINITY,
             summary: Summary::default(),
+            pack_decoders_above: PACK_DECODERS_ABOVE,
+            idle: Vec::new(),
+            shared: None,
         }
     }
 
@@ -95,18 +187,63 @@ impl<'s> Pipeline<'s> {
         self.context.set_keys(keys);
     }
 
+    /// Makes this pipeline one worker of `workers` in a sharded run (see [`sharded`]).
+    pub fn shard(
+        &mut self,
+        targets: std::sync::Arc<SharedTargets>,
+        worker: usize,
+        budgets: &SharedBudgets,
+    ) {
+        self.context.shard(targets, worker, budgets);
+        self.shared = Some(budgets.clone());
+    }
+
+    /// Connections tracked now, across the threads of a sharded run.
+    fn tracked(&self) -> usize {
+        match &self.shared {
+            Some(shared) => shared.connections.load(Ordering::Relaxed),
+            None => self.table.len(),
+        }
+    }
+
+    fn insert(&mut self, key: FlowKey, slot: Slot) {
+        if let Some(shared) = &self.shared {
+            shared.connections.fetch_add(1, Ordering::Relaxed);
+        }
+        self.table.insert(key, slot);
+    }
+
+    fn remove(&mut self, key: &FlowKey) -> Option<Slot> {
+        let slot = self.table.remove(key)?;
+        if let Some(shared) = &self.shared {
+            shared.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(slot)
+    }
+
+    /// The run has reached `position` (a sharded run's worker says so before each step).
+    pub fn at(&mut self, position: Position) {
+        self.context.at(position);
+    }
+
+    /// Tells the other workers of a sharded run how far this one has got.
+    pub fn publish(&self) {
+        self.context.publish();
+    }
+
     /// One captured packet. Returns why it was skipped, if it was.
     pub fn packet(&mut self, packet: &Packet<'_>) -> Result<(), Skip> {
         let segment = decode(packet)?;
-        let time = packet.ts;
-        self.now = self.now.max(time);
-        self.packets += 1;
-        if self.packets.is_multiple_of(SWEEP_EVERY_PACKETS)
-            || self.now - self.last_sweep >= SWEEP_EVERY_SECONDS
-        {
-            self.last_sweep = self.now;
+        if let Some(now) = self.clock.on_packet(packet.ts) {
+            self.now = self.now.max(now);
             self.sweep();
         }
+        self.segment(&segment, packet.ts);
+        Ok(())
+    }
+
+    /// One decoded TCP segment, captured at `time`.
+    pub fn segment(&mut self, segment: &Segment<'_>, time: f64) {
         let (key, src_is_lo) = FlowKey::new(&segment.src, &segment.dst);
         let fresh_syn = segment.syn && !segment.ack_flag;
         if let Some(slot) = self.table.get_mut(&key) {
@@ -114,25 +251,25 @@ impl<'s> Pipeline<'s> {
             if !(fresh_syn && slot.connection.closing()) {
                 let from_a = src_is_lo == slot.a_is_lo;
                 slot.connection
-                    .on_segment(&segment, from_a, time, &mut self.context);
+                    .on_segment(segment, from_a, time, &mut self.context);
                 let ended = slot.connection.ended();
                 self.report_finished();
                 if ended {
                     self.finish(key);
                     self.tombstones.insert(key, time);
                 }
-                return Ok(());
+                return;
             }
             self.finish(key);
         }
         if !fresh_syn && segment.payload.is_empty() {
-            return Ok(()); // pure ACKs and stray FIN/RST start nothing
+            return; // pure ACKs and stray FIN/RST start nothing
         }
         if !fresh_syn && self.tombstones.contains_key(&key) {
-            return Ok(());
+            return;
         }
         self.tombstones.remove(&key);
-        if self.table.len() >= self.limits.max_connections {
+        if self.tracked() >= self.limits.max_connections {
             self.evict_idlest();
         }
         let id = self.context.alloc_id();
@@ -143,7 +280,7 @@ impl<'s> Pipeline<'s> {
             time,
             &self.context.config,
         ));
-        connection.on_segment(&segment, true, time, &mut self.context);
+        connection.on_segment(segment, true, time, &mut self.context);
         self.report_finished();
         if connection.ended() {
             let finished = connection.finish_any(None, &mut self.context);
@@ -151,7 +288,7 @@ impl<'s> Pipeline<'s> {
             self.report(finished);
             self.tombstones.insert(key, time);
         } else {
-            self.table.insert(
+            self.insert(
                 key,
                 Slot {
                     connection,
@@ -159,7 +296,6 @@ impl<'s> Pipeline<'s> {
                 },
             );
         }
-        Ok(())
     }
 
     fn finish(&mut self, key: FlowKey) {
@@ -168,7 +304,7 @@ impl<'s> Pipeline<'s> {
 
     /// Finishes a connection; `stopped` explains why when TCP has not ended.
     fn finish_early(&mut self, key: FlowKey, stopped: Option<String>) {
-        if let Some(slot) = self.table.remove(&key) {
+        if let Some(slot) = self.remove(&key) {
             let finished = slot.connection.finish_any(stopped, &mut self.context);
             self.report_finished();
             self.report(finished);
@@ -215,22 +351,40 @@ impl<'s> Pipeline<'s> {
     /// The table's keys in order of connection id: what the sweep does to several connections
     /// (their events, the records it finishes) must not depend on the hash table's order,
     /// which differs from run to run.
-    fn keys_by_id(&self) -> Vec<FlowKey> {
+    fn keys_by_id(&self) -> Vec<(u64, FlowKey)> {
         let mut keys: Vec<(u64, FlowKey)> = self
             .table
             .iter()
             .map(|(key, slot)| (slot.connection.id(), *key))
             .collect();
         keys.sort_unstable_by_key(|(id, _)| *id);
-        keys.into_iter().map(|(_, key)| key).collect()
+        keys
     }
 
-    /// Finishes connections idle past their timeout and forgets old tombstones.
+    /// Finishes connections idle past their timeout (and, past `--max-idle-connections`,
+    /// the longest idle) and forgets old tombstones.
     fn sweep(&mut self) {
+        let seq = self.clock.packets();
+        let mut idle: Vec<(f64, u64, FlowKey)> = self
+            .sweep_local(seq, self.now)
+            .iter()
+            .map(|i| (i.quiet, i.id, i.key))
+            .collect();
+        let stop = idle_over_cap(&mut idle, self.limits.max_idle_connections);
+        for (rank, (quiet, _, key)) in idle.into_iter().take(stop).enumerate() {
+            self.stop_idle(seq, rank as u64, key, quiet);
+        }
+    }
+
+    /// The sweep before packet `seq` at capture time `now`, all but the cap on idle
+    /// connections (which looks at every thread's): returns the idle WebSocket connections.
+    pub fn sweep_local(&mut self, seq: u64, now: f64) -> &[Idle] {
+        self.now = self.now.max(now);
         let now = self.now;
         let limits = self.limits;
         // Quiet connections stop waiting for late data (cheap when nothing is held).
-        for key in self.keys_by_id() {
+        for (id, key) in self.keys_by_id() {
+            self.context.at(Position::step(seq, Position::TICK, id));
             if let Some(slot) = self.table.get_mut(&key) {
                 slot.connection.tick(now, &mut self.context);
             }
@@ -257,7 +411,8 @@ impl<'s> Pipeline<'s> {
             })
             .collect();
         expired.sort_unstable_by_key(|e| e.0);
-        for (_, key, idle) in expired {
+        for (id, key, idle) in expired {
+            self.context.at(Position::step(seq, Position::EXPIRE, id));
             let why = format!("no packets for {idle:.0} s, tracking stopped (--idle-timeout)");
             self.finish_early(key, Some(why));
         }
@@ -270,13 +425,15 @@ impl<'s> Pipeline<'s> {
             .map(|(key, slot)| (slot.connection.id(), *key))
             .collect();
         lingering.sort_unstable_by_key(|e| e.0);
-        for (_, key) in lingering {
+        for (id, key) in lingering {
+            self.context.at(Position::step(seq, Position::LINGER, id));
             self.finish(key);
             self.tombstones.insert(key, now);
         }
-        let mut idle: Vec<(f64, FlowKey, u64)> = Vec::new();
+        self.context.at(Position::step(seq, Position::IDLE_CAP, 0));
+        self.idle.clear();
         let mut quiet_ones: Vec<(f64, FlowKey)> = Vec::new();
-        let pressure = self.context.live_decoders() > PACK_DECODERS_ABOVE;
+        let pressure = self.context.live_decoders() > self.pack_decoders_above;
         for (key, slot) in self.table.iter_mut() {
             let quiet = now - slot.connection.last_seen();
             if quiet > HIBERNATE_AFTER {
@@ -287,7 +444,11 @@ impl<'s> Pipeline<'s> {
                 // Only WebSocket connections count: the others have their own, shorter
                 // timeout and --max-connections.
                 if slot.connection.is_interesting() {
-                    idle.push((quiet, *key, slot.connection.id()));
+                    self.idle.push(Idle {
+                        quiet,
+                        id: slot.connection.id(),
+                        key: *key,
+                    });
                 }
             }
         }
@@ -295,7 +456,7 @@ impl<'s> Pipeline<'s> {
             // Longest idle first; ties by key, so that runs are alike.
             quiet_ones.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             for (_, key) in quiet_ones {
-                if self.context.live_decoders() <= PACK_DECODERS_ABOVE / 2 {
+                if self.context.live_decoders() <= self.pack_decoders_above / 2 {
                     break;
                 }
                 if let Some(slot) = self.table.get_mut(&key) {
@@ -303,23 +464,37 @@ impl<'s> Pipeline<'s> {
                 }
             }
         }
-        let cap = limits.max_idle_connections;
-        if idle.len() > cap {
-            // Longest idle first.
-            idle.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
-            let excess = idle.len() - cap;
-            for (quiet, key, _) in idle.into_iter().take(excess) {
-                let why = format!(
-                    "no packets for {quiet:.0} s, tracking stopped: more than {cap} idle connections (--max-idle-connections)"
-                );
-                self.finish_early(key, Some(why));
-            }
-        }
         self.tombstones
             .retain(|_, closed| now - *closed < TOMBSTONE_SECONDS);
+        &self.idle
+    }
+
+    /// Stops an idle connection found by the last sweep, over `--max-idle-connections`;
+    /// `rank` orders these stops across threads.
+    fn stop_idle(&mut self, seq: u64, rank: u64, key: FlowKey, quiet: f64) {
+        self.context
+            .at(Position::step(seq, Position::IDLE_CAP, rank));
+        let cap = self.limits.max_idle_connections;
+        let why = format!(
+            "no packets for {quiet:.0} s, tracking stopped: more than {cap} idle connections (--max-idle-connections)"
+        );
+        self.finish_early(key, Some(why));
+    }
+
+    /// Stops the idle connections with these ids (found by the last sweep before packet
+    /// `seq`), each with its rank among every thread's.
+    pub fn stop_idle_ids(&mut self, seq: u64, ranked: &[(u64, u64)]) {
+        for &(rank, id) in ranked {
+            if let Some(idle) = self.idle.iter().find(|i| i.id == id).copied() {
+                self.stop_idle(seq, rank, idle.key, idle.quiet);
+            }
+        }
     }
 
     fn evict_idlest(&mut self) {
+        if let Some(shared) = &self.shared {
+            shared.evicted.store(true, Ordering::Relaxed);
+        }
         // Rare (only at the cap): finish the oldest tenth so this is not paid per packet.
         let mut by_age: Vec<(f64, FlowKey)> = self
             .table
@@ -347,14 +522,13 @@ impl<'s> Pipeline<'s> {
 
     /// End of all input: finishes every connection (in order of id) and returns the totals.
     pub fn finish_all(mut self) -> Summary {
-        let mut keys: Vec<(u64, FlowKey)> = Vec::with_capacity(self.table.len());
-        for (key, slot) in &self.table {
-            keys.push((slot.connection.id(), *key));
-        }
-        keys.sort_unstable_by_key(|(id, _)| *id);
-        for (_, key) in keys {
+        for (id, key) in self.keys_by_id() {
+            self.context
+                .at(Position::step(Position::END, Position::FINAL, id));
             self.finish(key);
         }
+        self.context
+            .at(Position::step(Position::END, Position::LATE, 0));
         for record in self.context.take_late_records() {
             // Its TCP connection was counted (as not WebSocket) when it finished.
             self.summary.add_late_record(&record);
