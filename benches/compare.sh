@@ -20,7 +20,8 @@
 # `cargo run --release --example gen_capture` when missing (delete them after changing the generator).
 # Each tool runs under /usr/bin/time -v
 # (package `time`, installed if missing, as is tshark): wall time and peak RSS.
-#   wsprobe: target/release/wsprobe analyze --format json FILE > /dev/null
+#   wsprobe: target/release/wsprobe analyze --format json --threads 1 FILE > /dev/null, and the
+#            same with --threads $(nproc) (its report is checked to be the same bytes)
 #   tshark:  tshark -r FILE -Y websocket -T fields -e frame.number -e websocket.opcode > /dev/null
 #            (+ -d tcp.port==443,http -d tcp.port==9000,http: the generator's servers speak plain
 #            HTTP on 443 and 9000 too, and tshark must dissect every connection, with TCP
@@ -116,6 +117,8 @@ run_timed() {
 
 FAIL=0
 GOAL_FAIL=0
+CORES=$(nproc)
+THREADS_OUT=""
 ROWS=()
 VERIFY_OUT=""
 for mix in $MIXES; do
@@ -128,10 +131,22 @@ for mix in $MIXES; do
   bytes=$(stat -c %s "$pcap")
   packets=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packets"])' "$truth")
 
-  echo "== wsprobe on $pcap ($RUNS run(s))" >&2
-  read -r w_s w_cpu w_kib w_st < <(run_timed "$RUNS" "$WSPROBE" analyze --format json "$pcap")
+  echo "== wsprobe on $pcap, 1 thread and $CORES ($RUNS run(s) each)" >&2
+  read -r w_s w_cpu w_kib w_st < <(run_timed "$RUNS" "$WSPROBE" analyze --format json --threads 1 "$pcap")
   [ "$w_st" = 0 ] || FAIL=1
-  ROWS+=("$(basename "$pcap") $bytes $packets wsprobe $w_s $w_cpu $w_kib $w_st")
+  ROWS+=("$(basename "$pcap") $bytes $packets wsprobe-1t $w_s $w_cpu $w_kib $w_st")
+  read -r w_s w_cpu w_kib w_st < <(run_timed "$RUNS" "$WSPROBE" analyze --format json --threads "$CORES" "$pcap")
+  [ "$w_st" = 0 ] || FAIL=1
+  ROWS+=("$(basename "$pcap") $bytes $packets wsprobe-${CORES}t $w_s $w_cpu $w_kib $w_st")
+  # The sharded report must be the single-threaded one, byte for byte.
+  one=$("$WSPROBE" analyze --format json --threads 1 "$pcap" | md5sum)
+  all=$("$WSPROBE" analyze --format json --threads "$CORES" "$pcap" | md5sum)
+  if [ "$one" = "$all" ]; then
+    THREADS_OUT+="$(basename "$pcap"): json report with $CORES threads = 1 thread's (md5 ${one%% *})"$'\n'
+  else
+    THREADS_OUT+="$(basename "$pcap"): MISMATCH: the json report with $CORES threads differs from 1 thread's"$'\n'
+    FAIL=1
+  fi
 
   if [ "$SKIP_TSHARK" = 0 ]; then
     echo "== tshark on $pcap ($TSHARK_RUNS run(s); minutes per run)" >&2
@@ -270,6 +285,7 @@ PY
 done
 
 # ---- table
+THREAD_GAIN=""
 echo
 printf '%-24s %8s %9s %-18s %9s %8s %8s %11s %9s %8s %9s\n' \
   file "size MB" packets tool seconds "cpu s" "MB/s" "packets/s" "RSS MiB" "ratio" "cpu ratio"
@@ -277,7 +293,7 @@ for row in "${ROWS[@]}"; do
   read -r f b p tool s cpu kib st <<<"$row"
   ratio=""
   cpu_ratio=""
-  if [ "$tool" = wsprobe ]; then
+  if [ "${tool#wsprobe}" != "$tool" ]; then
     for r2 in "${ROWS[@]}"; do
       read -r f2 _ _ tool2 s2 cpu2 _ st2 <<<"$r2"
       if [ "$f2" = "$f" ] && [ "$tool2" = tshark ]; then
@@ -286,6 +302,9 @@ for row in "${ROWS[@]}"; do
         ratio=$(awk -v t="$s2" -v w="$s" 'BEGIN { if (w > 0) printf "%.1fx", t / w; else print "inf" }')
         cpu_ratio=$(awk -v t="$cpu2" -v w="$cpu" 'BEGIN { if (w > 0) printf "%.1fx", t / w; else print "inf" }')
         awk -v t="$s2" -v w="$s" 'BEGIN {exit !(w > 0 && t / w < 20)}' && GOAL_FAIL=1
+      fi
+      if [ "$f2" = "$f" ] && [ "$tool2" = wsprobe-1t ] && [ "$tool" != wsprobe-1t ] && [ "$st" = 0 ]; then
+        THREAD_GAIN+="$f: $tool $(awk -v a="$s2" -v b="$s" 'BEGIN { if (b > 0) printf "%.2fx", a / b }') faster than 1 thread (wall)"$'\n'
       fi
     done
     awk -v k="$kib" 'BEGIN {exit !(k > 64 * 1024)}' && GOAL_FAIL=1
@@ -298,6 +317,8 @@ done
 echo "(seconds = wall clock, best of the runs; cpu s = user+system of that run; ratio = tshark"
 echo " seconds / wsprobe seconds, cpu ratio = the same in CPU seconds (steadier on a loaded machine); goals: ratio >= 20x, wsprobe peak RSS <= 64 MiB; load average"
 echo " during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"
+echo
+printf '%s%s' "$THREAD_GAIN" "$THREADS_OUT"
 if [ "$SKIP_MEMORY" = 0 ]; then
   echo
   echo "== cargo bench --bench memory -- $MEM_CONNECTIONS" >&2
