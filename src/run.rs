@@ -792,7 +792,8 @@ fn analyze_one(
     let mut summary = if path == "-" {
         read_capture_with_secrets(std::io::stdin(), path, on_packet, on_secrets, on_progress)?
     } else {
-        read_capture_file(path, on_packet, on_secrets, on_progress)?
+        let on_map = |map: &crate::capture::file::MappedFile| pipeline.borrow_mut().mapped(map);
+        read_capture_file(path, on_map, on_packet, on_secrets, on_progress)?
     };
     if let Some(bar) = bar {
         bar.finish_and_clear();

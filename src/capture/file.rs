@@ -145,12 +145,40 @@ fn not_a_capture(
     })
 }
 
+/// A capture file mapped in memory, shared with whoever refers to its bytes.
+pub type MappedFile = std::sync::Arc<memmap2::Mmap>;
+
+/// Drops the pages behind `range` of a mapped file from this process, once what lay there has
+/// been used (a sharded run's worker, after a batch whose payloads it read in place). The
+/// reader drops the pages it has parsed too, but ahead of the workers; the pages they touch
+/// after it would otherwise stay resident to the end.
+pub fn release_pages(map: &MappedFile, range: std::ops::Range<usize>) {
+    let end = range.end.min(map.len());
+    if range.start >= end {
+        return;
+    }
+    // SAFETY: as in `MappedReader::consume`: the map is read-only and shared, so DONTNEED
+    // discards nothing but this process's mapping of the pages; their bytes are read back
+    // from the file, unchanged, if anything touches them again.
+    let _ = unsafe {
+        map.unchecked_advise_range(
+            memmap2::UncheckedAdvice::DontNeed,
+            range.start,
+            end - range.start,
+        )
+    };
+}
+
 /// [`read_capture_with_secrets`] on a file: a regular file is memory-mapped and its blocks are
 /// parsed where they lie (no copy into a read buffer); anything else (a FIFO, a device) is
 /// streamed. A file truncated by another process while it is read is outside what this
 /// guards against (the map would fault), as with any tool that maps its input.
-pub fn read_capture_file<P, K, G>(
+///
+/// `on_map` is given the map before the packets, which are slices of it: a consumer can keep
+/// the map (it is shared) and refer to packet bytes by their place in it instead of copying.
+pub fn read_capture_file<P, K, G, M>(
     path: &str,
+    on_map: M,
     mut on_packet: P,
     mut on_secrets: K,
     mut on_progress: G,
@@ -159,6 +187,7 @@ where
     P: FnMut(&Packet<'_>),
     K: FnMut(TlsSecrets<'_>),
     G: FnMut(u64),
+    M: FnOnce(&MappedFile),
 {
     let file = std::fs::File::open(path).map_err(|source| Error::Open {
         path: path.into(),
@@ -172,6 +201,8 @@ where
     let Some(map) = map else {
         return read_capture_with_secrets(file, path, on_packet, on_secrets, on_progress);
     };
+    let map = std::sync::Arc::new(map);
+    on_map(&map);
     let summary = InputSummary {
         path: path.to_string(),
         ..InputSummary::default()

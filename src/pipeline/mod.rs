@@ -27,6 +27,8 @@ pub trait PacketInput {
     /// TLS keys are about to be added while packets have been given (a pcapng Decryption
     /// Secrets Block after packets): what came before must not see them.
     fn before_keys(&mut self) {}
+    /// The packets that follow are slices of this mapped file (until the next one).
+    fn mapped(&mut self, _map: &crate::capture::file::MappedFile) {}
 }
 
 impl PacketInput for Pipeline<'_> {
