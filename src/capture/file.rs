@@ -486,6 +486,7 @@ mod tests {
         let mut seen = Vec::new();
         let summary = read_capture_file(
             path.to_str().unwrap(),
+            |_| {},
             |p| seen.push((p.ts.to_bits(), p.link.0, p.data.to_vec())),
             |_| {},
             |_| {},
