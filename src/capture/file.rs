@@ -565,7 +565,7 @@ mod tests {
         assert_eq!(summary.error, None);
         let path = std::env::temp_dir().join(format!("wsprobe-not-{}", std::process::id()));
         std::fs::write(&path, b"GET / HTTP/1.1\r\n\r\n").unwrap();
-        let r = read_capture_file(path.to_str().unwrap(), |_| {}, |_| {}, |_| {});
+        let r = read_capture_file(path.to_str().unwrap(), |_| {}, |_| {}, |_| {}, |_| {});
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(r, Err(Error::NotACapture { .. })), "{r:?}");
     }
