@@ -15,6 +15,9 @@
 #   --strict         exit 1 also when a goal is missed or a report field is absent
 #   --skip-memory    do not print bytes per open connection (benches/memory.rs)
 #   --connections N  connections per kind for the memory benchmark (default 20000)
+#   --big            also the busy-server capture: small messages, 2 GB, ~5,000 connections
+#                    open at once (target/bench/busy-2000mb-s<seed>.pcap; tshark skipped on it
+#                    unless --tshark-big: it takes tens of minutes)
 #
 # Captures go to target/bench/{small,large}-<N>mb-s<seed>.pcap (+ .truth.json), generated with
 # `cargo run --release --example gen_capture` when missing (delete them after changing the generator).
@@ -43,6 +46,8 @@ SKIP_VERIFY=0
 STRICT=0
 SKIP_MEMORY=0
 MEM_CONNECTIONS=20000
+BIG=0
+TSHARK_BIG=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --size-mb) SIZE_MB="$2"; shift 2 ;;
@@ -56,6 +61,8 @@ while [ $# -gt 0 ]; do
     --strict) STRICT=1; shift ;;
     --skip-memory) SKIP_MEMORY=1; shift ;;
     --connections) MEM_CONNECTIONS="$2"; shift 2 ;;
+    --big) BIG=1; shift ;;
+    --tshark-big) TSHARK_BIG=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -121,12 +128,22 @@ CORES=$(nproc)
 THREADS_OUT=""
 ROWS=()
 VERIFY_OUT=""
-for mix in $MIXES; do
-  pcap="$BENCH/$mix-${SIZE_MB}mb-s$SEED.pcap"
+CASES="$MIXES"
+[ "$BIG" = 1 ] && CASES="$CASES busy"
+for mix in $CASES; do
+  skip_tshark=$SKIP_TSHARK
+  if [ "$mix" = busy ]; then
+    pcap="$BENCH/busy-2000mb-s$SEED.pcap"
+    gen_args=(--size-mb 2000 --mix small --pool 5000)
+    [ "$TSHARK_BIG" = 1 ] || skip_tshark=1
+  else
+    pcap="$BENCH/$mix-${SIZE_MB}mb-s$SEED.pcap"
+    gen_args=(--size-mb "$SIZE_MB" --mix "$mix")
+  fi
   truth="${pcap%.pcap}.truth.json"
   if [ ! -s "$pcap" ] || [ ! -s "$truth" ]; then
     echo "== generating $pcap" >&2
-    "$GEN" --size-mb "$SIZE_MB" --mix "$mix" --seed "$SEED" --out "$pcap"
+    "$GEN" "${gen_args[@]}" --seed "$SEED" --out "$pcap"
   fi
   bytes=$(stat -c %s "$pcap")
   packets=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packets"])' "$truth")
@@ -148,7 +165,7 @@ for mix in $MIXES; do
     FAIL=1
   fi
 
-  if [ "$SKIP_TSHARK" = 0 ]; then
+  if [ "$skip_tshark" = 0 ]; then
     echo "== tshark on $pcap ($TSHARK_RUNS run(s); minutes per run)" >&2
     read -r t_s t_cpu t_kib t_st < <(run_timed "$TSHARK_RUNS" tshark -r "$pcap" \
       -d tcp.port==443,http -d tcp.port==9000,http \

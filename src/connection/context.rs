@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::targets::{SharedTargets, Targets};
 use crate::analysis::AnalysisOptions;
+use crate::record::order;
 use crate::record::{ConnectionRecord, Position, Sink};
 use crate::stream::tls::KeyStore;
 use crate::tcp::reassembly::ReassemblyLimits;
@@ -191,7 +192,7 @@ impl<'s> Context<'s> {
     /// others through `shared`, and connection numbers are provisional.
     pub fn shard(&mut self, shared: Arc<SharedTargets>, worker: usize, budgets: &SharedBudgets) {
         self.shard = Some(worker as u64 % MAX_SHARDS);
-        self.targets = Targets::Shared { shared, worker };
+        self.targets = Targets::Shared(shared);
         self.decoders = budgets.decoders.clone();
         self.listed = budgets.listed.clone();
     }
@@ -212,6 +213,7 @@ impl<'s> Context<'s> {
                 self.id_base = base;
                 self.next_id = base;
             }
+            order::set_position(position);
             self.sink.origin(position);
         }
     }
@@ -220,7 +222,7 @@ impl<'s> Context<'s> {
     /// for it to look up an endpoint). Said after each batch and before waiting: a thread's
     /// word can be behind it, never ahead.
     pub fn publish(&self) {
-        self.targets.at(self.position);
+        order::publish();
     }
 
     /// Are there records for [`Context::take_finished`]?

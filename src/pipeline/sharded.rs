@@ -9,7 +9,8 @@
 //!   [`SweepClock`]), and the cap on idle connections is applied by the reader to every
 //!   worker's idle connections together;
 //! - connection numbers are provisional on the workers and renumbered by the merge;
-//! - WebSocket endpoints seen upgraded are shared in order ([`SharedTargets`]);
+//! - WebSocket endpoints seen upgraded ([`SharedTargets`]) and TLS sessions learned from a
+//!   full handshake are shared in order ([`crate::record::order`]);
 //! - pcapng key blocks found after packets wait until the workers have done those packets.
 //!
 //! The safety caps `--max-connections`, `--max-inflaters` and `--max-listed-bytes` are shared
@@ -26,6 +27,7 @@ use crate::capture::Packet;
 use crate::capture::file::{MappedFile, release_pages};
 use crate::connection::{ConnectionConfig, SharedBudgets, SharedTargets};
 use crate::decode::{Endpoint, Segment, Skip, decode};
+use crate::record::order::{self, RunOrder};
 use crate::record::{Position, Sink, Summary};
 use crate::stream::tls::KeyStore;
 use crate::tcp::FlowKey;
@@ -318,6 +320,7 @@ fn work(
     recycle: Sender<Packets>,
     setup: &Setup,
 ) {
+    order::enter(setup.order.clone(), worker);
     let mut pages = PagesRead::default();
     let (mut sink, items) = ShardSink::new();
     let mut pipeline = Pipeline::new(&mut sink, setup.config, setup.limits);
@@ -372,13 +375,9 @@ fn work(
         }
     }
     pipeline.finish_all();
-    pipeline_done(&setup.targets, worker);
+    // A finished worker is past every position: no other worker waits for it any more.
+    setup.order.done(worker);
     send(Position::step(u64::MAX, u8::MAX, u64::MAX));
-}
-
-/// A finished worker is past every position (no other worker waits for it any more).
-fn pipeline_done(targets: &SharedTargets, worker: usize) {
-    targets.done(worker);
 }
 
 /// What every worker starts from.
@@ -387,6 +386,7 @@ struct Setup {
     limits: TableLimits,
     keys: Arc<KeyStore>,
     targets: Arc<SharedTargets>,
+    order: Arc<RunOrder>,
     budgets: SharedBudgets,
 }
 
@@ -405,7 +405,8 @@ pub fn run<R: Send>(
         config,
         limits,
         keys,
-        targets: SharedTargets::new(workers),
+        targets: SharedTargets::new(),
+        order: RunOrder::new(workers),
         budgets: SharedBudgets::new(&config),
     };
     let (batches_in, batches) = sync_channel::<Batch>(workers * QUEUED_ROUNDS * 2);

@@ -6,6 +6,7 @@ pub mod app;
 pub mod findings;
 pub mod http2;
 pub mod model;
+pub mod order;
 pub mod sink;
 pub mod tls;
 

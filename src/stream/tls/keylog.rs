@@ -13,6 +13,7 @@ use std::sync::{Mutex, RwLock};
 
 use super::schedule::Secret;
 use crate::record::tls::{KeyLogSummary, KeyLogWarning};
+use crate::record::{Position, order};
 
 /// Longest line read. The longest real line is an `ECH_CONFIG` (an ECHConfig in hex, a few
 /// hundred bytes); secret lines are under 220. Longer lines are malformed and are skipped
@@ -292,16 +293,36 @@ impl Tls13Secrets {
 /// A bounded FIFO map for sessions learned from the capture.
 #[derive(Debug, Default)]
 struct Learned {
-    map: HashMap<Vec<u8>, Secret>,
+    /// Each secret with where in the run it was learned (several, rarely: a session id
+    /// learned again later; a sharded run's look at position P sees the last one before P).
+    map: HashMap<Vec<u8>, Vec<(Position, Secret)>>,
     order: VecDeque<Vec<u8>>,
 }
 
 impl Learned {
+    /// The secret learned for `key` as seen at `at` (None: everything learned so far).
+    fn get(&self, key: &[u8], at: Option<Position>) -> Option<&Secret> {
+        let versions = self.map.get(key)?;
+        match at {
+            None => versions.last().map(|(_, s)| s),
+            Some(at) => versions
+                .iter()
+                .rev()
+                .find(|(learned, _)| *learned < at)
+                .map(|(_, s)| s),
+        }
+    }
+
     fn insert(&mut self, key: &[u8], secret: Secret) {
         if key.is_empty() {
             return;
         }
-        if self.map.insert(key.to_vec(), secret).is_none() {
+        let at = order::position();
+        let versions = self.map.entry(key.to_vec()).or_default();
+        let fresh = versions.is_empty();
+        versions.push((at, secret));
+        versions.sort_by_key(|(at, _)| *at);
+        if fresh {
             self.order.push_back(key.to_vec());
             if self.order.len() > MAX_LEARNED_SESSIONS
                 && let Some(old) = self.order.pop_front()
@@ -593,20 +614,27 @@ impl KeyStore {
         session_id: &[u8],
         ticket: Option<&[u8]>,
     ) -> Option<(Secret, MasterSource)> {
-        let s = self.read();
-        if let Some(m) = s.masters.get(client_random) {
-            return Some((*m, MasterSource::ClientRandom));
+        {
+            let s = self.read();
+            if let Some(m) = s.masters.get(client_random) {
+                return Some((*m, MasterSource::ClientRandom));
+            }
+            if !session_id.is_empty()
+                && let Some(m) = s.logged_sessions.get(session_id)
+            {
+                return Some((*m, MasterSource::SessionId));
+            }
         }
+        // Learned from another connection's handshake: as a single thread would know it.
+        let at = order::wait_for_the_others();
+        let s = self.read();
         if !session_id.is_empty()
-            && let Some(m) = s
-                .logged_sessions
-                .get(session_id)
-                .or_else(|| s.learned_sessions.map.get(session_id))
+            && let Some(m) = s.learned_sessions.get(session_id, at)
         {
             return Some((*m, MasterSource::SessionId));
         }
         if let Some(t) = ticket.filter(|t| !t.is_empty())
-            && let Some(m) = s.learned_tickets.map.get(t)
+            && let Some(m) = s.learned_tickets.get(t, at)
         {
             return Some((*m, MasterSource::Ticket));
         }
