@@ -19,5 +19,6 @@ mod mutants;
 mod properties;
 mod reports;
 mod synthetic;
+mod threads;
 mod tls;
 mod tls_harness;

@@ -236,6 +236,30 @@ pub fn pcap(conv: &Conv, link: Link) -> Vec<u8> {
 }
 
 pub fn pcap_of(conv: &Conv, packets: &[Pkt], link: Link) -> Vec<u8> {
+    let mut out = pcap_header(link);
+    for p in packets {
+        pcap_record(&mut out, conv, p, link);
+    }
+    out
+}
+
+/// One classic pcap of many conversations, their packets interleaved by time. At equal times
+/// (µs), packets keep the order of `convs`, then their order within the conversation.
+pub fn pcap_merged(convs: &[Conv], link: Link) -> Vec<u8> {
+    let mut order: Vec<(f64, usize, usize)> = convs
+        .iter()
+        .enumerate()
+        .flat_map(|(c, conv)| (0..conv.packets.len()).map(move |p| (conv.packets[p].ts, c, p)))
+        .collect();
+    order.sort_by_key(|&(ts, c, p)| (pcap_time(ts), c, p));
+    let mut out = pcap_header(link);
+    for (_, c, p) in order {
+        pcap_record(&mut out, &convs[c], &convs[c].packets[p], link);
+    }
+    out
+}
+
+fn pcap_header(link: Link) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
@@ -243,16 +267,26 @@ pub fn pcap_of(conv: &Conv, packets: &[Pkt], link: Link) -> Vec<u8> {
     out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(&262144u32.to_le_bytes());
     out.extend_from_slice(&link.linktype().to_le_bytes());
-    for p in packets {
-        let data = frame_bytes(conv, p, link);
-        let secs = p.ts.floor();
-        out.extend_from_slice(&(secs as u32).to_le_bytes());
-        out.extend_from_slice(&(((p.ts - secs) * 1e6).round() as u32).to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&data);
-    }
     out
+}
+
+/// A packet time as a pcap record writes it: seconds and microseconds.
+fn pcap_time(ts: f64) -> (u32, u32) {
+    let secs = ts.floor();
+    match ((ts - secs) * 1e6).round() as u32 {
+        1_000_000 => (secs as u32 + 1, 0), // rounded up to the next second
+        micros => (secs as u32, micros),
+    }
+}
+
+fn pcap_record(out: &mut Vec<u8>, conv: &Conv, p: &Pkt, link: Link) {
+    let data = frame_bytes(conv, p, link);
+    let (secs, micros) = pcap_time(p.ts);
+    out.extend_from_slice(&secs.to_le_bytes());
+    out.extend_from_slice(&micros.to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
 }
 
 fn pcapng_block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
