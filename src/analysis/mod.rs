@@ -2,6 +2,7 @@
 //! its [`ConnectionRecord`] out; events are pushed to the [`Sink`] as they happen.
 
 pub mod close;
+mod packed;
 pub mod ping;
 pub mod redact;
 pub mod timing;
@@ -21,6 +22,7 @@ use crate::ws::message::{Message, PayloadMode};
 use crate::ws::opcode::OpCode;
 
 use close::{CloseTracker, EndContext};
+use packed::StoredHandshake;
 use ping::PingTracker;
 use timing::{TimingTracker, round6};
 
@@ -72,7 +74,8 @@ pub struct Analysis {
     options: AnalysisOptions,
     /// The connection carried an upgrade attempt or frames, so it is reported.
     interesting: bool,
-    handshake: Option<HandshakeRecord>,
+    /// Packed while the connection is idle (see [`packed`]).
+    handshake: StoredHandshake,
     key: Option<String>,
     /// The subprotocols offered, as sent (the record may hold them redacted).
     offered_protocols: Vec<String>,
@@ -128,6 +131,7 @@ pub struct TransportEnd {
 impl Analysis {
     /// The connection is idle: give back spare capacity (scratch space, held records).
     pub fn shrink(&mut self) {
+        self.handshake.pack();
         self.scratch.shrink_to_fit();
         self.held.shrink_to_fit();
         self.diagnostics.shrink_to_fit();
@@ -139,7 +143,7 @@ impl Analysis {
             id,
             options,
             interesting: false,
-            handshake: None,
+            handshake: StoredHandshake::default(),
             key: None,
             offered_protocols: Vec::new(),
             request_missing: Vec::new(),
@@ -254,7 +258,8 @@ impl Analysis {
         if let Some(key) = &req.key {
             self.timing.key(key);
         }
-        self.handshake = Some(request_record(req, time, self.options.redact));
+        self.handshake
+            .set(request_record(req, time, self.options.redact));
         if !problems.is_empty() {
             self.diag(
                 Diagnostic::new(
@@ -275,7 +280,7 @@ impl Analysis {
         time: f64,
         sink: &mut dyn Sink,
     ) -> Option<Negotiated> {
-        let handshake = self.handshake.get_or_insert_with(HandshakeRecord::default);
+        let handshake = self.handshake.get_or_default();
         add_response(handshake, resp, time, self.options.redact);
         self.app.handshake_response(
             resp.status,
@@ -372,7 +377,7 @@ impl Analysis {
         let mut handshake = request_record(req, times.0, self.options.redact);
         add_response(&mut handshake, resp, times.1, self.options.redact);
         let path = handshake.path.clone();
-        self.handshake = Some(handshake);
+        self.handshake.set(handshake);
         let status = format!("{} {}", resp.status, resp.reason);
         let status = status.trim_end();
         self.refused = Some(status.to_string());
@@ -397,7 +402,7 @@ impl Analysis {
     }
 
     fn emit_handshake(&mut self, sink: &mut dyn Sink) {
-        if let Some(h) = &self.handshake {
+        if let Some(h) = self.handshake.get_mut() {
             sink.event(&Event::Handshake {
                 id: self.id,
                 handshake: h,
@@ -414,7 +419,7 @@ impl Analysis {
         sink: &mut dyn Sink,
     ) {
         self.offered_protocols = req.protocols.clone();
-        self.handshake = Some(request_record(
+        self.handshake.set(request_record(
             &req.to_request_head(),
             time,
             self.options.redact,
@@ -443,7 +448,7 @@ impl Analysis {
         time: f64,
         sink: &mut dyn Sink,
     ) -> Option<Negotiated> {
-        let handshake = self.handshake.get_or_insert_with(HandshakeRecord::default);
+        let handshake = self.handshake.get_or_default();
         add_response(
             handshake,
             &resp.to_response_head(),
@@ -508,10 +513,13 @@ impl Analysis {
 
     /// The endpoint (`host/path`, no query) of an accepted upgrade.
     pub fn upgraded_target(&self) -> Option<String> {
-        let h = self.handshake.as_ref().filter(|h| h.accepted)?;
-        let host = h.host.as_deref()?.trim().to_ascii_lowercase();
-        let path = h.path.split(['?', '#']).next().unwrap_or("");
-        Some(format!("{host}{path}"))
+        self.handshake
+            .read(|h| {
+                let host = h.host.as_deref().filter(|_| h.accepted)?;
+                let path = h.path.split(['?', '#']).next().unwrap_or("");
+                Some(format!("{}{path}", host.trim().to_ascii_lowercase()))
+            })
+            .flatten()
     }
 
     /// Does the application stage still need message payloads?
@@ -526,7 +534,7 @@ impl Analysis {
 
     /// When the upgrade request was captured.
     pub fn request_time(&self) -> Option<f64> {
-        self.handshake.as_ref().and_then(|h| h.request_time)
+        self.handshake.read(|h| h.request_time).flatten()
     }
 
     /// A frame header from `side`, seen in a packet captured at `time`.
@@ -831,7 +839,7 @@ impl Analysis {
             server,
             first_seen,
             last_seen,
-            handshake: self.handshake,
+            handshake: self.handshake.take(),
             frames: self.frames,
             message_counts: self.message_counts,
             payload_bytes: self.payload_bytes,
