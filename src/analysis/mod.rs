@@ -68,6 +68,9 @@ struct Held {
     secrets: Vec<crate::app::secrets::Secret>,
 }
 
+/// Pings outstanding per side (client, server): how many, and since when.
+type Outstanding = [(u64, Option<f64>); 2];
+
 /// One connection's running analysis.
 pub struct Analysis {
     id: u64,
@@ -90,13 +93,15 @@ pub struct Analysis {
     messages_dropped: u64,
     frames_detail: Vec<FrameRecord>,
     frames_dropped: u64,
-    close: CloseTracker,
+    /// Made at the first Close frame or at the end, like `ping`: an open connection is not
+    /// closing.
+    close: Option<Box<CloseTracker>>,
     /// Made at the first ping, pong or close: most connections never send one, and an idle
     /// connection should not carry the tracker's 360 bytes.
     ping: Option<Box<PingTracker>>,
     timing: TimingTracker,
     /// Pings outstanding per side (client, server) when the close handshake began.
-    pings_at_close: Option<[(u64, Option<f64>); 2]>,
+    pings_at_close: Option<Box<Outstanding>>,
     diagnostics: Vec<Diagnostic>,
     counts: BTreeMap<DiagnosticId, u64>,
     last_frame_time: Option<f64>,
@@ -156,7 +161,7 @@ impl Analysis {
             messages_dropped: 0,
             frames_detail: Vec::new(),
             frames_dropped: 0,
-            close: CloseTracker::default(),
+            close: None,
             ping: None,
             timing: TimingTracker::default(),
             pings_at_close: None,
@@ -508,7 +513,9 @@ impl Analysis {
 
     /// The transport end given to [`Analysis::finish`] is an HTTP/2 stream's, in `words`.
     pub fn set_end_words(&mut self, words: String) {
-        self.close.set_end_words(words);
+        self.close
+            .get_or_insert_with(Default::default)
+            .set_end_words(words);
     }
 
     /// The endpoint (`host/path`, no query) of an accepted upgrade.
@@ -603,22 +610,24 @@ impl Analysis {
             }
             OpCode::Close => {
                 if let Some((code, reason)) = &m.close {
-                    if !self.close.closing() {
+                    if !self.close.as_ref().is_some_and(|c| c.closing()) {
                         // What was still unanswered when the close began (a pong may still
                         // come after the Close: such answers are late, RFC 6455 §5.5.1).
-                        self.pings_at_close = Some([
+                        self.pings_at_close = Some(Box::new([
                             self.ping
                                 .get_or_insert_with(Default::default)
                                 .outstanding(Side::Client),
                             self.ping
                                 .get_or_insert_with(Default::default)
                                 .outstanding(Side::Server),
-                        ]);
+                        ]));
                     }
                     self.ping
                         .get_or_insert_with(Default::default)
                         .close_sent(side);
-                    self.close.close_frame(side, m.time, *code, reason);
+                    self.close
+                        .get_or_insert_with(Default::default)
+                        .close_frame(side, m.time, *code, reason);
                     released = self.app.close_frame(side, m.time, *code, reason);
                     if self.interesting {
                         sink.event(&Event::Close {
@@ -766,13 +775,15 @@ impl Analysis {
         sink: &mut dyn Sink,
     ) -> ConnectionRecord {
         if let Some((side, time, rst)) = tcp_end {
-            self.close.tcp_end(side, time, rst);
+            self.close
+                .get_or_insert_with(Default::default)
+                .tcp_end(side, time, rst);
         }
         let (ending, at) = match tcp_end {
             Some((_, time, _)) => ("the connection ended", time),
             None => ("the capture ended", last_seen),
         };
-        let pings_at_end = self.pings_at_close.unwrap_or([
+        let pings_at_end = self.pings_at_close.as_deref().copied().unwrap_or([
             self.ping
                 .get_or_insert_with(Default::default)
                 .outstanding(Side::Client),
@@ -827,7 +838,10 @@ impl Analysis {
             app_heartbeat: app.last_heartbeat,
             unreachable,
         };
-        let close = self.close.record(&ctx, &mut self.scratch);
+        let close = self
+            .close
+            .get_or_insert_with(Default::default)
+            .record(&ctx, &mut self.scratch);
         self.drain_scratch(sink);
         let mut timing = self.timing_record(first_seen, last_seen, tcp_end, pings_at_end);
         if tracking_stopped && timing.ended_by == "none" {
@@ -875,7 +889,7 @@ impl Analysis {
         tcp_end: Option<(Side, f64, bool)>,
         pings_at_end: [(u64, Option<f64>); 2],
     ) -> TimingRecord {
-        let close = self.close.first_close();
+        let close = self.close.as_ref().and_then(|c| c.first_close());
         let tls = self.transport.as_ref().and_then(|t| t.tls.as_ref());
         // A TLS close_notify or alert may begin the end before FIN or RST (and after the last
         // frame: an alert the sender followed with data did not end anything).
