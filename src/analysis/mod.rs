@@ -2,6 +2,7 @@
 //! its [`ConnectionRecord`] out; events are pushed to the [`Sink`] as they happen.
 
 pub mod close;
+mod packed;
 pub mod ping;
 pub mod redact;
 pub mod timing;
@@ -21,6 +22,7 @@ use crate::ws::message::{Message, PayloadMode};
 use crate::ws::opcode::OpCode;
 
 use close::{CloseTracker, EndContext};
+use packed::StoredHandshake;
 use ping::PingTracker;
 use timing::{TimingTracker, round6};
 
@@ -66,13 +68,17 @@ struct Held {
     secrets: Vec<crate::app::secrets::Secret>,
 }
 
+/// Pings outstanding per side (client, server): how many, and since when.
+type Outstanding = [(u64, Option<f64>); 2];
+
 /// One connection's running analysis.
 pub struct Analysis {
     id: u64,
     options: AnalysisOptions,
     /// The connection carried an upgrade attempt or frames, so it is reported.
     interesting: bool,
-    handshake: Option<HandshakeRecord>,
+    /// Packed while the connection is idle (see [`packed`]).
+    handshake: StoredHandshake,
     key: Option<String>,
     /// The subprotocols offered, as sent (the record may hold them redacted).
     offered_protocols: Vec<String>,
@@ -87,13 +93,15 @@ pub struct Analysis {
     messages_dropped: u64,
     frames_detail: Vec<FrameRecord>,
     frames_dropped: u64,
-    close: CloseTracker,
+    /// Made at the first Close frame or at the end, like `ping`: an open connection is not
+    /// closing.
+    close: Option<Box<CloseTracker>>,
     /// Made at the first ping, pong or close: most connections never send one, and an idle
     /// connection should not carry the tracker's 360 bytes.
     ping: Option<Box<PingTracker>>,
     timing: TimingTracker,
     /// Pings outstanding per side (client, server) when the close handshake began.
-    pings_at_close: Option<[(u64, Option<f64>); 2]>,
+    pings_at_close: Option<Box<Outstanding>>,
     diagnostics: Vec<Diagnostic>,
     counts: BTreeMap<DiagnosticId, u64>,
     last_frame_time: Option<f64>,
@@ -128,6 +136,7 @@ pub struct TransportEnd {
 impl Analysis {
     /// The connection is idle: give back spare capacity (scratch space, held records).
     pub fn shrink(&mut self) {
+        self.handshake.pack();
         self.scratch.shrink_to_fit();
         self.held.shrink_to_fit();
         self.diagnostics.shrink_to_fit();
@@ -139,7 +148,7 @@ impl Analysis {
             id,
             options,
             interesting: false,
-            handshake: None,
+            handshake: StoredHandshake::default(),
             key: None,
             offered_protocols: Vec::new(),
             request_missing: Vec::new(),
@@ -152,7 +161,7 @@ impl Analysis {
             messages_dropped: 0,
             frames_detail: Vec::new(),
             frames_dropped: 0,
-            close: CloseTracker::default(),
+            close: None,
             ping: None,
             timing: TimingTracker::default(),
             pings_at_close: None,
@@ -254,7 +263,8 @@ impl Analysis {
         if let Some(key) = &req.key {
             self.timing.key(key);
         }
-        self.handshake = Some(request_record(req, time, self.options.redact));
+        self.handshake
+            .set(request_record(req, time, self.options.redact));
         if !problems.is_empty() {
             self.diag(
                 Diagnostic::new(
@@ -275,7 +285,7 @@ impl Analysis {
         time: f64,
         sink: &mut dyn Sink,
     ) -> Option<Negotiated> {
-        let handshake = self.handshake.get_or_insert_with(HandshakeRecord::default);
+        let handshake = self.handshake.get_or_default();
         add_response(handshake, resp, time, self.options.redact);
         self.app.handshake_response(
             resp.status,
@@ -372,7 +382,7 @@ impl Analysis {
         let mut handshake = request_record(req, times.0, self.options.redact);
         add_response(&mut handshake, resp, times.1, self.options.redact);
         let path = handshake.path.clone();
-        self.handshake = Some(handshake);
+        self.handshake.set(handshake);
         let status = format!("{} {}", resp.status, resp.reason);
         let status = status.trim_end();
         self.refused = Some(status.to_string());
@@ -397,7 +407,7 @@ impl Analysis {
     }
 
     fn emit_handshake(&mut self, sink: &mut dyn Sink) {
-        if let Some(h) = &self.handshake {
+        if let Some(h) = self.handshake.get_mut() {
             sink.event(&Event::Handshake {
                 id: self.id,
                 handshake: h,
@@ -414,7 +424,7 @@ impl Analysis {
         sink: &mut dyn Sink,
     ) {
         self.offered_protocols = req.protocols.clone();
-        self.handshake = Some(request_record(
+        self.handshake.set(request_record(
             &req.to_request_head(),
             time,
             self.options.redact,
@@ -443,7 +453,7 @@ impl Analysis {
         time: f64,
         sink: &mut dyn Sink,
     ) -> Option<Negotiated> {
-        let handshake = self.handshake.get_or_insert_with(HandshakeRecord::default);
+        let handshake = self.handshake.get_or_default();
         add_response(
             handshake,
             &resp.to_response_head(),
@@ -503,15 +513,20 @@ impl Analysis {
 
     /// The transport end given to [`Analysis::finish`] is an HTTP/2 stream's, in `words`.
     pub fn set_end_words(&mut self, words: String) {
-        self.close.set_end_words(words);
+        self.close
+            .get_or_insert_with(Default::default)
+            .set_end_words(words);
     }
 
     /// The endpoint (`host/path`, no query) of an accepted upgrade.
     pub fn upgraded_target(&self) -> Option<String> {
-        let h = self.handshake.as_ref().filter(|h| h.accepted)?;
-        let host = h.host.as_deref()?.trim().to_ascii_lowercase();
-        let path = h.path.split(['?', '#']).next().unwrap_or("");
-        Some(format!("{host}{path}"))
+        self.handshake
+            .read(|h| {
+                let host = h.host.as_deref().filter(|_| h.accepted)?;
+                let path = h.path.split(['?', '#']).next().unwrap_or("");
+                Some(format!("{}{path}", host.trim().to_ascii_lowercase()))
+            })
+            .flatten()
     }
 
     /// Does the application stage still need message payloads?
@@ -526,7 +541,7 @@ impl Analysis {
 
     /// When the upgrade request was captured.
     pub fn request_time(&self) -> Option<f64> {
-        self.handshake.as_ref().and_then(|h| h.request_time)
+        self.handshake.read(|h| h.request_time).flatten()
     }
 
     /// A frame header from `side`, seen in a packet captured at `time`.
@@ -595,22 +610,24 @@ impl Analysis {
             }
             OpCode::Close => {
                 if let Some((code, reason)) = &m.close {
-                    if !self.close.closing() {
+                    if !self.close.as_ref().is_some_and(|c| c.closing()) {
                         // What was still unanswered when the close began (a pong may still
                         // come after the Close: such answers are late, RFC 6455 §5.5.1).
-                        self.pings_at_close = Some([
+                        self.pings_at_close = Some(Box::new([
                             self.ping
                                 .get_or_insert_with(Default::default)
                                 .outstanding(Side::Client),
                             self.ping
                                 .get_or_insert_with(Default::default)
                                 .outstanding(Side::Server),
-                        ]);
+                        ]));
                     }
                     self.ping
                         .get_or_insert_with(Default::default)
                         .close_sent(side);
-                    self.close.close_frame(side, m.time, *code, reason);
+                    self.close
+                        .get_or_insert_with(Default::default)
+                        .close_frame(side, m.time, *code, reason);
                     released = self.app.close_frame(side, m.time, *code, reason);
                     if self.interesting {
                         sink.event(&Event::Close {
@@ -758,13 +775,15 @@ impl Analysis {
         sink: &mut dyn Sink,
     ) -> ConnectionRecord {
         if let Some((side, time, rst)) = tcp_end {
-            self.close.tcp_end(side, time, rst);
+            self.close
+                .get_or_insert_with(Default::default)
+                .tcp_end(side, time, rst);
         }
         let (ending, at) = match tcp_end {
             Some((_, time, _)) => ("the connection ended", time),
             None => ("the capture ended", last_seen),
         };
-        let pings_at_end = self.pings_at_close.unwrap_or([
+        let pings_at_end = self.pings_at_close.as_deref().copied().unwrap_or([
             self.ping
                 .get_or_insert_with(Default::default)
                 .outstanding(Side::Client),
@@ -819,7 +838,10 @@ impl Analysis {
             app_heartbeat: app.last_heartbeat,
             unreachable,
         };
-        let close = self.close.record(&ctx, &mut self.scratch);
+        let close = self
+            .close
+            .get_or_insert_with(Default::default)
+            .record(&ctx, &mut self.scratch);
         self.drain_scratch(sink);
         let mut timing = self.timing_record(first_seen, last_seen, tcp_end, pings_at_end);
         if tracking_stopped && timing.ended_by == "none" {
@@ -831,7 +853,7 @@ impl Analysis {
             server,
             first_seen,
             last_seen,
-            handshake: self.handshake,
+            handshake: self.handshake.take(),
             frames: self.frames,
             message_counts: self.message_counts,
             payload_bytes: self.payload_bytes,
@@ -867,7 +889,7 @@ impl Analysis {
         tcp_end: Option<(Side, f64, bool)>,
         pings_at_end: [(u64, Option<f64>); 2],
     ) -> TimingRecord {
-        let close = self.close.first_close();
+        let close = self.close.as_ref().and_then(|c| c.first_close());
         let tls = self.transport.as_ref().and_then(|t| t.tls.as_ref());
         // A TLS close_notify or alert may begin the end before FIN or RST (and after the last
         // frame: an alert the sender followed with data did not end anything).

@@ -623,18 +623,23 @@ impl Active {
     }
 }
 
+/// The stage's progress. The recognition and the decoder are boxed: most connections carry no
+/// application protocol, and every open one pays for what is inline.
 enum State {
     Off,
     Waiting,
-    Sniffing {
-        candidates: Vec<Candidate>,
-        /// Sender and time of each message held.
-        seen: Vec<(Side, f64)>,
-        /// The first few of them, as the recognition's evidence.
-        previews: Vec<Preview>,
-    },
-    Decoding(Active),
+    Sniffing(Box<Sniffing>),
+    Decoding(Box<Active>),
     GaveUp,
+}
+
+/// Content recognition under way.
+struct Sniffing {
+    candidates: Vec<Candidate>,
+    /// Sender and time of each message held.
+    seen: Vec<(Side, f64)>,
+    /// The first few of them, as the recognition's evidence.
+    previews: Vec<Preview>,
 }
 
 /// One connection's application-protocol stage.
@@ -648,8 +653,9 @@ pub struct AppSession {
     keep_packets: bool,
     last_data: Option<f64>,
     last_heartbeat: Option<(Side, f64, String)>,
-    close: Option<CloseSeen>,
-    reply: Option<CloseSeen>,
+    /// The first Close frame and the other side's (boxed: seen once, at the end).
+    close: Option<Box<CloseSeen>>,
+    reply: Option<Box<CloseSeen>>,
     client_data: u64,
 }
 
@@ -736,11 +742,11 @@ impl AppSession {
         let Some((p, by, evidence)) = found else {
             return false;
         };
-        self.state = State::Decoding(Active::new(
+        self.state = State::Decoding(Box::new(Active::new(
             p.decoder(&self.handshake, sel.flavour),
             by,
             evidence,
-        ));
+        )));
         true
     }
 
@@ -748,7 +754,7 @@ impl AppSession {
     /// off) the assembler need keep only what the records show.
     pub fn wants_payload(&self) -> bool {
         match &self.state {
-            State::Waiting | State::Sniffing { .. } => true,
+            State::Waiting | State::Sniffing(_) => true,
             State::Decoding(active) => !active.stopped,
             State::Off | State::GaveUp => false,
         }
@@ -756,7 +762,7 @@ impl AppSession {
 
     /// Are messages being held for recognition?
     pub fn holding(&self) -> bool {
-        matches!(self.state, State::Sniffing { .. })
+        matches!(self.state, State::Sniffing(_))
     }
 
     /// Decides from the handshake, once, at the first message.
@@ -768,11 +774,11 @@ impl AppSession {
             return;
         }
         // The candidates are built at the first message, from those it admits.
-        self.state = State::Sniffing {
+        self.state = State::Sniffing(Box::new(Sniffing {
             candidates: Vec::new(),
             seen: Vec::new(),
             previews: Vec::new(),
-        };
+        }));
     }
 
     /// One data message. Returns the decodes of the messages it releases, in order: this one
@@ -836,11 +842,12 @@ impl AppSession {
                 self.account(m, &out, byte_stream);
                 vec![Some(out)]
             }
-            State::Sniffing {
-                candidates,
-                seen,
-                previews,
-            } => {
+            State::Sniffing(sniffing) => {
+                let Sniffing {
+                    candidates,
+                    seen,
+                    previews,
+                } = &mut **sniffing;
                 if seen.is_empty() {
                     let sel = self.selection;
                     *candidates = Protocol::ALL
@@ -890,7 +897,8 @@ impl AppSession {
                     );
                     let byte_stream = c.decoder.byte_stream();
                     let senders = std::mem::take(seen);
-                    self.state = State::Decoding(Active::new(c.decoder, "content", evidence));
+                    self.state =
+                        State::Decoding(Box::new(Active::new(c.decoder, "content", evidence)));
                     let outputs = c.outputs;
                     // The held messages are accounted now.
                     let mut released = Vec::with_capacity(outputs.len());
@@ -960,9 +968,9 @@ impl AppSession {
             reason: String::from_utf8_lossy(reason).into_owned(),
         };
         if self.close.is_none() {
-            self.close = Some(seen.clone());
+            self.close = Some(Box::new(seen.clone()));
         } else if self.reply.is_none() && self.close.as_ref().is_some_and(|c| c.from != from) {
-            self.reply = Some(seen.clone());
+            self.reply = Some(Box::new(seen.clone()));
         }
         let released = self.give_up();
         if let State::Decoding(active) = &mut self.state {
@@ -978,8 +986,8 @@ impl AppSession {
     }
 
     fn give_up(&mut self) -> Vec<Option<Decoded>> {
-        if let State::Sniffing { seen, .. } = &self.state {
-            let n = seen.len();
+        if let State::Sniffing(sniffing) = &self.state {
+            let n = sniffing.seen.len();
             self.state = State::GaveUp;
             return (0..n).map(|_| None).collect();
         }
@@ -993,8 +1001,8 @@ impl AppSession {
             ..AppEnding::default()
         };
         let end = End {
-            close: self.close.clone(),
-            reply: self.reply.clone(),
+            close: self.close.as_deref().cloned(),
+            reply: self.reply.as_deref().cloned(),
             tcp_end,
             last_seen,
         };

@@ -100,7 +100,8 @@ struct State {
     /// Time of the last bytes TLS carried.
     tls_last: Option<f64>,
     routes: [Route; 2],
-    http1: Option<Http1Layer>,
+    /// Boxed: most connections of a busy capture never carry HTTP.
+    http1: Option<Box<Http1Layer>>,
     http2: Option<Box<http2::H2Conn>>,
     session: LazySession,
     tcp_end: Option<(usize, f64, bool)>,
@@ -192,6 +193,9 @@ impl Connection {
         }
         for r in &mut self.reassembly {
             r.shrink();
+        }
+        if let Some(http1) = &mut self.state.http1 {
+            http1.shrink();
         }
         if let Some(session) = self.state.session.made_mut() {
             session.hibernate(pack_deflate);
@@ -711,7 +715,7 @@ impl State {
                     http2,
                     facts,
                 };
-                let http1 = http1.get_or_insert_with(Http1Layer::new);
+                let http1 = http1.get_or_insert_with(|| Box::new(Http1Layer::new()));
                 http1.push(from, time, chunk, &mut |out| {
                     on_http1(&mut above, roles, time, out, ctx)
                 });

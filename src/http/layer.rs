@@ -77,14 +77,18 @@ pub enum Http1Event {
 enum Pending {
     Plain,
     WebSocket,
-    H2c { method: String, path: String },
+    /// An `Upgrade: h2c` request's method and target (boxed: rare, and the queue's every slot
+    /// would be as large).
+    H2c(Box<(String, String)>),
 }
 
 enum Phase {
     /// Nothing seen yet in this direction.
     Idle,
     Http {
-        stream: HttpStream,
+        /// Boxed: after the upgrade both directions carry frames, and the phases stay in every
+        /// open connection.
+        stream: Box<HttpStream>,
         heads: u32,
     },
     AwaitUpgrade {
@@ -131,6 +135,19 @@ impl Http1Layer {
             pending: VecDeque::new(),
             upgraded: false,
             upgrade_requested: false,
+        }
+    }
+
+    /// The connection is idle: give back spare room (the queue of requests awaiting answers,
+    /// head buffers).
+    pub fn shrink(&mut self) {
+        self.pending.shrink_to_fit();
+        for phase in &mut self.phases {
+            match phase {
+                Phase::Http { stream, .. } => stream.shrink(),
+                Phase::AwaitUpgrade { held, .. } => held.shrink_to_fit(),
+                _ => {}
+            }
         }
     }
 
@@ -191,7 +208,7 @@ impl Http1Layer {
                     Side::Server => Role::Responses,
                 };
                 self.phases[i] = Phase::Http {
-                    stream: HttpStream::new(role),
+                    stream: Box::new(HttpStream::new(role)),
                     heads: 0,
                 };
                 self.data(from, time, data, out);
@@ -244,10 +261,7 @@ impl Http1Layer {
         let upgrade = head.is_websocket_upgrade();
         let h2c = !upgrade && super::handshake::has_token(head.upgrade.as_deref(), "h2c");
         let pending = if h2c {
-            Pending::H2c {
-                method: head.method.clone(),
-                path: head.path.clone(),
-            }
+            Pending::H2c(Box::new((head.method.clone(), head.path.clone())))
         } else {
             Pending::Plain
         };
@@ -281,7 +295,8 @@ impl Http1Layer {
             return; // interim response; the final one follows
         }
         let pending = self.pending.pop_front();
-        if let Some(Pending::H2c { method, path }) = pending {
+        if let Some(Pending::H2c(request)) = pending {
+            let (method, path) = *request;
             self.h2c_answer(head, method, path, out);
             return;
         }
@@ -310,7 +325,7 @@ impl Http1Layer {
                 // Refused: the client may try again on the same connection.
                 if let Some(held) = self.take_held(client) {
                     self.phases[index(client)] = Phase::Http {
-                        stream: HttpStream::new(Role::Requests),
+                        stream: Box::new(HttpStream::new(Role::Requests)),
                         heads: 1,
                     };
                     self.replay(client, held, out);
@@ -333,7 +348,7 @@ impl Http1Layer {
         if !switched {
             if let Some(held) = held {
                 self.phases[index(client)] = Phase::Http {
-                    stream: HttpStream::new(Role::Requests),
+                    stream: Box::new(HttpStream::new(Role::Requests)),
                     heads: 1,
                 };
                 self.replay(client, held, out);

@@ -77,6 +77,12 @@ impl HttpStream {
         }
     }
 
+    /// Gives back the spare room of the buffers of a head or line cut across segments.
+    pub fn shrink(&mut self) {
+        self.head.shrink_to_fit();
+        self.line.shrink_to_fit();
+    }
+
     /// Consumes `data` as HTTP until the end of the next complete head. Returns that head and
     /// how many bytes of `data` were used, or `None` when all of `data` was used and more is
     /// needed. The caller decides whether what follows a head is still HTTP.

@@ -376,6 +376,24 @@ impl<'s> Pipeline<'s> {
         for (rank, (quiet, _, key)) in idle.into_iter().take(stop).enumerate() {
             self.stop_idle(seq, rank as u64, key, quiet);
         }
+        self.forget_idle();
+    }
+
+    /// Hibernates every open connection now, as the sweep does to quiet ones (`pack_deflate`:
+    /// their deflate decoders too). For tests: hibernation must change nothing a report says.
+    #[doc(hidden)]
+    pub fn hibernate_all(&mut self, pack_deflate: bool) {
+        for slot in self.table.values_mut() {
+            slot.connection.hibernate(pack_deflate);
+        }
+    }
+
+    /// Gives back the last sweep's list of idle connections once no stop can refer to it (64
+    /// bytes per idle connection, rebuilt by every sweep).
+    pub fn forget_idle(&mut self) {
+        if self.idle.capacity() > 0 {
+            self.idle = Vec::new();
+        }
     }
 
     /// The sweep before packet `seq` at capture time `now`, all but the cap on idle

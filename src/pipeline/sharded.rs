@@ -340,6 +340,8 @@ fn work(
                 mut packets,
                 complete_before,
             } => {
+                // A stop for the last sweep's idle connections would have come before packets.
+                pipeline.forget_idle();
                 for header in &packets.headers {
                     pipeline.at(Position::packet(header.seq));
                     pipeline.segment(&packets.segment(header), header.time);

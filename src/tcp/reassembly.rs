@@ -357,9 +357,20 @@ pub struct Reassembler {
     /// Capture time when the packet count last moved: a [`tick`](Self::tick)
     /// later than this shows the connection has been quiet.
     last_packet_time: f64,
+    /// Segments seen ([`ReassemblyStats::segments`]).
+    segments: u64,
+    /// The other counters and the gaps emitted, made at the first of them: most directions
+    /// never reorder, retransmit or lose anything, and every open one would carry 160 bytes.
+    rare: Option<Box<Rare>>,
+}
+
+/// What a direction that reorders, retransmits or loses bytes also keeps.
+#[derive(Default)]
+struct Rare {
+    /// The counters other than `segments` (that one stays 0 here).
+    stats: ReassemblyStats,
     /// The last gaps emitted, oldest first.
     gaps: VecDeque<DeclaredGap>,
-    stats: ReassemblyStats,
 }
 
 impl fmt::Debug for Reassembler {
@@ -374,7 +385,7 @@ impl fmt::Debug for Reassembler {
             .field("acked", &self.acked)
             .field("fin", &self.fin)
             .field("now", &self.now)
-            .field("stats", &self.stats)
+            .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }
@@ -389,7 +400,9 @@ impl Default for Reassembler {
 impl Reassembler {
     /// The connection is idle: give back the gap list's spare capacity.
     pub fn shrink(&mut self) {
-        self.gaps.shrink_to_fit();
+        if let Some(rare) = &mut self.rare {
+            rare.gaps.shrink_to_fit();
+        }
     }
 
     /// An empty reassembler for one direction, bounded by `limits`.
@@ -406,8 +419,8 @@ impl Reassembler {
             resync: None,
             now: PacketClock::default(),
             last_packet_time: 0.0,
-            gaps: VecDeque::new(),
-            stats: ReassemblyStats::default(),
+            segments: 0,
+            rare: None,
         }
     }
 
@@ -416,6 +429,7 @@ impl Reassembler {
     /// [`StreamEvent::LateForGap`] notes); holes that went stale are closed
     /// after the segment is placed, so a late segment arriving just as its
     /// grace window ends is still used.
+    #[inline]
     pub fn on_segment<F: FnMut(StreamEvent<'_>)>(
         &mut self,
         seq: u32,
@@ -503,7 +517,25 @@ impl Reassembler {
 
     /// Counters so far.
     pub fn stats(&self) -> ReassemblyStats {
-        self.stats
+        ReassemblyStats {
+            segments: self.segments,
+            ..self
+                .rare
+                .as_ref()
+                .map_or_else(Default::default, |r| r.stats)
+        }
+    }
+
+    /// Gaps emitted so far, and their bytes.
+    fn gap_counts(&self) -> (u64, u64) {
+        self.rare
+            .as_ref()
+            .map_or((0, 0), |r| (r.stats.gaps, r.stats.gap_bytes))
+    }
+
+    /// The counters, for counting something other than a segment.
+    fn count(&mut self) -> &mut ReassemblyStats {
+        &mut self.rare.get_or_insert_with(Default::default).stats
     }
 
     /// Stream offset of the next byte expected (delivered + gaps so far).
@@ -568,7 +600,9 @@ impl Reassembler {
         self.fin.unwrap_or(0).max(self.acked.saturating_sub(1))
     }
 
-    /// [`on_segment`](Self::on_segment) without the clock and the expiry.
+    /// [`on_segment`](Self::on_segment) without the clock and the expiry. Its one caller's:
+    /// the in-order path must not pay a call.
+    #[inline(always)]
     fn segment<F: FnMut(StreamEvent<'_>)>(
         &mut self,
         seq: u32,
@@ -576,7 +610,7 @@ impl Reassembler {
         payload: &[u8],
         out: &mut F,
     ) {
-        self.stats.segments += 1;
+        self.segments += 1;
         // RFC 1122 §4.2.2.12: "A TCP SHOULD allow a received RST segment to
         // include data" -- text explaining the reset, not stream bytes.
         let payload = if flags.rst { &[][..] } else { payload };
@@ -606,7 +640,7 @@ impl Reassembler {
         if !occupies {
             // Pure ACK, window update or zero-length keep-alive probe.
             if !flags.rst && self.is_keepalive(delta) {
-                self.stats.keepalive_probes += 1;
+                self.count().keepalive_probes += 1;
             }
             return;
         }
@@ -631,7 +665,7 @@ impl Reassembler {
         if payload.len() == 1 && !flags.syn && !flags.fin && self.is_keepalive(delta) {
             // RFC 1122 §4.2.3.6: an implementation "MAY be configurable to send
             // a keep-alive segment containing one garbage octet" (at SND.NXT-1).
-            self.stats.keepalive_probes += 1;
+            self.count().keepalive_probes += 1;
             return;
         }
 
@@ -640,24 +674,25 @@ impl Reassembler {
         let (start, data) = if delta < 0 {
             let behind = delta.unsigned_abs();
             let len = payload.len() as u64;
-            let late = if self.gaps.is_empty() {
+            let late = if self.rare.as_ref().is_none_or(|r| r.gaps.is_empty()) {
                 0
             } else {
                 self.late_for_gaps(behind, len, out)
             };
+            let count = self.count();
             if behind >= len {
                 if late > 0 {
-                    self.stats.late_after_gap_segments += 1;
+                    count.late_after_gap_segments += 1;
                 } else if len > 0 {
-                    self.stats.retransmitted_segments += 1;
+                    count.retransmitted_segments += 1;
                 }
-                self.stats.retransmitted_bytes += len - late;
+                count.retransmitted_bytes += len - late;
                 return;
             }
             if late > 0 {
-                self.stats.late_after_gap_segments += 1;
+                count.late_after_gap_segments += 1;
             }
-            self.stats.retransmitted_bytes += behind - late;
+            count.retransmitted_bytes += behind - late;
             // `behind < len`, so it fits in usize.
             (self.next, &payload[behind as usize..])
         } else {
@@ -670,7 +705,7 @@ impl Reassembler {
         // Fast path: in order with nothing held. No copy, no allocation.
         if start == self.next && self.held.is_empty() {
             if start < self.acked {
-                self.stats.late_after_ack_segments += 1;
+                self.count().late_after_ack_segments += 1;
             }
             self.emit_direct(data, out);
             return;
@@ -694,7 +729,10 @@ impl Reassembler {
             .clamp(0, i128::from(self.next)) as u64;
         let now = self.now;
         let mut fresh_total = 0;
-        for gap in &mut self.gaps {
+        let Some(rare) = &mut self.rare else {
+            return 0;
+        };
+        for gap in &mut rare.gaps {
             let (a, b) = (lo.max(gap.offset), hi.min(gap.offset + gap.len));
             if a >= b {
                 continue;
@@ -711,7 +749,7 @@ impl Reassembler {
                 });
             }
         }
-        self.stats.late_after_gap_bytes += fresh_total;
+        rare.stats.late_after_gap_bytes += fresh_total;
         fresh_total
     }
 
@@ -741,8 +779,8 @@ impl Reassembler {
         payload: &[u8],
         out: &mut F,
     ) -> bool {
-        self.stats.implausible_segments += 1;
-        self.stats.implausible_bytes += payload.len() as u64;
+        self.count().implausible_segments += 1;
+        self.count().implausible_bytes += payload.len() as u64;
         if payload.is_empty() {
             // Only data can prove where the stream went (and a resync Gap must
             // be followed by data).
@@ -762,8 +800,8 @@ impl Reassembler {
             return false;
         }
         // Resynchronising onto this segment: it is no longer garbage.
-        self.stats.implausible_segments -= 1;
-        self.stats.implausible_bytes -= payload.len() as u64;
+        self.count().implausible_segments -= 1;
+        self.count().implausible_bytes -= payload.len() as u64;
         self.resync = None;
         let next_seq = base.wrapping_add(self.next as u32);
         let target = self.next + u64::from(data_seq.wrapping_sub(next_seq));
@@ -796,17 +834,20 @@ impl Reassembler {
                 }
             }
         }
-        self.stats.retransmitted_bytes += overlap;
-        self.stats.overlap_conflicts += conflicts;
+        if overlap > 0 {
+            let count = self.count();
+            count.retransmitted_bytes += overlap;
+            count.overlap_conflicts += conflicts;
+        }
         if overlap == data.len() as u64 {
-            self.stats.retransmitted_segments += 1;
+            self.count().retransmitted_segments += 1;
             return;
         }
         if start > self.next {
-            self.stats.out_of_order_segments += 1;
+            self.count().out_of_order_segments += 1;
         }
         if start < self.acked {
-            self.stats.late_after_ack_segments += 1;
+            self.count().late_after_ack_segments += 1;
         }
 
         // Pass 2: place each piece not already held, in stream order. Placing
@@ -861,7 +902,7 @@ impl Reassembler {
                 self.held_bytes += bytes.len();
                 return;
             }
-            let (gaps, gap_bytes) = (self.stats.gaps, self.stats.gap_bytes);
+            let (gaps, gap_bytes) = self.gap_counts();
             let hole_end = match self.held.first_key_value() {
                 Some((&k, _)) if k < pos => k,
                 _ => pos,
@@ -873,11 +914,15 @@ impl Reassembler {
             // uncopied on the next turn.
             self.gap_to(hole_end, out);
             self.deliver_contiguous(out);
-            if acknowledged {
-                self.stats.grace_cut_gaps += self.stats.gaps - gaps;
-            } else {
-                self.stats.limit_gaps += self.stats.gaps - gaps;
-                self.stats.limit_gap_bytes += self.stats.gap_bytes - gap_bytes;
+            let (gaps_after, gap_bytes_after) = self.gap_counts();
+            if gaps_after > gaps {
+                let count = self.count();
+                if acknowledged {
+                    count.grace_cut_gaps += gaps_after - gaps;
+                } else {
+                    count.limit_gaps += gaps_after - gaps;
+                    count.limit_gap_bytes += gap_bytes_after - gap_bytes;
+                }
             }
         }
     }
@@ -896,15 +941,17 @@ impl Reassembler {
                 offset: self.next,
                 len,
             });
-            self.stats.gaps += 1;
-            self.stats.gap_bytes += len;
-            if self.gaps.len() == MAX_REMEMBERED_GAPS {
-                self.gaps.pop_front();
+            let at = self.now;
+            let rare = self.rare.get_or_insert_with(Default::default);
+            rare.stats.gaps += 1;
+            rare.stats.gap_bytes += len;
+            if rare.gaps.len() == MAX_REMEMBERED_GAPS {
+                rare.gaps.pop_front();
             }
-            self.gaps.push_back(DeclaredGap {
+            rare.gaps.push_back(DeclaredGap {
                 offset: self.next,
                 len,
-                at: self.now,
+                at,
                 arrived: Vec::new(),
             });
             self.next = to;

@@ -299,6 +299,8 @@ fn in_order_is_zero_copy() {
     assert_eq!(s.segments, 4);
     assert_eq!(s.out_of_order_segments, 0);
     assert_eq!(s.retransmitted_segments, 0);
+    // Nothing but segments to count: the other counters and the gap list are not made.
+    assert!(r.rare.is_none());
 }
 
 #[test]
@@ -757,6 +759,7 @@ fn retransmissions_and_overlaps_of_delivered_data_around_late_data() {
     assert_eq!(h.take(), vec![data(&input[..30])]);
     h.seg(25, &input[25..45]); // late, overlapping delivered and held bytes
     assert_eq!(h.take(), vec![data(&input[30..])]);
+    assert!(h.r.rare.is_some());
     let s = h.stats();
     assert_eq!(s.gaps, 0);
     assert_eq!(s.retransmitted_segments, 1);

@@ -113,12 +113,30 @@ pub struct Framer {
     /// Bytes pushed plus bytes lost in gaps.
     total: u64,
     scratch: Vec<u8>,
-    hunt: Hunt,
+    /// Made when boundaries are first lost, then kept (its byte statistics judge later hunts): most
+    /// streams never lose them, and every open direction would carry its 160 bytes.
+    lost: Option<Box<Lost>>,
     expect_masked: Option<bool>,
-    /// The capture time of the current push (`push_at`), and of the pushes whose bytes the hunt holds:
-    /// (stream offset where the push started, time), oldest first, at most `MAX_PUSH_TIMES`.
+    /// The capture time of the current push (`push_at`).
     now: Option<f64>,
+}
+
+/// What hunting for frame boundaries needs.
+struct Lost {
+    hunt: Hunt,
+    /// The pushes whose bytes the hunt holds: (stream offset where the push started, capture time),
+    /// oldest first, at most `MAX_PUSH_TIMES`.
     push_times: VecDeque<(u64, f64)>,
+}
+
+/// The hunting state, made at its first use.
+fn lost(slot: &mut Option<Box<Lost>>) -> &mut Lost {
+    slot.get_or_insert_with(|| {
+        Box::new(Lost {
+            hunt: Hunt::new(),
+            push_times: VecDeque::new(),
+        })
+    })
 }
 
 /// Push times remembered while hunting; beyond, the oldest are forgotten (their bytes then get a later
@@ -132,7 +150,7 @@ impl fmt::Debug for Framer {
             .field("state", &self.state)
             .field("hdr_len", &self.hdr_len)
             .field("stream_offset", &self.total)
-            .field("hunt_buffered", &self.hunt.buffered())
+            .field("hunt_buffered", &self.hunt_buffered())
             .field("expect_masked", &self.expect_masked)
             .finish_non_exhaustive()
     }
@@ -155,10 +173,9 @@ impl Framer {
             cursor: 0,
             total: 0,
             scratch: Vec::new(),
-            hunt: Hunt::new(),
+            lost: None,
             expect_masked: None,
             now: None,
-            push_times: VecDeque::new(),
         }
     }
 
@@ -179,9 +196,30 @@ impl Framer {
         self.expect_masked = expect;
     }
 
-    /// Releases the unmasking scratch buffer, which is only used inside `push`; for idle streams.
+    /// Releases the unmasking scratch buffer, which is only used inside `push`, and (when synced) the
+    /// spare room of the hunting state; for idle streams.
     pub fn release_buffers(&mut self) {
         self.scratch = Vec::new();
+        if !self.hunting
+            && let Some(lost) = &mut self.lost
+        {
+            lost.hunt.release_spare();
+            lost.push_times = VecDeque::new();
+        }
+    }
+
+    fn hunt(&mut self) -> &mut Hunt {
+        &mut lost(&mut self.lost).hunt
+    }
+
+    fn hunt_buffered(&self) -> usize {
+        self.lost.as_ref().map_or(0, |l| l.hunt.buffered())
+    }
+
+    fn clear_push_times(&mut self) {
+        if let Some(lost) = &mut self.lost {
+            lost.push_times.clear();
+        }
     }
 
     /// True while frame boundaries are unknown.
@@ -196,13 +234,13 @@ impl Framer {
 
     /// Bytes the framer is holding (hunting buffer plus a partial header): at most `HUNT_CAP` + 14.
     pub fn buffered(&self) -> usize {
-        self.hunt.buffered() + self.hdr_len
+        self.hunt_buffered() + self.hdr_len
     }
 
     /// Bytes the hunting buffer has allocated.
     #[cfg(test)]
     pub(crate) fn hunt_capacity(&self) -> usize {
-        self.hunt.capacity()
+        self.lost.as_ref().map_or(0, |l| l.hunt.capacity())
     }
 
     /// As `push`, for bytes captured at `time`: frames that hunting finds in bytes of earlier pushes are
@@ -217,13 +255,14 @@ impl Framer {
 
     /// Remembers that the bytes from stream offset `at` on came at `time` (while hunting).
     fn note_push_time(&mut self, at: u64, time: f64) {
-        if self.push_times.back().is_some_and(|&(_, t)| t == time) {
+        let push_times = &mut lost(&mut self.lost).push_times;
+        if push_times.back().is_some_and(|&(_, t)| t == time) {
             return;
         }
-        if self.push_times.len() >= MAX_PUSH_TIMES {
-            self.push_times.pop_front();
+        if push_times.len() >= MAX_PUSH_TIMES {
+            push_times.pop_front();
         }
-        self.push_times.push_back((at, time));
+        push_times.push_back((at, time));
     }
 
     /// Feeds the next bytes of the stream; events go to `out` as they are found.
@@ -241,7 +280,7 @@ impl Framer {
             if input.is_empty() {
                 return;
             }
-            let n = self.hunt.absorb(input);
+            let n = self.hunt().absorb(input);
             input = &input[n..];
             self.scan_and_lock(input.is_empty(), false, out);
         }
@@ -259,9 +298,11 @@ impl Framer {
         }
         self.total += len;
         if self.hunting {
-            self.hunt.discard_all();
-            self.hunt.restart(self.total, true);
-            self.push_times.clear();
+            let total = self.total;
+            let hunt = self.hunt();
+            hunt.discard_all();
+            hunt.restart(total, true);
+            self.clear_push_times();
             return;
         }
         match self.state {
@@ -290,7 +331,8 @@ impl Framer {
             }
             State::Header => {
                 // Where the next header starts is unknown: a partial header is lost with the gap.
-                self.hunt.skip(self.hdr_len as u64);
+                let partial = self.hdr_len as u64;
+                self.hunt().skip(partial);
                 self.hdr_len = 0;
                 self.cursor += len;
                 self.start_hunting_after_gap();
@@ -305,7 +347,7 @@ impl Framer {
             self.scan_and_lock(true, true, out);
         }
         if self.hunting {
-            let skipped = self.hunt.unaligned();
+            let skipped = self.lost.as_ref().map_or(0, |l| l.hunt.unaligned());
             if skipped > 0 {
                 out(FrameEvent::Unsynced { skipped });
             }
@@ -323,16 +365,19 @@ impl Framer {
         self.hunting = true;
         self.state = State::Header;
         self.hdr_len = 0;
-        self.hunt.take_skipped();
-        self.hunt.restart(self.total, false);
-        self.push_times.clear();
+        let total = self.total;
+        let hunt = self.hunt();
+        hunt.take_skipped();
+        hunt.restart(total, false);
+        self.clear_push_times();
         self.cursor = self.total;
     }
 
     fn start_hunting_after_gap(&mut self) {
         self.hunting = true;
-        self.hunt.restart(self.cursor, true);
-        self.push_times.clear();
+        let cursor = self.cursor;
+        self.hunt().restart(cursor, true);
+        self.clear_push_times();
     }
 
     /// Switches to hunting at a header that cannot be a frame; `from_hdr_buf`: its bytes were already
@@ -342,16 +387,20 @@ impl Framer {
         // While synced no push times are kept: the bytes from here on came with this push (unless this
         // happens while replaying hunted bytes, whose pushes' times are still there).
         if let Some(time) = self.now
-            && self.push_times.is_empty()
+            && self.lost.as_ref().is_none_or(|l| l.push_times.is_empty())
         {
             self.note_push_time(self.hdr_start, time);
         }
-        self.hunt.restart(self.hdr_start, false);
+        let hdr_start = self.hdr_start;
+        self.hunt().restart(hdr_start, false);
         if from_hdr_buf {
             let Self {
-                hunt, hdr, hdr_len, ..
+                lost: slot,
+                hdr,
+                hdr_len,
+                ..
             } = self;
-            hunt.append(&hdr[..*hdr_len]);
+            lost(slot).hunt.append(&hdr[..*hdr_len]);
         }
         self.hdr_len = 0;
         self.state = State::Header;
@@ -510,10 +559,12 @@ impl Framer {
         out: &mut F,
     ) {
         while self.hunting {
-            let Some(at) = self.hunt.scan(self.expect_masked, push_end, finishing) else {
+            let expect_masked = self.expect_masked;
+            let hunt = self.hunt();
+            let Some(at) = hunt.scan(expect_masked, push_end, finishing) else {
                 return;
             };
-            let (skipped, buf, start) = self.hunt.take_locked(at);
+            let (skipped, buf, start) = hunt.take_locked(at);
             out(FrameEvent::Resynced { skipped });
             self.hunting = false;
             self.state = State::Header;
@@ -522,32 +573,33 @@ impl Framer {
             let n = self.replay(&buf[start..], at, out);
             if self.hunting {
                 // A bad header further on: the rest goes back into the (restarted) hunting buffer.
-                self.hunt.append(&buf[start + n..]);
+                self.hunt().append(&buf[start + n..]);
             } else {
-                self.hunt.restart(self.cursor, false);
-                self.push_times.clear();
+                let cursor = self.cursor;
+                self.hunt().restart(cursor, false);
+                self.clear_push_times();
                 if let Some(time) = self.now {
                     out(FrameEvent::At(time));
                 }
             }
-            self.hunt.recycle(buf, SCRATCH_CHUNK);
+            self.hunt().recycle(buf, SCRATCH_CHUNK);
         }
     }
 
     /// Parses hunted bytes (from stream offset `at`) as frames, each stretch after an `At` with the time
     /// of the push that delivered it. Returns the bytes consumed, as `synced`.
     fn replay<F: FnMut(FrameEvent<'_>)>(&mut self, bytes: &[u8], at: u64, out: &mut F) -> usize {
-        if self.push_times.is_empty() {
-            return self.synced(bytes, out);
-        }
+        let push_times = match &self.lost {
+            Some(lost) if !lost.push_times.is_empty() => &lost.push_times,
+            _ => return self.synced(bytes, out),
+        };
         let end = at + bytes.len() as u64;
         // The push that holds `at` (the last starting at or before it), and those after it.
-        let first = self
-            .push_times
+        let first = push_times
             .iter()
             .rposition(|&(start, _)| start <= at)
             .unwrap_or(0);
-        let stretches: Vec<(u64, f64)> = self.push_times.iter().skip(first).copied().collect();
+        let stretches: Vec<(u64, f64)> = push_times.iter().skip(first).copied().collect();
         let mut done = 0usize;
         for (k, &(start, time)) in stretches.iter().enumerate() {
             let from = start.max(at);
@@ -792,6 +844,41 @@ mod tests {
         f.push(&encode_frame(true, 0, 1, key, b"small"), &mut |_| {});
         let kept = f.scratch.capacity();
         assert!(kept > 0 && kept <= KEPT_SCRATCH);
+    }
+
+    #[test]
+    fn hunting_state_is_made_at_the_first_loss_and_its_room_given_back_when_idle() {
+        let frames = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|i| {
+                    encode_frame(true, 0, 1, None, format!("message {i} after").as_bytes())
+                })
+                .collect()
+        };
+        let mut f = Framer::new_synced();
+        f.push(&frames(1), &mut |_| {});
+        assert!(f.lost.is_none(), "a stream that never lost a boundary");
+        // A loss between frames: hunting, then locked again on the frames after it.
+        f.gap(5, &mut |_| {});
+        let mut resynced = false;
+        f.push(&frames(4), &mut |e| {
+            resynced |= matches!(e, FrameEvent::Resynced { .. })
+        });
+        assert!(resynced && !f.is_hunting());
+        assert!(
+            f.hunt_capacity() > 0,
+            "the buffer is kept for the next hunt"
+        );
+        f.release_buffers();
+        assert_eq!(f.hunt_capacity(), 0);
+        // The state stays (its statistics judge later hunts) and hunting works again.
+        assert!(f.lost.is_some());
+        f.gap(3, &mut |_| {});
+        let mut headers = 0;
+        f.push(&frames(4), &mut |e| {
+            headers += usize::from(matches!(e, FrameEvent::Header(_)))
+        });
+        assert_eq!(headers, 4);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod determinism;
 mod fidelity;
 mod findings;
 mod golden;
+mod hibernation;
 mod hostile;
 mod http2;
 mod late_data;

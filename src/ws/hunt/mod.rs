@@ -700,6 +700,16 @@ impl Hunt {
         self.buf.capacity()
     }
 
+    /// Gives back the room kept for the next hunt when nothing is held (an idle synced stream); the
+    /// counts and byte statistics stay.
+    pub(crate) fn release_spare(&mut self) {
+        if self.view().is_empty() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+        self.pending.shrink_to_fit();
+    }
+
     /// Counts `n` bytes discarded outside the buffer (a partial header lost with a gap).
     pub(crate) fn skip(&mut self, n: u64) {
         self.skipped += n;
