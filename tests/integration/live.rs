@@ -947,7 +947,7 @@ fn live_rereads_a_key_log_that_grows_while_capturing() {
         .filter(|e| e["event"] == "message" && e["message"]["from"] == "server")
         .filter(|e| e["message"]["opcode"] == "text")
         .count();
-    assert_eq!(echoed, texts.len());
+    assert_eq!(echoed, texts.len(), "{seen:#?}\n{stderr}");
     let ended = events
         .iter()
         .find(|e| e["event"] == "connection_ended")
