@@ -187,7 +187,7 @@ where
     P: FnMut(&Packet<'_>),
     K: FnMut(TlsSecrets<'_>),
     G: FnMut(u64),
-    M: FnOnce(&MappedFile),
+    M: FnOnce(&MappedFile) -> bool,
 {
     let file = std::fs::File::open(path).map_err(|source| Error::Open {
         path: path.into(),
@@ -202,7 +202,8 @@ where
         return read_capture_with_secrets(file, path, on_packet, on_secrets, on_progress);
     };
     let map = std::sync::Arc::new(map);
-    on_map(&map);
+    // What the packets go to says whether the reader may hand back the pages it has read.
+    let release = on_map(&map);
     let summary = InputSummary {
         path: path.to_string(),
         ..InputSummary::default()
@@ -213,7 +214,7 @@ where
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
     let sniffed_pcapng = map.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]);
-    let reader = match MappedReader::new(&map) {
+    let reader = match MappedReader::new(&map, release) {
         Ok(r) => r,
         Err(e) => return not_a_capture(e, sniffed_pcapng, magic, path, summary),
     };
@@ -486,7 +487,7 @@ mod tests {
         let mut seen = Vec::new();
         let summary = read_capture_file(
             path.to_str().unwrap(),
-            |_| {},
+            |_| true,
             |p| seen.push((p.ts.to_bits(), p.link.0, p.data.to_vec())),
             |_| {},
             |_| {},
@@ -565,7 +566,7 @@ mod tests {
         assert_eq!(summary.error, None);
         let path = std::env::temp_dir().join(format!("wsprobe-not-{}", std::process::id()));
         std::fs::write(&path, b"GET / HTTP/1.1\r\n\r\n").unwrap();
-        let r = read_capture_file(path.to_str().unwrap(), |_| {}, |_| {}, |_| {}, |_| {});
+        let r = read_capture_file(path.to_str().unwrap(), |_| true, |_| {}, |_| {}, |_| {});
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(r, Err(Error::NotACapture { .. })), "{r:?}");
     }

@@ -38,12 +38,16 @@ pub(super) struct MappedReader<'m> {
     format: Format,
     consumed: usize,
     released: usize,
+    /// Hand back the pages behind the reading point (not when others still read them).
+    release: bool,
 }
 
 impl<'m> MappedReader<'m> {
     /// A reader of the capture in `map`; the errors of pcap-parser's `create_reader` (an
     /// incomplete header: `Incomplete`/`UnexpectedEof`; not a capture: another error).
-    pub(super) fn new(map: &'m Mmap) -> Result<Self, PcapError<&'m [u8]>> {
+    /// `release`: drop the pages behind the reading point from the process as it goes (false
+    /// when the packets' bytes are read later, by others, who hand the pages back instead).
+    pub(super) fn new(map: &'m Mmap, release: bool) -> Result<Self, PcapError<&'m [u8]>> {
         let data: &[u8] = map;
         let _ = map.advise(Advice::Sequential);
         let format = if data.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
@@ -79,6 +83,7 @@ impl<'m> MappedReader<'m> {
             format,
             consumed: 0,
             released: 0,
+            release,
         })
     }
 }
@@ -128,7 +133,7 @@ impl PcapReaderIterator for MappedReader<'_> {
 
     fn consume(&mut self, offset: usize) {
         self.consumed = (self.consumed + offset).min(self.data.len());
-        if self.consumed - self.released >= RELEASE_EVERY {
+        if self.release && self.consumed - self.released >= RELEASE_EVERY {
             // The bytes behind the reading point are not looked at again: drop their pages
             // from this process (they stay in the page cache, and would be read back from the
             // file if touched).

@@ -27,8 +27,12 @@ pub trait PacketInput {
     /// TLS keys are about to be added while packets have been given (a pcapng Decryption
     /// Secrets Block after packets): what came before must not see them.
     fn before_keys(&mut self) {}
-    /// The packets that follow are slices of this mapped file (until the next one).
-    fn mapped(&mut self, _map: &crate::capture::file::MappedFile) {}
+    /// The packets that follow are slices of this mapped file (until the next one). Returns
+    /// whether the reader may hand back the file's pages once it has given their packets (a
+    /// sharded run's router hands them back itself, once the workers are done with them).
+    fn mapped(&mut self, _map: &crate::capture::file::MappedFile) -> bool {
+        true
+    }
 }
 
 impl PacketInput for Pipeline<'_> {

@@ -36,8 +36,13 @@ use crate::tcp::FlowKey;
 /// merge is not held up long by a worker that receives nothing, large enough that the
 /// channels are not the cost.
 const ROUND_PACKETS: usize = 512;
-/// Rounds queued per worker before the reader waits for it.
+/// ... or payload bytes (large packets: what is mapped behind the reader stays bounded).
+const ROUND_BYTES: usize = 1 << 20;
+/// Messages queued per worker before the reader waits for it.
 const QUEUED_ROUNDS: usize = 8;
+/// Bytes of the mapped file between two hand-backs of its pages: a hand-back costs a TLB
+/// shoot-down on every core (~80 µs measured).
+const RELEASE_EVERY: usize = 8 << 20;
 
 /// A decoded segment without its payload, which is in the batch's bytes.
 struct Header {
@@ -126,55 +131,11 @@ impl Packets {
         }
     }
 
-    /// Where in the map this batch's payloads start.
-    fn first_mapped(&self) -> Option<usize> {
-        self.headers
-            .iter()
-            .filter(|h| h.flags & MAPPED != 0)
-            .map(|h| h.payload.start)
-            .min()
-    }
-
     /// Empties the batch for reuse (and lets go of the map).
     fn clear(&mut self) {
         self.headers.clear();
         self.bytes.clear();
         self.map = None;
-    }
-}
-
-/// A worker's hand-back of the mapped file's pages it has read payloads from. The reader
-/// hands back the pages it has parsed, but it runs ahead, and the pages the workers touch
-/// after it would stay resident; a hand-back costs a TLB shoot-down on every core (~80 µs
-/// measured), so it is done per [`RELEASE_EVERY`] bytes, not per batch.
-#[derive(Default)]
-struct PagesRead {
-    map: Option<usize>,
-    released: usize,
-}
-
-/// Bytes of the mapped file between two hand-backs by a worker.
-const RELEASE_EVERY: usize = 8 << 20;
-/// What stays mapped behind a worker's batch: the other workers' batches of the same rounds.
-const RELEASE_SLACK: usize = 4 << 20;
-
-impl PagesRead {
-    fn done(&mut self, packets: &Packets) {
-        let (Some(map), Some(first)) = (&packets.map, packets.first_mapped()) else {
-            return;
-        };
-        let id = map.as_ptr() as usize;
-        if self.map != Some(id) {
-            *self = PagesRead {
-                map: Some(id),
-                released: 0,
-            };
-        }
-        let until = first.saturating_sub(RELEASE_SLACK);
-        if until >= self.released + RELEASE_EVERY {
-            release_pages(map, self.released..until);
-            self.released = until;
-        }
     }
 }
 
@@ -216,6 +177,43 @@ pub struct Router {
     route: foldhash::fast::FixedState,
     /// The file being read, when it is memory-mapped.
     map: Option<MappedFile>,
+    /// Payload bytes routed since the last delivery.
+    routed_bytes: usize,
+    /// Pages of the map the workers are done with, handed back from here.
+    pages: PagesDone,
+}
+
+/// Hands back the mapped file's pages once every worker has read them. The reader can tell
+/// without asking: a worker's queue holds at most [`QUEUED_ROUNDS`] messages, so once a
+/// delivery is queued, every worker has done all but its last `QUEUED_ROUNDS + 1` batches.
+/// Pages handed back too early would only be read in again from the page cache (a fault
+/// per page, which in the reader's own hand-back, ahead of the workers, cost a tenth of the
+/// time on large messages); never handed back, they would stay resident to the end.
+#[derive(Default)]
+struct PagesDone {
+    /// Where in the map each of the last deliveries ended, oldest first.
+    ends: std::collections::VecDeque<usize>,
+    /// The end, in the map, of the last packet routed.
+    read_to: usize,
+    released: usize,
+}
+
+impl PagesDone {
+    /// A delivery of everything read up to `read_to` was queued to every worker.
+    fn delivered(&mut self, map: Option<&MappedFile>) {
+        let Some(map) = map else {
+            return;
+        };
+        self.ends.push_back(self.read_to);
+        if self.ends.len() <= QUEUED_ROUNDS + 1 {
+            return;
+        }
+        let done = self.ends.pop_front().unwrap_or(0);
+        if done >= self.released + RELEASE_EVERY {
+            release_pages(map, self.released..done);
+            self.released = done;
+        }
+    }
 }
 
 impl Router {
@@ -228,6 +226,7 @@ impl Router {
     /// Sends every worker its packets so far (also none: the merge waits for the slowest).
     fn deliver(&mut self, complete_before: u64) {
         self.routed = 0;
+        self.routed_bytes = 0;
         for (worker, sender) in self.workers.iter().enumerate() {
             let empty = self.recycled.try_recv().unwrap_or_default();
             let packets = std::mem::replace(&mut self.pending[worker], empty);
@@ -237,6 +236,7 @@ impl Router {
                 complete_before,
             });
         }
+        self.pages.delivered(self.map.as_ref());
     }
 
     fn broadcast(&self, message: impl Fn() -> ToWorker) {
@@ -294,7 +294,15 @@ impl PacketInput for Router {
         let worker = self.worker_of(&segment);
         self.pending[worker].push(seq, packet.ts, &segment, self.map.as_ref());
         self.routed += 1;
-        if self.routed >= ROUND_PACKETS {
+        self.routed_bytes += segment.payload.len();
+        if let Some(map) = &self.map
+            && let Some(end) = (packet.data.as_ptr() as usize + packet.data.len())
+                .checked_sub(map.as_ptr() as usize)
+            && end <= map.len()
+        {
+            self.pages.read_to = end;
+        }
+        if self.routed >= ROUND_PACKETS || self.routed_bytes >= ROUND_BYTES {
             self.deliver(seq + 1);
         }
         Ok(())
@@ -306,8 +314,10 @@ impl PacketInput for Router {
         }
     }
 
-    fn mapped(&mut self, map: &MappedFile) {
+    fn mapped(&mut self, map: &MappedFile) -> bool {
         self.map = Some(map.clone());
+        self.pages = PagesDone::default();
+        false
     }
 }
 
@@ -321,7 +331,6 @@ fn work(
     setup: &Setup,
 ) {
     order::enter(setup.order.clone(), worker);
-    let mut pages = PagesRead::default();
     let (mut sink, items) = ShardSink::new();
     let mut pipeline = Pipeline::new(&mut sink, setup.config, setup.limits);
     pipeline.set_keys(setup.keys.clone());
@@ -346,7 +355,6 @@ fn work(
                     pipeline.at(Position::packet(header.seq));
                     pipeline.segment(&packets.segment(header), header.time);
                 }
-                pages.done(&packets);
                 packets.clear();
                 let _ = recycle.send(packets);
                 let next = Position::step(complete_before, Position::TICK, 0);
@@ -431,6 +439,8 @@ pub fn run<R: Send>(
         max_idle_connections: limits.max_idle_connections,
         route: foldhash::fast::FixedState::with_seed(0x7773_7072_6f62_6531),
         map: None,
+        routed_bytes: 0,
+        pages: PagesDone::default(),
     };
     let mut merge = Merge::new(sink, workers);
     let read_result = std::thread::scope(|scope| {
