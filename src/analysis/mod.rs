@@ -172,7 +172,13 @@ impl Analysis {
             started: None,
             transport: None,
             scratch: Vec::new(),
-            app: AppSession::new(options.app, options.keep_messages).with_redaction(options.redact),
+            app: AppSession::new(options.app, options.keep_messages)
+                .with_redaction(options.redact)
+                .with_payload_secrets(
+                    options.redact
+                        && (options.keep_messages || options.message_events)
+                        && options.payload != PayloadMode::None,
+                ),
             held: VecDeque::new(),
         }
     }

@@ -657,6 +657,9 @@ pub struct AppSession {
     close: Option<Box<CloseSeen>>,
     reply: Option<Box<CloseSeen>>,
     client_data: u64,
+    /// Find the credentials in each message's payload, for records that show it (nothing
+    /// else reads them: a megabyte STOMP body was scanned for nothing).
+    payload_secrets: bool,
 }
 
 /// What the session hands back at the end.
@@ -696,6 +699,7 @@ impl AppSession {
             close: None,
             reply: None,
             client_data: 0,
+            payload_secrets: true,
         }
     }
 
@@ -703,6 +707,13 @@ impl AppSession {
     /// `--no-redact` turns it off).
     pub fn with_redaction(mut self, redact: bool) -> Self {
         self.handshake.redact = redact;
+        self
+    }
+
+    /// Whether [`Decoded::secrets`] is wanted: only message records with payloads, redacted,
+    /// use it (the decoders' own fields are redacted whatever this says).
+    pub fn with_payload_secrets(mut self, wanted: bool) -> Self {
+        self.payload_secrets = wanted;
         self
     }
 
@@ -795,7 +806,9 @@ impl AppSession {
             State::Decoding(active) => {
                 let mut out = Decoded::default();
                 active.decoder.message(m, &mut out);
-                out.secrets.extend(active.decoder.secrets(m));
+                if self.payload_secrets {
+                    out.secrets.extend(active.decoder.secrets(m));
+                }
                 let invalid = out.packets.iter().any(|p| p.kind == "invalid");
                 if invalid {
                     active.bad += 1;
@@ -862,6 +875,7 @@ impl AppSession {
                         .collect();
                 }
                 seen.push((m.from, m.time));
+                let payload_secrets = self.payload_secrets;
                 if previews.len() < EVIDENCE_MESSAGES {
                     previews.push(Preview::of(m));
                 }
@@ -874,7 +888,9 @@ impl AppSession {
                     c.consistent += 1;
                     let mut out = Decoded::default();
                     c.decoder.message(m, &mut out);
-                    out.secrets.extend(c.decoder.secrets(m));
+                    if payload_secrets {
+                        out.secrets.extend(c.decoder.secrets(m));
+                    }
                     c.outputs.push(out);
                     true
                 });
