@@ -496,20 +496,6 @@ pub fn entry(r: &ConnectionRecord) -> Value {
     e
 }
 
-/// Lets serde_json write into the report's output (errors are remembered by [`Output`]).
-struct Stream<'a>(&'a mut Output);
-
-impl std::io::Write for Stream<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 impl HarReport {
     /// Copies the spooled entries to the output, each with its findings.
     fn write_entries(&mut self) -> std::io::Result<()> {
@@ -541,13 +527,9 @@ impl HarReport {
             if let Some(f) = findings {
                 value["_wsprobe"]["findings"] = Value::Array(f);
             }
-            let mut stream = Stream(&mut self.out);
-            if self.pretty {
-                serde_json::to_writer_pretty(&mut stream, &value)
-            } else {
-                serde_json::to_writer(&mut stream, &value)
-            }
-            .expect("bug: a HAR entry serializes");
+            self.out
+                .serialize(&value, self.pretty)
+                .expect("bug: a HAR entry serializes");
             if self.out.failed() {
                 break;
             }

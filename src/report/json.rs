@@ -6,21 +6,6 @@ use crate::capture::InputSummary;
 use crate::record::{ConnectionRecord, Finding, SCHEMA_VERSION, Summary, Tool};
 use crate::record::{Event, Sink};
 
-/// Lets serde_json write into the report's output. Write errors are remembered by [`Output`]
-/// (and end the run quietly for a closed pipe), so they never fail the serialization.
-struct Stream<'a>(&'a mut Output);
-
-impl std::io::Write for Stream<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Streams the JSON report.
 pub struct JsonReport {
     out: Output,
@@ -69,13 +54,9 @@ impl Sink for JsonReport {
         self.out.write_all(b"\n");
         // Streamed, not built as a string first: a record listing many messages would be held
         // twice.
-        let mut stream = Stream(&mut self.out);
-        if self.pretty {
-            serde_json::to_writer_pretty(&mut stream, &record)
-        } else {
-            serde_json::to_writer(&mut stream, &record)
-        }
-        .expect("bug: record serializes");
+        self.out
+            .serialize(&record, self.pretty)
+            .expect("bug: record serializes");
     }
 
     fn output_failed(&self) -> bool {
