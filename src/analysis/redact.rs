@@ -11,24 +11,18 @@
 
 use std::borrow::Cow;
 
+use crate::app::secrets::Squashed;
+
 /// What replaces a secret.
 pub const REDACTED: &str = "REDACTED";
 
-/// Lower case with everything but letters and digits removed: `X-Api-Key` → `xapikey`.
-fn squash(name: &str) -> String {
-    name.chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
-}
-
 /// A header whose whole value is a credential.
 fn secret_header(name: &str) -> bool {
-    let n = squash(name);
-    if n == "wwwauthenticate" || n == "proxyauthenticate" || n == "secwebsocketkey" {
+    let n = Squashed::new(name);
+    if n.is_any(&["wwwauthenticate", "proxyauthenticate", "secwebsocketkey"]) {
         return false; // challenges and the handshake nonce, not credentials
     }
-    [
+    n.contains_any(&[
         "token",
         "secret",
         "password",
@@ -37,14 +31,12 @@ fn secret_header(name: &str) -> bool {
         "session",
         "signature",
         "credential",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
+    ])
 }
 
 /// A query parameter that carries a credential (OAuth, signed URLs, API keys, sessions).
 pub fn secret_parameter(name: &str) -> bool {
-    let n = squash(&percent_decode(name));
+    let n = Squashed::new(&percent_decode(name));
     // Not `session_id` or `sid`: Jupyter's and Engine.IO's name sessions, not credentials
     // (Zeek's jupyter baseline logs them as they are); PHP's and Java's session ids are.
     const EXACT: &[&str] = &[
@@ -62,8 +54,8 @@ pub fn secret_parameter(name: &str) -> bool {
         "jsessionid",
         "otp",
     ];
-    EXACT.contains(&n.as_str())
-        || [
+    n.is_any(EXACT)
+        || n.contains_any(&[
             "token",
             "secret",
             "password",
@@ -71,9 +63,7 @@ pub fn secret_parameter(name: &str) -> bool {
             "credential",
             "apikey",
             "authorization",
-        ]
-        .iter()
-        .any(|w| n.contains(w))
+        ])
 }
 
 /// Does `value` look like a JSON Web Token (`eyJ….….…`)?
