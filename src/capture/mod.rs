@@ -35,8 +35,9 @@ impl LinkType {
     /// Linux cooked capture v2 (`tcpdump -i any` with libpcap 1.10+).
     pub const LINUX_SLL2: LinkType = LinkType(276);
 
-    /// Short lower-case name used in reports.
-    pub fn name(self) -> String {
+    /// Short lower-case name used in reports (borrowed for the known ones: it is looked up
+    /// for every packet).
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
         match self {
             LinkType::NULL => "null".into(),
             LinkType::ETHERNET => "ethernet".into(),
@@ -46,7 +47,7 @@ impl LinkType {
             LinkType::IPV4 => "ipv4".into(),
             LinkType::IPV6 => "ipv6".into(),
             LinkType::LINUX_SLL2 => "linux-sll2".into(),
-            LinkType(n) => format!("linktype-{n}"),
+            LinkType(n) => format!("linktype-{n}").into(),
         }
     }
 }
@@ -92,8 +93,8 @@ impl InputSummary {
     /// Note a link type the first time it is seen.
     pub fn saw_link(&mut self, link: LinkType) {
         let name = link.name();
-        if !self.link_types.contains(&name) {
-            self.link_types.push(name);
+        if !self.link_types.iter().any(|seen| *seen == name) {
+            self.link_types.push(name.into_owned());
         }
     }
 }
