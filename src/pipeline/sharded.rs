@@ -36,7 +36,8 @@ use crate::tcp::FlowKey;
 /// merge is not held up long by a worker that receives nothing, large enough that the
 /// channels are not the cost.
 const ROUND_PACKETS: usize = 512;
-/// ... or payload bytes (large packets: what is mapped behind the reader stays bounded).
+/// Payload bytes the reader routes before it delivers early (large packets: what stays mapped
+/// behind the reader is bounded in bytes, not only in packets).
 const ROUND_BYTES: usize = 1 << 20;
 /// Messages queued per worker before the reader waits for it.
 const QUEUED_ROUNDS: usize = 8;
