@@ -144,9 +144,10 @@ pub struct ReportArgs {
     /// too. In `live`, the file is re-read as it grows.
     #[arg(long, value_name = "FILE")]
     pub keylog: Vec<std::path::PathBuf>,
-    /// Bytes of listed messages (--messages, json and table) held in memory at once; past it
-    /// messages are counted but not listed. For html and har it bounds all messages written
-    /// [default: 256 MiB; 32 MiB for --format html].
+    /// Bytes of listed messages (--messages, json and table) held at once; past it messages
+    /// are counted but not listed. json holds them in a temporary file (in $TMPDIR), not in
+    /// memory, until their connection is written. For html and har it bounds all messages
+    /// written [default: 256 MiB; none for json; 32 MiB for --format html].
     #[arg(long, value_name = "BYTES")]
     pub max_listed_bytes: Option<u64>,
     /// Dataset tables, HAR and HTML options.

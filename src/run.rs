@@ -18,6 +18,7 @@ use crate::diag::{DiagnosticId, Severity};
 use crate::error::{Error, Result};
 use crate::findings::FindingsEngine;
 use crate::pipeline::{PacketInput, Pipeline, TableLimits, sharded};
+use crate::record::spool::SpoolFormat;
 use crate::record::{Address, ConnectionRecord, Finding, FindingId, OtherConnection, Summary};
 use crate::record::{Event, Sink};
 use crate::report::har::HarReport;
@@ -440,13 +441,20 @@ impl RunOptions {
         } else {
             PayloadArg::Preview
         });
-        let max_listed_bytes = args
-            .max_listed_bytes
-            .unwrap_or(if args.format == Format::Html {
-                crate::report::html::DEFAULT_MAX_LISTED_BYTES
-            } else {
-                crate::connection::DEFAULT_MAX_LISTED_BYTES
-            });
+        // The json report reads a connection's listed messages back from a spool file as it
+        // writes the connection: they hold no memory, so by default there is no cap (the spool
+        // holds what the connections still open have listed). The tables read records, so
+        // with them the messages stay in memory.
+        let spool = (keep_messages && args.format == Format::Json && tables.is_none()).then_some(
+            SpoolFormat {
+                pretty: args.pretty,
+            },
+        );
+        let max_listed_bytes = args.max_listed_bytes.unwrap_or(match args.format {
+            Format::Html => crate::report::html::DEFAULT_MAX_LISTED_BYTES,
+            _ if spool.is_some() => u64::MAX,
+            _ => crate::connection::DEFAULT_MAX_LISTED_BYTES,
+        });
         let payload = match payload_arg {
             // Without message records nobody reads payloads: do not copy them.
             _ if !(keep_messages || message_events) => PayloadMode::None,
@@ -506,6 +514,7 @@ impl RunOptions {
                 max_listed_bytes,
                 // The table report keeps every record until the end; html and har write them
                 // as they come, but the budget then bounds the size of the whole file.
+                spool,
                 listed_freed_on_finish: !matches!(
                     args.format,
                     Format::Table | Format::Html | Format::Har

@@ -12,14 +12,16 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::app::{AppSelection, AppSession, Decoded, Input};
 use crate::diag::{Diagnostic, DiagnosticId, Side};
 use crate::http::{Negotiated, RequestHead, ResponseHead, derive_accept_key};
+use crate::record::spool::{Spool, SpooledMessages};
 use crate::record::{
     Address, ConnectionRecord, DeflateRecoveryRecord, FrameRecord, HandshakeRecord, Header,
     MessageRecord, OpcodeCounts, PerSide, TcpRecord, TimingRecord,
 };
-use crate::record::{Event, Sink};
+use crate::record::{Event, MessageList, Sink};
 use crate::ws::frame::FrameHeader;
 use crate::ws::message::{Message, PayloadMode};
 use crate::ws::opcode::OpCode;
+use std::sync::Arc;
 
 use close::{CloseTracker, EndContext};
 use packed::StoredHandshake;
@@ -30,7 +32,8 @@ use timing::{TimingTracker, round6};
 /// violations cannot grow memory.
 pub const MAX_DIAGNOSTICS_PER_ID: u64 = 20;
 
-/// Messages kept per connection for `--messages` in the json and table reports.
+/// Messages kept in memory per connection for `--messages` (table, html, har; json keeps them
+/// in the message spool, all of them).
 pub const MAX_MESSAGES_KEPT: usize = 100_000;
 
 /// Frame headers kept per connection for `--frames` in the json and table reports.
@@ -68,6 +71,21 @@ struct Held {
     secrets: Vec<crate::app::secrets::Secret>,
 }
 
+/// The messages a connection lists (`--messages`).
+enum Listing {
+    /// In memory, at most [`MAX_MESSAGES_KEPT`].
+    Held(Vec<MessageRecord>),
+    /// In the message spool, as many as there are.
+    Spooled(Box<SpooledListing>),
+}
+
+struct SpooledListing {
+    messages: SpooledMessages,
+    /// Records the spool could not take, and why.
+    refused: u64,
+    why: Option<String>,
+}
+
 /// Pings outstanding per side (client, server): how many, and since when.
 type Outstanding = [(u64, Option<f64>); 2];
 
@@ -89,7 +107,7 @@ pub struct Analysis {
     message_counts: PerSide<u64>,
     payload_bytes: PerSide<u64>,
     deflate_recovery: PerSide<DeflateRecoveryRecord>,
-    messages: Vec<MessageRecord>,
+    messages: Listing,
     messages_dropped: u64,
     frames_detail: Vec<FrameRecord>,
     frames_dropped: u64,
@@ -157,7 +175,7 @@ impl Analysis {
             message_counts: PerSide::default(),
             payload_bytes: PerSide::default(),
             deflate_recovery: PerSide::default(),
-            messages: Vec::new(),
+            messages: Listing::Held(Vec::new()),
             messages_dropped: 0,
             frames_detail: Vec::new(),
             frames_dropped: 0,
@@ -751,6 +769,19 @@ impl Analysis {
         }
     }
 
+    /// Lists messages in `spool` from now on, not in memory (before the first is listed).
+    pub fn spool_messages(&mut self, spool: &Arc<Spool>) {
+        if let Listing::Held(held) = &self.messages
+            && held.is_empty()
+        {
+            self.messages = Listing::Spooled(Box::new(SpooledListing {
+                messages: SpooledMessages::start(spool.clone()),
+                refused: 0,
+                why: None,
+            }));
+        }
+    }
+
     fn emit(&mut self, record: MessageRecord, listed: bool, sink: &mut dyn Sink) {
         if self.options.message_events && self.interesting {
             sink.event(&Event::Message {
@@ -759,10 +790,15 @@ impl Analysis {
             });
         }
         if self.options.keep_messages && listed {
-            if self.messages.len() < MAX_MESSAGES_KEPT {
-                self.messages.push(record);
-            } else {
-                self.messages_dropped += 1;
+            match &mut self.messages {
+                Listing::Held(held) if held.len() < MAX_MESSAGES_KEPT => held.push(record),
+                Listing::Held(_) => self.messages_dropped += 1,
+                Listing::Spooled(spooled) => {
+                    if let Err(why) = spooled.messages.append(&record) {
+                        spooled.refused += 1;
+                        spooled.why = Some(why);
+                    }
+                }
             }
         }
     }
@@ -818,6 +854,20 @@ impl Analysis {
                 sink,
             );
         }
+        if let Listing::Spooled(spooled) = &mut self.messages
+            && let Some(why) = spooled.why.take()
+        {
+            let refused = spooled.refused;
+            self.diag(
+                Diagnostic::new(
+                    DiagnosticId::LimitExceeded,
+                    None,
+                    Some(last_seen),
+                    format!("{refused} messages not listed: {why}"),
+                ),
+                sink,
+            );
+        }
         if self.frames_dropped > 0 {
             let dropped = self.frames_dropped;
             self.diag(
@@ -863,7 +913,10 @@ impl Analysis {
             frames: self.frames,
             message_counts: self.message_counts,
             payload_bytes: self.payload_bytes,
-            messages: self.options.keep_messages.then_some(self.messages),
+            messages: self.options.keep_messages.then(|| match self.messages {
+                Listing::Held(held) => MessageList::Held(held),
+                Listing::Spooled(spooled) => MessageList::Spooled(spooled.messages),
+            }),
             frames_detail: self.options.keep_frames.then_some(self.frames_detail),
             close,
             ping: self.ping.get_or_insert_with(Default::default).record(),

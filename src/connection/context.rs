@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use super::targets::{SharedTargets, Targets};
 use crate::analysis::AnalysisOptions;
 use crate::record::order;
+use crate::record::spool::{Spool, SpoolFormat};
 use crate::record::{ConnectionRecord, Position, Sink};
 use crate::stream::tls::KeyStore;
 use crate::tcp::reassembly::ReassemblyLimits;
@@ -31,6 +32,9 @@ pub struct ConnectionConfig {
     /// The reporter writes and frees a connection's record when the connection finishes (json);
     /// otherwise (table) it keeps every record until the end, and listed bytes stay charged.
     pub listed_freed_on_finish: bool,
+    /// Listed messages go to a spool file as they happen, formatted so (`--format json`):
+    /// they cost no memory and no listing budget, however many there are.
+    pub spool: Option<SpoolFormat>,
 }
 
 /// Default for [`ConnectionConfig::max_listed_bytes`].
@@ -145,6 +149,8 @@ pub struct Context<'s> {
     pub(super) finished: Vec<ConnectionRecord>,
     /// TLS keys for every connection (empty without key logs).
     pub(super) keys: Arc<KeyStore>,
+    /// This thread's message spool (see [`ConnectionConfig::spool`]).
+    pub(super) spool: Option<Arc<Spool>>,
 }
 
 impl<'s> Context<'s> {
@@ -163,6 +169,7 @@ impl<'s> Context<'s> {
             id_base: 0,
             finished: Vec::new(),
             keys: Arc::new(KeyStore::new(false)),
+            spool: config.spool.map(|format| Arc::new(Spool::new(format))),
         }
     }
 

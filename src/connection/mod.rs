@@ -485,7 +485,7 @@ impl Connection {
                 None,
                 Some(self.last_seen),
                 format!(
-                    "{} messages not listed: the listed messages held in memory passed {} bytes (--max-listed-bytes); they are counted in the totals (--format jsonl streams every message)",
+                    "{} messages not listed: the listed messages held at once passed {} bytes (--max-listed-bytes); they are counted in the totals (--format jsonl streams every message)",
                     session.unlisted, ctx.config.max_listed_bytes
                 ),
             );
@@ -1010,6 +1010,7 @@ mod tests {
             reassembly: ReassemblyLimits::default(),
             max_listed_bytes: DEFAULT_MAX_LISTED_BYTES,
             listed_freed_on_finish: true,
+            spool: None,
         }
     }
 
@@ -1066,6 +1067,7 @@ mod tests {
             .messages
             .as_ref()
             .unwrap()
+            .held()
             .iter()
             .filter(|m| m.from == from && m.opcode == "text")
             .map(|m| m.text.clone().unwrap_or_default())
@@ -1091,10 +1093,18 @@ mod tests {
         let record = d.conn.finish(None, &mut ctx).unwrap();
         assert_eq!(record.diagnostic_counts["capture_ended_mid_frame"], 1);
         let messages = record.messages.as_ref().unwrap();
-        let server = messages.iter().find(|m| m.from == Side::Server).unwrap();
+        let server = messages
+            .held()
+            .iter()
+            .find(|m| m.from == Side::Server)
+            .unwrap();
         assert_eq!((server.opcode, server.wire_length), ("binary", 10));
         assert!(!server.complete);
-        let client = messages.iter().find(|m| m.from == Side::Client).unwrap();
+        let client = messages
+            .held()
+            .iter()
+            .find(|m| m.from == Side::Client)
+            .unwrap();
         assert_eq!(client.text.as_deref(), Some("first half"));
         assert!(!client.complete);
     }

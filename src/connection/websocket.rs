@@ -340,6 +340,9 @@ impl Session {
                     self.analysis.frame(side, &h, time, ctx.sink);
                 }
                 Output::Message(m) => {
+                    if let Some(spool) = &ctx.spool {
+                        self.analysis.spool_messages(spool);
+                    }
                     let listed = self.charge_listing(&m, ctx);
                     self.analysis.message(&m, listed, ctx.sink);
                     if self.app_payload && !self.analysis.app_wants_payload() {

@@ -8,6 +8,7 @@ pub mod http2;
 pub mod model;
 pub mod order;
 pub mod sink;
+pub mod spool;
 pub mod tls;
 
 pub use app::*;

@@ -695,6 +695,44 @@ pub struct Fingerprint {
     pub varied_masks: bool,
 }
 
+/// A connection's listed messages: in memory, or in the message spool (`--format json`, where
+/// they are read back as the record is written).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum MessageList {
+    /// The records.
+    Held(Vec<MessageRecord>),
+    /// Their JSON in the spool.
+    Spooled(super::spool::SpooledMessages),
+}
+
+impl MessageList {
+    /// Messages listed.
+    pub fn len(&self) -> usize {
+        match self {
+            MessageList::Held(v) => v.len(),
+            MessageList::Spooled(s) => s.len() as usize,
+        }
+    }
+
+    /// None listed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The records held in memory. Only the JSON report spools its lists, and it reads
+    /// them whole; every other reader gets them held.
+    pub fn held(&self) -> &[MessageRecord] {
+        match self {
+            MessageList::Held(v) => v,
+            MessageList::Spooled(_) => {
+                debug_assert!(false, "bug: a spooled message list read as records");
+                &[]
+            }
+        }
+    }
+}
+
 /// One connection's analysis.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectionRecord {
@@ -718,7 +756,7 @@ pub struct ConnectionRecord {
     pub payload_bytes: PerSide<u64>,
     /// Every message and control frame, with `--messages`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub messages: Option<Vec<MessageRecord>>,
+    pub messages: Option<MessageList>,
     /// Every frame header in capture order, with `--frames` (at most
     /// [`crate::analysis::MAX_FRAMES_KEPT`]; `frames` counts them all).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -49,24 +49,8 @@ enum Spool {
 impl Spool {
     /// An unlinked temporary file (nothing is left behind, whatever happens), else memory.
     fn new() -> Spool {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            ".wsprobe-har-{}-{}.tmp",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path);
-        match file {
-            Ok(f) => {
-                // Unix keeps the open file; elsewhere it is removed after reading.
-                let _ = std::fs::remove_file(&path);
-                Spool::File(std::io::BufWriter::with_capacity(1 << 16, f))
-            }
+        match crate::record::spool::unlinked_file(&std::env::temp_dir(), ".wsprobe-har") {
+            Ok(f) => Spool::File(std::io::BufWriter::with_capacity(1 << 16, f)),
             Err(_) => Spool::Memory(Vec::new()),
         }
     }
@@ -434,8 +418,8 @@ pub fn entry(r: &ConnectionRecord) -> Value {
     });
     let messages: Vec<Value> = r
         .messages
-        .as_deref()
-        .unwrap_or(&[])
+        .as_ref()
+        .map_or(&[][..], |m| m.held())
         .iter()
         .map(har_message)
         .collect();
@@ -471,7 +455,7 @@ pub fn entry(r: &ConnectionRecord) -> Value {
             "frames": r.frames,
             "message_counts": r.message_counts,
             "payload_bytes": r.payload_bytes,
-            "messages_listed": r.messages.as_ref().map_or(0, Vec::len),
+            "messages_listed": r.messages.as_ref().map_or(0, |m| m.len()),
             "diagnostics": r.diagnostics,
             "diagnostic_counts": r.diagnostic_counts,
             "http2": r.http2,

@@ -53,10 +53,14 @@ impl Sink for JsonReport {
         self.connections += 1;
         self.out.write_all(b"\n");
         // Streamed, not built as a string first: a record listing many messages would be held
-        // twice.
-        self.out
-            .serialize(&record, self.pretty)
-            .expect("bug: record serializes");
+        // twice. The only error possible is reading the message spool back (its file is gone
+        // or the disk failed): the report cannot be whole, so the run fails with the reason.
+        if let Err(e) = self.out.serialize(&record, self.pretty) {
+            self.out.fail(std::io::Error::other(format!(
+                "connection {}: {e}",
+                record.id
+            )));
+        }
     }
 
     fn output_failed(&self) -> bool {

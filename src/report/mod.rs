@@ -142,6 +142,11 @@ impl Output {
         }
     }
 
+    /// Makes the output fail with `error` (unless it already failed).
+    pub(crate) fn fail(&mut self, error: std::io::Error) {
+        self.error.get_or_insert(error);
+    }
+
     /// Has writing failed (e.g. the reader of a pipe went away)?
     pub(crate) fn failed(&self) -> bool {
         self.error.is_some()

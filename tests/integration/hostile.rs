@@ -791,6 +791,43 @@ fn many_connections_with_many_messages() {
 }
 
 #[test]
+fn json_lists_every_message_of_a_long_connection() {
+    // More messages than a connection may hold in memory (MAX_MESSAGES_KEPT): json keeps them
+    // in its spool file, so all are listed, in order, however many there are.
+    const MESSAGES: u32 = 120_000;
+    let mut frames = Vec::new();
+    for i in 0..MESSAGES {
+        frames.extend(server_frame(true, 2, &i.to_be_bytes()[1..]));
+    }
+    let mut c = Conv::new("10.0.1.1:40000", "10.0.0.2:8080");
+    c.tcp_open();
+    c.send(true, &upgrade_request("/long", ""));
+    c.send(false, &upgrade_response(""));
+    c.send(false, &frames);
+    let capture = pcap(&c, Link::Ethernet);
+    for pretty in [&[][..], &["--pretty"][..]] {
+        let mut args = vec!["--messages"];
+        args.extend_from_slice(pretty);
+        let report = attack(
+            "one connection, 120,000 messages",
+            &capture,
+            &args,
+            SECS_60 * 3,
+        );
+        let conn = only(&report);
+        let messages = conn["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), MESSAGES as usize, "{pretty:?}");
+        use base64::Engine;
+        for (i, m) in messages.iter().enumerate() {
+            let payload = &(i as u32).to_be_bytes()[1..];
+            let shown = base64::engine::general_purpose::STANDARD.encode(payload);
+            assert_eq!(m["base64"], shown.as_str(), "message {i}");
+        }
+        assert_eq!(count(conn, "limit_exceeded"), 0, "{pretty:?}");
+    }
+}
+
+#[test]
 fn thousands_of_compressed_connections() {
     use flate2::{Compress, Compression, FlushCompress};
     let mut msg = Vec::with_capacity(256);

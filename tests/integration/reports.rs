@@ -1602,3 +1602,54 @@ fn parquet_tables_hold_the_same_rows_as_json_lines() {
         "null lists stay null: {f}"
     );
 }
+
+/// Without a writable temporary directory json cannot keep listed messages on disk: they are
+/// counted, not listed, and each connection says why; the run goes on.
+#[test]
+fn json_messages_without_a_temporary_directory_are_counted_and_explained() {
+    let out = wsprobe()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", "/nonexistent/wsprobe-test")
+        .args([
+            "analyze",
+            "--format",
+            "json",
+            "--messages",
+            "captures/demo.pcap",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let with_messages: Vec<&Value> = report["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["message_counts"]["client"].as_u64().unwrap() > 0)
+        .collect();
+    assert!(!with_messages.is_empty());
+    for c in with_messages {
+        let said: Vec<&str> = c["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["id"] == "limit_exceeded")
+            .map(|d| d["message"].as_str().unwrap())
+            .collect();
+        assert!(
+            said.iter().any(|m| m.contains("messages not listed")
+                && m.contains("/nonexistent/wsprobe-test")
+                && m.contains("TMPDIR")),
+            "{said:?}"
+        );
+        let listed = c["messages"].as_array().unwrap().len() as u64;
+        let total = c["message_counts"]["client"].as_u64().unwrap()
+            + c["message_counts"]["server"].as_u64().unwrap();
+        assert!(listed < total, "{listed} of {total} listed");
+    }
+}

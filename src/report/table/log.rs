@@ -179,7 +179,7 @@ pub fn messages(r: &ConnectionRecord, max: usize) -> Vec<String> {
             add(t, format!("← {status} {reason}{agreed}"), &mut entries);
         }
     }
-    for m in messages {
+    for m in messages.held() {
         let arrow = if m.from == Side::Client { "→" } else { "←" };
         let length = m
             .length

@@ -440,7 +440,7 @@ impl TableWriter {
         if self.config.messages
             && let Some(messages) = &record.messages
         {
-            for (i, m) in messages.iter().enumerate() {
+            for (i, m) in messages.held().iter().enumerate() {
                 let row = columns::message_row(record, &keys, i, m);
                 self.write(&columns::MESSAGES, m.time, &row);
             }
