@@ -516,6 +516,10 @@ impl SpooledMessages {
             }
         }
         if seen != self.chain.records {
+            // Records the spool took in memory and then failed to write.
+            if let Some(why) = self.spool.lock().failed.clone() {
+                return Err(std::io::Error::other(why));
+            }
             return Err(std::io::Error::other(format!(
                 "bug: {seen} of {} spooled records read back",
                 self.chain.records
