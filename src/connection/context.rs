@@ -33,7 +33,8 @@ pub struct ConnectionConfig {
     /// otherwise (table) it keeps every record until the end, and listed bytes stay charged.
     pub listed_freed_on_finish: bool,
     /// Listed messages go to a spool file as they happen, formatted so (`--format json`):
-    /// they cost no memory and no listing budget, however many there are.
+    /// they cost no memory however many there are (`max_listed_bytes` then bounds what the
+    /// spool holds).
     pub spool: Option<SpoolFormat>,
 }
 
