@@ -202,6 +202,9 @@ pub fn config_from(flags: u8) -> ConnectionConfig {
         },
         max_listed_bytes: if tiny { 1000 } else { DEFAULT_MAX_LISTED_BYTES },
         listed_freed_on_finish: flags & 0x80 == 0,
+        // No spool: it stores the records the analysis made (its own tests cover it), and
+        // fuzzing runs would only make temporary files.
+        spool: None,
     }
 }
 
