@@ -98,7 +98,6 @@ struct Chain {
     first_segment: u32,
     last_segment: u32,
     tail: Vec<u8>,
-    records: u64,
     /// Holders: the chain goes when the last lets go.
     holders: u32,
 }
@@ -198,8 +197,9 @@ impl Spool {
         }
     }
 
-    /// Segment files open now (for tests of reclamation).
-    pub fn open_segments(&self) -> usize {
+    /// Segment files open now.
+    #[cfg(test)]
+    fn open_segments(&self) -> usize {
         self.lock()
             .segments
             .iter()
@@ -268,7 +268,6 @@ impl Inner {
         let full = tail.len() >= TAIL_BYTES;
         self.tail_bytes += 4 + record.len();
         chain.records += 1;
-        self.chains.get_mut(&id).expect("held").records += 1;
         if full {
             self.write_tail(spool, id)?;
         }
@@ -296,7 +295,8 @@ impl Inner {
     }
 
     fn write_chunk(&mut self, spool: &Spool, id: u64, records: &[u8]) -> Result<(), String> {
-        let length = records.len() as u32;
+        let length = u32::try_from(records.len())
+            .map_err(|_| format!("a spool chunk of {} bytes", records.len()))?;
         let start_new = match self.segments.last() {
             None => true,
             Some(s) => s.written + self.buffer.len() as u64 >= spool.segment_bytes,
@@ -604,7 +604,7 @@ mod tests {
             std::array::from_fn(|_| SpooledMessages::start(spool.clone()));
         let mut expected: [Vec<String>; 3] = Default::default();
         for i in 0..3000u32 {
-            // Runs of one chain (read ahead) and scattered records (read one by one).
+            // Runs of one chain (gathered into one chunk) and scattered records.
             let which = if i < 1000 {
                 (i as usize / 100) % 3
             } else {
