@@ -458,7 +458,7 @@ fn thousands_of_interleaved_connections_give_the_single_threaded_report_on_any_n
     let inspected = assert_same_reports(&cases, &GENERATED_THREADS, |case, run| {
         let lines = run.stdout.split(|&b| b == b'\n');
         let servers = lines
-            .filter(|l| l.starts_with(b"{\"client\":"))
+            .filter(|l| l.starts_with(b"{\"event\":\"connection\","))
             .map(|l| serde_json::from_slice::<Value>(l).unwrap()["server"]["port"].clone())
             .collect::<Vec<Value>>();
         (json_report(case, run), run.code, servers)
