@@ -3,6 +3,7 @@
 //! that no stage imports a reporter.
 
 pub mod app;
+pub mod compact_json;
 pub mod findings;
 pub mod http2;
 pub mod model;

@@ -430,7 +430,7 @@ pub fn unlinked_file(dir: &std::path::Path, prefix: &str) -> std::io::Result<Fil
 /// Formats `record` as it appears in a connection record's `messages` list.
 fn format_record<T: Serialize>(out: &mut Vec<u8>, record: &T, format: SpoolFormat) {
     if !format.pretty {
-        serde_json::to_writer(&mut *out, record).expect("bug: message record serializes");
+        super::compact_json::write(out, record).expect("bug: message record serializes");
         return;
     }
     // Indented for its depth in the report (record object, then its `messages` list): pretty

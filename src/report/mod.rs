@@ -111,7 +111,7 @@ impl Output {
         let result = if pretty {
             serde_json::to_writer_pretty(&mut staged, value)
         } else {
-            serde_json::to_writer(&mut staged, value)
+            crate::record::compact_json::write(&mut staged, value)
         };
         staged.drain();
         result
@@ -165,16 +165,48 @@ impl Staged<'_> {
     }
 }
 
-impl std::io::Write for Staged<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.0.staging.len() + buf.len() > STAGING {
+impl crate::record::compact_json::JsonOut for Staged<'_> {
+    #[inline]
+    fn put(&mut self, piece: &[u8]) {
+        if self.0.staging.len() + piece.len() > STAGING {
             self.drain();
         }
-        if buf.len() >= STAGING {
-            self.0.write_all(buf);
+        if piece.len() >= STAGING {
+            self.0.write_all(piece);
         } else {
-            self.0.staging.extend_from_slice(buf);
+            self.0.staging.extend_from_slice(piece);
         }
+    }
+
+    #[inline]
+    fn buffer(&mut self, n: usize) -> Option<&mut Vec<u8>> {
+        if n > STAGING {
+            return None;
+        }
+        if self.0.staging.len() + n > STAGING {
+            self.drain();
+        }
+        Some(&mut self.0.staging)
+    }
+
+    #[inline]
+    fn put_quoted(&mut self, text: &[u8]) {
+        if self.0.staging.len() + text.len() + 2 > STAGING {
+            self.put(b"\"");
+            self.put(text);
+            self.put(b"\"");
+            return;
+        }
+        let staging = &mut self.0.staging;
+        staging.push(b'"');
+        staging.extend_from_slice(text);
+        staging.push(b'"');
+    }
+}
+
+impl std::io::Write for Staged<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::record::compact_json::JsonOut::put(self, buf);
         Ok(buf.len())
     }
 
