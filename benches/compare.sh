@@ -24,7 +24,9 @@
 # Each tool runs under /usr/bin/time -v
 # (package `time`, installed if missing, as is tshark): wall time and peak RSS.
 #   wsprobe: target/release/wsprobe analyze --format json --threads 1 FILE > /dev/null, and the
-#            same with --threads $(nproc) (its report is checked to be the same bytes)
+#            same with --threads $(nproc) (its report is checked to be the same bytes); on the
+#            small mix also --format jsonl and --format json --messages --payload full (1 thread,
+#            goal: jsonl within 1.3x of json)
 #   tshark:  tshark -r FILE -Y websocket -T fields -e frame.number -e websocket.opcode > /dev/null
 #            (+ -d tcp.port==443,http -d tcp.port==9000,http: the generator's servers speak plain
 #            HTTP on 443 and 9000 too, and tshark must dissect every connection, with TCP
@@ -126,6 +128,7 @@ FAIL=0
 GOAL_FAIL=0
 CORES=$(nproc)
 THREADS_OUT=""
+FORMATS_OUT=""
 ROWS=()
 VERIFY_OUT=""
 CASES="$MIXES"
@@ -155,6 +158,20 @@ for mix in $CASES; do
   read -r w_s w_cpu w_kib w_st < <(run_timed "$RUNS" "$WSPROBE" analyze --format json --threads "$CORES" "$pcap")
   [ "$w_st" = 0 ] || FAIL=1
   ROWS+=("$(basename "$pcap") $bytes $packets wsprobe-${CORES}t $w_s $w_cpu $w_kib $w_st")
+  if [ "$mix" = small ]; then
+    # What the other reports cost beside plain json (goal: jsonl within 1.3x), one thread.
+    json_s=$(echo "${ROWS[${#ROWS[@]}-2]}" | cut -d' ' -f5)
+    for fmt in "jsonl" "json --messages --payload full"; do
+      # shellcheck disable=SC2086 # the format's words are separate arguments
+      read -r f_s f_cpu f_kib f_st < <(run_timed "$RUNS" "$WSPROBE" analyze --format $fmt --threads 1 "$pcap")
+      [ "$f_st" = 0 ] || FAIL=1
+      ratio=$(awk -v a="$f_s" -v b="$json_s" 'BEGIN { if (b > 0) printf "%.2f", a / b }')
+      FORMATS_OUT+="$(basename "$pcap"), 1 thread: --format $fmt $(printf '%.2f' "$f_s") s (CPU $(printf '%.2f' "$f_cpu") s, peak $((f_kib / 1024)) MiB): ${ratio}x json's $(printf '%.2f' "$json_s") s"$'\n'
+      if [ "$fmt" = jsonl ]; then
+        awk -v r="$ratio" 'BEGIN {exit !(r > 1.3)}' && GOAL_FAIL=1
+      fi
+    done
+  fi
   # The sharded report must be the single-threaded one, byte for byte.
   one=$("$WSPROBE" analyze --format json --threads 1 "$pcap" | md5sum)
   all=$("$WSPROBE" analyze --format json --threads "$CORES" "$pcap" | md5sum)
@@ -335,7 +352,7 @@ echo "(seconds = wall clock, best of the runs; cpu s = user+system of that run; 
 echo " seconds / wsprobe seconds, cpu ratio = the same in CPU seconds (steadier on a loaded machine); goals: ratio >= 20x, wsprobe peak RSS <= 64 MiB; load average"
 echo " during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"
 echo
-printf '%s%s' "$THREAD_GAIN" "$THREADS_OUT"
+printf '%s%s%s' "$THREAD_GAIN" "$THREADS_OUT" "$FORMATS_OUT"
 if [ "$SKIP_MEMORY" = 0 ]; then
   echo
   echo "== cargo bench --bench memory -- $MEM_CONNECTIONS" >&2
