@@ -3,8 +3,9 @@
 //! serde_json escapes every string one byte at a time and writes each run between escapes
 //! through the writer separately; on a report of many small records (a jsonl message line has
 //! some twenty keys and short values) that was a quarter of the run's instructions. This
-//! serializer checks eight bytes at a time and writes through [`JsonOut`], a sink that cannot
-//! fail. Numbers are formatted by serde_json's own `CompactFormatter`, so they cannot differ;
+//! serializer checks eight bytes at a time, writes struct field names without scanning them
+//! (they are identifiers or our own renames; debug builds assert that they need no escape) and
+//! writes through [`JsonOut`], a sink that cannot fail. Numbers are formatted by serde_json's own `CompactFormatter`, so they cannot differ;
 //! `serde_json::value::RawValue` is written raw, as serde_json does. Pretty output stays with
 //! serde_json. serde_json offers no hook to replace its string escaping (its `Formatter` only
 //! sees the runs), hence a serializer of our own.
