@@ -121,3 +121,30 @@ fn every_kind_of_value_is_written_as_serde_json_writes_it() {
     assert!(!same_as_serde_json(&bad_keys));
     same_as_serde_json(&serde_json::json!({"a": [1, 2.5, null, "s", {"b": true}]}));
 }
+
+/// Characters weighted towards the ones that need escaping and the multi-byte ones next to them.
+fn tricky_char() -> impl proptest::strategy::Strategy<Value = char> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => proptest::char::range('\u{0}', '\u{1f}'),
+        3 => proptest::sample::select(vec!['"', '\\', '/', '\u{7f}']),
+        4 => proptest::char::range('a', 'z'),
+        2 => any::<char>(),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+    /// Any string, whatever its length and where its escapes fall, as serde_json writes it;
+    /// also as a map key and inside a record.
+    #[test]
+    fn prop_any_string_is_written_as_serde_json_writes_it(
+        chars in proptest::collection::vec(tricky_char(), 0..70),
+    ) {
+        let text: String = chars.into_iter().collect();
+        proptest::prop_assert!(same_as_serde_json(&text));
+        let keyed: BTreeMap<&str, &str> = [(text.as_str(), text.as_str())].into();
+        proptest::prop_assert!(same_as_serde_json(&keyed));
+    }
+}
