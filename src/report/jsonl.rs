@@ -3,7 +3,7 @@
 //! order (`event` first, so that `grep '^{"event":"message"'` picks a kind).
 
 use serde::Serialize;
-use serde::ser::SerializeMap;
+use serde::ser::SerializeStruct;
 
 use super::Output;
 use crate::capture::InputSummary;
@@ -30,12 +30,13 @@ struct Line<'a, T, V: ?Sized> {
 
 impl<T: Serialize, V: Serialize + ?Sized> Serialize for Line<'_, T, V> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(4))?;
-        map.serialize_entry("event", self.event)?;
-        map.serialize_entry("connection", &self.connection)?;
-        map.serialize_entry("time", &self.time)?;
-        map.serialize_entry(self.key, self.value)?;
-        map.end()
+        // A struct, not a map: its field names are static, and written without a scan.
+        let mut line = serializer.serialize_struct("Line", 4)?;
+        line.serialize_field("event", self.event)?;
+        line.serialize_field("connection", &self.connection)?;
+        line.serialize_field("time", &self.time)?;
+        line.serialize_field(self.key, self.value)?;
+        line.end()
     }
 }
 
