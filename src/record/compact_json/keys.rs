@@ -127,8 +127,8 @@ impl<O: JsonOut + ?Sized> ser::Serializer for KeySerializer<'_, O> {
     fn serialize_none(self) -> serde_json::Result<()> {
         Err(key_must_be_a_string())
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> serde_json::Result<()> {
-        Err(key_must_be_a_string())
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> serde_json::Result<()> {
+        value.serialize(self)
     }
     fn serialize_unit(self) -> serde_json::Result<()> {
         Err(key_must_be_a_string())

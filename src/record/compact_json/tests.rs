@@ -115,6 +115,10 @@ fn every_kind_of_value_is_written_as_serde_json_writes_it() {
     assert!(same_as_serde_json(&numeric_keys));
     let bool_keys: BTreeMap<bool, u8> = [(true, 1)].into();
     same_as_serde_json(&bool_keys);
+    let optional_keys: BTreeMap<Option<&str>, u8> = [(Some("k"), 1)].into();
+    assert!(same_as_serde_json(&optional_keys));
+    let missing_keys: BTreeMap<Option<&str>, u8> = [(None, 1)].into();
+    assert!(!same_as_serde_json(&missing_keys));
     let char_keys: BTreeMap<char, u8> = [('"', 1)].into();
     same_as_serde_json(&char_keys);
     let bad_keys: BTreeMap<Vec<u8>, u8> = [(vec![1], 1)].into();
