@@ -10,17 +10,67 @@ fn key_must_be_a_string() -> serde_json::Error {
     ser::Error::custom("key must be a string")
 }
 
+fn not_raw() -> serde_json::Error {
+    ser::Error::custom("a RawValue holds a string of JSON")
+}
+
+/// Serializer methods that refuse their value with `$error()`; `<T>` marks the generic ones.
+macro_rules! refuse {
+    ($error:ident: $($method:ident $(<$t:ident>)? ($($arg:ty),*) -> $ret:ty;)*) => {
+        $(
+            fn $method $(<$t: Serialize + ?Sized>)? (self, $(_: $arg),*) -> serde_json::Result<$ret> {
+                Err($error())
+            }
+        )*
+    };
+}
+
+/// The methods of values that are not scalars (containers, units, variants with content).
+macro_rules! refuse_compound {
+    ($error:ident) => {
+        refuse! { $error:
+            serialize_bytes(&[u8]) -> ();
+            serialize_none() -> ();
+            serialize_unit() -> ();
+            serialize_unit_struct(&'static str) -> ();
+            serialize_newtype_variant<T>(&'static str, u32, &'static str, &T) -> ();
+            serialize_seq(Option<usize>) -> Self::SerializeSeq;
+            serialize_tuple(usize) -> Self::SerializeTuple;
+            serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+            serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+            serialize_map(Option<usize>) -> Self::SerializeMap;
+            serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+            serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+        }
+    };
+}
+
 /// Map keys, as serde_json writes them: strings, and numbers, booleans and chars quoted.
 pub(super) struct KeySerializer<'o, O: ?Sized> {
     pub(super) out: &'o mut O,
 }
 
-impl<O: JsonOut + ?Sized> KeySerializer<'_, O> {
-    fn quoted(self, f: impl FnOnce(&mut Io<'_, O>)) -> serde_json::Result<()> {
-        self.out.put(b"\"");
-        f(&mut Io(&mut *self.out));
-        self.out.put(b"\"");
+/// Key methods that write the value with serde_json's formatter, between quotes.
+macro_rules! quoted {
+    ($($method:ident($ty:ty) => $write:ident;)*) => {
+        $(
+            fn $method(self, v: $ty) -> serde_json::Result<()> {
+                self.out.put(b"\"");
+                let _ = CompactFormatter.$write(&mut Io(&mut *self.out), v);
+                self.out.put(b"\"");
+                Ok(())
+            }
+        )*
+    };
+}
+
+fn finite_key(finite: bool) -> serde_json::Result<()> {
+    if finite {
         Ok(())
+    } else {
+        Err(ser::Error::custom(
+            "float key must be finite (got NaN or +/-inf)",
+        ))
     }
 }
 
@@ -40,8 +90,7 @@ impl<O: JsonOut + ?Sized> ser::Serializer for KeySerializer<'_, O> {
         Ok(())
     }
     fn serialize_char(self, v: char) -> serde_json::Result<()> {
-        put_str(self.out, v.encode_utf8(&mut [0; 4]));
-        Ok(())
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
     }
     fn serialize_unit_variant(
         self,
@@ -58,143 +107,42 @@ impl<O: JsonOut + ?Sized> ser::Serializer for KeySerializer<'_, O> {
     ) -> serde_json::Result<()> {
         value.serialize(self)
     }
-    fn serialize_bool(self, v: bool) -> serde_json::Result<()> {
-        self.quoted(|io| {
-            let _ = CompactFormatter.write_bool(io, v);
-        })
-    }
-    fn serialize_i8(self, v: i8) -> serde_json::Result<()> {
-        self.serialize_i64(i64::from(v))
-    }
-    fn serialize_i16(self, v: i16) -> serde_json::Result<()> {
-        self.serialize_i64(i64::from(v))
-    }
-    fn serialize_i32(self, v: i32) -> serde_json::Result<()> {
-        self.serialize_i64(i64::from(v))
-    }
-    fn serialize_i64(self, v: i64) -> serde_json::Result<()> {
-        self.quoted(|io| {
-            let _ = CompactFormatter.write_i64(io, v);
-        })
-    }
-    fn serialize_i128(self, v: i128) -> serde_json::Result<()> {
-        self.quoted(|io| {
-            let _ = CompactFormatter.write_i128(io, v);
-        })
-    }
-    fn serialize_u8(self, v: u8) -> serde_json::Result<()> {
-        self.serialize_u64(u64::from(v))
-    }
-    fn serialize_u16(self, v: u16) -> serde_json::Result<()> {
-        self.serialize_u64(u64::from(v))
-    }
-    fn serialize_u32(self, v: u32) -> serde_json::Result<()> {
-        self.serialize_u64(u64::from(v))
-    }
-    fn serialize_u64(self, v: u64) -> serde_json::Result<()> {
-        self.quoted(|io| {
-            let _ = CompactFormatter.write_u64(io, v);
-        })
-    }
-    fn serialize_u128(self, v: u128) -> serde_json::Result<()> {
-        self.quoted(|io| {
-            let _ = CompactFormatter.write_u128(io, v);
-        })
-    }
-    fn serialize_f32(self, v: f32) -> serde_json::Result<()> {
-        if !v.is_finite() {
-            return Err(ser::Error::custom(
-                "float key must be finite (got NaN or +/-inf)",
-            ));
-        }
-        self.quoted(|io| {
-            let _ = CompactFormatter.write_f32(io, v);
-        })
-    }
-    fn serialize_f64(self, v: f64) -> serde_json::Result<()> {
-        if !v.is_finite() {
-            return Err(ser::Error::custom(
-                "float key must be finite (got NaN or +/-inf)",
-            ));
-        }
-        self.quoted(|io| {
-            let _ = CompactFormatter.write_f64(io, v);
-        })
-    }
-    fn serialize_bytes(self, _v: &[u8]) -> serde_json::Result<()> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_none(self) -> serde_json::Result<()> {
-        Err(key_must_be_a_string())
-    }
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> serde_json::Result<()> {
         value.serialize(self)
     }
-    fn serialize_unit(self) -> serde_json::Result<()> {
-        Err(key_must_be_a_string())
+    quoted! {
+        serialize_bool(bool) => write_bool;
+        serialize_i8(i8) => write_i8;
+        serialize_i16(i16) => write_i16;
+        serialize_i32(i32) => write_i32;
+        serialize_i64(i64) => write_i64;
+        serialize_i128(i128) => write_i128;
+        serialize_u8(u8) => write_u8;
+        serialize_u16(u16) => write_u16;
+        serialize_u32(u32) => write_u32;
+        serialize_u64(u64) => write_u64;
+        serialize_u128(u128) => write_u128;
     }
-    fn serialize_unit_struct(self, _name: &'static str) -> serde_json::Result<()> {
-        Err(key_must_be_a_string())
+    fn serialize_f32(self, v: f32) -> serde_json::Result<()> {
+        finite_key(v.is_finite())?;
+        self.out.put(b"\"");
+        let _ = CompactFormatter.write_f32(&mut Io(&mut *self.out), v);
+        self.out.put(b"\"");
+        Ok(())
     }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> serde_json::Result<()> {
-        Err(key_must_be_a_string())
+    fn serialize_f64(self, v: f64) -> serde_json::Result<()> {
+        finite_key(v.is_finite())?;
+        self.out.put(b"\"");
+        let _ = CompactFormatter.write_f64(&mut Io(&mut *self.out), v);
+        self.out.put(b"\"");
+        Ok(())
     }
-    fn serialize_seq(self, _len: Option<usize>) -> serde_json::Result<Self::SerializeSeq> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_tuple(self, _len: usize) -> serde_json::Result<Self::SerializeTuple> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_tuple_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> serde_json::Result<Self::SerializeTupleStruct> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_tuple_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> serde_json::Result<Self::SerializeTupleVariant> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_map(self, _len: Option<usize>) -> serde_json::Result<Self::SerializeMap> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> serde_json::Result<Self::SerializeStruct> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_struct_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> serde_json::Result<Self::SerializeStructVariant> {
-        Err(key_must_be_a_string())
-    }
+    refuse_compound!(key_must_be_a_string);
 }
 
 /// A `RawValue`'s field: the JSON text itself, written unchanged.
 pub(super) struct RawEmitter<'o, O: ?Sized> {
     pub(super) out: &'o mut O,
-}
-
-fn not_raw() -> serde_json::Error {
-    ser::Error::custom("a RawValue holds a string of JSON")
 }
 
 impl<O: JsonOut + ?Sized> ser::Serializer for RawEmitter<'_, O> {
@@ -212,120 +160,22 @@ impl<O: JsonOut + ?Sized> ser::Serializer for RawEmitter<'_, O> {
         self.out.put(v.as_bytes());
         Ok(())
     }
-    fn serialize_bool(self, _v: bool) -> serde_json::Result<()> {
-        Err(not_raw())
+    refuse! { not_raw:
+        serialize_bool(bool) -> ();
+        serialize_i8(i8) -> ();
+        serialize_i16(i16) -> ();
+        serialize_i32(i32) -> ();
+        serialize_i64(i64) -> ();
+        serialize_u8(u8) -> ();
+        serialize_u16(u16) -> ();
+        serialize_u32(u32) -> ();
+        serialize_u64(u64) -> ();
+        serialize_f32(f32) -> ();
+        serialize_f64(f64) -> ();
+        serialize_char(char) -> ();
+        serialize_some<T>(&T) -> ();
+        serialize_unit_variant(&'static str, u32, &'static str) -> ();
+        serialize_newtype_struct<T>(&'static str, &T) -> ();
     }
-    fn serialize_i64(self, _v: i64) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_u64(self, _v: u64) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_i8(self, _v: i8) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_i16(self, _v: i16) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_i32(self, _v: i32) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_u8(self, _v: u8) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_u16(self, _v: u16) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_u32(self, _v: u32) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_f32(self, _v: f32) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_f64(self, _v: f64) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_char(self, _v: char) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_bytes(self, _v: &[u8]) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_none(self) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_unit(self) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_unit_struct(self, _name: &'static str) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_unit_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-    ) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _value: &T,
-    ) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> serde_json::Result<()> {
-        Err(not_raw())
-    }
-    fn serialize_seq(self, _len: Option<usize>) -> serde_json::Result<Self::SerializeSeq> {
-        Err(not_raw())
-    }
-    fn serialize_tuple(self, _len: usize) -> serde_json::Result<Self::SerializeTuple> {
-        Err(not_raw())
-    }
-    fn serialize_tuple_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> serde_json::Result<Self::SerializeTupleStruct> {
-        Err(not_raw())
-    }
-    fn serialize_tuple_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> serde_json::Result<Self::SerializeTupleVariant> {
-        Err(not_raw())
-    }
-    fn serialize_map(self, _len: Option<usize>) -> serde_json::Result<Self::SerializeMap> {
-        Err(not_raw())
-    }
-    fn serialize_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> serde_json::Result<Self::SerializeStruct> {
-        Err(not_raw())
-    }
-    fn serialize_struct_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> serde_json::Result<Self::SerializeStructVariant> {
-        Err(not_raw())
-    }
+    refuse_compound!(not_raw);
 }

@@ -57,6 +57,7 @@ pub fn write<O: JsonOut + ?Sized, T: Serialize + ?Sized>(
 }
 
 /// `value` as a compact JSON string.
+#[cfg(test)]
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
     let mut bytes = Vec::new();
     write(&mut bytes, value)?;
@@ -480,49 +481,41 @@ impl<'o, O: JsonOut + ?Sized> Compound<'o, O> {
     }
 }
 
-impl<O: JsonOut + ?Sized> ser::SerializeSeq for Compound<'_, O> {
-    type Ok = ();
-    type Error = serde_json::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> serde_json::Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> serde_json::Result<()> {
-        self.finish()
-    }
+/// The serde traits of arrays (elements, or unnamed fields) and of objects (named fields).
+macro_rules! compound {
+    (elements: $($trait:ident::$method:ident),*) => {$(
+        impl<O: JsonOut + ?Sized> ser::$trait for Compound<'_, O> {
+            type Ok = ();
+            type Error = serde_json::Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> serde_json::Result<()> {
+                self.element(value)
+            }
+            fn end(self) -> serde_json::Result<()> {
+                self.finish()
+            }
+        }
+    )*};
+    (fields: $($trait:ident),*) => {$(
+        impl<O: JsonOut + ?Sized> ser::$trait for Compound<'_, O> {
+            type Ok = ();
+            type Error = serde_json::Error;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> serde_json::Result<()> {
+                self.field(key, value)
+            }
+            fn end(self) -> serde_json::Result<()> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl<O: JsonOut + ?Sized> ser::SerializeTuple for Compound<'_, O> {
-    type Ok = ();
-    type Error = serde_json::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> serde_json::Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> serde_json::Result<()> {
-        self.finish()
-    }
-}
-
-impl<O: JsonOut + ?Sized> ser::SerializeTupleStruct for Compound<'_, O> {
-    type Ok = ();
-    type Error = serde_json::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> serde_json::Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> serde_json::Result<()> {
-        self.finish()
-    }
-}
-
-impl<O: JsonOut + ?Sized> ser::SerializeTupleVariant for Compound<'_, O> {
-    type Ok = ();
-    type Error = serde_json::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> serde_json::Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> serde_json::Result<()> {
-        self.finish()
-    }
-}
+compound!(elements: SerializeSeq::serialize_element, SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field, SerializeTupleVariant::serialize_field);
+compound!(fields: SerializeStruct, SerializeStructVariant);
 
 impl<O: JsonOut + ?Sized> ser::SerializeMap for Compound<'_, O> {
     type Ok = ();
@@ -538,36 +531,6 @@ impl<O: JsonOut + ?Sized> ser::SerializeMap for Compound<'_, O> {
         value.serialize(Serializer {
             out: &mut *self.out,
         })
-    }
-    fn end(self) -> serde_json::Result<()> {
-        self.finish()
-    }
-}
-
-impl<O: JsonOut + ?Sized> ser::SerializeStruct for Compound<'_, O> {
-    type Ok = ();
-    type Error = serde_json::Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> serde_json::Result<()> {
-        self.field(key, value)
-    }
-    fn end(self) -> serde_json::Result<()> {
-        self.finish()
-    }
-}
-
-impl<O: JsonOut + ?Sized> ser::SerializeStructVariant for Compound<'_, O> {
-    type Ok = ();
-    type Error = serde_json::Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> serde_json::Result<()> {
-        self.field(key, value)
     }
     fn end(self) -> serde_json::Result<()> {
         self.finish()
