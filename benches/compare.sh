@@ -154,13 +154,13 @@ for mix in $CASES; do
   echo "== wsprobe on $pcap, 1 thread and $CORES ($RUNS run(s) each)" >&2
   read -r w_s w_cpu w_kib w_st < <(run_timed "$RUNS" "$WSPROBE" analyze --format json --threads 1 "$pcap")
   [ "$w_st" = 0 ] || FAIL=1
+  json_s=$w_s
   ROWS+=("$(basename "$pcap") $bytes $packets wsprobe-1t $w_s $w_cpu $w_kib $w_st")
   read -r w_s w_cpu w_kib w_st < <(run_timed "$RUNS" "$WSPROBE" analyze --format json --threads "$CORES" "$pcap")
   [ "$w_st" = 0 ] || FAIL=1
   ROWS+=("$(basename "$pcap") $bytes $packets wsprobe-${CORES}t $w_s $w_cpu $w_kib $w_st")
   if [ "$mix" = small ]; then
     # What the other reports cost beside plain json (goal: jsonl within 1.3x), one thread.
-    json_s=$(echo "${ROWS[${#ROWS[@]}-2]}" | cut -d' ' -f5)
     for fmt in "jsonl" "json --messages --payload full"; do
       # shellcheck disable=SC2086 # the format's words are separate arguments
       read -r f_s f_cpu f_kib f_st < <(run_timed "$RUNS" "$WSPROBE" analyze --format $fmt --threads 1 "$pcap")
