@@ -7,7 +7,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use wsprobe::diag::Side;
 use wsprobe::findings::FindingsEngine;
-use wsprobe::findings::ending::{Ending, Host, How, Seen};
+use wsprobe::findings::ending::{Ending, Host, How, Secs, Seen};
 use wsprobe::record::Fingerprint;
 
 struct Rng(u64);
@@ -69,7 +69,7 @@ fn endings(n: usize) -> Vec<Ending> {
                 ),
                 _ => (How::Open, None),
             };
-            let idle32 = Some(idle as f32);
+            let idle32 = Secs::from(Some(idle as f32));
             Ending {
                 id,
                 client,
@@ -82,17 +82,15 @@ fn endings(n: usize) -> Vec<Ending> {
                 websocket: true,
                 idle: idle32,
                 idle_by_side: [idle32, idle32],
-                longest_silence: Some(((age - idle) / 3.0).max(0.0) as f32),
+                longest_silence: Some(((age - idle) / 3.0).max(0.0) as f32).into(),
                 age: age as f32,
                 messages: [5, 5],
                 pings: [0, 0],
-                ping_interval: [None, None],
+                ping_interval: [Secs::NONE; 2],
                 unanswered: [0, 0],
-                unanswered_for: [None, None],
+                unanswered_for: [Secs::NONE; 2],
                 retransmissions_near_end: [0, 0],
-                unreachable: None,
                 reason: None,
-                protocol_meaning: None,
                 fingerprint: Fingerprint {
                     key: Some(id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
                     frames: id,
@@ -101,7 +99,7 @@ fn endings(n: usize) -> Vec<Ending> {
                     varied_masks: true,
                 },
                 stopped: false,
-                app: None,
+                rare: None,
                 seen: Seen::Plain,
             }
         })

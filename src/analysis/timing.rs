@@ -12,7 +12,7 @@ use crate::ws::opcode::OpCode;
 
 /// Frames hashed into [`Fingerprint::frames`]: two legs of one proxied session carry the same
 /// bytes, and eight frames with their random 32-bit masking keys cannot match by chance.
-pub const FINGERPRINT_FRAMES: u32 = 8;
+pub const FINGERPRINT_FRAMES: u8 = 8;
 
 /// Tracks one connection's timing.
 #[derive(Debug, Default)]
@@ -85,7 +85,7 @@ impl TimingTracker {
             (side == Side::Client).hash(hasher);
             (h.fin, h.rsv, h.opcode.as_str(), h.payload_len, h.mask).hash(hasher);
             self.fingerprint.frame_count += 1;
-            self.fingerprint.masked += u32::from(h.mask.is_some());
+            self.fingerprint.masked += u8::from(h.mask.is_some());
             if let Some(mask) = h.mask {
                 match self.first_mask {
                     None => self.first_mask = Some(mask),

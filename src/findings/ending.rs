@@ -185,11 +185,11 @@ pub struct Ending {
     /// The upgrade was accepted or frames were seen.
     pub websocket: bool,
     /// Seconds of silence (both directions) before the end.
-    pub idle: Option<f32>,
+    pub idle: Secs,
     /// Seconds since each side (client, server) last sent something.
-    pub idle_by_side: [Option<f32>; 2],
+    pub idle_by_side: [Secs; 2],
     /// Longest silence before the final one.
-    pub longest_silence: Option<f32>,
+    pub longest_silence: Secs,
     /// Seconds from start to end.
     pub age: f32,
     /// Data messages per side.
@@ -197,29 +197,80 @@ pub struct Ending {
     /// Pings sent per side.
     pub pings: [u32; 2],
     /// Median seconds between each side's pings.
-    pub ping_interval: [Option<f32>; 2],
+    pub ping_interval: [Secs; 2],
     /// Pings of each side unanswered when the end began.
     pub unanswered: [u32; 2],
     /// Seconds from the oldest unanswered ping of each side to the end.
-    pub unanswered_for: [Option<f32>; 2],
+    pub unanswered_for: [Secs; 2],
     /// TCP retransmissions per side in the last seconds before the end.
     pub retransmissions_near_end: [u32; 2],
-    /// The side that went silent while the other retransmitted: (side, seconds from `since` to
-    /// the end, retransmissions, seconds of retransmitting).
-    pub unreachable: Option<(Side, f32, u32, f32)>,
     /// Close reason (cut), when a Close began the end.
     pub reason: Option<Box<str>>,
-    /// The negotiated sub-protocol's meaning of the close code, when known.
-    pub protocol_meaning: Option<&'static str>,
     /// The upgrade's Sec-WebSocket-Key and first frames, hashed.
     pub fingerprint: Fingerprint,
     /// Tracking stopped before TCP ended (idle timeout of wsprobe, table full).
     pub stopped: bool,
-    /// Application heartbeats, when the application stage decoded a protocol that has them
-    /// (boxed: most connections have none, and endings must stay small).
-    pub app: Option<Box<AppBeats>>,
+    /// What few connections have (boxed: inline they would cost every ending 40 bytes).
+    pub rare: Option<Box<Rare>>,
     /// Read in clear, or inferred from encrypted records.
     pub seen: Seen,
+}
+
+/// The facts that few connections have: kept apart, so that the many without them pay one
+/// pointer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rare {
+    /// The side that went silent while the other retransmitted: (side, seconds from `since` to
+    /// the end, retransmissions, seconds of retransmitting).
+    pub unreachable: Option<(Side, f32, u32, f32)>,
+    /// The negotiated sub-protocol's meaning of the close code, when known.
+    pub protocol_meaning: Option<&'static str>,
+    /// Application heartbeats, when the application stage decoded a protocol that has them.
+    pub app: Option<AppBeats>,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.unreachable.is_none() && self.protocol_meaning.is_none() && self.app.is_none()
+    }
+}
+
+/// Seconds, or none: an `Option<f32>` in four bytes (NaN is none), since endings are kept by
+/// the hundred thousand.
+#[derive(Clone, Copy)]
+pub struct Secs(f32);
+
+impl Secs {
+    /// No value.
+    pub const NONE: Secs = Secs(f32::NAN);
+
+    /// The seconds, if any.
+    pub fn get(self) -> Option<f32> {
+        (!self.0.is_nan()).then_some(self.0)
+    }
+
+    /// Both sides' values.
+    pub fn pair(values: [Option<f32>; 2]) -> [Secs; 2] {
+        values.map(Secs::from)
+    }
+}
+
+impl From<Option<f32>> for Secs {
+    fn from(v: Option<f32>) -> Secs {
+        v.filter(|x| !x.is_nan()).map_or(Secs::NONE, Secs)
+    }
+}
+
+impl PartialEq for Secs {
+    fn eq(&self, other: &Secs) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl std::fmt::Debug for Secs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
 }
 
 /// How a connection's WebSocket facts are known (one byte: endings are kept by the thousand).
@@ -273,7 +324,7 @@ impl Ending {
             .filter(|_| likely)
             .and_then(|t| t.inferred.as_ref())
             .and_then(|i| i.close_frame_first);
-        let f32_of = |x: Option<f64>| x.map(|v| v as f32);
+        let f32_of = |x: Option<f64>| Secs::from(x.map(|v| v as f32));
         let reason = match how {
             How::Close { .. } => r
                 .close
@@ -294,6 +345,22 @@ impl Ending {
             .and_then(|h| h.response_time)
             .unwrap_or(t.end_time - t.age);
         let sat = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        let rare = Rare {
+            unreachable: r.close.unreachable.map(|u| {
+                (
+                    u.side,
+                    (t.end_time - u.since) as f32,
+                    sat(u.retransmissions),
+                    u.retransmitting_for as f32,
+                )
+            }),
+            protocol_meaning,
+            app: r
+                .app
+                .as_ref()
+                .and_then(|a| a.session.heartbeat.as_ref())
+                .map(|h| AppBeats::of(h, t.end_time)),
+        };
         Ending {
             id: r.id,
             client: Host::of(&r.client),
@@ -318,35 +385,22 @@ impl Ending {
                 sat(t.unanswered_pings_at_end.client),
                 sat(t.unanswered_pings_at_end.server),
             ],
-            unanswered_for: [
+            unanswered_for: Secs::pair([
                 t.first_unanswered_ping
                     .client
                     .map(|f| (t.end_time - f) as f32),
                 t.first_unanswered_ping
                     .server
                     .map(|f| (t.end_time - f) as f32),
-            ],
+            ]),
             retransmissions_near_end: [
                 sat(r.tcp.delivery.client.retransmissions_near_end),
                 sat(r.tcp.delivery.server.retransmissions_near_end),
             ],
-            unreachable: r.close.unreachable.map(|u| {
-                (
-                    u.side,
-                    (t.end_time - u.since) as f32,
-                    sat(u.retransmissions),
-                    u.retransmitting_for as f32,
-                )
-            }),
             reason,
-            protocol_meaning,
             fingerprint: r.fingerprint,
             stopped: t.ended_by == "stopped",
-            app: r
-                .app
-                .as_ref()
-                .and_then(|a| a.session.heartbeat.as_ref())
-                .map(|h| Box::new(AppBeats::of(h, t.end_time))),
+            rare: Some(Box::new(rare)).filter(|r| !r.is_empty()),
             seen: if r.tls.as_ref().is_some_and(|t| !t.decrypted) {
                 Seen::Encrypted {
                     close_from: inferred_close,
@@ -411,19 +465,21 @@ impl Ending {
 
     /// Send time of the oldest ping of `side` unanswered at the end.
     pub fn first_unanswered(&self, side: Side) -> Option<f64> {
-        self.unanswered_for[idx(side)].map(|d| self.end - f64::from(d))
+        self.unanswered_for[idx(side)]
+            .get()
+            .map(|d| self.end - f64::from(d))
     }
 
     /// When the silent side of an unreachable connection went silent.
     pub fn unreachable_since(&self) -> Option<(Side, f64)> {
-        self.unreachable.map(|u| (u.0, self.end - f64::from(u.1)))
+        self.unreachable().map(|u| (u.0, self.end - f64::from(u.1)))
     }
 
     /// Is the ending explained by its own connection: a heartbeat that timed out (the side that
     /// ended it had pings unanswered), or a peer that went silent? Then it is no evidence of a
     /// cause shared with other connections.
     pub fn explained_alone(&self) -> bool {
-        self.unreachable.is_some()
+        self.unreachable().is_some()
             || self.by.is_some_and(|by| self.unanswered[idx(by)] > 0)
             || self.app_timeout().is_some()
     }
@@ -431,20 +487,44 @@ impl Ending {
     /// The application heartbeat timeout that ended it: the side that gave up is the one that
     /// began the end.
     pub fn app_timeout(&self) -> Option<AppTimeout> {
-        let t = self.app.as_ref()?.timed_out?;
+        let t = self.app()?.timed_out?;
         (self.by == Some(t.ended_by)).then_some(t)
+    }
+
+    /// The side that went silent while the other retransmitted: (side, seconds from `since` to
+    /// the end, retransmissions, seconds of retransmitting).
+    pub fn unreachable(&self) -> Option<(Side, f32, u32, f32)> {
+        self.rare.as_ref()?.unreachable
+    }
+
+    /// The negotiated sub-protocol's meaning of the close code, when known.
+    pub fn protocol_meaning(&self) -> Option<&'static str> {
+        self.rare.as_ref()?.protocol_meaning
+    }
+
+    /// Application heartbeats, when the application stage decoded a protocol that has them.
+    pub fn app(&self) -> Option<&AppBeats> {
+        self.rare.as_ref()?.app.as_ref()
+    }
+
+    /// The rare facts, to set them (tests, benchmarks).
+    pub fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_default()
     }
 
     /// Heartbeats of the application protocol flowed (either side).
     pub fn app_beats(&self) -> bool {
-        self.app.as_ref().is_some_and(|a| a.any())
+        self.app().is_some_and(|a| a.any())
     }
 }
 
 /// What the negotiated sub-protocol says about the Close code most of `members` ended with,
 /// as a clause for evidence: `; graphql-ws: connection initialisation timeout ...`.
 pub fn protocol_note(members: &[&Ending]) -> String {
-    let meanings: Vec<&str> = members.iter().filter_map(|e| e.protocol_meaning).collect();
+    let meanings: Vec<&str> = members
+        .iter()
+        .filter_map(|e| e.protocol_meaning())
+        .collect();
     match meanings.first() {
         Some(first)
             if meanings.len() * 2 > members.len() && meanings.iter().all(|m| m == first) =>
@@ -482,11 +562,11 @@ mod tests {
 
     #[test]
     fn an_ending_stays_compact() {
-        // Findings keep one of these per finished connection (up to MAX_ENDINGS); the
-        // application heartbeats are boxed (8 bytes here, ~56 more on connections that have
-        // them).
+        // Findings keep one of these per finished connection (up to MAX_ENDINGS): 200 bytes
+        // make 200,000 of them 40 MB. What few connections have (an unreachable peer, an
+        // application heartbeat, a sub-protocol's close code) is boxed apart.
         assert!(
-            std::mem::size_of::<Ending>() <= 272,
+            std::mem::size_of::<Ending>() <= 200,
             "{}",
             std::mem::size_of::<Ending>()
         );

@@ -97,8 +97,8 @@ impl Candidate<'_> {
     /// The pinger's heartbeat interval.
     fn interval(&self) -> Option<f64> {
         match self.level {
-            Level::WebSocket => self.e.ping_interval[idx(self.ender)].map(f64::from),
-            Level::App { .. } => self.e.app.as_ref()?.interval.map(f64::from),
+            Level::WebSocket => self.e.ping_interval[idx(self.ender)].get().map(f64::from),
+            Level::App { .. } => self.e.app()?.interval.map(f64::from),
         }
     }
 }
@@ -115,7 +115,7 @@ fn candidate(e: &Ending) -> Option<Candidate<'_>> {
             e,
             ender: t.ended_by,
             level: Level::App {
-                kind: e.app.as_ref().map_or("application heartbeats", |a| a.kind),
+                kind: e.app().map_or("application heartbeats", |a| a.kind),
                 ping_unanswered: t.ping_unanswered,
             },
             delay,
@@ -123,7 +123,7 @@ fn candidate(e: &Ending) -> Option<Candidate<'_>> {
         });
     }
     let by = e.by?;
-    let delay = f64::from(e.unanswered_for[idx(by)]?);
+    let delay = f64::from(e.unanswered_for[idx(by)].get()?);
     (e.unanswered[idx(by)] > 0 && delay >= MIN_DELAY_S).then_some(Candidate {
         e,
         ender: by,
@@ -225,7 +225,7 @@ fn finding(members: &[Candidate<'_>], by_reason: bool) -> Finding {
     };
     let unreachable = members
         .iter()
-        .filter(|m| m.e.unreachable.is_some_and(|u| u.0 == silent))
+        .filter(|m| m.e.unreachable().is_some_and(|u| u.0 == silent))
         .count();
     let servers: Vec<String> = {
         let mut s: Vec<String> = members.iter().map(|m| m.e.server.to_string()).collect();

@@ -42,8 +42,8 @@ enum Measure {
 impl Measure {
     fn idle(self, e: &Ending) -> Option<f64> {
         match self {
-            Measure::Both => e.idle,
-            Measure::From(side) => e.idle_by_side[idx(side)],
+            Measure::Both => e.idle.get(),
+            Measure::From(side) => e.idle_by_side[idx(side)].get(),
         }
         .map(f64::from)
     }
@@ -167,7 +167,7 @@ pub fn idle_timeouts(input: &Input<'_>) -> Vec<(Finding, f64)> {
     let candidates: Vec<&Ending> = input
         .endings
         .iter()
-        .filter(|e| imposed(e) && e.idle.is_some_and(|i| f64::from(i) >= MIN_IDLE_S))
+        .filter(|e| imposed(e) && e.idle.get().is_some_and(|i| f64::from(i) >= MIN_IDLE_S))
         .collect();
     let measures = [
         Measure::Both,
@@ -253,7 +253,7 @@ fn idle_finding(
     // ended them. (A silence both ways is a silence of each side too.)
     let refutes = |t: f64| {
         move |e: &Ending| {
-            e.longest_silence.map_or(0.0, f64::from) > hi(t)
+            e.longest_silence.get().map_or(0.0, f64::from) > hi(t)
                 || measure.idle(e).unwrap_or(0.0) > hi(t)
         }
     };
@@ -281,13 +281,13 @@ fn idle_finding(
         .iter()
         .filter(|e| {
             f64::from(e.age) > hi(t)
-                && e.longest_silence.map_or(0.0, f64::from) < lo(t)
+                && e.longest_silence.get().map_or(0.0, f64::from) < lo(t)
                 && measure.idle(e).unwrap_or(0.0) < lo(t)
         })
         .collect();
     let silent_from_start = members
         .iter()
-        .filter(|e| f64::from(e.age) <= hi(f64::from(e.idle.unwrap_or(0.0))))
+        .filter(|e| f64::from(e.age) <= hi(f64::from(e.idle.get().unwrap_or(0.0))))
         .count();
     let mut confidence = count_confidence(k) * k as f64 / (k + 2 * contradictions) as f64;
     if !survivors.is_empty() {
@@ -492,7 +492,7 @@ pub fn max_lifetimes(input: &Input<'_>) -> Vec<(Finding, f64)> {
             .fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
         let active = members
             .iter()
-            .filter(|e| e.idle.map_or(0.0, f64::from) < 0.5 * f64::from(e.age))
+            .filter(|e| e.idle.get().map_or(0.0, f64::from) < 0.5 * f64::from(e.age))
             .count();
         if (active as f64) < MIN_ACTIVE_SHARE * k as f64 {
             continue; // silent ones: an idle timeout says the same
@@ -505,7 +505,7 @@ pub fn max_lifetimes(input: &Input<'_>) -> Vec<(Finding, f64)> {
         let suspects = matching(LIFETIMES, t);
         let idles: Vec<f64> = members
             .iter()
-            .map(|e| e.idle.map_or(0.0, f64::from))
+            .map(|e| e.idle.get().map_or(0.0, f64::from))
             .collect();
         let (idle_min, idle_max) = idles
             .iter()

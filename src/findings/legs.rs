@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde_json::json;
 
 use super::Input;
+use super::chunked::Chunked;
 use super::ending::{Ending, How};
 use super::stats::round2;
 use super::text::{secs, side_word};
@@ -20,14 +21,14 @@ const MAX_START_GAP_S: f64 = 30.0;
 
 /// Fewest frames for frames alone to pair two legs (no Sec-WebSocket-Key in common): with
 /// varied masking keys, two masked frames already carry 64 random bits.
-const MIN_FRAMES: u32 = 2;
+const MIN_FRAMES: u8 = 2;
 
 /// The pairs (front leg index, back leg index) among `endings`: front is the one that started
 /// first (the client's connection to the proxy).
-pub fn pairs(endings: &[Ending]) -> Vec<(usize, usize, bool, bool)> {
+pub fn pairs(endings: &Chunked<Ending>) -> Vec<(usize, usize, bool, bool)> {
     // (index, matched by key, matched by frames)
     let mut by_key: HashMap<u64, Vec<usize>> = HashMap::new();
-    let mut by_frames: HashMap<(u64, u32), Vec<usize>> = HashMap::new();
+    let mut by_frames: HashMap<(u64, u8), Vec<usize>> = HashMap::new();
     for (i, e) in endings.iter().enumerate() {
         if let Some(k) = e.fingerprint.key {
             by_key.entry(k).or_default().push(i);
@@ -97,7 +98,7 @@ pub fn proxy_legs(input: &Input<'_>) -> Vec<(Finding, f64)> {
             let back = &input.endings[b];
             let proxy = front.server;
             let gap = (front.end - back.end).abs();
-            let idle = front.idle.zip(back.idle).map(|(x, y)| f64::from(x.min(y)));
+            let idle = front.idle.get().zip(back.idle.get()).map(|(x, y)| f64::from(x.min(y)));
             let idle_words = idle.map(|i| format!(" after {} idle", secs(i))).unwrap_or_default();
             let (first, summary) = match (front.ended(), back.ended()) {
                 (false, false) => ("none", "both legs were still open when the capture ended".to_string()),

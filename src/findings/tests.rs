@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
 use super::burst::{BURST_WINDOW_S, MIN_SHARE};
-use super::ending::{Ending, Host, How, Seen};
+use super::ending::{Ending, Host, How, Secs, Seen};
 use super::idle::{MIN_IDLE_S, MIN_MEMBERS};
 use super::stats::VALUE_TOLERANCE;
 use super::*;
@@ -61,7 +61,7 @@ fn ending(
     by: Option<Side>,
     idle: f64,
 ) -> Ending {
-    let idle32 = Some(idle as f32);
+    let idle32 = Secs::from(Some(idle as f32));
     Ending {
         id,
         client,
@@ -74,17 +74,15 @@ fn ending(
         websocket: true,
         idle: idle32,
         idle_by_side: [idle32, idle32],
-        longest_silence: Some(((end - start - idle).max(0.0) / 4.0) as f32),
+        longest_silence: Some(((end - start - idle).max(0.0) / 4.0) as f32).into(),
         age: (end - start) as f32,
         messages: [3, 3],
         pings: [0, 0],
-        ping_interval: [None, None],
+        ping_interval: [Secs::NONE; 2],
         unanswered: [0, 0],
-        unanswered_for: [None, None],
+        unanswered_for: [Secs::NONE; 2],
         retransmissions_near_end: [0, 0],
-        unreachable: None,
         reason: None,
-        protocol_meaning: None,
         fingerprint: Fingerprint {
             key: Some(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xABCD),
             frames: id.wrapping_mul(31),
@@ -93,7 +91,7 @@ fn ending(
             varied_masks: false,
         },
         stopped: false,
-        app: None,
+        rare: None,
         seen: Seen::Plain,
     }
 }
@@ -147,7 +145,7 @@ fn noise(rng: &mut Rng, n: usize, first_id: u64, quiet_below: Option<f64>) -> Ve
             let client = host((rng.below(200) + 20) as u8, 40_000 + (id % 20_000) as u16);
             let mut e = ending(id, client, host(1, port), start, start + age, how, by, idle);
             if let (443, Some(q)) = (port, quiet_below) {
-                e.longest_silence = Some((q * rng.range(0.0, 0.9)) as f32);
+                e.longest_silence = Some((q * rng.range(0.0, 0.9)) as f32).into();
             }
             e
         })
@@ -159,7 +157,7 @@ fn detect(endings: Vec<Ending>) -> Vec<Finding> {
     for e in &endings {
         engine.latest = engine.latest.max(e.end);
     }
-    engine.endings = endings;
+    engine.endings = endings.into_iter().collect();
     engine.finish()
 }
 
@@ -188,7 +186,7 @@ fn plant_idle(rng: &mut Rng, t: f64, k: usize, first_id: u64) -> Vec<Ending> {
             Some(Side::Server),
             idle,
         );
-        e.longest_silence = Some((t * rng.range(0.0, 0.8)) as f32);
+        e.longest_silence = Some((t * rng.range(0.0, 0.8)) as f32).into();
         out.push(e);
     }
     for i in 0..3 {
@@ -210,8 +208,8 @@ fn plant_idle(rng: &mut Rng, t: f64, k: usize, first_id: u64) -> Vec<Ending> {
             t * 0.1,
         );
         e.pings = [10, 0];
-        e.ping_interval = [Some((t / 3.0) as f32), None];
-        e.longest_silence = Some((t / 3.0) as f32);
+        e.ping_interval = Secs::pair([Some((t / 3.0) as f32), None]);
+        e.longest_silence = Some((t / 3.0) as f32).into();
         out.push(e);
     }
     out
@@ -459,7 +457,7 @@ fn connections_silent_longer_on_the_same_path_refute_an_idle_timeout() {
             Some(Side::Client),
             1.0,
         );
-        e.longest_silence = Some(200.0);
+        e.longest_silence = Some(200.0).into();
         endings.push(e);
     }
     let found = detect(endings);
@@ -565,9 +563,9 @@ fn unanswered_pings_then_a_consistent_delay_is_a_heartbeat_timeout() {
             20.0,
         );
         e.pings = [3, 0];
-        e.ping_interval = [Some(20.0), None];
+        e.ping_interval = Secs::pair([Some(20.0), None]);
         e.unanswered = [1, 0];
-        e.unanswered_for = [Some((end - first) as f32), None];
+        e.unanswered_for = Secs::pair([Some((end - first) as f32), None]);
         endings.push(e);
     }
     // And one with a healthy heartbeat that ended for another reason.
@@ -602,8 +600,8 @@ fn app_beats(
     kind: &'static str,
     interval: f32,
     timed_out: Option<(Side, bool, f32, Option<f32>)>,
-) -> Option<Box<ending::AppBeats>> {
-    Some(Box::new(ending::AppBeats {
+) -> Option<ending::AppBeats> {
+    Some(ending::AppBeats {
         kind,
         sent: [5, 5],
         unanswered: u32::from(timed_out.is_some_and(|t| t.1)),
@@ -618,7 +616,7 @@ fn app_beats(
                 limit,
             },
         ),
-    }))
+    })
 }
 
 #[test]
@@ -644,7 +642,7 @@ fn application_ping_timeouts_are_heartbeat_timeouts_with_their_configuration() {
             0.2,
         );
         let waited = 0.2 + 0.002 * i as f32;
-        e.app = app_beats(
+        e.rare_mut().app = app_beats(
             "engine.io ping/pong",
             0.3,
             Some((Side::Server, true, waited, Some(0.2))),
@@ -716,7 +714,7 @@ fn heartbeats_that_stop_coming_are_timeouts_of_the_waiting_side() {
             Some(Side::Server),
             1.5,
         );
-        e.app = app_beats(
+        e.rare_mut().app = app_beats(
             "MQTT PINGREQ/PINGRESP",
             1.0,
             Some((Side::Server, false, 1.5 + 0.01 * i as f32, Some(1.5))),
@@ -775,8 +773,8 @@ fn application_heartbeats_keep_a_connection_alive_and_are_named_among_the_surviv
             Some(Side::Client),
             0.1,
         );
-        e.longest_silence = Some(0.3);
-        e.app = app_beats("STOMP heart-beat", 0.2, None);
+        e.longest_silence = Some(0.3).into();
+        e.rare_mut().app = app_beats("STOMP heart-beat", 0.2, None);
         endings.push(e);
     }
     let found = detect(endings);
@@ -808,7 +806,7 @@ fn a_close_reason_naming_the_keepalive_is_enough_alone() {
     );
     e.pings = [0, 2];
     e.unanswered = [0, 1];
-    e.unanswered_for = [None, Some(20.0)];
+    e.unanswered_for = Secs::pair([None, Some(20.0)]);
     e.reason = Some("keepalive ping timeout".into());
     let found = detect(vec![e]);
     assert_eq!(ids(&found), ["heartbeat_timeout"]);
@@ -830,7 +828,7 @@ fn unreachable_peers_are_grouped_by_host() {
             None,
             12.0,
         );
-        e.unreachable = Some((Side::Client, (12.0 - 0.1 * i as f64) as f32, 6, 11.0));
+        e.rare_mut().unreachable = Some((Side::Client, (12.0 - 0.1 * i as f64) as f32, 6, 11.0));
         endings.push(e);
     }
     let mut other = ending(
@@ -843,7 +841,7 @@ fn unreachable_peers_are_grouped_by_host() {
         Some(Side::Server),
         15.0,
     );
-    other.unreachable = Some((Side::Client, 15.0, 3, 14.0));
+    other.rare_mut().unreachable = Some((Side::Client, 15.0, 3, 14.0));
     endings.push(other);
     let found = detect(endings);
     assert_eq!(ids(&found), ["peer_unreachable", "peer_unreachable"]);
@@ -931,19 +929,17 @@ fn live_announces_each_pattern_once_and_mass_disconnects_after_the_reconnect_win
 #[test]
 fn endings_past_the_cap_are_counted_not_kept() {
     let mut engine = FindingsEngine::new();
-    engine.endings = vec![
-        ending(
-            0,
-            host(1, 1),
-            host(2, 2),
-            T0,
-            T0 + 1.0,
-            How::Fin,
-            Some(Side::Server),
-            0.0
-        );
-        MAX_ENDINGS
-    ];
+    let one = ending(
+        0,
+        host(1, 1),
+        host(2, 2),
+        T0,
+        T0 + 1.0,
+        How::Fin,
+        Some(Side::Server),
+        0.0,
+    );
+    engine.endings = std::iter::repeat_n(one, MAX_ENDINGS).collect();
     let report = crate::record::ConnectionRecord { ..sample_record() };
     engine.connection(&report);
     assert_eq!(engine.skipped(), 1);
@@ -1022,7 +1018,7 @@ fn a_fixed_lifetime_is_not_a_shutdown_even_when_the_closes_are_close_together() 
                 Some(Side::Server),
                 0.05 + 0.03 * i as f64,
             );
-            e.longest_silence = Some(0.2);
+            e.longest_silence = Some(0.2).into();
             e
         })
         .collect();
@@ -1099,7 +1095,7 @@ fn a_sub_protocol_close_code_is_explained() {
                 Some(Side::Server),
                 0.2,
             );
-            e.protocol_meaning =
+            e.rare_mut().protocol_meaning =
                 super::ending::subprotocol_close_meaning("graphql-transport-ws", 4408);
             e
         })

@@ -22,8 +22,8 @@ const TOGETHER_S: f64 = 2.0;
 /// `peer_unreachable` findings, one per silent host.
 pub fn unreachables(input: &Input<'_>) -> Vec<(Finding, f64)> {
     let mut groups: std::collections::BTreeMap<(u8, Host), Vec<&Ending>> = Default::default();
-    for e in input.endings.iter().filter(|e| e.unreachable.is_some()) {
-        let (side, ..) = e.unreachable.expect("filtered");
+    for e in input.endings.iter().filter(|e| e.unreachable().is_some()) {
+        let (side, ..) = e.unreachable().expect("filtered");
         // A silent client is one host (any port); a silent server is one service.
         let host = match side {
             Side::Client => Host {
@@ -57,7 +57,7 @@ fn finding(silent: Side, host: Host, members: &[&Ending]) -> Finding {
         .iter()
         .filter_map(|e| {
             let (_, since) = e.unreachable_since()?;
-            e.unreachable.map(|u| (since, u.2, u.3))
+            e.unreachable().map(|u| (since, u.2, u.3))
         })
         .collect();
     let since = facts.iter().map(|f| f.0).fold(f64::INFINITY, f64::min);

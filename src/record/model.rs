@@ -687,9 +687,9 @@ pub struct Fingerprint {
     /// Hash of the first frames' headers (direction, FIN, RSV, opcode, length, masking key).
     pub frames: u64,
     /// Frames in that hash (at most `analysis::FINGERPRINT_FRAMES`).
-    pub frame_count: u32,
+    pub frame_count: u8,
     /// Of them, frames with a masking key.
-    pub masked: u32,
+    pub masked: u8,
     /// Those masking keys were not all the same (a client that always uses one key, or zero,
     /// makes frames of unrelated connections look alike).
     pub varied_masks: bool,
