@@ -3,7 +3,7 @@
 //! buffer at each refill). Pages already parsed are handed back to the kernel as the reading
 //! goes on, so the resident memory stays that of a window, not of the file.
 
-use memmap2::{Advice, Mmap, UncheckedAdvice};
+use memmap2::{Advice, Mmap};
 use pcap_parser::nom::{Needed, Offset};
 use pcap_parser::pcapng::{Block, parse_block_be, parse_block_le, parse_sectionheaderblock};
 use pcap_parser::traits::PcapReaderIterator;
@@ -12,7 +12,7 @@ use pcap_parser::{
     parse_pcap_frame_modified, parse_pcap_header,
 };
 
-use super::file::READ_BUFFER;
+use super::file::{READ_BUFFER, release_behind};
 
 /// Bytes parsed between two hand-backs of the pages behind them.
 const RELEASE_EVERY: usize = 2 << 20;
@@ -133,21 +133,11 @@ impl PcapReaderIterator for MappedReader<'_> {
 
     fn consume(&mut self, offset: usize) {
         self.consumed = (self.consumed + offset).min(self.data.len());
-        if self.release && self.consumed - self.released >= RELEASE_EVERY {
-            // The bytes behind the reading point are not looked at again: drop their pages
-            // from this process (they stay in the page cache, and would be read back from the
-            // file if touched).
-            // SAFETY: the map is read-only and shared, so DONTNEED discards nothing but the
-            // mapping's pages; nothing borrows these bytes any more (a block is handed out
-            // before `consume` and not kept past it).
-            let _ = unsafe {
-                self.map.unchecked_advise_range(
-                    UncheckedAdvice::DontNeed,
-                    self.released,
-                    self.consumed - self.released,
-                )
-            };
-            self.released = self.consumed;
+        if self.release {
+            // The bytes behind the reading point are not looked at again (a block is handed
+            // out before `consume` and not kept past it): drop their pages from this process
+            // (they stay in the page cache, and would be read back from the file if touched).
+            release_behind(self.map, &mut self.released, self.consumed, RELEASE_EVERY);
         }
     }
 

@@ -24,7 +24,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use super::merge::{Batch, Merge, ShardSink};
 use super::{PacketInput, Pipeline, SweepClock, TableLimits, idle_over_cap};
 use crate::capture::Packet;
-use crate::capture::file::{MappedFile, release_pages};
+use crate::capture::file::{MappedFile, release_behind};
 use crate::connection::{ConnectionConfig, SharedBudgets, SharedTargets};
 use crate::decode::{Endpoint, Segment, Skip, decode};
 use crate::record::order::{self, RunOrder};
@@ -210,10 +210,7 @@ impl PagesDone {
             return;
         }
         let done = self.ends.pop_front().unwrap_or(0);
-        if done >= self.released + RELEASE_EVERY {
-            release_pages(map, self.released..done);
-            self.released = done;
-        }
+        release_behind(map, &mut self.released, done, RELEASE_EVERY);
     }
 }
 
