@@ -3,10 +3,10 @@
 //!
 //! RFC 7692 §7.2.2: "An endpoint uses the following algorithm to decompress a message. 1. Append 4 octets of
 //! 0x00 0x00 0xff 0xff to the tail end of the payload of the message. 2. Decompress the resulting data using
-//! DEFLATE." Memory is fixed: an 8 KiB output buffer (+ a 32 KiB history copy under context takeover) and the
-//! decoder's own state and window (about 19 KiB), whatever the message size. Nothing is allocated before the
-//! first compressed byte, and a [`DecoderBudget`] shared by all connections caps how many decoders live at
-//! once.
+//! DEFLATE." Memory is fixed: an output buffer of 1 KiB, grown up to 8 KiB when messages need it (+ a history
+//! copy of up to 32 KiB under context takeover) and the decoder's own state and 32 KiB window (about 47 KiB
+//! in all), whatever the message size. Nothing is allocated before the first compressed byte, and a
+//! [`DecoderBudget`] shared by all connections caps how many decoders live at once.
 //!
 //! # After a loss (a TCP gap, or a capture that starts mid-stream) under context takeover
 //! The window the sender compresses against is then partly unknown. DEFLATE output is literals and copies
@@ -39,6 +39,9 @@ use track::Track;
 /// Output chunk size: what `push`/`end_message` hand to the callback at most per call. Bounded so a
 /// decompression bomb never allocates more than this.
 const OUT_CHUNK: usize = 8 * 1024;
+
+/// The output buffer's first size; it grows to `OUT_CHUNK` when a message needs it.
+const FIRST_OUT: usize = 1024;
 
 /// The DEFLATE window (2^15): the most history a later message can reference.
 const WINDOW: usize = 32 * 1024;
@@ -519,9 +522,13 @@ impl Inflater {
         loop {
             // At most one byte past the limit is ever decoded: enough to know it was exceeded.
             let allowance = self.limit - self.produced;
+            let buffer = match self.recovery.as_ref() {
+                Some(r) => self.primary.out().len().min(r.shadow.out().len()),
+                None => self.primary.out().len(),
+            };
             let room = usize::try_from(allowance.saturating_add(1))
                 .unwrap_or(usize::MAX)
-                .min(OUT_CHUNK);
+                .min(buffer);
             let step = self.primary.step(&input[consumed..], room);
             if let Some(r) = self.recovery.as_mut()
                 && r.shadow.step(&input[consumed..], room) != step
@@ -556,6 +563,13 @@ impl Inflater {
             }
             if consumed == input.len() && step.made < room {
                 return Ok(());
+            }
+            if step.made == buffer && buffer < OUT_CHUNK {
+                // The buffer was too small for this message: larger steps from now on.
+                self.primary.grow_out();
+                if let Some(r) = self.recovery.as_mut() {
+                    r.shadow.grow_out();
+                }
             }
             if step.used == 0 && step.made == 0 {
                 // No progress possible (zlib's Z_BUF_ERROR): the decoder needs input this message does not have.
@@ -990,9 +1004,25 @@ mod tests {
         assert_eq!(inf.end_message(&mut |_: &[u8]| {}), Ok(0));
         assert_eq!((budget.live(), inf.primary.held().0), (0, 0));
         assert_eq!(inflate(&mut inf, &[&hello]).unwrap(), b"Hello");
-        assert_eq!((budget.live(), inf.primary.held().0), (1, OUT_CHUNK));
+        assert_eq!((budget.live(), inf.primary.held().0), (1, FIRST_OUT));
         drop(inf);
         assert_eq!(budget.live(), 0);
+    }
+
+    #[test]
+    fn the_output_buffer_grows_only_for_larger_messages() {
+        let small = b"{\"op\":\"tick\",\"n\":1}".to_vec();
+        let large: Vec<u8> = (0..20_000u32)
+            .flat_map(|i| (i % 97).to_le_bytes())
+            .collect();
+        let wire = deflate_messages(&[small.clone(), large.clone(), small.clone()], 15, true);
+        let mut inf = Inflater::new(InflateParams::default(), 1 << 20);
+        assert_eq!(inflate(&mut inf, &[&wire[0]]).unwrap(), small);
+        assert_eq!(inf.primary.held().0, FIRST_OUT);
+        assert_eq!(inflate(&mut inf, &[&wire[1]]).unwrap(), large);
+        assert_eq!(inf.primary.held().0, OUT_CHUNK);
+        // The window carried over the growth: the third message refers back to the first.
+        assert_eq!(inflate(&mut inf, &[&wire[2]]).unwrap(), small);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::{DecoderBudget, InflateError, OUT_CHUNK, WINDOW};
+use super::{DecoderBudget, FIRST_OUT, InflateError, OUT_CHUNK, WINDOW};
 
 /// What one decoding step did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,7 +23,9 @@ pub(super) struct Step {
 pub(super) struct Track {
     /// Made at the first compressed byte (counted in the budget), with `out`.
     decoder: Option<Decompress>,
-    /// Output buffer, allocated with the decoder.
+    /// Output buffer, allocated with the decoder: `FIRST_OUT` bytes, doubled up to `OUT_CHUNK`
+    /// each time a step fills it (most messages are small, and a live decoder is kept per
+    /// compressed direction).
     out: Box<[u8]>,
     /// Last `WINDOW` output bytes (ring), kept under context takeover only: after a BFINAL block the
     /// decoder must be restarted with this as its dictionary (RFC 7692 §7.2.2: the next message "MUST" be
@@ -56,9 +58,18 @@ impl Track {
             }
             // Raw DEFLATE (no zlib header), 15-bit window (see `InflateParams::max_window_bits`).
             self.decoder = Some(Decompress::new(false));
-            self.out = vec![0u8; OUT_CHUNK].into_boxed_slice();
+            self.out = vec![0u8; FIRST_OUT].into_boxed_slice();
         }
         Ok(self.decoder.as_mut().expect("bug: decoder just made"))
+    }
+
+    /// Doubles the output buffer, up to `OUT_CHUNK` (its bytes are not kept: call between steps,
+    /// once the last step's output has been passed on).
+    pub fn grow_out(&mut self) {
+        let len = (self.out.len() * 2).clamp(FIRST_OUT, OUT_CHUNK);
+        if len > self.out.len() {
+            self.out = vec![0u8; len].into_boxed_slice();
+        }
     }
 
     /// Frees the decoder and gives its place in the budget back.
