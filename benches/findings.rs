@@ -114,7 +114,7 @@ fn findings(c: &mut Criterion) {
         for e in endings(n) {
             engine.add(e);
         }
-        group.bench_with_input(BenchmarkId::new("finish", n), &engine, |b, engine| {
+        group.bench_function(BenchmarkId::new("finish", n), |b| {
             b.iter(|| black_box(engine.finish()))
         });
     }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod findings;
 pub mod http;
 pub mod live;
+pub mod pack;
 pub mod pipeline;
 pub mod record;
 pub mod report;

@@ -649,7 +649,12 @@ impl<'a> Session<'a> {
                 matched: false,
                 summary: Summary::default(),
                 ids: None,
-                findings: FindingsEngine::new(),
+                // Findings wanted only at the end: the endings wait in a temporary file.
+                findings: if options.live_findings {
+                    FindingsEngine::new()
+                } else {
+                    FindingsEngine::spilling(&std::env::temp_dir())
+                },
                 live_findings: options.live_findings,
             },
         }

@@ -4,6 +4,7 @@
 //! the handshake is over it is only read again for the connection's record (or by a second
 //! attempt on the same connection), so hibernation packs it and the first reader unpacks it.
 
+use crate::pack::{Reader, Writer};
 use crate::record::{HandshakeRecord, Header};
 
 /// A connection's handshake record: open while it is written, packed while the connection is
@@ -110,7 +111,7 @@ fn pack(r: &HandshakeRecord) -> Box<[u8]> {
     w.byte(u8::from(*accepted));
     w.byte(accept_valid.map_or(2, u8::from));
     w.opt_str(subprotocol.as_deref());
-    w.len(offered_subprotocols.len());
+    w.length(offered_subprotocols.len());
     for s in offered_subprotocols {
         w.str(s);
     }
@@ -119,7 +120,7 @@ fn pack(r: &HandshakeRecord) -> Box<[u8]> {
     w.opt_u64(request_time.map(f64::to_bits));
     w.opt_u64(response_time.map(f64::to_bits));
     for headers in [request_headers, response_headers] {
-        w.len(headers.len());
+        w.length(headers.len());
         for h in headers {
             w.str(&h.name);
             w.str(&h.value);
@@ -156,13 +157,13 @@ fn read_record(r: &mut Reader<'_>) -> Option<HandshakeRecord> {
         b => Some(b == 1),
     };
     let subprotocol = r.opt_str()?;
-    let offered_subprotocols = (0..r.len()?).map(|_| r.str()).collect::<Option<_>>()?;
+    let offered_subprotocols = (0..r.length()?).map(|_| r.str()).collect::<Option<_>>()?;
     let extensions = r.opt_str()?;
     let offered_extensions = r.opt_str()?;
     let request_time = r.opt_u64()?.map(f64::from_bits);
     let response_time = r.opt_u64()?.map(f64::from_bits);
     let mut headers = || {
-        (0..r.len()?)
+        (0..r.length()?)
             .map(|_| {
                 Some(Header {
                     name: r.str()?,
@@ -197,107 +198,6 @@ fn read_record(r: &mut Reader<'_>) -> Option<HandshakeRecord> {
         response_head_bytes: r.opt_u64()?,
         response_http_version: r.opt_str()?,
     })
-}
-
-/// Lengths and numbers as LEB128 varints; an `Option` as 0 for None, else the value plus one
-/// (strings: their length plus one, then the bytes).
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn byte(&mut self, b: u8) {
-        self.0.push(b);
-    }
-
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
-    }
-
-    fn len(&mut self, n: usize) {
-        self.varint(n as u64);
-    }
-
-    fn str(&mut self, s: &str) {
-        self.len(s.len());
-        self.0.extend_from_slice(s.as_bytes());
-    }
-
-    fn opt_str(&mut self, s: Option<&str>) {
-        match s {
-            None => self.byte(0),
-            Some(s) => {
-                self.len(s.len() + 1);
-                self.0.extend_from_slice(s.as_bytes());
-            }
-        }
-    }
-
-    fn opt_u64(&mut self, v: Option<u64>) {
-        match v {
-            None => self.byte(0),
-            Some(v) => {
-                self.byte(1);
-                self.varint(v);
-            }
-        }
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-
-    fn varint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7F) << shift;
-            if b < 0x80 {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    fn len(&mut self) -> Option<usize> {
-        usize::try_from(self.varint()?).ok()
-    }
-
-    fn bytes(&mut self, n: usize) -> Option<String> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (s, rest) = self.0.split_at(n);
-        self.0 = rest;
-        String::from_utf8(s.to_vec()).ok()
-    }
-
-    fn str(&mut self) -> Option<String> {
-        let n = self.len()?;
-        self.bytes(n)
-    }
-
-    fn opt_str(&mut self) -> Option<Option<String>> {
-        match self.len()? {
-            0 => Some(None),
-            n => self.bytes(n - 1).map(Some),
-        }
-    }
-
-    fn opt_u64(&mut self) -> Option<Option<u64>> {
-        match self.byte()? {
-            0 => Some(None),
-            _ => self.varint().map(Some),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Memory: one [`Ending`] per finished connection, up to [`MAX_ENDINGS`]; past it endings are
-//! counted, not kept, and the report says so. The records themselves are never kept.
+//! counted, not kept, and the report says so. The records themselves are never kept. A capture
+//! file's endings wait in a temporary file until its end ([`spill`]), so they are not held
+//! beside the open connections' state.
 //!
 //! A pattern needs evidence across connections (at least three sharing a value or an instant,
 //! beyond chance: see [`stats`]) or one unambiguous signal (a peer that never acknowledged
@@ -22,6 +24,7 @@ pub mod ending;
 pub mod heartbeat;
 pub mod idle;
 pub mod legs;
+pub mod spill;
 pub mod stats;
 pub mod suspects;
 pub mod text;
@@ -33,6 +36,7 @@ use std::hash::Hash;
 use crate::record::{Address, ConnectionRecord, Finding, FindingId};
 use chunked::Chunked;
 use ending::{Ending, Host, Start};
+use spill::Endings;
 
 /// Finished connections remembered for the findings: at 200 bytes each (in chunks, so none is
 /// wasted by a doubling `Vec`), 200 000 hold 40 MB, enough for a capture of a large incident;
@@ -171,7 +175,7 @@ pub fn shared<T: Hash + Eq>(a: &[T], b: &[T]) -> usize {
 /// Gathers the connections of a run and draws the findings.
 #[derive(Debug, Default)]
 pub struct FindingsEngine {
-    endings: Chunked<Ending>,
+    endings: Endings,
     /// Finished connections that were not WebSocket (refused upgrades): attempts to come back.
     refused: Vec<Start>,
     open: BTreeMap<u64, Start>,
@@ -186,9 +190,19 @@ pub struct FindingsEngine {
 }
 
 impl FindingsEngine {
-    /// An engine with nothing seen.
+    /// An engine with nothing seen, that keeps what it is given in memory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An engine that writes the endings out to a temporary file in `dir` as they come and reads
+    /// them back for [`FindingsEngine::finish`] (see `spill.rs`): for a run whose findings are
+    /// only wanted at its end.
+    pub fn spilling(dir: &std::path::Path) -> Self {
+        FindingsEngine {
+            endings: Endings::spilling(dir),
+            ..Self::default()
+        }
     }
 
     /// A connection became worth reporting.
@@ -250,21 +264,25 @@ impl FindingsEngine {
         self.skipped
     }
 
-    fn detect(&self, now: f64, final_: bool) -> Vec<Finding> {
-        let pairs = legs::pairs(&self.endings);
+    fn detect(&mut self, now: f64, final_: bool) -> Vec<Finding> {
+        if let Err(spill::Lost(n)) = self.endings.all() {
+            self.skipped += n as u64;
+        }
+        let endings = self.endings.kept();
+        let pairs = legs::pairs(endings);
         let open: Vec<Start> = self.open.values().copied().collect();
         // Every start: of the finished connections, the refused ones and the open ones.
-        let mut starts: Vec<Start> = self.endings.iter().map(Ending::start_of).collect();
+        let mut starts: Vec<Start> = endings.iter().map(Ending::start_of).collect();
         starts.extend(self.refused.iter().copied());
         starts.extend(open.iter().copied());
         let input = Input {
-            endings: &self.endings,
+            endings,
             starts: &starts,
             open: &open,
             pairs: &pairs,
             now,
             final_,
-            by_server: Input::index(&self.endings, &starts, &open),
+            by_server: Input::index(endings, &starts, &open),
         };
         let mut found: Vec<(Finding, f64)> = Vec::new();
         let mut instants = burst::restarts(&input);
@@ -316,7 +334,7 @@ impl FindingsEngine {
     }
 
     /// The findings over everything seen.
-    pub fn finish(&self) -> Vec<Finding> {
+    pub fn finish(&mut self) -> Vec<Finding> {
         self.detect(self.latest, true)
     }
 }
