@@ -4,9 +4,9 @@
 //! a 2 GB capture), and they were held beside the open connections' state to the end; written
 //! out, the run's peak is the larger of the two, not their sum (that capture, 1 thread: 198 ->
 //! 138 MiB peak RSS). Where `$TMPDIR` is a tmpfs they stay in memory, but outside the process,
-//! as the page cache of the file. A live capture, whose findings
-//! are looked for while it runs, keeps them in memory; so does a run whose temporary file
-//! cannot be made or written (from that point on).
+//! as the page cache of the file. A live capture, whose findings are looked for while it runs,
+//! keeps them in memory; so does a run whose temporary file cannot be made or written (from
+//! that point on).
 //!
 //! The encoding is [`crate::pack`]'s (the file never outlives the run): each field in turn,
 //! destructured so that a field added to [`Ending`] does not compile until it is written and
@@ -51,11 +51,6 @@ struct Spill {
 pub struct Lost(pub usize);
 
 impl Endings {
-    /// Endings kept in memory.
-    pub fn in_memory() -> Self {
-        Self::default()
-    }
-
     /// Endings written out to an unlinked file in `dir` (in memory when none can be made).
     pub fn spilling(dir: &std::path::Path) -> Self {
         let spill = crate::record::spool::unlinked_file(dir, ".wsprobe-endings")
@@ -167,7 +162,9 @@ impl Spill {
             let mut reader = BufReader::with_capacity(64 << 10, file);
             let mut rare = self.rare.drain(..).peekable();
             let mut batch = Vec::new();
-            while all.len() < self.written {
+            // Anything short or undecodable ends the reading: the endings after it would no
+            // longer be where their rare facts say.
+            'batches: while all.len() < self.written {
                 let mut length = [0u8; 4];
                 if reader.read_exact(&mut length).is_err() {
                     break;
@@ -179,7 +176,7 @@ impl Spill {
                 let mut rest = Reader(&batch);
                 while !rest.0.is_empty() {
                     let Some(mut e) = decode(&mut rest) else {
-                        break;
+                        break 'batches;
                     };
                     if rare.peek().is_some_and(|(at, _)| *at == all.len()) {
                         e.rare = rare.next().map(|(_, r)| r);
