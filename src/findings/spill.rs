@@ -393,3 +393,100 @@ fn decode(r: &mut Reader<'_>) -> Option<Ending> {
         seen,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::findings::FindingsEngine;
+    use crate::findings::tests::{Rng, detect, ids, noise, plant_idle};
+    /// Endings of every shape the encoding must carry: each way of ending, sides, close reasons,
+    /// missing seconds, fingerprints without a key, encrypted ones, and the rare boxed facts.
+    fn varied_endings(n: usize) -> Vec<Ending> {
+        let mut rng = Rng::new(7);
+        let hows = [
+            How::Close {
+                code: 4001,
+                answered: true,
+            },
+            How::Fin,
+            How::Rst,
+            How::CloseNotify,
+            How::TlsAlert,
+            How::Open,
+        ];
+        let mut endings = noise(&mut rng, n, 0, None);
+        for (i, e) in endings.iter_mut().enumerate() {
+            e.how = hows[i % hows.len()];
+            e.by = [None, Some(Side::Client), Some(Side::Server)][i % 3];
+            if i % 5 == 0 {
+                e.reason = Some(format!("going away é {i}").into());
+                e.idle = Secs::NONE;
+                e.fingerprint.key = None;
+            }
+            if i % 7 == 0 {
+                e.seen = Seen::Encrypted {
+                    close_from: Some(Side::Server),
+                };
+                e.ping_interval = Secs::pair([Some(25.0), None]);
+            }
+            if i % 11 == 0 {
+                e.rare = Some(Box::new(Rare {
+                    unreachable: Some((Side::Server, 12.5, 4, 9.0)),
+                    protocol_meaning: Some("the server restarts"),
+                    app: None,
+                }));
+            }
+        }
+        endings
+    }
+
+    #[test]
+    fn spilled_endings_come_back_as_they_went() {
+        // Three batches and a part: what is read back, in order, then what was still in memory.
+        let endings = varied_endings(3 * 1024 + 100);
+        let mut spilled = Endings::spilling(&std::env::temp_dir());
+        for e in endings.iter().cloned() {
+            spilled.push(e);
+        }
+        assert_eq!(spilled.len(), endings.len());
+        assert_eq!(
+            spilled.kept().len(),
+            100,
+            "all but the last part were written out"
+        );
+        let back: Vec<Ending> = spilled
+            .all()
+            .expect("all read back")
+            .iter()
+            .cloned()
+            .collect();
+        assert_eq!(back, endings);
+        assert_eq!(spilled.len(), endings.len());
+    }
+
+    #[test]
+    fn without_a_place_for_the_file_endings_stay_in_memory() {
+        let endings = varied_endings(2000);
+        let mut kept = Endings::spilling(std::path::Path::new("/nonexistent/wsprobe-test"));
+        for e in endings.iter().cloned() {
+            kept.push(e);
+        }
+        assert_eq!(kept.kept().len(), 2000);
+        let back: Vec<Ending> = kept.all().unwrap().iter().cloned().collect();
+        assert_eq!(back, endings);
+    }
+
+    #[test]
+    fn a_spilling_engine_finds_what_an_engine_in_memory_finds() {
+        let mut rng = Rng::new(11);
+        let mut endings = noise(&mut rng, 2500, 0, Some(300.0));
+        endings.extend(plant_idle(&mut rng, 300.0, 40, 10_000));
+        let mut spilling = FindingsEngine::spilling(&std::env::temp_dir());
+        for e in endings.iter().cloned() {
+            spilling.add(e);
+        }
+        let found = spilling.finish();
+        assert!(ids(&found).contains(&"idle_timeout"), "{:?}", ids(&found));
+        assert_eq!(found, detect(endings));
+    }
+}

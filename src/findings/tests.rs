@@ -13,10 +13,10 @@ use crate::diag::Side;
 use crate::record::Fingerprint;
 
 /// A small deterministic generator (xorshift64*), so every case is reproducible from its seed.
-struct Rng(u64);
+pub(super) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Rng {
+    pub(super) fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
     fn next(&mut self) -> u64 {
@@ -101,7 +101,12 @@ const T0: f64 = 1_700_000_000.0;
 /// Random, unrelated endings: random servers, times, ages, silences and ways of ending.
 /// `quiet_below`: on server port 443 (where patterns are planted), no silence reaches it
 /// (a timeout on that path would have cut it).
-fn noise(rng: &mut Rng, n: usize, first_id: u64, quiet_below: Option<f64>) -> Vec<Ending> {
+pub(super) fn noise(
+    rng: &mut Rng,
+    n: usize,
+    first_id: u64,
+    quiet_below: Option<f64>,
+) -> Vec<Ending> {
     (0..n)
         .map(|i| {
             let id = first_id + i as u64;
@@ -152,7 +157,7 @@ fn noise(rng: &mut Rng, n: usize, first_id: u64, quiet_below: Option<f64>) -> Ve
         .collect()
 }
 
-fn detect(endings: Vec<Ending>) -> Vec<Finding> {
+pub(super) fn detect(endings: Vec<Ending>) -> Vec<Finding> {
     let mut engine = FindingsEngine::new();
     for e in &endings {
         engine.latest = engine.latest.max(e.end);
@@ -161,13 +166,13 @@ fn detect(endings: Vec<Ending>) -> Vec<Finding> {
     engine.finish()
 }
 
-fn ids(findings: &[Finding]) -> Vec<&'static str> {
+pub(super) fn ids(findings: &[Finding]) -> Vec<&'static str> {
     findings.iter().map(|f| f.id.as_str()).collect()
 }
 
 /// An idle timeout of `t` cutting `k` connections to 10.0.0.1:443 (FIN from the server), with a
 /// few pinging connections that outlive it.
-fn plant_idle(rng: &mut Rng, t: f64, k: usize, first_id: u64) -> Vec<Ending> {
+pub(super) fn plant_idle(rng: &mut Rng, t: f64, k: usize, first_id: u64) -> Vec<Ending> {
     let mut out = Vec::new();
     for i in 0..k {
         let id = first_id + i as u64;
@@ -1153,95 +1158,4 @@ fn a_shutdown_closes_most_of_the_open_connections_within_a_second() {
     assert_eq!(run(6, 6, 0.001), ["graceful_shutdown"], "6 of 12");
     assert!(run(6, 7, 0.001).is_empty(), "6 of 13: under half");
     assert!(run(6, 0, 0.6).is_empty(), "at most two within any second");
-}
-
-/// Endings of every shape the encoding must carry: each way of ending, sides, close reasons,
-/// missing seconds, fingerprints without a key, encrypted ones, and the rare boxed facts.
-fn varied_endings(n: usize) -> Vec<Ending> {
-    let mut rng = Rng::new(7);
-    let hows = [
-        How::Close {
-            code: 4001,
-            answered: true,
-        },
-        How::Fin,
-        How::Rst,
-        How::CloseNotify,
-        How::TlsAlert,
-        How::Open,
-    ];
-    let mut endings = noise(&mut rng, n, 0, None);
-    for (i, e) in endings.iter_mut().enumerate() {
-        e.how = hows[i % hows.len()];
-        e.by = [None, Some(Side::Client), Some(Side::Server)][i % 3];
-        if i % 5 == 0 {
-            e.reason = Some(format!("going away é {i}").into());
-            e.idle = Secs::NONE;
-            e.fingerprint.key = None;
-        }
-        if i % 7 == 0 {
-            e.seen = Seen::Encrypted {
-                close_from: Some(Side::Server),
-            };
-            e.ping_interval = Secs::pair([Some(25.0), None]);
-        }
-        if i % 11 == 0 {
-            e.rare = Some(Box::new(super::ending::Rare {
-                unreachable: Some((Side::Server, 12.5, 4, 9.0)),
-                protocol_meaning: Some("the server restarts"),
-                app: None,
-            }));
-        }
-    }
-    endings
-}
-
-#[test]
-fn spilled_endings_come_back_as_they_went() {
-    // Three batches and a part: what is read back, in order, then what was still in memory.
-    let endings = varied_endings(3 * 1024 + 100);
-    let mut spilled = spill::Endings::spilling(&std::env::temp_dir());
-    for e in endings.iter().cloned() {
-        spilled.push(e);
-    }
-    assert_eq!(spilled.len(), endings.len());
-    assert_eq!(
-        spilled.kept().len(),
-        100,
-        "all but the last part were written out"
-    );
-    let back: Vec<Ending> = spilled
-        .all()
-        .expect("all read back")
-        .iter()
-        .cloned()
-        .collect();
-    assert_eq!(back, endings);
-    assert_eq!(spilled.len(), endings.len());
-}
-
-#[test]
-fn without_a_place_for_the_file_endings_stay_in_memory() {
-    let endings = varied_endings(2000);
-    let mut kept = spill::Endings::spilling(std::path::Path::new("/nonexistent/wsprobe-test"));
-    for e in endings.iter().cloned() {
-        kept.push(e);
-    }
-    assert_eq!(kept.kept().len(), 2000);
-    let back: Vec<Ending> = kept.all().unwrap().iter().cloned().collect();
-    assert_eq!(back, endings);
-}
-
-#[test]
-fn a_spilling_engine_finds_what_an_engine_in_memory_finds() {
-    let mut rng = Rng::new(11);
-    let mut endings = noise(&mut rng, 2500, 0, Some(300.0));
-    endings.extend(plant_idle(&mut rng, 300.0, 40, 10_000));
-    let mut spilling = FindingsEngine::spilling(&std::env::temp_dir());
-    for e in endings.iter().cloned() {
-        spilling.add(e);
-    }
-    let found = spilling.finish();
-    assert!(ids(&found).contains(&"idle_timeout"), "{:?}", ids(&found));
-    assert_eq!(found, detect(endings));
 }
